@@ -1,0 +1,45 @@
+"""Errors that cross layers. Each carries enough for a user to fix the cause."""
+
+from __future__ import annotations
+
+
+class AgentcronError(Exception):
+    """Base class for every error agentcron raises on purpose."""
+
+
+class ValidationError(AgentcronError):
+    """Bad user input, caught before anything is written.
+
+    ``field`` names the input that is wrong (``cron``, ``every``, ``tz``, ``payload`` ...),
+    ``message`` says what is wrong and ``hint`` what would be valid. The CLI prints
+    ``error: <field>: <message> (<hint>)`` and exits 2; the API answers 422 with the same text.
+    """
+
+    def __init__(self, field: str, message: str, hint: str | None = None) -> None:
+        self.field = field
+        self.message = message
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class NotFoundError(AgentcronError):
+    """A named agent, trigger or run does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} not found")
+
+
+class ConflictError(AgentcronError):
+    """The request is well formed but the current state forbids it (e.g. cancel a finished run)."""
+
+
+class DatabaseNotMigratedError(AgentcronError):
+    """The database schema is missing or older than this version of agentcron."""

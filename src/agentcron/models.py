@@ -1,0 +1,223 @@
+"""Plain data that crosses layers: what the store returns and the engine and agents consume.
+
+These are frozen dataclasses, not ORM objects: a value read from the database is a snapshot,
+and anything that changes state goes back through a store operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
+)
+ACTIVE_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+
+
+class OverlapPolicy(StrEnum):
+    SKIP = "skip"
+    QUEUE = "queue"
+    ALLOW = "allow"
+    REPLACE = "replace"
+
+
+class CatchupMode(StrEnum):
+    COALESCE = "coalesce"
+    ALL = "all"
+
+
+class TriggerKind(StrEnum):
+    CRON = "cron"
+    INTERVAL = "interval"
+    ONCE = "once"
+    WEBHOOK = "webhook"
+
+
+class AgentKind(StrEnum):
+    PYTHON = "python"
+    COMMAND = "command"
+    HTTP = "http"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent as stored. ``config`` holds the kind-specific settings:
+
+    - python: ``{"target": "module:function"}``
+    - command: ``{"argv": [...], "env": {...}, "cwd": str | None, "output_limit": int}``
+    - http: ``{"url": str, "secret": str | None, "headers": {...}}``
+    """
+
+    name: str
+    kind: AgentKind
+    config: dict[str, Any]
+    max_concurrency: int = 1
+    timeout_s: float = 300.0
+    max_attempts: int = 3
+    zombie_timeout_s: float | None = None
+    retry_backoff_s: float = 2.0
+    description: str | None = None
+    source: str = "cli"
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage an agent reports for one run. Any field may be unknown."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        def add_int(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        def add_float(a: float | None, b: float | None) -> float | None:
+            return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+        return Usage(
+            input_tokens=add_int(self.input_tokens, other.input_tokens),
+            output_tokens=add_int(self.output_tokens, other.output_tokens),
+            cost_usd=add_float(self.cost_usd, other.cost_usd),
+            model=other.model or self.model,
+        )
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run this node has claimed. ``lease`` is the fencing token: every later write for
+    this run (heartbeat, completion) must present the same ``lease`` and node, or it is
+    ignored because the run was taken over."""
+
+    run_id: str
+    lease: int
+    attempt: int
+    agent: AgentSpec
+    trigger_id: str | None
+    scheduled_for: datetime
+    started_at: datetime
+    deadline_at: datetime
+    payload: Any = None
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What an executor says about one attempt."""
+
+    ok: bool
+    output: str | None = None
+    error: str | None = None
+    retryable: bool = True
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt, ready to be written by ``Store.finish``.
+
+    ``status`` is succeeded, failed or cancelled. When ``retry_delay_s`` is set the run goes
+    back to queued for another attempt that long after the write (measured on the store's
+    clock) instead of ending ``failed``.
+    """
+
+    run_id: str
+    lease: int
+    status: RunStatus
+    output: str | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    retry_delay_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    agent: str
+    kind: TriggerKind
+    name: str | None
+    cron: str | None
+    timezone: str
+    every_s: float | None
+    at: datetime | None
+    anchor_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    jitter_s: float
+    payload: Any
+    overlap: OverlapPolicy
+    catchup_window_s: float
+    catchup_mode: CatchupMode
+    paused: bool
+    next_fire_at: datetime | None
+    last_fired_at: datetime | None
+    missed_count: int
+    last_missed_at: datetime | None
+    created_at: datetime
+    source: str = "cli"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    trigger_id: str | None
+    agent: str
+    scheduled_for: datetime
+    status: RunStatus
+    reason: str | None
+    attempt: int
+    lease: int
+    node_id: str | None
+    payload: Any
+    coalesced: int
+    queued_at: datetime
+    run_after: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    deadline_at: datetime | None
+    output: str | None
+    error: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    run_id: str
+    at: datetime
+    kind: str
+    attempt: int
+    node_id: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    zombie_timeout_s: float
+    draining: bool
+    running: int = 0

@@ -1,0 +1,77 @@
+"""One statement for many rows: the shape every batched store operation uses.
+
+``bulk_source`` turns a list of Python rows into a table expression the statement can join
+against, so that updating 1,000 runs or triggers is one SQL statement, not 1,000:
+
+- PostgreSQL: a ``VALUES`` list; SQLAlchemy casts every parameter to the column type.
+- SQLite: ``json_each`` over one JSON parameter, because SQLite cannot name the columns of a
+  ``VALUES`` list in a ``FROM`` clause. Times are encoded in the same fixed-width text that
+  the ``UTCDateTime`` type stores, so comparisons and assignments keep working.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, cast, column, func, values
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+from sqlalchemy.types import TypeEngine
+
+from agentcron.store.types import UTCDateTime
+
+
+class BulkSource:
+    """A FROM-able set of rows with typed columns, addressed as ``source[name]``."""
+
+    def __init__(self, from_clause: FromClause, columns: Mapping[str, ColumnElement[Any]]) -> None:
+        self.from_clause = from_clause
+        self._columns = columns
+
+    def __getitem__(self, name: str) -> ColumnElement[Any]:
+        return self._columns[name]
+
+
+def bulk_source(
+    conn: Connection,
+    types: Mapping[str, TypeEngine[Any]],
+    rows: Sequence[Mapping[str, Any]],
+    name: str = "v",
+) -> BulkSource:
+    """Rows as a table expression. Every row must have every key of ``types``."""
+    if conn.dialect.name == "postgresql":
+        source = values(*(column(key, type_) for key, type_ in types.items()), name=name).data(
+            [tuple(row[key] for key in types) for row in rows]
+        )
+        # Cast every column: a column that is NULL in every row would otherwise be text.
+        return BulkSource(source, {key: cast(source.c[key], type_) for key, type_ in types.items()})
+
+    encoded = json.dumps([{key: _encode(row[key], types[key]) for key in types} for row in rows])
+    table = func.json_each(encoded).table_valued("value").alias(name)
+    columns = {
+        key: func.json_extract(table.c.value, f"$.{key}", type_=type_)
+        for key, type_ in types.items()
+    }
+    return BulkSource(table, columns)
+
+
+def _encode(value: Any, type_: TypeEngine[Any]) -> Any:
+    if isinstance(type_, JSON):
+        # json_extract unwraps JSON strings, so a JSON column travels as its own text.
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return UTCDateTime().process_bind_param(value, _SQLITE)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class _SqliteDialectName:
+    name = "sqlite"
+
+
+_SQLITE: Any = _SqliteDialectName()

@@ -1,0 +1,115 @@
+"""Agents and triggers: the things users declare."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from agentcron.errors import ConflictError, NotFoundError
+from agentcron.models import AgentSpec, RunStatus, Trigger
+from agentcron.store.notify import notify
+from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
+from agentcron.store.schema import agents, runs, triggers
+
+
+def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
+    """Create the agent or replace its settings; its triggers and runs are kept."""
+    row = agent_to_row(agent)
+    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert_fn(agents).values(**row, created_at=now, updated_at=now)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={**{k: v for k, v in row.items() if k != "name"}, "updated_at": now},
+        )
+    )
+
+
+def get_agent(conn: Connection, name: str) -> AgentSpec:
+    row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFoundError("agent", name)
+    return agent_from_row(row)
+
+
+def list_agents(conn: Connection) -> list[AgentSpec]:
+    return [
+        agent_from_row(row)
+        for row in conn.execute(select(agents).order_by(agents.c.name)).mappings()
+    ]
+
+
+def delete_agent(conn: Connection, name: str, now: datetime) -> int:
+    """Delete the agent and (by cascade) its triggers; its queued runs are cancelled and
+    its run history is kept. Returns the number of queued runs cancelled."""
+    get_agent(conn, name)
+    cancelled = conn.execute(
+        update(runs)
+        .where(runs.c.agent == name, runs.c.status == RunStatus.QUEUED.value)
+        .values(status=RunStatus.CANCELLED.value, reason="agent removed", finished_at=now)
+    ).rowcount
+    conn.execute(delete(triggers).where(triggers.c.agent == name))
+    conn.execute(delete(agents).where(agents.c.name == name))
+    return cancelled
+
+
+def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime) -> None:
+    """Insert a validated trigger; wakes tickers on PostgreSQL."""
+    get_agent(conn, values["agent"])
+    if values.get("name") is not None:
+        clash = conn.execute(
+            select(triggers.c.id).where(
+                triggers.c.agent == values["agent"], triggers.c.name == values["name"]
+            )
+        ).first()
+        if clash is not None:
+            raise ConflictError(
+                f"agent {values['agent']!r} already has a trigger named {values['name']!r}"
+            )
+    conn.execute(triggers.insert().values(**values, created_at=now, updated_at=now))
+    notify(conn, "triggers")
+
+
+def update_trigger(conn: Connection, trigger_id: str, values: dict[str, Any],
+                   now: datetime) -> None:
+    result = conn.execute(
+        update(triggers).where(triggers.c.id == trigger_id).values(**values, updated_at=now)
+    )
+    if result.rowcount == 0:
+        raise NotFoundError("trigger", trigger_id)
+    notify(conn, "triggers")
+
+
+def get_trigger(conn: Connection, trigger_id: str, *, lock: bool = False) -> Trigger:
+    stmt = select(triggers).where(triggers.c.id == trigger_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise NotFoundError("trigger", trigger_id)
+    return trigger_from_row(row)
+
+
+def find_trigger(conn: Connection, agent: str, name: str) -> Trigger | None:
+    row = conn.execute(
+        select(triggers).where(triggers.c.agent == agent, triggers.c.name == name)
+    ).mappings().first()
+    return None if row is None else trigger_from_row(row)
+
+
+def list_triggers(conn: Connection, agent: str | None = None) -> list[Trigger]:
+    stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
+    if agent is not None:
+        stmt = stmt.where(triggers.c.agent == agent)
+    return [trigger_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def delete_trigger(conn: Connection, trigger_id: str) -> None:
+    """Delete a trigger. Its run history stays; its queued runs still run."""
+    if conn.execute(delete(triggers).where(triggers.c.id == trigger_id)).rowcount == 0:
+        raise NotFoundError("trigger", trigger_id)
+    notify(conn, "triggers")

@@ -1,0 +1,241 @@
+"""Claiming runs, and the fenced writes a worker makes for a claimed run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Float, Integer, String, Text, case, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunStatus
+from agentcron.store.bulk import bulk_source
+from agentcron.store.rows import agent_from_row
+from agentcron.store.schema import agents, run_events, runs
+from agentcron.store.types import UTCDateTime
+
+_QUEUED = RunStatus.QUEUED.value
+_RUNNING = RunStatus.RUNNING.value
+
+_OUTCOME_COLUMNS: dict[str, Any] = {
+    "id": String(36),
+    "lease": Integer(),
+    "status": String(16),
+    "output": Text(),
+    "error": Text(),
+    "finished_at": UTCDateTime(),
+    "run_after": UTCDateTime(),
+    "input_tokens": BigInteger(),
+    "output_tokens": BigInteger(),
+    "cost_usd": Float(),
+    "model": String(100),
+}
+
+
+def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
+    """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
+
+    Locks: the agent rows of every agent with a ready run (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so another node claiming for the same agent skips it rather than waits).
+    Guarantees: an agent never has more running runs than its ``max_concurrency``. The
+    running count is read in a statement that starts after the agent lock is held, so it
+    sees every claim committed by whoever held that lock before (guarantee 3). Each claim
+    increments ``lease`` (the fencing token) and ``attempt``. Three statements.
+    """
+    if slots <= 0:
+        return []
+    ready_agents = (
+        select(runs.c.agent)
+        .where(runs.c.status == _QUEUED, runs.c.run_after <= now)
+        .distinct()
+        .scalar_subquery()
+    )
+    locked = {
+        spec.name: spec
+        for spec in (
+            agent_from_row(row)
+            for row in conn.execute(
+                select(agents)
+                .where(agents.c.name.in_(ready_agents))
+                .with_for_update(skip_locked=True)
+            ).mappings()
+        )
+    }
+    if not locked:
+        return []
+    running = {
+        agent: count
+        for agent, count in conn.execute(
+            select(runs.c.agent, func.count())
+            .where(runs.c.status == _RUNNING, runs.c.agent.in_(list(locked)))
+            .group_by(runs.c.agent)
+        )
+    }
+    capacity = {
+        name: spec.max_concurrency - int(running.get(name, 0)) for name, spec in locked.items()
+    }
+    capacity = {name: free for name, free in capacity.items() if free > 0}
+    if not capacity:
+        return []
+
+    ranked = (
+        select(
+            runs.c.id,
+            runs.c.agent,
+            runs.c.run_after,
+            func.row_number()
+            .over(partition_by=runs.c.agent, order_by=(runs.c.run_after, runs.c.id))
+            .label("rn"),
+        )
+        .where(
+            runs.c.status == _QUEUED,
+            runs.c.run_after <= now,
+            runs.c.agent.in_(list(capacity)),
+        )
+        .subquery("ranked")
+    )
+    picked = (
+        select(ranked.c.id)
+        .where(ranked.c.rn <= case(capacity, value=ranked.c.agent, else_=0))
+        .order_by(ranked.c.run_after, ranked.c.id)
+        .limit(slots)
+    )
+    deadlines = {
+        name: now + timedelta(seconds=locked[name].timeout_s) for name in capacity
+    }
+    claimed = conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(picked), runs.c.status == _QUEUED)
+        .values(
+            status=_RUNNING,
+            node_id=node_id,
+            lease=runs.c.lease + 1,
+            attempt=runs.c.attempt + 1,
+            started_at=now,
+            heartbeat_at=now,
+            deadline_at=case(
+                {name: deadline for name, deadline in deadlines.items()},
+                value=runs.c.agent,
+            ),
+        )
+        .returning(
+            runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.trigger_id,
+            runs.c.scheduled_for, runs.c.payload,
+        )
+    ).mappings()
+    return [
+        ClaimedRun(
+            run_id=row["id"],
+            lease=row["lease"],
+            attempt=row["attempt"],
+            agent=locked[row["agent"]],
+            trigger_id=row["trigger_id"],
+            scheduled_for=row["scheduled_for"],
+            started_at=now,
+            deadline_at=deadlines[row["agent"]],
+            payload=row["payload"],
+        )
+        for row in claimed
+    ]
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    applied: list[str]
+    fenced: list[str]
+
+
+def finish(
+    conn: Connection, node_id: str, outcomes: list[Outcome], now: datetime
+) -> FinishResult:
+    """Record finished attempts, many in one statement.
+
+    Fenced: a row is written only if the run is still ``running`` on ``node_id`` with the
+    outcome's ``lease``. A worker that was paused past its lease, or whose run was
+    cancelled, gets its outcome back in ``fenced`` and nothing changes (guarantee 2).
+    An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
+    ready at ``now`` plus that delay.
+    Failed attempts are also appended to ``run_events``. Two statements at most.
+    """
+    if not outcomes:
+        return FinishResult([], [])
+    rows = [
+        {
+            "id": o.run_id,
+            "lease": o.lease,
+            "status": _QUEUED if o.retry_delay_s is not None else o.status.value,
+            "output": o.output,
+            "error": o.error,
+            "finished_at": None if o.retry_delay_s is not None else now,
+            "run_after": (
+                None if o.retry_delay_s is None else now + timedelta(seconds=o.retry_delay_s)
+            ),
+            "input_tokens": o.usage.input_tokens,
+            "output_tokens": o.usage.output_tokens,
+            "cost_usd": o.usage.cost_usd,
+            "model": o.usage.model,
+        }
+        for o in outcomes
+    ]
+    source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
+    retrying = source["status"] == _QUEUED
+    applied_rows = conn.execute(
+        update(runs)
+        .where(
+            runs.c.id == source["id"],
+            runs.c.lease == source["lease"],
+            runs.c.node_id == node_id,
+            runs.c.status == _RUNNING,
+        )
+        .values(
+            status=source["status"],
+            output=source["output"],
+            error=source["error"],
+            finished_at=source["finished_at"],
+            run_after=func.coalesce(source["run_after"], runs.c.run_after),
+            node_id=case((retrying, None), else_=runs.c.node_id),
+            input_tokens=source["input_tokens"],
+            output_tokens=source["output_tokens"],
+            cost_usd=source["cost_usd"],
+            model=source["model"],
+        )
+        .returning(runs.c.id, runs.c.attempt)
+    )
+    attempts = {run_id: attempt for run_id, attempt in applied_rows}
+    events = [
+        {
+            "run_id": o.run_id,
+            "at": now,
+            "kind": "retry" if o.retry_delay_s is not None else o.status.value,
+            "attempt": attempts[o.run_id],
+            "node_id": node_id,
+            "message": o.error,
+        }
+        for o in outcomes
+        if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
+    ]
+    if events:
+        conn.execute(insert(run_events), events)
+    return FinishResult(
+        applied=[o.run_id for o in outcomes if o.run_id in attempts],
+        fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
+    )
+
+
+def record_progress(
+    conn: Connection, run_id: str, lease: int, node_id: str, now: datetime, progress: str | None
+) -> bool:
+    """A worker's progress beat for one run. Fenced like ``finish``; False when the run is
+    no longer this worker's (the worker should stop)."""
+    result = conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.lease == lease, runs.c.node_id == node_id,
+               runs.c.status == _RUNNING)
+        .values(heartbeat_at=now, progress=progress)
+    )
+    return result.rowcount == 1
+
+
+def agent_specs(conn: Connection) -> list[AgentSpec]:
+    return [agent_from_row(row) for row in conn.execute(select(agents)).mappings()]

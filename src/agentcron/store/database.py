@@ -1,0 +1,143 @@
+"""Engines and transactions for the two supported backends.
+
+SQLite is the embedded default for one node: every write transaction is ``BEGIN IMMEDIATE``,
+so writers are serialised by the database file lock and a read never upgrades into a
+deadlock. PostgreSQL is for many nodes: row locks with ``SKIP LOCKED`` let nodes share the
+work, and server-side timeouts make sure a paused or vanished node cannot hold a lock for
+longer than ``idle_in_transaction_session_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from agentcron.errors import ValidationError
+
+DEFAULT_URL = "sqlite:///agentcron.db"
+
+_READ_ONLY = "agentcron_read_only"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URL forms people paste (``postgres://``, ``postgresql://``) and pick the
+    driver agentcron is tested with (psycopg 3)."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValidationError(
+            "db", f"cannot parse database URL: {exc}", "e.g. sqlite:///agentcron.db or "
+            "postgresql://user@host/dbname"
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValidationError(
+            "db",
+            f"unsupported database {parsed.get_backend_name()!r}",
+            "agentcron runs on sqlite:///FILE (one node) or postgresql://... (many nodes)",
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ValidationError("db", "only the psycopg (3) driver is supported",
+                              "use postgresql+psycopg://... or postgresql://...")
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 5, lock_timeout_s: float = 30.0) -> Engine:
+    """Create an engine with a bounded pool and the per-backend session settings."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, lock_timeout_s)
+    return _postgres_engine(url, pool_size, lock_timeout_s)
+
+
+def _sqlite_engine(url: str, lock_timeout_s: float) -> Engine:
+    engine = create_engine(url, pool_size=pool_size_for_sqlite(), max_overflow=0,
+                           pool_pre_ping=False, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_s * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def pool_size_for_sqlite() -> int:
+    return 4
+
+
+def _postgres_engine(url: str, pool_size: int, lock_timeout_s: float) -> Engine:
+    options = " ".join(
+        [
+            "-c timezone=UTC",
+            # A node stopped (SIGSTOP, GC pause, network partition) inside a transaction
+            # must not hold trigger or agent row locks for longer than this.
+            "-c idle_in_transaction_session_timeout=15000",
+            f"-c lock_timeout={int(lock_timeout_s * 1000)}",
+            "-c statement_timeout=60000",
+        ]
+    )
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"options": options, "application_name": "agentcron",
+                      "connect_timeout": 5},
+    )
+
+
+@contextlib.contextmanager
+def write_tx(engine: Engine) -> Iterator[Connection]:
+    """A read-write transaction: committed on success, rolled back on any exception.
+    On SQLite it starts with ``BEGIN IMMEDIATE`` and so holds the database write lock."""
+    with engine.begin() as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def read_tx(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction; on SQLite a deferred one that never blocks writers."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{_READ_ONLY: True})
+        with conn.begin():
+            yield conn
+
+
+def db_now(conn: Connection, now: datetime | None) -> datetime:
+    """The time a store operation acts at: ``now`` when given (tests, explicit clocks),
+    otherwise the database's clock on PostgreSQL, so replicas with skewed clocks agree on
+    what is due and what is stale. SQLite is one host, so its clock is the process's."""
+    if now is not None:
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        return now.astimezone(UTC)
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+    return datetime.now(UTC)

@@ -1,0 +1,284 @@
+"""``fire_due``: due triggers -> run rows, in one transaction and a constant number of
+statements per batch.
+
+The statements, whatever the number of due triggers:
+
+1. select and lock due triggers (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
+   ``BEGIN IMMEDIATE`` write lock already excludes every other writer), with the count of
+   each trigger's queued and running runs for the overlap policy;
+2. (only if a trigger has overlap ``replace``) cancel the runs being replaced;
+3. insert the new runs, ``ON CONFLICT (trigger_id, scheduled_for) DO NOTHING``;
+4. advance every trigger's ``next_fire_at`` and its missed-fire counters;
+5. (PostgreSQL, only if a run was queued) ``pg_notify`` so idle nodes claim at once.
+
+Deciding what to insert is pure Python (``decide``) over the schedule maths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String, Text, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.types import JSON
+
+from agentcron.ids import new_run_id
+from agentcron.models import CatchupMode, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.schedule.catchup import plan_fires
+from agentcron.schedule.jitter import jitter_offset
+from agentcron.schedule.spec import ScheduleSpec, build_schedule
+from agentcron.store.bulk import bulk_source
+from agentcron.store.notify import notify
+from agentcron.store.schema import runs, triggers
+from agentcron.store.types import UTCDateTime
+
+# Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
+# trigger). Keeps the PostgreSQL VALUES list under its 65,535 parameter limit.
+MAX_RUNS_PER_BATCH = 4000
+
+_RUN_COLUMNS: dict[str, Any] = {
+    "id": String(36),
+    "trigger_id": String(40),
+    "agent": String(100),
+    "scheduled_for": UTCDateTime(),
+    "status": String(16),
+    "reason": Text(),
+    "payload": JSON(),
+    "coalesced": Integer(),
+    "queued_at": UTCDateTime(),
+    "run_after": UTCDateTime(),
+    "finished_at": UTCDateTime(),
+}
+_ADVANCE_COLUMNS: dict[str, Any] = {
+    "id": String(40),
+    "next_fire_at": UTCDateTime(),
+    "missed": BigInteger(),
+    "last_missed_at": UTCDateTime(),
+    "last_fired_at": UTCDateTime(),
+}
+
+
+@dataclass(frozen=True)
+class MissedFires:
+    trigger_id: str
+    agent: str
+    count: int
+    first: datetime | None
+    last: datetime | None
+
+
+@dataclass
+class FireResult:
+    """What one ``fire_due`` batch did. ``full`` means the batch hit its limit and more
+    triggers may be due right now."""
+
+    now: datetime
+    triggers: int = 0
+    queued: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    duplicates: int = 0
+    replaced: int = 0
+    full: bool = False
+    missed: list[MissedFires] = field(default_factory=list)
+    fire_lags: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Decision:
+    new_runs: list[dict[str, Any]] = field(default_factory=list)
+    advances: list[dict[str, Any]] = field(default_factory=list)
+    replace_trigger_ids: list[str] = field(default_factory=list)
+    missed: list[MissedFires] = field(default_factory=list)
+
+
+def _due_query(now: datetime, limit: int) -> Any:
+    queued = (
+        select(func.count())
+        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == RunStatus.QUEUED.value)
+        .scalar_subquery()
+    )
+    running = (
+        select(func.count())
+        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == RunStatus.RUNNING.value)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.cron,
+            triggers.c.timezone, triggers.c.every_s, triggers.c.at, triggers.c.anchor_at,
+            triggers.c.start_at, triggers.c.end_at, triggers.c.jitter_s, triggers.c.payload,
+            triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
+            triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
+        )
+        .where(~triggers.c.paused, triggers.c.next_fire_at <= now)
+        .order_by(triggers.c.next_fire_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=triggers)
+    )
+
+
+def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
+    return ScheduleSpec(
+        kind=TriggerKind(row["kind"]),
+        cron=row["cron"],
+        timezone=row["timezone"],
+        every_s=row["every_s"],
+        at=row["at"],
+        anchor_at=row["anchor_at"],
+        start_at=row["start_at"],
+        end_at=row["end_at"],
+    )
+
+
+def decide(rows: list[RowMapping], now: datetime) -> _Decision:
+    """Pure: which runs to insert and how to advance each trigger, for locked due rows."""
+    decision = _Decision()
+    budget = MAX_RUNS_PER_BATCH
+    for row in rows:
+        if budget <= 0:
+            break  # left locked but untouched: the next batch takes it
+        schedule = build_schedule(schedule_spec_of(row))
+        mode = CatchupMode(row["catchup_mode"])
+        plan = plan_fires(
+            schedule, row["next_fire_at"], now, row["catchup_window_s"], mode, max_runs=budget
+        )
+        budget -= len(plan.fire_times)
+        overlap = OverlapPolicy(row["overlap"])
+        n_queued, n_running = int(row["n_queued"]), int(row["n_running"])
+        if overlap is OverlapPolicy.REPLACE and plan.fire_times and n_queued + n_running:
+            decision.replace_trigger_ids.append(row["id"])
+            n_queued = n_running = 0
+        last = len(plan.fire_times) - 1
+        for i, scheduled in enumerate(plan.fire_times):
+            status, reason = RunStatus.QUEUED, None
+            if overlap is OverlapPolicy.SKIP and n_queued + n_running:
+                status, reason = RunStatus.SKIPPED, "overlap: the previous run is still active"
+            elif overlap is OverlapPolicy.QUEUE and n_queued:
+                status, reason = RunStatus.SKIPPED, "overlap: a run is already queued"
+            elif overlap is OverlapPolicy.REPLACE and i < last:
+                status, reason = RunStatus.CANCELLED, "replaced by a newer fire"
+            if status is RunStatus.QUEUED:
+                n_queued += 1
+            run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
+            decision.new_runs.append(
+                {
+                    "id": new_run_id(),
+                    "trigger_id": row["id"],
+                    "agent": row["agent"],
+                    "scheduled_for": scheduled,
+                    "status": status.value,
+                    "reason": reason,
+                    "payload": row["payload"],
+                    "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
+                    "queued_at": now,
+                    "run_after": run_after,
+                    "finished_at": None if status is RunStatus.QUEUED else now,
+                }
+            )
+        if plan.missed:
+            decision.missed.append(
+                MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
+                            plan.last_missed)
+            )
+        decision.advances.append(
+            {
+                "id": row["id"],
+                "next_fire_at": plan.next_fire_at,
+                "missed": plan.missed,
+                "last_missed_at": plan.last_missed,
+                "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+            }
+        )
+    return decision
+
+
+def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
+    """Turn every due trigger (up to ``limit``) into run rows and advance it.
+
+    Locks: the due trigger rows, until the caller's transaction commits. Two nodes running
+    this at once take disjoint triggers; and even if a trigger row were processed twice,
+    the unique constraint on ``(trigger_id, scheduled_for)`` makes the second insert a no-op.
+    Guarantees: a trigger's runs and its new ``next_fire_at`` commit together or not at all,
+    so a crash anywhere leaves the trigger due again for the same scheduled times.
+    """
+    rows = list(conn.execute(_due_query(now, limit)).mappings())
+    result = FireResult(now=now, triggers=len(rows), full=len(rows) >= limit)
+    if not rows:
+        return result
+    decision = decide(rows, now)
+    result.missed = decision.missed
+
+    if decision.replace_trigger_ids:
+        replaced = conn.execute(
+            update(runs)
+            .where(
+                runs.c.trigger_id.in_(decision.replace_trigger_ids),
+                runs.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+            )
+            .values(status=RunStatus.CANCELLED.value, reason="replaced by a newer fire",
+                    finished_at=now)
+        )
+        result.replaced = replaced.rowcount
+
+    if decision.new_runs:
+        inserted = _insert_runs(conn, decision.new_runs)
+        result.duplicates = len(decision.new_runs) - len(inserted)
+        by_id = {run["id"]: run for run in decision.new_runs}
+        for run_id in inserted:
+            run = by_id[run_id]
+            if run["status"] == RunStatus.QUEUED.value:
+                result.queued += 1
+                result.fire_lags.append((now - run["scheduled_for"]).total_seconds())
+            elif run["status"] == RunStatus.SKIPPED.value:
+                result.skipped += 1
+            else:
+                result.cancelled += 1
+
+    _advance_triggers(conn, decision.advances, now)
+    if result.queued:
+        notify(conn, "runs")
+    return result
+
+
+def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:
+    source = bulk_source(conn, _RUN_COLUMNS, new_runs)
+    names = list(_RUN_COLUMNS)
+    select_rows = select(*(source[name] for name in names)).select_from(source.from_clause)
+    if conn.dialect.name == "sqlite":
+        # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT to parse it.
+        select_rows = select_rows.where(and_(True))
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        insert(runs)
+        .from_select(names, select_rows)
+        .on_conflict_do_nothing(index_elements=["trigger_id", "scheduled_for"])
+        .returning(runs.c.id)
+    )
+    return [row[0] for row in conn.execute(stmt)]
+
+
+def _advance_triggers(conn: Connection, advances: list[dict[str, Any]], now: datetime) -> None:
+    source = bulk_source(conn, _ADVANCE_COLUMNS, advances)
+    conn.execute(
+        update(triggers)
+        .where(triggers.c.id == source["id"])
+        .values(
+            next_fire_at=source["next_fire_at"],
+            missed_count=triggers.c.missed_count + source["missed"],
+            last_missed_at=func.coalesce(source["last_missed_at"], triggers.c.last_missed_at),
+            last_fired_at=func.coalesce(source["last_fired_at"], triggers.c.last_fired_at),
+        )
+    )
+
+
+def next_due_at(conn: Connection) -> datetime | None:
+    """The earliest ``next_fire_at`` of an unpaused trigger (the ticker sleeps until then)."""
+    value = conn.execute(
+        select(func.min(triggers.c.next_fire_at)).where(~triggers.c.paused)
+    ).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+

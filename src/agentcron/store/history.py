@@ -1,0 +1,139 @@
+"""Runs as users see them: listing, manual fire, cancel, retry, pruning, counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from agentcron.errors import ConflictError, NotFoundError
+from agentcron.ids import new_run_id
+from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
+from agentcron.store.notify import notify
+from agentcron.store.rows import event_from_row, run_from_row
+from agentcron.store.schema import run_events, runs
+from agentcron.store.catalog import get_agent
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    agent: str | None = None
+    trigger_id: str | None = None
+    status: RunStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def list_runs(conn: Connection, filters: RunFilter, limit: int,
+              before: str | None = None) -> list[Run]:
+    """Newest first. ``before`` is a cursor (a run id): run ids are UUIDv7, ordered by
+    creation time, so paging is an index range scan however long the history is."""
+    stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    if filters.agent is not None:
+        stmt = stmt.where(runs.c.agent == filters.agent)
+    if filters.trigger_id is not None:
+        stmt = stmt.where(runs.c.trigger_id == filters.trigger_id)
+    if filters.status is not None:
+        stmt = stmt.where(runs.c.status == filters.status.value)
+    if filters.since is not None:
+        stmt = stmt.where(runs.c.queued_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(runs.c.queued_at < filters.until)
+    if before is not None:
+        stmt = stmt.where(runs.c.id < before)
+    return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def get_run(conn: Connection, run_id: str) -> Run:
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise NotFoundError("run", run_id)
+    return run_from_row(row)
+
+
+def run_history(conn: Connection, run_id: str) -> list[RunEvent]:
+    stmt = select(run_events).where(run_events.c.run_id == run_id).order_by(run_events.c.id)
+    return [event_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def fire_now(conn: Connection, agent: str, payload: Any, now: datetime) -> str:
+    """Queue a manual run (no trigger) and wake the nodes. Returns the run id."""
+    get_agent(conn, agent)
+    run_id = new_run_id()
+    conn.execute(
+        insert(runs).values(
+            id=run_id, trigger_id=None, agent=agent, scheduled_for=now,
+            status=RunStatus.QUEUED.value, payload=payload, coalesced=1, queued_at=now,
+            run_after=now,
+        )
+    )
+    notify(conn, "runs")
+    return run_id
+
+
+def cancel_run(conn: Connection, run_id: str, now: datetime) -> RunStatus:
+    """Cancel a queued or running run. A running run's node sees the cancellation at its
+    next heartbeat (or at once, through NOTIFY on PostgreSQL) and stops the agent.
+    Returns the status the run had."""
+    run = get_run(conn, run_id)
+    if run.status.terminal:
+        raise ConflictError(f"run {run_id} is already {run.status.value}; nothing to cancel")
+    changed = conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.status == run.status.value,
+               runs.c.lease == run.lease)
+        .values(status=RunStatus.CANCELLED.value, reason="cancelled by a user",
+                finished_at=now)
+    ).rowcount
+    if not changed:
+        raise ConflictError(f"run {run_id} changed while cancelling; try again")
+    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="cancelled",
+                                           attempt=run.attempt, node_id=run.node_id,
+                                           message="cancelled by a user"))
+    notify(conn, "cancel")
+    return run.status
+
+
+def retry_run(conn: Connection, run_id: str, now: datetime) -> None:
+    """Queue a finished run again as a fresh set of attempts (its history is kept)."""
+    run = get_run(conn, run_id)
+    if run.status not in TERMINAL_STATUSES:
+        raise ConflictError(f"run {run_id} is {run.status.value}; only a finished run can be "
+                            "retried")
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.status == run.status.value)
+        .values(status=RunStatus.QUEUED.value, attempt=0, run_after=now, node_id=None,
+                finished_at=None, started_at=None, deadline_at=None, reason=None,
+                error=None, output=None)
+    )
+    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="retried",
+                                           attempt=run.attempt, node_id=None,
+                                           message=f"retried by a user after {run.status}"))
+    notify(conn, "runs")
+
+
+def prune(conn: Connection, finished_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` finished runs (and their events) that ended before the
+    cutoff. Active runs are never pruned."""
+    doomed = (
+        select(runs.c.id)
+        .where(runs.c.finished_at < finished_before,
+               runs.c.status.in_([s.value for s in TERMINAL_STATUSES]))
+        .limit(limit)
+    )
+    ids = [row[0] for row in conn.execute(doomed)]
+    if not ids:
+        return 0
+    conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
+    return conn.execute(delete(runs).where(runs.c.id.in_(ids))).rowcount
+
+
+def count_by_status(conn: Connection, since: datetime | None = None) -> dict[str, int]:
+    stmt = select(runs.c.status, func.count()).group_by(runs.c.status)
+    if since is not None:
+        stmt = stmt.where(runs.c.queued_at >= since)
+    return {status: int(n) for status, n in conn.execute(stmt)}

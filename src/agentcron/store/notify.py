@@ -1,0 +1,62 @@
+"""PostgreSQL LISTEN/NOTIFY: wake idle nodes at once instead of at their next poll.
+
+Notifications are an optimisation only. Every loop also polls, so a lost notification (a
+node reconnecting, SQLite, a crash between commit and delivery) costs latency, never a fire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, make_url
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "agentcron"
+
+
+def notify(conn: Connection, topic: str) -> None:
+    """Queue a notification; PostgreSQL delivers it when the transaction commits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_notify(CHANNEL, topic)))
+
+
+class Listener:
+    """Calls ``on_topic`` for every notification on the agentcron channel.
+
+    Runs until cancelled. A lost connection (database restart) is logged and retried with
+    backoff; while disconnected, nodes fall back to polling, so nothing is missed.
+    """
+
+    def __init__(self, sqlalchemy_url: str, on_topic: Callable[[str], None]) -> None:
+        url = make_url(sqlalchemy_url).set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._on_topic = on_topic
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        import psycopg
+
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=5
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    delay = 0.5
+                    # A notification may have been sent while we were away.
+                    self._on_topic("reconnected")
+                    async for message in conn.notifies():
+                        self._on_topic(message.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any connection failure: back off and reconnect
+                self.connected.clear()
+                log.warning("listen_connection_lost", error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

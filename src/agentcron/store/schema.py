@@ -1,0 +1,174 @@
+"""The tables. Alembic migrations under ``migrations/`` create exactly this schema; a test
+compares the two so they cannot drift."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from agentcron.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("max_concurrency", Integer, nullable=False, server_default="1"),
+    Column("timeout_s", Float, nullable=False),
+    Column("max_attempts", Integer, nullable=False, server_default="3"),
+    Column("zombie_timeout_s", Float),
+    Column("retry_backoff_s", Float, nullable=False, server_default="2"),
+    Column("description", Text),
+    Column("source", String(16), nullable=False, server_default="cli"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "agent", String(100), ForeignKey("agents.name", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(100)),
+    Column("kind", String(16), nullable=False),
+    Column("cron", String(200)),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("every_s", Float),
+    Column("at", UTCDateTime),
+    Column("anchor_at", UTCDateTime),
+    Column("start_at", UTCDateTime),
+    Column("end_at", UTCDateTime),
+    Column("jitter_s", Float, nullable=False, server_default="0"),
+    Column("payload", JSON),
+    Column("overlap", String(16), nullable=False, server_default="skip"),
+    Column("catchup_window_s", Float, nullable=False, server_default="600"),
+    Column("catchup_mode", String(16), nullable=False, server_default="coalesce"),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("next_fire_at", UTCDateTime),
+    Column("last_fired_at", UTCDateTime),
+    Column("missed_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_missed_at", UTCDateTime),
+    Column("source", String(16), nullable=False, server_default="cli"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
+    # The ticker's only read: due, unpaused triggers in time order.
+    Index(
+        "ix_triggers_due",
+        "next_fire_at",
+        postgresql_where=text("NOT paused AND next_fire_at IS NOT NULL"),
+        sqlite_where=text("NOT paused AND next_fire_at IS NOT NULL"),
+    ),
+    Index("ix_triggers_agent", "agent"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    # UUIDv7 text: time ordered, so listing by id is listing by creation time.
+    Column("id", String(36), primary_key=True),
+    Column("trigger_id", String(40)),
+    Column("agent", String(100), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("lease", Integer, nullable=False, server_default="0"),
+    Column("node_id", String(100)),
+    Column("payload", JSON),
+    Column("coalesced", Integer, nullable=False, server_default="1"),
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("deadline_at", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Column("progress", Text),
+    Column("output", Text),
+    Column("error", Text),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cost_usd", Float),
+    Column("model", String(100)),
+    # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.
+    UniqueConstraint("trigger_id", "scheduled_for", name="uq_runs_trigger_scheduled"),
+    Index(
+        "ix_runs_ready",
+        "agent",
+        "run_after",
+        postgresql_where=text("status = 'queued'"),
+        sqlite_where=text("status = 'queued'"),
+    ),
+    Index(
+        "ix_runs_running",
+        "node_id",
+        postgresql_where=text("status = 'running'"),
+        sqlite_where=text("status = 'running'"),
+    ),
+    Index(
+        "ix_runs_agent_running",
+        "agent",
+        postgresql_where=text("status = 'running'"),
+        sqlite_where=text("status = 'running'"),
+    ),
+    Index(
+        "ix_runs_trigger_active",
+        "trigger_id",
+        postgresql_where=text("status IN ('queued', 'running')"),
+        sqlite_where=text("status IN ('queued', 'running')"),
+    ),
+    Index("ix_runs_finished_at", "finished_at"),
+    Index("ix_runs_agent_id", "agent", "id"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("node_id", String(100)),
+    Column("message", Text),
+    Index("ix_run_events_run_id", "run_id"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("zombie_timeout_s", Float, nullable=False),
+    Column("draining", Boolean, nullable=False, server_default=text("false")),
+)

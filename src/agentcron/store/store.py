@@ -1,0 +1,216 @@
+"""``Store``: the one interface between agentcron and its database.
+
+Every method runs in its own transaction (a context manager: committed on success, rolled
+back on any error, the connection returned to a bounded pool). Methods that take ``now``
+act at that time when it is given (tests, explicit clocks) and otherwise at the database's
+clock on PostgreSQL, so nodes with skewed clocks agree on what is due and what is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from agentcron.models import AgentSpec, ClaimedRun, Node, Outcome, Run, RunEvent, RunStatus, Trigger
+from agentcron.store import catalog, claiming, firing, history, liveness, migrate
+from agentcron.store.claiming import FinishResult
+from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
+from agentcron.store.firing import FireResult
+from agentcron.store.history import RunFilter
+from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+
+
+class Store:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = normalise_url(url)
+        self.engine: Engine = make_engine(self.url, pool_size=pool_size)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with write_tx(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with read_tx(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def count_statements(self) -> Iterator[list[str]]:
+        """Collect every SQL statement sent while the block runs (tests and benchmarks)."""
+        seen: list[str] = []
+
+        def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            seen.append(statement)
+
+        event.listen(self.engine, "before_cursor_execute", _record)
+        try:
+            yield seen
+        finally:
+            event.remove(self.engine, "before_cursor_execute", _record)
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def upgrade(self) -> tuple[str | None, str]:
+        return migrate.upgrade(self.engine)
+
+    def ensure_migrated(self) -> None:
+        """Raise DatabaseNotMigratedError unless the schema is current."""
+        migrate.ensure_current(self.engine)
+
+    def now(self) -> datetime:
+        """The database's clock (PostgreSQL) or this host's (SQLite)."""
+        with self._read() as conn:
+            return db_now(conn, None)
+
+    # -- the engine's operations ----------------------------------------------------------
+
+    def fire_due(self, now: datetime | None = None, limit: int = 1000) -> FireResult:
+        """Fire up to ``limit`` due triggers; see ``firing.fire_due`` for the contract.
+        A constant number of statements per batch."""
+        with self._write() as conn:
+            return firing.fire_due(conn, db_now(conn, now), limit)
+
+    def next_due_at(self) -> tuple[datetime | None, datetime]:
+        """(earliest next_fire_at of an unpaused trigger, the store's now)."""
+        with self._read() as conn:
+            return firing.next_due_at(conn), db_now(conn, None)
+
+    def claim_runs(self, node_id: str, slots: int, now: datetime | None = None
+                   ) -> list[ClaimedRun]:
+        """Claim up to ``slots`` ready runs; see ``claiming.claim_runs``."""
+        with self._write() as conn:
+            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now))
+
+    def finish(self, node_id: str, outcomes: list[Outcome], now: datetime | None = None
+               ) -> FinishResult:
+        """Record finished attempts, fenced on (run, lease, node); see ``claiming.finish``."""
+        with self._write() as conn:
+            return claiming.finish(conn, node_id, outcomes, db_now(conn, now))
+
+    def record_progress(self, run_id: str, lease: int, node_id: str, progress: str | None,
+                        now: datetime | None = None) -> bool:
+        with self._write() as conn:
+            return claiming.record_progress(conn, run_id, lease, node_id, db_now(conn, now),
+                                            progress)
+
+    def register_node(self, node: NodeInfo, now: datetime | None = None) -> None:
+        with self._write() as conn:
+            liveness.register(conn, node, db_now(conn, now))
+
+    def heartbeat(self, node_id: str, inflight: list[tuple[str, int]],
+                  now: datetime | None = None) -> HeartbeatResult:
+        """One node's beat; see ``liveness.heartbeat``."""
+        with self._write() as conn:
+            return liveness.heartbeat(conn, node_id, db_now(conn, now), inflight)
+
+    def set_draining(self, node_id: str) -> None:
+        with self._write() as conn:
+            liveness.set_draining(conn, node_id)
+
+    def sweep(self, now: datetime | None = None, *, default_zombie_timeout_s: float = 60.0,
+              timeout_grace_s: float = 60.0) -> SweepResult:
+        """Recover lost runs, cancel runs far past their deadline, drop dead nodes.
+        Idempotent under concurrency; see ``liveness.sweep``."""
+        with self._write() as conn:
+            return liveness.sweep(conn, db_now(conn, now), default_zombie_timeout_s,
+                                  timeout_grace_s)
+
+    def release(self, node_id: str, now: datetime | None = None) -> list[str]:
+        """Re-queue this node's running runs (attempt not consumed) and deregister it."""
+        with self._write() as conn:
+            return liveness.release(conn, node_id, db_now(conn, now))
+
+    def list_nodes(self) -> list[Node]:
+        with self._read() as conn:
+            return liveness.list_nodes(conn)
+
+    # -- agents and triggers --------------------------------------------------------------
+
+    def upsert_agent(self, agent: AgentSpec, now: datetime | None = None) -> None:
+        with self._write() as conn:
+            catalog.upsert_agent(conn, agent, db_now(conn, now))
+
+    def get_agent(self, name: str) -> AgentSpec:
+        with self._read() as conn:
+            return catalog.get_agent(conn, name)
+
+    def list_agents(self) -> list[AgentSpec]:
+        with self._read() as conn:
+            return catalog.list_agents(conn)
+
+    def delete_agent(self, name: str, now: datetime | None = None) -> int:
+        with self._write() as conn:
+            return catalog.delete_agent(conn, name, db_now(conn, now))
+
+    def insert_trigger(self, values: dict[str, Any], now: datetime | None = None) -> None:
+        with self._write() as conn:
+            catalog.insert_trigger(conn, values, db_now(conn, now))
+
+    def update_trigger(self, trigger_id: str, values: dict[str, Any],
+                       now: datetime | None = None) -> None:
+        with self._write() as conn:
+            catalog.update_trigger(conn, trigger_id, values, db_now(conn, now))
+
+    def get_trigger(self, trigger_id: str) -> Trigger:
+        with self._read() as conn:
+            return catalog.get_trigger(conn, trigger_id)
+
+    def find_trigger(self, agent: str, name: str) -> Trigger | None:
+        with self._read() as conn:
+            return catalog.find_trigger(conn, agent, name)
+
+    def list_triggers(self, agent: str | None = None) -> list[Trigger]:
+        with self._read() as conn:
+            return catalog.list_triggers(conn, agent)
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        with self._write() as conn:
+            catalog.delete_trigger(conn, trigger_id)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def list_runs(self, filters: RunFilter | None = None, limit: int = 50,
+                  before: str | None = None) -> list[Run]:
+        with self._read() as conn:
+            return history.list_runs(conn, filters or RunFilter(), limit, before)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            return history.get_run(conn, run_id)
+
+    def run_history(self, run_id: str) -> list[RunEvent]:
+        with self._read() as conn:
+            return history.run_history(conn, run_id)
+
+    def fire_now(self, agent: str, payload: Any = None, now: datetime | None = None) -> str:
+        with self._write() as conn:
+            return history.fire_now(conn, agent, payload, db_now(conn, now))
+
+    def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
+        with self._write() as conn:
+            return history.cancel_run(conn, run_id, db_now(conn, now))
+
+    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
+        with self._write() as conn:
+            history.retry_run(conn, run_id, db_now(conn, now))
+
+    def prune(self, finished_before: datetime, limit: int = 5000) -> int:
+        with self._write() as conn:
+            return history.prune(conn, finished_before, limit)
+
+    def count_by_status(self, since: datetime | None = None) -> dict[str, int]:
+        with self._read() as conn:
+            return history.count_by_status(conn, since)
