@@ -214,3 +214,12 @@ class Store:
     def count_by_status(self, since: datetime | None = None) -> dict[str, int]:
         with self._read() as conn:
             return history.count_by_status(conn, since)
+
+    def apply_declared(self, source: str, declared_agents: list[AgentSpec],
+                       declared_triggers: list[dict[str, Any]],
+                       now: datetime | None = None) -> dict[str, int]:
+        """Sync the agents/triggers owned by ``source`` in one transaction; see
+        ``catalog.apply_declared``."""
+        with self._write() as conn:
+            return catalog.apply_declared(conn, source, declared_agents, declared_triggers,
+                                          db_now(conn, now))

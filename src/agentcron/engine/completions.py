@@ -1,0 +1,87 @@
+"""Completions: finished attempts are written in batches, one statement per batch.
+
+A run stays in flight (occupying a slot, and covered by the node's heartbeat) until its
+outcome is durably written, so an outage of the database delays completions but loses
+none: the buffer is retried with backoff until the write succeeds or the run turns out
+to have been taken over (the write is fenced and reports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from agentcron.engine.clock import Clock
+from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
+from agentcron.engine.waiting import Wakeup
+from agentcron.models import Outcome
+from agentcron.store import FinishResult, Store
+
+log = structlog.get_logger(__name__)
+
+
+class CompletionWriter:
+    def __init__(self, store: Store, clock: Clock, health: StoreHealth, node_id: str, *,
+                 batch: int = 1000, linger_s: float = 0.01,
+                 on_written: Callable[[list[Outcome], FinishResult], None]) -> None:
+        self.store = store
+        self.clock = clock
+        self.health = health
+        self.node_id = node_id
+        self.batch = batch
+        self.linger_s = linger_s
+        self.on_written = on_written
+        self._pending: list[Outcome] = []
+        self.wakeup = Wakeup()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def submit(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        self._idle.clear()
+        self.wakeup.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def run_once(self, outcomes: list[Outcome]) -> FinishResult:
+        result = self.store.finish(self.node_id, outcomes, self.clock.store_now())
+        for run_id in result.fenced:
+            log.warning("completion_fenced", run_id=run_id, node_id=self.node_id,
+                        reason="the run was cancelled or taken over; outcome discarded")
+        return result
+
+    async def flush(self) -> None:
+        """Write everything pending now (drain uses this)."""
+        while self._pending:
+            await self._write_batch()
+
+    async def _write_batch(self) -> None:
+        outcomes, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+        try:
+            result = await call_store(self.health, "finish", self.run_once, outcomes)
+        except StoreUnavailable as exc:
+            self._pending[:0] = outcomes
+            await asyncio.sleep(exc.retry_in_s)
+            return
+        except Exception:
+            self._pending[:0] = outcomes
+            log.exception("completion_write_failed", count=len(outcomes))
+            await asyncio.sleep(1.0)
+            return
+        self.on_written(outcomes, result)
+        if not self._pending:
+            self._idle.set()
+
+    async def loop(self, stopping: Callable[[], bool]) -> None:
+        while not stopping() or self._pending:
+            if not self._pending:
+                await self.wakeup.wait(0.5)
+                continue
+            if len(self._pending) < self.batch and self.linger_s:
+                # A short linger turns a burst of completions into one statement.
+                await asyncio.sleep(self.linger_s)
+            await self._write_batch()

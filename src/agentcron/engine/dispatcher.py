@@ -1,0 +1,168 @@
+"""Dispatcher: claims ready runs up to this node's free slots and runs each one.
+
+The concurrency limit of an agent is enforced by the store when claiming (across all
+nodes); this node's own limit is ``max_inflight``. A run leaves the in-flight set only
+after its outcome is written, or when the store says it is no longer ours (revoked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from agentcron.agents import Executors, RunContext
+from agentcron.backoff import backoff_delay_s
+from agentcron.engine.clock import Clock
+from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
+from agentcron.engine.waiting import Wakeup
+from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
+from agentcron.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class InFlight:
+    run: ClaimedRun
+    ctx: RunContext
+    task: asyncio.Task[None] | None = None
+    revoked: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
+    """Success, a retry (retryable failure with attempts left) or a final failure."""
+    usage = result.usage or Usage()
+    if result.ok:
+        return Outcome(run.run_id, run.lease, RunStatus.SUCCEEDED, output=result.output,
+                       usage=usage)
+    retry = result.retryable and run.attempt < run.agent.max_attempts
+    return Outcome(
+        run.run_id, run.lease, RunStatus.FAILED, output=result.output, error=result.error,
+        usage=usage,
+        retry_delay_s=backoff_delay_s(run.attempt, run.agent.retry_backoff_s) if retry else None,
+    )
+
+
+class Dispatcher:
+    def __init__(self, store: Store, clock: Clock, health: StoreHealth, executors: Executors,
+                 node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
+                 submit: Callable[[Outcome], None],
+                 on_progress: Callable[[ClaimedRun, str | None], None]) -> None:
+        self.store = store
+        self.clock = clock
+        self.health = health
+        self.executors = executors
+        self.node_id = node_id
+        self.max_inflight = max_inflight
+        self.claim_batch = claim_batch
+        self.poll_interval_s = poll_interval_s
+        self.submit = submit
+        self.on_progress = on_progress
+        self.inflight: dict[str, InFlight] = {}
+        self.wakeup = Wakeup()
+        self.started = 0
+
+    def leases(self) -> list[tuple[str, int]]:
+        return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
+
+    def run_once(self) -> list[ClaimedRun]:
+        slots = min(self.max_inflight - len(self.inflight), self.claim_batch)
+        return self.store.claim_runs(self.node_id, slots, self.clock.store_now())
+
+    def start(self, run: ClaimedRun) -> None:
+        ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress))
+        entry = InFlight(run=run, ctx=ctx)
+        self.inflight[run.run_id] = entry
+        entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
+        self.started += 1
+
+    async def _execute(self, entry: InFlight) -> None:
+        run = entry.run
+        timeout = max(0.001, (run.deadline_at - run.started_at).total_seconds())
+        executor = self.executors.for_agent(run.agent)
+        try:
+            result = await asyncio.wait_for(executor.execute(run, entry.ctx), timeout)
+        except TimeoutError:
+            entry.ctx.cancel("timeout")
+            result = ExecutionResult(ok=False, error=f"timed out after {timeout:g}s",
+                                     retryable=True, usage=entry.ctx.usage)
+        except asyncio.CancelledError:
+            # Revoked (cancelled by a user, taken over) or drained: the store already
+            # knows, or drain's release will tell it. Writing an outcome here would be
+            # fenced anyway.
+            entry.done.set()
+            raise
+        except Exception as exc:  # an executor bug must fail the run, not the node
+            result = ExecutionResult(
+                ok=False, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+                retryable=True, usage=entry.ctx.usage,
+            )
+        if entry.revoked:
+            self.forget(run.run_id)
+            return
+        self.submit(outcome_for(run, result))
+        entry.done.set()
+
+    def forget(self, run_id: str) -> None:
+        """Drop a run from the in-flight set (its outcome is written or it was revoked)."""
+        entry = self.inflight.pop(run_id, None)
+        if entry is not None:
+            entry.done.set()
+            self.wakeup.set()
+
+    def revoke(self, run_id: str, reason: str) -> None:
+        """The store says this run is no longer ours: stop it, write nothing."""
+        entry = self.inflight.get(run_id)
+        if entry is None:
+            return
+        log.warning("run_revoked", run_id=run_id, agent=entry.run.agent.name, reason=reason,
+                    node_id=self.node_id)
+        entry.revoked = True
+        entry.ctx.cancel(reason)
+        if entry.task is not None and not entry.task.done():
+            entry.task.cancel()
+        self.forget(run_id)
+
+    async def cancel_all(self, reason: str, wait_s: float) -> list[str]:
+        """Cancel every run still executing (drain past its timeout); returns their ids.
+        They stay in the in-flight set: release() hands them back to the queue."""
+        cancelled = []
+        tasks = []
+        for run_id, entry in self.inflight.items():
+            if entry.task is not None and not entry.task.done():
+                entry.ctx.cancel(reason)
+                entry.task.cancel()
+                tasks.append(entry.task)
+                cancelled.append(run_id)
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait_s)
+        return cancelled
+
+    def executing(self) -> int:
+        return sum(1 for e in self.inflight.values() if e.task is not None and not e.task.done())
+
+    async def loop(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            free = min(self.max_inflight - len(self.inflight), self.claim_batch)
+            if free > 0:
+                try:
+                    claimed = await call_store(self.health, "claim_runs", self.run_once)
+                except StoreUnavailable as exc:
+                    await self.wakeup.wait(exc.retry_in_s)
+                    continue
+                if stopping():
+                    # Claimed while a drain began: hand straight back via release().
+                    for run in claimed:
+                        self.inflight[run.run_id] = InFlight(run, RunContext(run))
+                    return
+                for run in claimed:
+                    self.start(run)
+                if len(claimed) == free:
+                    await asyncio.sleep(0)  # let the runs start before claiming more
+                    continue
+            await self.wakeup.wait(self.poll_interval_s)

@@ -1,0 +1,201 @@
+"""A node: every engine service wired together, and the graceful drain.
+
+Lifecycle: register -> run the loops -> on stop: drain (stop claiming and firing, let
+in-flight runs finish up to ``drain_timeout``, cancel the rest, write what finished,
+release what did not back to the queue with the attempt given back, deregister).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+from agentcron import __version__
+from agentcron.agents import Executors
+from agentcron.engine.clock import Clock, DatabaseClock
+from agentcron.engine.completions import CompletionWriter
+from agentcron.engine.dispatcher import Dispatcher
+from agentcron.engine.heartbeat import Heartbeat
+from agentcron.engine.pruner import Pruner
+from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
+from agentcron.engine.sweeper import Sweeper
+from agentcron.engine.ticker import Ticker
+from agentcron.ids import new_node_id
+from agentcron.models import ClaimedRun, Outcome
+from agentcron.settings import NodeSettings
+from agentcron.store import FinishResult, FireResult, NodeInfo, Store
+from agentcron.store.notify import Listener
+
+log = structlog.get_logger(__name__)
+
+
+class Node:
+    def __init__(self, store: Store, settings: NodeSettings, executors: Executors,
+                 clock: Clock | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.executors = executors
+        self.clock = clock or DatabaseClock()
+        self.health = StoreHealth(self.clock.monotonic)
+        self.info = NodeInfo(
+            id=settings.node_id or new_node_id(), hostname=socket.gethostname(),
+            pid=os.getpid(), version=__version__, zombie_timeout_s=settings.zombie_timeout_s,
+        )
+        self.id = self.info.id
+        self._claiming = True
+        self._running = True
+        self.registered = asyncio.Event()
+        self.drained = asyncio.Event()
+        self.completions = CompletionWriter(store, self.clock, self.health, self.id,
+                                            on_written=self._on_written)
+        self.dispatcher = Dispatcher(
+            store, self.clock, self.health, executors, self.id,
+            max_inflight=settings.max_inflight, claim_batch=settings.claim_batch,
+            poll_interval_s=settings.poll_interval_s, submit=self.completions.submit,
+            on_progress=self._on_progress,
+        )
+        self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
+                             poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired)
+        self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
+                                   interval_s=settings.heartbeat_interval_s,
+                                   leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)
+        self.sweeper = Sweeper(store, self.clock, self.health,
+                               zombie_timeout_s=settings.zombie_timeout_s,
+                               interval_s=settings.effective_sweep_interval_s,
+                               timeout_grace_s=settings.effective_timeout_grace_s)
+        self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
+                             interval_s=settings.prune_interval_s)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _on_fired(self, result: FireResult) -> None:
+        if result.queued:
+            self.dispatcher.wakeup.set()
+
+    def _on_written(self, outcomes: list[Outcome], result: FinishResult) -> None:
+        for outcome in outcomes:
+            self.dispatcher.forget(outcome.run_id)
+        if any(o.retry_delay_s is not None for o in outcomes):
+            self.dispatcher.wakeup.set()
+
+    def _on_progress(self, run: ClaimedRun, progress: str | None) -> None:
+        """A RunContext.heartbeat() from agent code: fenced progress write, off the loop."""
+
+        def write() -> None:
+            try:
+                if not self.store.record_progress(run.run_id, run.lease, self.id, progress,
+                                                  self.clock.store_now()):
+                    self.dispatcher_revoke_threadsafe(run.run_id)
+            except Exception as exc:  # progress is best effort; the node beat covers liveness
+                log.warning("progress_write_failed", run_id=run.run_id, error=str(exc))
+
+        self._loop.call_soon_threadsafe(
+            lambda: self._loop.run_in_executor(None, write)
+        )
+
+    def dispatcher_revoke_threadsafe(self, run_id: str) -> None:
+        self._loop.call_soon_threadsafe(self.dispatcher.revoke, run_id, "lease lost")
+
+    def _on_topic(self, topic: str) -> None:
+        if topic in ("runs", "reconnected"):
+            self.dispatcher.wakeup.set()
+        if topic in ("triggers", "reconnected"):
+            self.ticker.wakeup.set()
+        if topic == "cancel":
+            self.heartbeat.wakeup.set()
+
+    def claims_stopped(self) -> bool:
+        return not self._claiming
+
+    def stopped(self) -> bool:
+        return not self._running
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guard(name, coro), name=name)
+        self._tasks.append(task)
+
+    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("service_crashed", service=name, node_id=self.id)
+            raise
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register (waiting out a database outage) and start every loop."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await call_store(self.health, "register", self.store.register_node, self.info,
+                                 self.clock.store_now())
+                break
+            except StoreUnavailable as exc:
+                await asyncio.sleep(exc.retry_in_s)
+        self.registered.set()
+        log.info("node_started", node_id=self.id, backend=self.store.backend,
+                 zombie_timeout_s=self.settings.zombie_timeout_s,
+                 drain_timeout_s=self.settings.drain_timeout_s)
+        self._spawn("ticker", self.ticker.loop(self.claims_stopped))
+        self._spawn("dispatcher", self.dispatcher.loop(self.claims_stopped))
+        self._spawn("sweeper", self.sweeper.loop(self.claims_stopped))
+        self._spawn("pruner", self.pruner.loop(self.claims_stopped))
+        self._spawn("completions", self.completions.loop(self.stopped))
+        self._spawn("heartbeat", self.heartbeat.loop(self.stopped))
+        if self.store.backend == "postgresql":
+            listener = Listener(self.store.url, self._on_topic)
+            self._spawn("listener", listener.run())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        await stop.wait()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Graceful stop (guarantee 4). Returns when the node is deregistered."""
+        timeout = self.settings.drain_timeout_s
+        self._claiming = False
+        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
+            service.wakeup.set()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.set_draining, self.id)
+        log.info("node_draining", node_id=self.id, in_flight=self.dispatcher.executing(),
+                 drain_timeout_s=timeout)
+        deadline = self.clock.monotonic() + timeout
+        while self.dispatcher.executing() and self.clock.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        cancelled = await self.dispatcher.cancel_all("node draining", wait_s=10.0)
+        if cancelled:
+            log.warning("drain_timeout_cancelled_runs", node_id=self.id, count=len(cancelled))
+        await self._flush_completions(deadline=self.clock.monotonic() + max(timeout, 10.0))
+        released: list[str] = []
+        for _ in range(20):
+            try:
+                released = await call_store(self.health, "release", self.store.release, self.id,
+                                            self.clock.store_now())
+                break
+            except StoreUnavailable as exc:
+                await asyncio.sleep(exc.retry_in_s)
+        if released:
+            log.info("runs_released", node_id=self.id, count=len(released))
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executors.aclose()
+        log.info("node_stopped", node_id=self.id)
+        self.drained.set()
+
+    async def _flush_completions(self, deadline: float) -> None:
+        while self.completions.pending and self.clock.monotonic() < deadline:
+            await self.completions.flush()

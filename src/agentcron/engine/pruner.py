@@ -1,0 +1,49 @@
+"""Pruner: deletes finished runs older than the retention, in bounded batches so it never
+holds long locks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import structlog
+
+from agentcron.engine.clock import Clock
+from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
+from agentcron.engine.waiting import Wakeup
+from agentcron.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class Pruner:
+    def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, retention_s: float,
+                 interval_s: float, batch: int = 5000) -> None:
+        self.store = store
+        self.clock = clock
+        self.health = health
+        self.retention = timedelta(seconds=retention_s)
+        self.interval_s = interval_s
+        self.batch = batch
+        self.wakeup = Wakeup()
+
+    def run_once(self) -> int:
+        now = self.clock.store_now() or self.store.now()
+        total = 0
+        while True:
+            deleted = self.store.prune(now - self.retention, self.batch)
+            total += deleted
+            if deleted < self.batch:
+                break
+        if total:
+            log.info("runs_pruned", count=total, older_than=str(now - self.retention))
+        return total
+
+    async def loop(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            try:
+                await call_store(self.health, "prune", self.run_once)
+            except StoreUnavailable as exc:
+                await self.wakeup.wait(exc.retry_in_s)
+                continue
+            await self.wakeup.wait(self.interval_s)

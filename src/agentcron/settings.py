@@ -1,0 +1,94 @@
+"""Node settings: defaults, overridden by ``AGENTCRON_*`` environment variables, then by
+command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from agentcron.errors import ValidationError
+from agentcron.schedule.durations import parse_duration
+
+DEFAULT_DATABASE_URL = "sqlite:///agentcron.db"
+
+_DURATIONS = {
+    "zombie_timeout_s", "drain_timeout_s", "heartbeat_interval_s", "poll_interval_s",
+    "sweep_interval_s", "retention_s", "prune_interval_s", "timeout_grace_s",
+}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    database_url: str = DEFAULT_DATABASE_URL
+    node_id: str | None = None
+    zombie_timeout_s: float = 60.0
+    drain_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 5.0
+    poll_interval_s: float = 1.0
+    sweep_interval_s: float = 0.0  # 0: a quarter of the zombie timeout, 1-15 s
+    timeout_grace_s: float = 0.0  # 0: the zombie timeout
+    retention_s: float = 30 * 86400.0
+    prune_interval_s: float = 600.0
+    fire_batch: int = 1000
+    claim_batch: int = 500
+    max_inflight: int = 1000
+    thread_pool_size: int = 32
+    api: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @property
+    def effective_sweep_interval_s(self) -> float:
+        if self.sweep_interval_s > 0:
+            return self.sweep_interval_s
+        return min(15.0, max(1.0, self.zombie_timeout_s / 4))
+
+    @property
+    def effective_timeout_grace_s(self) -> float:
+        return self.timeout_grace_s or self.zombie_timeout_s
+
+    def validate(self) -> NodeSettings:
+        if self.heartbeat_interval_s * 2 > self.zombie_timeout_s:
+            raise ValidationError(
+                "zombie-timeout",
+                f"{self.zombie_timeout_s:g}s is shorter than two heartbeats "
+                f"({self.heartbeat_interval_s:g}s each)",
+                "a node would look dead between beats; use at least "
+                f"{self.heartbeat_interval_s * 3:g}s",
+            )
+        for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size"):
+            if getattr(self, name) < 1:
+                raise ValidationError(name.replace("_", "-"), "must be at least 1")
+        return self
+
+    def with_overrides(self, **overrides: Any) -> NodeSettings:
+        """Apply the given values; None means "not given" and keeps the current one."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key, value in list(given.items()):
+            if key in _DURATIONS and isinstance(value, str):
+                given[key] = parse_duration(value, key[:-2].replace("_", "-"))
+        return replace(self, **given)
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
+    """``AGENTCRON_DATABASE_URL``, ``AGENTCRON_ZOMBIE_TIMEOUT=90s`` ... for every field."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for f in fields(NodeSettings):
+        env_name = "AGENTCRON_" + f.name.removesuffix("_s").upper()
+        raw = environ.get(env_name)
+        if raw is None:
+            continue
+        if f.name in _DURATIONS:
+            values[f.name] = parse_duration(raw, env_name)
+        elif f.type == "bool":
+            values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif f.type == "int":
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ValidationError(env_name, f"{raw!r} is not a whole number") from None
+        else:
+            values[f.name] = raw
+    return NodeSettings(**values)

@@ -1,0 +1,97 @@
+"""Shared fixtures. The ``store`` fixture runs every store test on a real SQLite file and on
+the real PostgreSQL server, so both backends keep one contract.
+
+PostgreSQL: ``AGENTCRON_TEST_PG_URL`` (default the local server's ``test`` database). Each
+test session creates its own database and drops it at the end. If the server is not
+reachable the PostgreSQL tests are skipped, unless ``AGENTCRON_REQUIRE_PG=1`` (CI sets it),
+in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from agentcron.store import Store
+from agentcron.store.schema import metadata
+
+PG_ADMIN_URL = os.environ.get(
+    "AGENTCRON_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # the reason is shown in the skip message
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    problem = _pg_available()
+    if problem is not None:
+        if os.environ.get("AGENTCRON_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL required but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    name = f"agentcron_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    store = Store(url)
+    store.upgrade()
+    store.close()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _truncate(store: Store) -> None:
+    with store.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path}/agentcron.db")
+        s.upgrade()
+    else:
+        s = Store(request.getfixturevalue("pg_url"))
+        _truncate(s)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: os.PathLike[str]) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path}/agentcron.db")
+    s.upgrade()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    s = Store(pg_url)
+    _truncate(s)
+    yield s
+    s.close()
