@@ -8,6 +8,7 @@ clock on PostgreSQL, so nodes with skewed clocks agree on what is due and what i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -48,12 +49,15 @@ class Store:
             yield conn
 
     @contextmanager
-    def count_statements(self) -> Iterator[list[str]]:
-        """Collect every SQL statement sent while the block runs (tests and benchmarks)."""
+    def count_statements(self, this_thread_only: bool = False) -> Iterator[list[str]]:
+        """Collect the SQL statements sent while the block runs (tests and benchmarks);
+        with ``this_thread_only``, only those sent from the calling thread."""
         seen: list[str] = []
+        me = threading.get_ident()
 
         def _record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            seen.append(statement)
+            if not this_thread_only or threading.get_ident() == me:
+                seen.append(statement)
 
         event.listen(self.engine, "before_cursor_execute", _record)
         try:

@@ -1,0 +1,56 @@
+"""Agents the engine and multi-process tests run (importable as tests.agents_for_tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agentcron.agents import PermanentError, RunContext
+
+
+def record(ctx: RunContext) -> dict[str, Any]:
+    """Append (run, attempt, scheduled time) to the file named in AGENTCRON_TEST_LEDGER, so
+    a test can count executions independently of the database."""
+    ledger = os.environ.get("AGENTCRON_TEST_LEDGER")
+    if ledger:
+        with Path(ledger).open("a") as f:
+            f.write(f"{ctx.run_id} {ctx.attempt} {ctx.trigger_id} "
+                    f"{ctx.scheduled_for.isoformat()} {os.getpid()}\n")
+    return {"run_id": ctx.run_id}
+
+
+def sleepy(ctx: RunContext) -> str:
+    """Sleeps payload["seconds"] cooperatively (stops early when cancelled)."""
+    seconds = float((ctx.payload or {}).get("seconds", 1.0))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ctx.cancelled:
+            return "cancelled early"
+        time.sleep(0.01)
+    record(ctx)
+    return f"slept {seconds}"
+
+
+async def async_sleepy(ctx: RunContext) -> str:
+    await asyncio.sleep(float((ctx.payload or {}).get("seconds", 1.0)))
+    record(ctx)
+    return "done"
+
+
+def flaky(ctx: RunContext) -> str:
+    """Fails on the first attempt, succeeds on the next."""
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt always fails")
+    return f"ok on attempt {ctx.attempt}"
+
+
+def broken(ctx: RunContext) -> None:
+    raise PermanentError("this agent never works")
+
+
+def usage(ctx: RunContext) -> str:
+    ctx.record_usage(input_tokens=100, output_tokens=20, cost_usd=0.0012, model="test-model")
+    return "used tokens"
