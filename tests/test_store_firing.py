@@ -33,7 +33,7 @@ def test_unique_constraint_refuses_a_second_run_for_the_same_time(store: Store) 
     store.fire_due(T0 + timedelta(seconds=1))
     row = {"trigger_id": trigger.id, "agent": "a", "scheduled_for": T0 + timedelta(seconds=1),
            "status": "queued", "queued_at": T0, "run_after": T0}
-    with pytest.raises(Exception, match="(?i)unique"), store.engine.begin() as conn:
+    with pytest.raises(Exception, match=r"(?i)unique"), store.engine.begin() as conn:
         conn.execute(insert(runs).values(id="dup-1", **row))
 
 
@@ -95,7 +95,7 @@ def test_overlap_allow_queues_every_fire(store: Store) -> None:
 
 def test_overlap_replace_cancels_the_running_run(store: Store) -> None:
     add_agent(store, now=T0)
-    trigger = add_trigger(store, T0, every="1s", overlap="replace")
+    add_trigger(store, T0, every="1s", overlap="replace")
     store.fire_due(T0 + timedelta(seconds=1))
     [claimed] = store.claim_runs("n1", 10, T0 + timedelta(seconds=1))
     result = store.fire_due(T0 + timedelta(seconds=2))

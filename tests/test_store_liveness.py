@@ -129,3 +129,13 @@ def test_list_nodes_counts_running_runs(store: Store) -> None:
     _claimed_run(store)
     [node] = store.list_nodes()
     assert node.id == "n1" and node.running == 1
+
+
+def test_a_restarted_node_with_the_same_id_does_not_adopt_old_runs(store: Store) -> None:
+    _node(store, "n1")
+    run = _claimed_run(store)
+    recovered = store.register_node(NodeInfo("n1", "host", 2, "test", 60.0),
+                                    NOW + timedelta(seconds=5))
+    assert recovered == [run.run_id]
+    again = store.get_run(run.run_id)
+    assert again.status is RunStatus.QUEUED and "restarted" in (again.error or "")

@@ -66,7 +66,7 @@ def _quiet_server_class() -> type:
         SIGTERM and re-raise it after shutdown, which reads as a second signal."""
 
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def,override]
+        def capture_signals(self):  # type: ignore[no-untyped-def]
             yield
 
     return QuietServer

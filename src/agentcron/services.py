@@ -23,8 +23,8 @@ from agentcron.models import (
     Trigger,
     TriggerKind,
 )
-from agentcron.schedule.durations import parse_duration
 from agentcron.schedule.base import Schedule
+from agentcron.schedule.durations import parse_duration
 from agentcron.schedule.spec import (
     ScheduleSpec,
     build_schedule,
@@ -145,16 +145,20 @@ class Services:
         timezone = spec.tz or "UTC"
         start = self._time(spec.start, timezone, "start")
         end = self._time(spec.end, timezone, "end")
+        extra: dict[str, Any]
         if spec.cron is not None:
             kind, extra = TriggerKind.CRON, {"cron": spec.cron.strip()}
         elif spec.every is not None:
             every_s = parse_duration(spec.every, "every")
-            kind, extra = TriggerKind.INTERVAL, {"every_s": every_s, "anchor_at": start or now}
+            # Anchored to whole seconds, so "every 30s" reads (and fires) on round times.
+            anchor = start or now.replace(microsecond=0)
+            kind, extra = TriggerKind.INTERVAL, {"every_s": every_s, "anchor_at": anchor}
         else:
             kind, extra = TriggerKind.ONCE, {"at": self._time(spec.at, spec.tz, "at")}
         schedule_spec = ScheduleSpec(kind=kind, timezone=timezone, start_at=start, end_at=end,
                                      **extra)
-        schedule = validate_schedule(schedule_spec, now)
+        with _renamed({"start_at": "start", "end_at": "end", "anchor_at": "start"}):
+            schedule = validate_schedule(schedule_spec, now)
         payload = (
             parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
         )
@@ -258,6 +262,17 @@ class Services:
 
     def describe(self, trigger: Trigger) -> str:
         return schedule_of(trigger).describe()
+
+
+@contextmanager
+def _renamed(names: dict[str, str]) -> Iterator[None]:
+    """Report a field by the name the user typed (``--end``), not its column (``end_at``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field in names:
+            raise ValidationError(names[exc.field], exc.message, exc.hint) from None
+        raise
 
 
 @contextmanager

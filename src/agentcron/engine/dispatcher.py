@@ -143,8 +143,11 @@ class Dispatcher:
             await asyncio.wait(tasks, timeout=wait_s)
         return cancelled
 
+    def executing_tasks(self) -> list[asyncio.Task[None]]:
+        return [e.task for e in self.inflight.values() if e.task is not None and not e.task.done()]
+
     def executing(self) -> int:
-        return sum(1 for e in self.inflight.values() if e.task is not None and not e.task.done())
+        return len(self.executing_tasks())
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping():

@@ -171,9 +171,9 @@ class Node:
             await asyncio.to_thread(self.store.set_draining, self.id)
         log.info("node_draining", node_id=self.id, in_flight=self.dispatcher.executing(),
                  drain_timeout_s=timeout)
-        deadline = self.clock.monotonic() + timeout
-        while self.dispatcher.executing() and self.clock.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        executing = self.dispatcher.executing_tasks()
+        if executing:
+            await asyncio.wait(executing, timeout=timeout)
         cancelled = await self.dispatcher.cancel_all("node draining", wait_s=10.0)
         if cancelled:
             log.warning("drain_timeout_cancelled_runs", node_id=self.id, count=len(cancelled))

@@ -55,7 +55,7 @@ class StoreHealth:
         """Record a failure; returns how long to back off (exponential, jittered, <= 10s)."""
         self.available = False
         self.failures += 1
-        delay = min(10.0, 0.25 * 2 ** min(self.failures, 6)) * random.uniform(0.5, 1.0)
+        delay: float = min(10.0, 0.25 * 2.0 ** min(self.failures, 6)) * random.uniform(0.5, 1.0)
         log.warning("store_unavailable", operation=what, error=str(exc).splitlines()[0],
                     retry_in_s=round(delay, 2), failures=self.failures)
         return delay

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Connection
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.ids import new_run_id
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
+from agentcron.store.catalog import get_agent
 from agentcron.store.notify import notify
 from agentcron.store.rows import event_from_row, run_from_row
 from agentcron.store.schema import run_events, runs
-from agentcron.store.catalog import get_agent
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,14 @@ class SweepResult:
     nodes_removed: list[str] = field(default_factory=list)
 
 
-def register(conn: Connection, node: NodeInfo, now: datetime) -> None:
-    """Insert or refresh this node's row."""
+def register(conn: Connection, node: NodeInfo, now: datetime) -> list[str]:
+    """Insert or refresh this node's row. Runs still ``running`` under this node id belong
+    to a previous process with the same id (a crash and restart): they are recovered at
+    once, as lost, rather than adopted. Returns their ids."""
+    leftovers = conn.execute(_running_runs().where(runs.c.node_id == node.id)).all()
+    retried, failed = _recover(
+        conn, [(row, f"node {node.id} restarted while the run was in flight")
+               for row in leftovers], now)
     values: dict[str, Any] = {
         "id": node.id, "hostname": node.hostname, "pid": node.pid, "version": node.version,
         "started_at": now, "heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
@@ -69,6 +75,9 @@ def register(conn: Connection, node: NodeInfo, now: datetime) -> None:
                   "draining": False, "pid": node.pid},
         )
     )
+    if retried:
+        notify(conn, "runs")
+    return retried + failed
 
 
 def heartbeat(
@@ -130,45 +139,64 @@ def sweep(
         if row.heartbeat_at >= now - timedelta(seconds=smallest)
     ]
     candidates = conn.execute(
-        select(
-            runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.node_id,
-            agents.c.max_attempts, agents.c.zombie_timeout_s, agents.c.retry_backoff_s,
+        _running_runs().where(
+            or_(runs.c.node_id.is_(None), runs.c.node_id.not_in(fresh_nodes))
         )
-        .select_from(runs.outerjoin(agents, agents.c.name == runs.c.agent))
-        .where(runs.c.status == _RUNNING,
-               or_(runs.c.node_id.is_(None), runs.c.node_id.not_in(fresh_nodes)))
-        .with_for_update(skip_locked=True, of=runs)
     ).all()
-    updates: list[dict[str, Any]] = []
+    lost: list[tuple[Any, str]] = []
     for row in candidates:
         node = node_rows.get(row.node_id)
         limit = row.zombie_timeout_s or (node.zombie_timeout_s if node else None)
         limit = limit or default_zombie_timeout_s
         if node is not None and node.heartbeat_at >= now - timedelta(seconds=limit):
             continue
-        max_attempts = row.max_attempts or 1
-        silent = "its node row is gone" if node is None else (
+        lost.append((row, "its node row is gone" if node is None else (
             f"node {row.node_id} has not heartbeated for "
             f"{(now - node.heartbeat_at).total_seconds():.0f}s (zombie timeout {limit:.0f}s)"
-        )
-        if row.attempt >= max_attempts:
-            updates.append({"id": row.id, "lease": row.lease, "status": RunStatus.FAILED.value,
-                            "run_after": now, "finished_at": now,
-                            "error": f"lost: {silent}; no attempts left"})
-            result.failed.append(row.id)
-        else:
-            delay = timedelta(seconds=backoff_delay_s(row.attempt, row.retry_backoff_s or 2.0))
-            updates.append({"id": row.id, "lease": row.lease, "status": _QUEUED,
-                            "run_after": now + delay, "finished_at": None,
-                            "error": f"lost: {silent}; retrying"})
-            result.retried.append(row.id)
-    if updates:
-        _apply_lost(conn, updates, now)
+        )))
+    result.retried, result.failed = _recover(conn, lost, now)
     result.timed_out = _cancel_timed_out(conn, now, timeout_grace_s)
     result.nodes_removed = _remove_dead_nodes(conn, now, node_rows)
     if result.retried:
         notify(conn, "runs")
     return result
+
+
+def _running_runs() -> Any:
+    """Running runs with what recovery needs; locks them, skipping rows another
+    transaction (a finishing worker, another sweeper) holds."""
+    return (
+        select(
+            runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.node_id,
+            agents.c.max_attempts, agents.c.zombie_timeout_s, agents.c.retry_backoff_s,
+        )
+        .select_from(runs.outerjoin(agents, agents.c.name == runs.c.agent))
+        .where(runs.c.status == _RUNNING)
+        .with_for_update(skip_locked=True, of=runs)
+    )
+
+
+def _recover(conn: Connection, lost: list[tuple[Any, str]], now: datetime
+             ) -> tuple[list[str], list[str]]:
+    """Lost runs back to queued after a backoff, or failed when out of attempts; fenced on
+    the lease read. Returns (retried, failed) among the rows actually changed."""
+    if not lost:
+        return [], []
+    updates: list[dict[str, Any]] = []
+    for row, why in lost:
+        if row.attempt >= (row.max_attempts or 1):
+            updates.append({"id": row.id, "lease": row.lease, "status": RunStatus.FAILED.value,
+                            "run_after": now, "finished_at": now,
+                            "error": f"lost: {why}; no attempts left"})
+        else:
+            delay = timedelta(seconds=backoff_delay_s(row.attempt, row.retry_backoff_s or 2.0))
+            updates.append({"id": row.id, "lease": row.lease, "status": _QUEUED,
+                            "run_after": now + delay, "finished_at": None,
+                            "error": f"lost: {why}; retrying"})
+    applied = set(_apply_lost(conn, updates, now))
+    retried = [u["id"] for u in updates if u["id"] in applied and u["status"] == _QUEUED]
+    failed = [u["id"] for u in updates if u["id"] in applied and u["status"] != _QUEUED]
+    return retried, failed
 
 
 _LOST_COLUMNS: dict[str, Any] = {
@@ -177,7 +205,7 @@ _LOST_COLUMNS: dict[str, Any] = {
 }
 
 
-def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> None:
+def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
     source = bulk_source(conn, _LOST_COLUMNS, updates)
     applied = conn.execute(
         update(runs)
@@ -194,6 +222,7 @@ def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) 
             [{"run_id": row.id, "at": now, "kind": "lost", "attempt": row.attempt,
               "node_id": row.node_id, "message": by_id[row.id]["error"]} for row in applied],
         )
+    return [row.id for row in applied]
 
 
 def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[str]:

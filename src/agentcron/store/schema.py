@@ -150,7 +150,9 @@ runs = Table(
 run_events = Table(
     "run_events",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("run_id", String(36), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("kind", String(24), nullable=False),

@@ -110,9 +110,11 @@ class Store:
             return claiming.record_progress(conn, run_id, lease, node_id, db_now(conn, now),
                                             progress)
 
-    def register_node(self, node: NodeInfo, now: datetime | None = None) -> None:
+    def register_node(self, node: NodeInfo, now: datetime | None = None) -> list[str]:
+        """Register (or refresh) a node; recovers runs a previous process with the same
+        node id left running. See ``liveness.register``."""
         with self._write() as conn:
-            liveness.register(conn, node, db_now(conn, now))
+            return liveness.register(conn, node, db_now(conn, now))
 
     def heartbeat(self, node_id: str, inflight: list[tuple[str, int]],
                   now: datetime | None = None) -> HeartbeatResult:

@@ -1,0 +1,144 @@
+"""What every command shares: the database the root ``--db`` option names, opening it, and
+the one place errors become messages and exit codes.
+
+Exit codes: 0 success; 1 a failure the input cannot fix by itself (not found, conflict,
+database unreachable or not migrated); 2 bad input (``ValidationError``, or a usage error
+from Typer itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from agentcron.errors import (
+    AgentcronError,
+    ConflictError,
+    DatabaseNotMigratedError,
+    NotFoundError,
+    ValidationError,
+)
+
+if TYPE_CHECKING:
+    from agentcron.services import Services
+    from agentcron.store import Store
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class CliState:
+    """Per-invocation state, kept on the root click context (``ctx.obj``)."""
+
+    db_url: str
+    _store: Store | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def state(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, CliState), "the root callback sets the CLI state"
+    return obj
+
+
+def open_store(ctx: typer.Context, *, prepare: bool = True) -> Store:
+    """The store named by ``--db``, opened once per invocation and closed at its end.
+
+    With ``prepare``: a SQLite database without an agentcron schema (for instance a file
+    that does not exist yet) is created and migrated on the spot, so the embedded default
+    just works; any other database must already be at this version's schema, else
+    ``DatabaseNotMigratedError`` ("run `agentcron db upgrade` first").
+    """
+    st = state(ctx)
+    if st._store is None:
+        from agentcron.store import Store
+
+        st._store = Store(st.db_url)
+        if prepare:
+            _prepare(st._store)
+    return st._store
+
+
+def _prepare(store: Store) -> None:
+    if store.backend == "sqlite":
+        from agentcron.store.migrate import current_revision
+
+        if current_revision(store.engine) is None:
+            store.upgrade()
+    store.ensure_migrated()
+
+
+def services(ctx: typer.Context) -> Services:
+    from agentcron.services import Services
+
+    return Services(open_store(ctx))
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print ``error: <message>`` on stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL never reaches the database; show nothing of it
+        return "<the configured database URL>"
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def _database_error(exc: Exception, url: str) -> str | None:
+    """The one-line message for a database that cannot be reached or used, else None."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return None
+    reason = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return f"cannot use the database {hide_password(url)}: {reason}"
+
+
+class AgentcronGroup(TyperGroup):
+    """The root command group. Every subcommand runs inside its ``invoke``, so this is the
+    single place where agentcron's errors become a one-line message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except (NotFoundError, ConflictError, DatabaseNotMigratedError) as exc:
+            fail(str(exc))
+        except AgentcronError as exc:
+            fail(str(exc))
+        except Exception as exc:  # usage errors and bugs pass through untouched
+            url = ctx.obj.db_url if isinstance(ctx.obj, CliState) else "(unknown)"
+            message = _database_error(exc, url)
+            if message is None:
+                raise
+            fail(message)
