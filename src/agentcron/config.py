@@ -44,14 +44,6 @@ class TriggerEntry(BaseModel):
     end: str | None = None
     paused: bool = False
 
-    def default_name(self) -> str:
-        """A stable name for an unnamed trigger, so re-syncing finds the same one."""
-        if self.cron is not None:
-            return f"cron {self.cron}" + (f" {self.tz}" if self.tz else "")
-        if self.every is not None:
-            return f"every {self.every}"
-        return f"at {self.at}"
-
 
 class AgentEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")

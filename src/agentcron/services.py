@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from agentcron.schedule.spec import (
 from agentcron.store import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
 _NAME_HINT = "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
 
 Duration = str | int | float
@@ -80,6 +81,20 @@ class TriggerInput:
     end: str | datetime | None = None
     name: str | None = None
     paused: bool = False
+
+
+def with_default_name(spec: TriggerInput) -> TriggerInput:
+    """Declared triggers (agents file, Python API) are synced by (agent, name); an unnamed
+    one gets a stable name from its schedule so re-syncing finds the same trigger."""
+    if spec.name is not None:
+        return spec
+    if spec.cron is not None:
+        name = f"cron {spec.cron}" + (f" {spec.tz}" if spec.tz else "")
+    elif spec.every is not None:
+        name = f"every {spec.every}"
+    else:
+        name = f"at {spec.at}"
+    return replace(spec, name=name[:100])
 
 
 class Services:
@@ -129,8 +144,9 @@ class Services:
                       ) -> dict[str, Any]:
         """Validate a trigger and return the row to store, with its first fire time."""
         check_name(spec.agent, "agent")
-        if spec.name is not None:
-            check_name(spec.name, "name")
+        if spec.name is not None and not _TRIGGER_NAME.match(spec.name):
+            raise ValidationError("name", f"{spec.name!r} is not a valid trigger name",
+                                  "1-100 printable characters, no leading/trailing space")
         given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
                  if v is not None]
         if len(given) != 1:
@@ -250,12 +266,12 @@ class Services:
             for i, t in enumerate(entry.triggers):
                 with _located(f"{where}.triggers[{i}]"):
                     rows.append(self.build_trigger(
-                        TriggerInput(
+                        with_default_name(TriggerInput(
                             agent=name, cron=t.cron, every=t.every, at=t.at, tz=t.tz,
                             payload=t.payload, overlap=t.overlap, catchup=t.catchup,
                             catchup_mode=t.catchup_mode, jitter=t.jitter, start=t.start,
-                            end=t.end, name=t.name or t.default_name(), paused=t.paused,
-                        ),
+                            end=t.end, name=t.name, paused=t.paused,
+                        )),
                         now, source=source,
                     ))
         return self.store.apply_declared(source, specs, rows, now)
