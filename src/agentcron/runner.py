@@ -51,9 +51,25 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
             log.info("agents_file_synced", path=str(config_path), **report)
         executors = Executors(registry, thread_pool_size=settings.thread_pool_size)
         node = Node(store, settings, executors, clock=clock)
-        return asyncio.run(_serve(node, settings, store))
+        code = asyncio.run(_serve(node, settings, store))
     finally:
         store.close()
+    _exit_past_stuck_threads(code)
+    return code
+
+
+def _exit_past_stuck_threads(code: int) -> None:
+    """A sync Python agent that ignores cancellation keeps its worker thread, and the
+    interpreter would wait for it at exit. The node has drained and released its runs by
+    now, so nothing is lost by not waiting."""
+    import threading
+
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        log.warning("exiting_past_agent_threads", threads=len(stuck))
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _quiet_server_class() -> type:

@@ -1,0 +1,296 @@
+"""HTTP executor against a real HTTP server on 127.0.0.1 (stdlib, in a background thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+import standardwebhooks
+import structlog
+
+from agentcron.agents import OUTPUT_LIMIT, RunContext
+from agentcron.agents.http_agent import HttpExecutor
+from agentcron.agents.signing import verify
+from agentcron.ids import new_run_id
+from agentcron.models import AgentKind, AgentSpec, ClaimedRun, ExecutionResult, Usage
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+Route = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Server:
+    base: str
+    routes: dict[str, Route | str] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def json_route(doc: Any, status: int = 200) -> Route:
+    return status, {"Content-Type": "application/json"}, json.dumps(doc).encode()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    state: Server
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            state.requests.append(Recorded(self.path, dict(self.headers.items()), body))
+            route = state.routes.get(self.path, (404, {}, b"no route"))
+            if route == "slow":
+                state.release.wait(30)  # the slow agent: answers when the test is over
+                route = (200, {}, b"too late")
+            assert not isinstance(route, str)
+            status, headers, payload = route
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": str(len(payload))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    state = Server(f"http://127.0.0.1:{httpd.server_address[1]}")
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def make_run(config: dict[str, Any], payload: Any = None, deadline_s: float = 60) -> ClaimedRun:
+    now = datetime.now(UTC)
+    spec = AgentSpec(name="http-agent", kind=AgentKind.HTTP, config=config)
+    return ClaimedRun(
+        run_id=new_run_id(),
+        lease=1,
+        attempt=2,
+        agent=spec,
+        trigger_id="tr_http",
+        scheduled_for=datetime(2026, 3, 1, 13, 30, tzinfo=UTC),
+        started_at=now,
+        deadline_at=now + timedelta(seconds=deadline_s),
+        payload=payload,
+    )
+
+
+def post(
+    url: str, payload: Any = None, *, deadline_s: float = 60, record: bool = False, **config: Any
+) -> tuple[ExecutionResult, ClaimedRun]:
+    async def main() -> tuple[ExecutionResult, ClaimedRun]:
+        run = make_run({"url": url, **config}, payload, deadline_s)
+        ctx = RunContext(run)
+        if record:
+            ctx.record_usage(input_tokens=5, cost_usd=0.5)
+        executor = HttpExecutor()
+        try:
+            return await executor.execute(run, ctx), run
+        finally:
+            await executor.aclose()
+
+    return asyncio.run(main())
+
+
+def test_success_reads_output_and_usage_and_sends_a_signed_request(server: Server) -> None:
+    usage = {"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.25, "model": "m1"}
+    server.routes["/agent"] = json_route({"output": "summary", "usage": usage})
+    result, run = post(server.url("/agent"), {"q": "news"}, record=True, secret=WHSEC)
+
+    assert result == ExecutionResult(ok=True, output="summary", usage=Usage(105, 20, 0.75, "m1"))
+    [request] = server.requests
+    assert json.loads(request.body) == {
+        "run_id": run.run_id,
+        "attempt": 2,
+        "agent": "http-agent",
+        "trigger_id": "tr_http",
+        "scheduled_for": "2026-03-01T13:30:00+00:00",
+        "payload": {"q": "news"},
+    }
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    assert headers["idempotency-key"] == run.run_id == headers["webhook-id"]
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("agentcron/")
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    # An independent implementation of the standard accepts our signature...
+    standardwebhooks.Webhook(WHSEC).verify(request.body, headers)
+    # ...and so does ours.
+    verify(WHSEC, headers, request.body, now=datetime.now(UTC))
+
+
+def test_a_raw_string_secret_signs_with_its_utf8_bytes(server: Server) -> None:
+    server.routes["/agent"] = (200, {}, b"ok")
+    secret = "plain text secret, ünïcode"
+    assert post(server.url("/agent"), secret=secret)[0].ok
+    [request] = server.requests
+    standardwebhooks.Webhook(secret.encode()).verify(request.body, request.headers)
+
+
+def test_without_secret_no_signature_and_configured_headers_are_sent(server: Server) -> None:
+    server.routes["/agent"] = (204, {}, b"")
+    result, run = post(
+        server.url("/agent"),
+        headers={"Authorization": "Bearer t0ken", "Idempotency-Key": "mine"},
+    )
+    assert result == ExecutionResult(ok=True, output="")
+    headers = {k.lower(): v for k, v in server.requests[0].headers.items()}
+    assert headers["authorization"] == "Bearer t0ken"
+    assert headers["idempotency-key"] == run.run_id  # configured headers cannot replace ours
+    assert not any(name.startswith("webhook-") for name in headers)
+
+
+@pytest.mark.parametrize(
+    ("route", "output"),
+    [
+        ((200, {"Content-Type": "text/plain"}, b"plain answer"), "plain answer"),
+        (json_route({"output": {"items": [1, 2]}}), '{"items": [1, 2]}'),
+        (json_route({"output": None}), None),
+        (json_route([1, 2]), "[1, 2]"),
+        (json_route({"result": "x"}), '{"result": "x"}'),
+    ],
+)
+def test_output_forms(server: Server, route: Route, output: str | None) -> None:
+    server.routes["/agent"] = route
+    assert post(server.url("/agent"))[0] == ExecutionResult(ok=True, output=output)
+
+
+def test_invalid_usage_values_are_ignored_with_a_log_line(server: Server) -> None:
+    usage = {"input_tokens": -3, "output_tokens": 7, "cost_usd": "lots", "model": 5}
+    server.routes["/agent"] = json_route({"output": "ok", "usage": usage})
+    with structlog.testing.capture_logs() as logs:
+        result, _ = post(server.url("/agent"))
+    assert result.usage == Usage(output_tokens=7)
+    ignored = {e["field"] for e in logs if e["event"] == "reported usage field ignored"}
+    assert ignored == {"input_tokens", "cost_usd", "model"}
+
+
+def test_big_response_is_capped(server: Server) -> None:
+    server.routes["/agent"] = (200, {}, b"z" * 5_000_000)
+    result, _ = post(server.url("/agent"))
+    assert result.ok and result.output is not None
+    assert result.output.startswith("z" * OUTPUT_LIMIT + "\n[agentcron: output truncated")
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [(500, True), (503, True), (429, True), (408, True), (404, False), (400, False), (401, False)],
+)
+def test_error_statuses(server: Server, status: int, retryable: bool) -> None:
+    server.routes["/agent"] = (status, {}, b"E" * 2000)
+    result, _ = post(server.url("/agent"))
+    assert not result.ok and result.retryable is retryable
+    assert result.error == f"HTTP {status}: " + "E" * 500
+
+
+def test_redirects_are_not_followed(server: Server) -> None:
+    server.routes["/old"] = (302, {"Location": "/new"}, b"")
+    server.routes["/new"] = (200, {}, b"should not be reached")
+    result, _ = post(server.url("/old"))
+    assert not result.ok and not result.retryable
+    assert result.error is not None and "redirects are not followed" in result.error
+    assert "'/new'" in result.error
+    assert [r.path for r in server.requests] == ["/old"]
+
+
+def test_a_shared_client_is_used_without_following_redirects_and_not_closed(
+    server: Server,
+) -> None:
+    server.routes["/old"] = (307, {"Location": "/new"}, b"")
+
+    async def main() -> None:
+        async with httpx.AsyncClient(follow_redirects=True) as client:
+            executor = HttpExecutor(client)
+            run = make_run({"url": server.url("/old")})
+            result = await executor.execute(run, RunContext(run))
+            assert not result.ok and not result.retryable
+            await executor.aclose()
+            assert not client.is_closed
+
+    asyncio.run(main())
+    assert [r.path for r in server.requests] == ["/old"]
+
+
+def test_request_times_out_at_the_deadline_and_is_retryable(server: Server) -> None:
+    server.routes["/agent"] = "slow"
+    begin = time.monotonic()
+    result, _ = post(server.url("/agent"), deadline_s=0.2)  # min 1 s
+    elapsed = time.monotonic() - begin
+    assert not result.ok and result.retryable
+    assert result.error is not None and result.error.startswith("request timed out after 1.0s")
+    assert 0.9 < elapsed < 5
+
+
+def test_cancellation_returns_promptly(server: Server) -> None:
+    server.routes["/agent"] = "slow"
+
+    async def main() -> float:
+        executor = HttpExecutor()
+        run = make_run({"url": server.url("/agent")})
+        begin = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(executor.execute(run, RunContext(run)), 0.2)
+        elapsed = time.monotonic() - begin
+        await executor.aclose()
+        return elapsed
+
+    assert asyncio.run(main()) < 1.5
+
+
+def test_connection_refused_is_retryable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result, _ = post(f"http://127.0.0.1:{port}/agent")
+    assert not result.ok and result.retryable
+    assert result.error is not None and result.error.startswith("request failed: ConnectError")
+
+
+def test_unsupported_url_fails_without_retry() -> None:
+    result, _ = post("ftp://127.0.0.1/agent")
+    assert not result.ok and not result.retryable
+    assert result.error is not None and result.error.startswith("cannot request 'ftp://")
+
+
+def test_signature_timestamp_comes_from_the_injected_clock(server: Server) -> None:
+    server.routes["/agent"] = (200, {}, b"ok")
+    fixed = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+
+    async def main() -> None:
+        executor = HttpExecutor(clock=lambda: fixed)
+        run = make_run({"url": server.url("/agent"), "secret": WHSEC})
+        assert (await executor.execute(run, RunContext(run))).ok
+        await executor.aclose()
+
+    asyncio.run(main())
+    [request] = server.requests
+    assert request.headers["webhook-timestamp"] == str(int(fixed.timestamp()))
+    verify(WHSEC, request.headers, request.body, now=fixed + timedelta(seconds=299))
