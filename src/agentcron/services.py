@@ -26,6 +26,7 @@ from agentcron.models import (
 from agentcron.schedule.base import Schedule
 from agentcron.schedule.durations import parse_duration
 from agentcron.schedule.spec import (
+    SPEC_FIELDS,
     ScheduleSpec,
     build_schedule,
     parse_at,
@@ -301,11 +302,7 @@ def _located(where: str) -> Iterator[None]:
 
 
 def schedule_spec_for(trigger: Trigger) -> ScheduleSpec:
-    return ScheduleSpec(
-        kind=trigger.kind, cron=trigger.cron, timezone=trigger.timezone,
-        every_s=trigger.every_s, at=trigger.at, anchor_at=trigger.anchor_at,
-        start_at=trigger.start_at, end_at=trigger.end_at,
-    )
+    return ScheduleSpec(**{name: getattr(trigger, name) for name in SPEC_FIELDS})
 
 
 def schedule_of(trigger: Trigger) -> Schedule:

@@ -49,6 +49,7 @@ class Node:
         )
         self.id = self.info.id
         self._claiming = True
+        self._beating = True
         self._running = True
         self.registered = asyncio.Event()
         self.drained = asyncio.Event()
@@ -117,6 +118,9 @@ class Node:
     def stopped(self) -> bool:
         return not self._running
 
+    def beats_stopped(self) -> bool:
+        return not self._beating
+
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guard(name, coro), name=name)
         self._tasks.append(task)
@@ -151,7 +155,7 @@ class Node:
         self._spawn("sweeper", self.sweeper.loop(self.claims_stopped))
         self._spawn("pruner", self.pruner.loop(self.claims_stopped))
         self._spawn("completions", self.completions.loop(self.stopped))
-        self._spawn("heartbeat", self.heartbeat.loop(self.stopped))
+        self._spawn("heartbeat", self.heartbeat.loop(self.beats_stopped))
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
             self._spawn("listener", listener.run())
@@ -178,6 +182,7 @@ class Node:
         if cancelled:
             log.warning("drain_timeout_cancelled_runs", node_id=self.id, count=len(cancelled))
         await self._flush_completions(deadline=self.clock.monotonic() + max(timeout, 10.0))
+        await self._stop_heartbeat()
         released: list[str] = []
         for _ in range(20):
             try:
@@ -195,6 +200,17 @@ class Node:
         await self.executors.aclose()
         log.info("node_stopped", node_id=self.id)
         self.drained.set()
+
+    async def _stop_heartbeat(self) -> None:
+        """Stop beating, and wait for a beat in flight to end, before release deletes the
+        node row: a beat that ran after the delete would find no row and register the node
+        again, leaving a stale row behind. (A beat is one store call, bounded by the
+        database timeouts.)"""
+        self._beating = False
+        self.heartbeat.wakeup.set()
+        beating = [task for task in self._tasks if task.get_name() == "heartbeat"]
+        if beating:
+            await asyncio.wait(beating)
 
     async def _flush_completions(self, deadline: float) -> None:
         while self.completions.pending and self.clock.monotonic() < deadline:

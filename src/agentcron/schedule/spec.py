@@ -8,7 +8,7 @@ also checks the things that depend on ``now``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 
@@ -22,7 +22,14 @@ from agentcron.schedule.interval import IntervalSchedule
 from agentcron.schedule.once import OnceSchedule
 from agentcron.schedule.zones import EPSILON, ensure_utc, get_zone
 
-__all__ = ["ScheduleSpec", "build_schedule", "parse_at", "parse_payload", "validate_schedule"]
+__all__ = [
+    "SPEC_FIELDS",
+    "ScheduleSpec",
+    "build_schedule",
+    "parse_at",
+    "parse_payload",
+    "validate_schedule",
+]
 
 _KIND_FIELD = {TriggerKind.CRON: "cron", TriggerKind.INTERVAL: "every", TriggerKind.ONCE: "at"}
 _ONE_OF_HINT = "give exactly one of cron, every or at (none for a webhook trigger)"
@@ -40,6 +47,10 @@ class ScheduleSpec:
     anchor_at: datetime | None = None
     start_at: datetime | None = None
     end_at: datetime | None = None
+
+
+# The trigger columns a schedule is built from (stored under the same names).
+SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ScheduleSpec))
 
 
 @lru_cache(maxsize=16_384)

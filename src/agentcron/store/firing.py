@@ -29,7 +29,7 @@ from agentcron.ids import new_run_id
 from agentcron.models import CatchupMode, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
-from agentcron.schedule.spec import ScheduleSpec, build_schedule
+from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store.bulk import bulk_source
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
@@ -122,16 +122,8 @@ def _due_query(now: datetime, limit: int) -> Any:
 
 
 def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
-    return ScheduleSpec(
-        kind=TriggerKind(row["kind"]),
-        cron=row["cron"],
-        timezone=row["timezone"],
-        every_s=row["every_s"],
-        at=row["at"],
-        anchor_at=row["anchor_at"],
-        start_at=row["start_at"],
-        end_at=row["end_at"],
-    )
+    fields = {name: row[name] for name in SPEC_FIELDS}
+    return ScheduleSpec(**{**fields, "kind": TriggerKind(row["kind"])})
 
 
 def decide(rows: list[RowMapping], now: datetime) -> _Decision:
