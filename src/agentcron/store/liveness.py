@@ -271,7 +271,7 @@ def release(conn: Connection, node_id: str, now: datetime) -> list[str]:
     rows = conn.execute(
         update(runs)
         .where(runs.c.node_id == node_id, runs.c.status == _RUNNING)
-        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt, run_after=now,  # MUTATION
+        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1, run_after=now,
                 started_at=None, deadline_at=None)
         .returning(runs.c.id, runs.c.attempt)
     ).all()
