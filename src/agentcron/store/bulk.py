@@ -3,7 +3,9 @@
 ``bulk_source`` turns a list of Python rows into a table expression the statement can join
 against, so that updating 1,000 runs or triggers is one SQL statement, not 1,000:
 
-- PostgreSQL: a ``VALUES`` list; SQLAlchemy casts every parameter to the column type.
+- PostgreSQL: ``unnest`` over one typed array parameter per column. The SQL text is the
+  same for 1 row or 4,000, so SQLAlchemy compiles it once and PostgreSQL can prepare it;
+  a ``VALUES`` list would be a new statement (and a costly compile) for every batch size.
 - SQLite: ``json_each`` over one JSON parameter, because SQLite cannot name the columns of a
   ``VALUES`` list in a ``FROM`` clause. Times are encoded in the same fixed-width text that
   the ``UTCDateTime`` type stores, so comparisons and assignments keep working.
@@ -16,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, cast, column, func, values
+from sqlalchemy import JSON, bindparam, column, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
@@ -44,11 +47,16 @@ def bulk_source(
 ) -> BulkSource:
     """Rows as a table expression. Every row must have every key of ``types``."""
     if conn.dialect.name == "postgresql":
-        source = values(*(column(key, type_) for key, type_ in types.items()), name=name).data(
-            [tuple(row[key] for key in types) for row in rows]
+        arrays = [
+            bindparam(f"{name}_{key}", [row[key] for row in rows], type_=ARRAY(type_))
+            for key, type_ in types.items()
+        ]
+        table = (
+            func.unnest(*arrays)
+            .table_valued(*(column(key, type_) for key, type_ in types.items()))
+            .render_derived(name=name)
         )
-        # Cast every column: a column that is NULL in every row would otherwise be text.
-        return BulkSource(source, {key: cast(source.c[key], type_) for key, type_ in types.items()})
+        return BulkSource(table, {key: table.c[key] for key in types})
 
     encoded = json.dumps([{key: _encode(row[key], types[key]) for key in types} for row in rows])
     table = func.json_each(encoded).table_valued("value").alias(name)
