@@ -77,6 +77,9 @@ triggers = Table(
     Column("source", String(16), nullable=False, server_default="cli"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Webhook triggers only: the Standard Webhooks secret (whsec_...) deliveries are signed
+    # with. Kept out of the Trigger dataclass so that no listing can show it.
+    Column("webhook_secret", String(100)),
     UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
     # The ticker's only read: due, unpaused triggers in time order.
     Index(
@@ -145,6 +148,8 @@ runs = Table(
     ),
     Index("ix_runs_finished_at", "finished_at"),
     Index("ix_runs_agent_id", "agent", "id"),
+    # Time-window reads (dashboard chart, stats, --since/--until) scan a range of this.
+    Index("ix_runs_queued_at", "queued_at"),
 )
 
 run_events = Table(
@@ -173,4 +178,46 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("zombie_timeout_s", Float, nullable=False),
     Column("draining", Boolean, nullable=False, server_default=text("false")),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("scope", String(16), nullable=False),
+    # sha256 hex of the token; the token itself is never stored.
+    Column("token_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+api_sessions = Table(
+    "api_sessions",
+    metadata,
+    # sha256 hex of the dashboard session cookie's value.
+    Column("id_hash", String(64), primary_key=True),
+    Column(
+        "token_name", String(100), ForeignKey("api_tokens.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_api_sessions_token_name", "token_name"),
+    Index("ix_api_sessions_expires_at", "expires_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # One row per accepted delivery: the primary key is the replay check.
+    Column(
+        "trigger_id", String(40), ForeignKey("triggers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("webhook_id", String(255), primary_key=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("run_id", String(36)),
+    Index("ix_webhook_deliveries_received_at", "received_at"),
 )
