@@ -126,8 +126,8 @@ def test_env_error_hint_shows_how_to_quote() -> None:
 
 def test_bad_kind_and_bad_config_type() -> None:
     with pytest.raises(ValidationError) as info:
-        validate_agent_config("llm", {})  # type: ignore[arg-type]
-    assert info.value.field == "kind" and "python, command, http" in str(info.value)
+        validate_agent_config("shell", {})  # type: ignore[arg-type]
+    assert info.value.field == "kind" and "python, command, http, llm" in str(info.value)
     with pytest.raises(ValidationError, match="must be a table"):
         validate_agent_config(HTTP, ["http://h"])  # type: ignore[arg-type]
 

@@ -54,6 +54,65 @@ class AgentKind(StrEnum):
     PYTHON = "python"
     COMMAND = "command"
     HTTP = "http"
+    LLM = "llm"
+
+
+class OnBudget(StrEnum):
+    """What happens when a run of an agent over its budget would start."""
+
+    SKIP = "skip"
+    """The run becomes ``skipped`` (reason ``budget_exceeded``); later fires are judged anew."""
+    PAUSE = "pause"
+    """The same, and the agent's triggers are paused until a user resumes them."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An agent's optional spending limits; ``None`` means no limit of that kind.
+
+    Days are rolling (the last 24 hours); months are calendar months in ``timezone``. What
+    counts and when a run may start is defined in ``agentcron.budgets``.
+    """
+
+    tokens_per_day: int | None = None
+    usd_per_day: float | None = None
+    tokens_per_month: int | None = None
+    usd_per_month: float | None = None
+    timezone: str = "UTC"
+    on_budget: OnBudget = OnBudget.SKIP
+
+    @property
+    def has_limits(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.tokens_per_day, self.usd_per_day, self.tokens_per_month,
+                      self.usd_per_month)
+        )
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per million input (prompt) and output (completion) tokens of one model."""
+
+    model: str
+    input_per_mtok: float
+    output_per_mtok: float
+    source: str = "cli"
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One group of a cost report. ``unpriced_runs`` counts runs that recorded tokens but
+    have no cost (their model had no price and they reported none): the cost is then a
+    lower bound."""
+
+    key: str
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    unpriced_runs: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +122,11 @@ class AgentSpec:
     - python: ``{"target": "module:function"}``
     - command: ``{"argv": [...], "env": {...}, "cwd": str | None, "output_limit": int}``
     - http: ``{"url": str, "secret": str | None, "headers": {...}}``
+    - llm: ``{"base_url", "model", "prompt", "system", "temperature", "max_tokens",
+      "api_key_env"}`` (``api_key_env`` is the *name* of an environment variable; the key
+      itself is never stored)
+
+    ``budget`` is the agent's optional spending limit (see ``Budget``).
     """
 
     name: str
@@ -76,6 +140,7 @@ class AgentSpec:
     description: str | None = None
     source: str = "cli"
     created_at: datetime | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -121,13 +186,18 @@ class ClaimedRun:
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What an executor says about one attempt."""
+    """What an executor says about one attempt.
+
+    ``retry_after_s`` is how long the agent's server asked to be left alone (an HTTP
+    ``Retry-After``); a retry then waits at least that long, and at least the backoff.
+    """
 
     ok: bool
     output: str | None = None
     error: str | None = None
     retryable: bool = True
     usage: Usage | None = None
+    retry_after_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import httpx
 from agentcron.agents.base import Executor
 from agentcron.agents.command_agent import CommandExecutor
 from agentcron.agents.http_agent import HttpExecutor
+from agentcron.agents.llm_agent import LlmExecutor
 from agentcron.agents.python_agent import PythonExecutor
 from agentcron.agents.registry import AgentRegistry
 from agentcron.errors import ValidationError
@@ -58,6 +59,8 @@ class Executors:
             return PythonExecutor(self.registry, self._pool)
         if kind is AgentKind.COMMAND:
             return CommandExecutor()
+        if kind is AgentKind.LLM:
+            return LlmExecutor(self._http_client)
         return HttpExecutor(self._http_client)
 
     async def aclose(self) -> None:

@@ -10,6 +10,7 @@ touches no file: a python target or a cwd may exist only on the nodes that run t
   -> ``{"argv", "env", "cwd", "output_limit"}`` (+ ``kill_grace_s`` when given)
 - http: ``{"url", "secret", "headers", "output_limit"}`` -> ``{"url", "secret", "headers"}``
   (+ ``output_limit`` when given)
+- llm: see ``agents.llm_config`` (+ ``output_limit`` when given)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agentcron.agents.base import OUTPUT_LIMIT
+from agentcron.agents.llm_config import LLM_KEYS, validate_llm_config
 from agentcron.agents.signing import SECRET_PREFIX, secret_key
 from agentcron.errors import ValidationError
 from agentcron.models import AgentKind
@@ -38,6 +40,7 @@ _KEYS = {
     AgentKind.PYTHON: ("target", "output_limit"),
     AgentKind.COMMAND: ("command", "argv", "env", "cwd", "output_limit", "kill_grace_s"),
     AgentKind.HTTP: ("url", "secret", "headers", "output_limit"),
+    AgentKind.LLM: LLM_KEYS,
 }
 
 
@@ -56,6 +59,8 @@ def validate_agent_config(kind: AgentKind, raw: dict[str, Any]) -> dict[str, Any
         config = {"target": _target(raw.get("target"))}
     elif kind is AgentKind.COMMAND:
         config = _command(raw)
+    elif kind is AgentKind.LLM:
+        config = validate_llm_config(raw)
     else:
         config = _http(raw)
     if "output_limit" in raw:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from agentcron.agents import Executors, RunContext
-from agentcron.backoff import backoff_delay_s
+from agentcron.backoff import MAX_BACKOFF_S, backoff_delay_s
 from agentcron.engine.clock import Clock
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.waiting import Wakeup
@@ -35,16 +35,23 @@ class InFlight:
 
 
 def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
-    """Success, a retry (retryable failure with attempts left) or a final failure."""
+    """Success, a retry (retryable failure with attempts left) or a final failure.
+
+    A retry waits the agent's backoff, or the ``retry_after_s`` the agent's server asked
+    for if that is longer (capped at ``MAX_BACKOFF_S``, like the backoff itself).
+    """
     usage = result.usage or Usage()
     if result.ok:
         return Outcome(run.run_id, run.lease, RunStatus.SUCCEEDED, output=result.output,
                        usage=usage)
-    retry = result.retryable and run.attempt < run.agent.max_attempts
+    delay: float | None = None
+    if result.retryable and run.attempt < run.agent.max_attempts:
+        delay = backoff_delay_s(run.attempt, run.agent.retry_backoff_s)
+        if result.retry_after_s is not None:
+            delay = max(delay, min(result.retry_after_s, MAX_BACKOFF_S))
     return Outcome(
         run.run_id, run.lease, RunStatus.FAILED, output=result.output, error=result.error,
-        usage=usage,
-        retry_delay_s=backoff_delay_s(run.attempt, run.agent.retry_backoff_s) if retry else None,
+        usage=usage, retry_delay_s=delay,
     )
 
 
