@@ -7,6 +7,7 @@
     agentcron triggers add | list | show | next | pause | resume | rm
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
+    agentcron tokens   create | list | revoke
     agentcron serve
 
 Every rule about valid input lives in ``agentcron.services`` (and the packages it calls);
@@ -23,7 +24,7 @@ from typing import Annotated
 
 import typer
 
-from agentcron import cli_agents, cli_runs, cli_triggers
+from agentcron import cli_agents, cli_runs, cli_tokens, cli_triggers
 from agentcron.cli_common import AgentcronGroup, CliState, hide_password, open_store
 from agentcron.cli_render import say
 from agentcron.settings import DEFAULT_DATABASE_URL
@@ -42,6 +43,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(cli_agents.app, name="agents")
 app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
+app.add_typer(cli_tokens.app, name="tokens")
 app.command("fire")(cli_runs.fire)
 
 
@@ -95,6 +97,13 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="API port (default 8080).")] = None,
     max_inflight: Annotated[int | None, typer.Option(
         "--max-inflight", help="Runs this node executes at once (default 1000).")] = None,
+    metrics_public: Annotated[bool | None, typer.Option(
+        "--metrics-public/--metrics-private",
+        help="Serve /metrics without a token (default: a read token is needed; "
+             "AGENTCRON_METRICS_PUBLIC=1).")] = None,
+    webhook_max_bytes: Annotated[int | None, typer.Option(
+        "--webhook-max-bytes", help="Largest webhook body accepted (default 262144).")
+    ] = None,
 ) -> None:
     """Run a node: fire triggers, execute runs, recover lost ones; drain on SIGTERM."""
     from agentcron.settings import settings_from_env
@@ -112,6 +121,8 @@ def serve(
         host=host,
         port=port,
         max_inflight=max_inflight,
+        metrics_public=metrics_public,
+        webhook_max_bytes=webhook_max_bytes,
     ).validate()
     from agentcron.runner import run_node
 

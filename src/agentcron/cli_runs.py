@@ -6,27 +6,13 @@ from typing import Annotated
 
 import typer
 
-from agentcron.cli_common import open_store
+from agentcron.cli_common import services
 from agentcron.cli_render import emit_json, event_json, print_run, print_runs, run_json, say
-from agentcron.errors import ValidationError
-from agentcron.models import RunStatus
 
 app = typer.Typer(help="Runs: the history of every firing.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id.")]
-MAX_LIMIT = 1000
-
-
-def _status(value: str | None) -> RunStatus | None:
-    if value is None:
-        return None
-    try:
-        return RunStatus(value.strip().lower())
-    except ValueError:
-        allowed = "|".join(s.value for s in RunStatus)
-        raise ValidationError("status", f"{value!r} is not one of {allowed}",
-                              f"use one of {allowed}") from None
 
 
 @app.command("list")
@@ -45,14 +31,8 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
-    from agentcron.store import RunFilter
-
-    wanted = _status(status)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError("limit", f"{limit} is out of range", f"give 1..{MAX_LIMIT}")
-    runs = open_store(ctx).list_runs(
-        RunFilter(agent=agent, trigger_id=trigger, status=wanted), limit=limit, before=before
-    )
+    runs = services(ctx).list_runs(agent=agent, trigger_id=trigger, status=status,
+                                   limit=limit, before=before).runs
     if as_json:
         emit_json([run_json(r) for r in runs])
     else:
@@ -62,9 +42,7 @@ def list_(
 @app.command("show")
 def show(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> None:
     """Show a run and its events."""
-    store = open_store(ctx)
-    run = store.get_run(run_id)
-    events = store.run_history(run_id)
+    run, events = services(ctx).get_run(run_id)
     if as_json:
         emit_json({**run_json(run), "events": [event_json(e) for e in events]})
     else:
@@ -74,14 +52,14 @@ def show(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> None:
 @app.command("cancel")
 def cancel(ctx: typer.Context, run_id: RunId) -> None:
     """Cancel a queued or running run."""
-    was = open_store(ctx).cancel_run(run_id)
+    was = services(ctx).cancel_run(run_id)
     say(f"run {run_id} cancelled (was {was.value})")
 
 
 @app.command("retry")
 def retry(ctx: typer.Context, run_id: RunId) -> None:
     """Queue a finished run again."""
-    open_store(ctx).retry_run(run_id)
+    services(ctx).retry_run(run_id)
     say(f"run {run_id} queued again")
 
 
@@ -93,10 +71,7 @@ def fire(
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a run of an agent now; prints the run id."""
-    from agentcron.schedule.inputs import parse_payload
-
-    value = parse_payload(payload) if payload is not None else None
-    run_id = open_store(ctx).fire_now(agent, value)
+    run_id = services(ctx).fire(agent, payload, payload_is_json_text=True)
     if as_json:
         emit_json({"id": run_id, "agent": agent})
     else:

@@ -37,6 +37,9 @@ def add(
         "--every", metavar="DURATION", help="Fixed interval, e.g. 30s, 5m, 1h30m.")] = None,
     at: Annotated[str | None, typer.Option(
         "--at", metavar="ISO", help="Fire once at this time.")] = None,
+    webhook: Annotated[bool, typer.Option(
+        "--webhook", help="Fire on signed POSTs to /hooks/ID (prints the secret once).")
+    ] = False,
     payload: Annotated[str | None, typer.Option(
         "--payload", metavar="JSON", help="JSON passed to every run.")] = None,
     overlap: Annotated[str | None, typer.Option(
@@ -58,7 +61,7 @@ def add(
         "--name", help="A name, unique per agent.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Add a trigger; prints its id."""
+    """Add a trigger; prints its id (and, for --webhook, its secret on a second line)."""
     from agentcron.services import TriggerInput
 
     options: dict[str, Any] = {
@@ -69,12 +72,19 @@ def add(
     if payload is not None:
         given.update(payload=payload, payload_is_json_text=True)
     spec = TriggerInput(agent=agent, cron=cron, every=every, at=at, tz=tz, start=start,
-                        end=end, name=name, **given)
-    trigger = services(ctx).add_trigger(spec, source="cli")
+                        end=end, name=name, webhook=webhook, **given)
+    trigger, secret = services(ctx).create_trigger(spec, source="cli")
     if as_json:
-        emit_json({"id": trigger.id, "next_fire_at": iso(trigger.next_fire_at)})
+        document = {"id": trigger.id, "next_fire_at": iso(trigger.next_fire_at)}
+        if secret is not None:
+            document.update(secret=secret, url_path=f"/hooks/{trigger.id}")
+        emit_json(document)
     else:
         say(trigger.id)
+        if secret is not None:
+            say(secret)
+            typer.echo(f"webhook secret shown only this once; deliveries go to "
+                       f"POST /hooks/{trigger.id}, signed per Standard Webhooks", err=True)
 
 
 @app.command("list")
@@ -96,7 +106,7 @@ def list_(
 def show(ctx: typer.Context, trigger_id: TriggerId, as_json: JsonFlag = False) -> None:
     """Show a trigger: schedule, next and last fire, pause state, missed fire times."""
     svc = services(ctx)
-    trigger = svc.store.get_trigger(trigger_id)
+    trigger = svc.get_trigger(trigger_id)
     description = svc.describe(trigger)
     if as_json:
         emit_json(trigger_json(trigger, description))
@@ -139,5 +149,5 @@ def resume(ctx: typer.Context, trigger_id: TriggerId) -> None:
 @app.command("rm")
 def rm(ctx: typer.Context, trigger_id: TriggerId) -> None:
     """Delete a trigger (its run history stays)."""
-    services(ctx).store.delete_trigger(trigger_id)
+    services(ctx).delete_trigger(trigger_id)
     say(f"trigger {trigger_id} removed")

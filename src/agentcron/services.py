@@ -1,25 +1,35 @@
 """The operations users ask for, shared by the CLI, the HTTP API and the Python API, so a
 rule lives in one place: every input is validated here, before the store is touched, and a
-bad input raises ``ValidationError`` naming the field, with nothing written."""
+bad input raises ``ValidationError`` naming the field, with nothing written.
+
+Two neighbours hold the rest of the service layer: ``agentcron.access`` (API tokens and
+dashboard sessions) and ``agentcron.overview`` (the numbers the dashboard and ``/stats``
+show)."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from agentcron.agents.signing import verify
 from agentcron.agents.validation import validate_agent_config
 from agentcron.config import AgentsFile
-from agentcron.errors import ValidationError
+from agentcron.errors import NotFoundError, ValidationError
 from agentcron.ids import new_trigger_id
 from agentcron.models import (
     AgentKind,
     AgentSpec,
     CatchupMode,
+    Node,
     OverlapPolicy,
+    Run,
+    RunEvent,
+    RunStatus,
     Trigger,
     TriggerKind,
 )
@@ -33,11 +43,17 @@ from agentcron.schedule.spec import (
     parse_payload,
     validate_schedule,
 )
-from agentcron.store import Store
+from agentcron.store import RunFilter, Store
+from agentcron.store.webhooks import Delivery
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
 _NAME_HINT = "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAX_RUNS_PAGE = 1000
+MAX_DESCRIPTION = 2000
+MAX_WEBHOOK_ID = 255
 
 Duration = str | int | float
 
@@ -45,6 +61,24 @@ Duration = str | int | float
 def check_name(value: str, field: str) -> str:
     if not _NAME.match(value or ""):
         raise ValidationError(field, f"{value!r} is not a valid name", _NAME_HINT)
+    return value
+
+
+def known_id(value: str, kind: str) -> str:
+    """An id as typed; one that cannot exist (bad characters, too long) is simply not
+    found, and never reaches the database."""
+    pattern = _RUN_ID if kind == "run" else _ID
+    if not isinstance(value, str) or not pattern.match(value):
+        raise NotFoundError(kind, str(value)[:80])
+    return value
+
+
+def _text(value: str | None, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if len(value) > limit or any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+        raise ValidationError(field, "is too long or contains control characters",
+                              f"up to {limit} printable characters")
     return value
 
 
@@ -74,7 +108,7 @@ class TriggerInput:
     tz: str | None = None
     payload: Any = None
     payload_is_json_text: bool = False
-    overlap: str = "skip"
+    overlap: str | None = None  # default: skip; allow for a webhook trigger
     catchup: Duration = "10m"
     catchup_mode: str = "coalesce"
     jitter: Duration = 0
@@ -82,6 +116,34 @@ class TriggerInput:
     end: str | datetime | None = None
     name: str | None = None
     paused: bool = False
+    webhook: bool = False
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    runs: list[Run]
+    next_cursor: str | None
+
+
+# The fields ``update_trigger`` takes (a PATCH), by the names TriggerInput uses.
+TRIGGER_CHANGES = ("cron", "every", "at", "tz", "payload", "overlap", "catchup",
+                   "catchup_mode", "jitter", "start", "end", "name", "paused")
+
+
+def input_of(trigger: Trigger) -> TriggerInput:
+    """A stored trigger as the input that would create it again."""
+    kind = trigger.kind
+    return TriggerInput(
+        agent=trigger.agent,
+        cron=trigger.cron if kind is TriggerKind.CRON else None,
+        every=trigger.every_s if kind is TriggerKind.INTERVAL else None,
+        at=trigger.at if kind is TriggerKind.ONCE else None,
+        tz=None if kind is TriggerKind.INTERVAL else trigger.timezone,
+        payload=trigger.payload, overlap=trigger.overlap.value,
+        catchup=trigger.catchup_window_s, catchup_mode=trigger.catchup_mode.value,
+        jitter=trigger.jitter_s, start=trigger.start_at, end=trigger.end_at,
+        name=trigger.name, paused=trigger.paused, webhook=kind is TriggerKind.WEBHOOK,
+    )
 
 
 def with_default_name(spec: TriggerInput) -> TriggerInput:
@@ -127,7 +189,7 @@ class Services:
                 else parse_duration(zombie_timeout, "zombie-timeout")
             ),
             retry_backoff_s=parse_duration(retry_backoff, "retry-backoff"),
-            description=description,
+            description=_text(description, "description", MAX_DESCRIPTION),
             source=source,
         )
 
@@ -150,11 +212,17 @@ class Services:
                                   "1-100 printable characters, no leading/trailing space")
         given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
                  if v is not None]
-        if len(given) != 1:
+        if spec.webhook and given:
+            raise ValidationError(
+                "webhook", f"a webhook trigger has no schedule, but {' and '.join(given)} "
+                "was given", "drop --cron/--every/--at, or drop --webhook")
+        if spec.webhook:
+            pass
+        elif len(given) != 1:
             raise ValidationError(
                 "schedule",
                 "no schedule given" if not given else f"{' and '.join(given)} given together",
-                "give exactly one of --cron EXPR, --every 30s or --at ISO-TIME",
+                "give exactly one of --cron EXPR, --every 30s, --at ISO-TIME or --webhook",
             )
         if spec.tz is not None and spec.every is not None:
             raise ValidationError("tz", "a time zone does not apply to --every",
@@ -163,7 +231,9 @@ class Services:
         start = self._time(spec.start, timezone, "start")
         end = self._time(spec.end, timezone, "end")
         extra: dict[str, Any]
-        if spec.cron is not None:
+        if spec.webhook:
+            kind, extra = TriggerKind.WEBHOOK, {}
+        elif spec.cron is not None:
             kind, extra = TriggerKind.CRON, {"cron": spec.cron.strip()}
         elif spec.every is not None:
             every_s = parse_duration(spec.every, "every")
@@ -179,6 +249,12 @@ class Services:
         payload = (
             parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
         )
+        overlap = spec.overlap or ("allow" if spec.webhook else "skip")
+        secret: dict[str, Any] = {}
+        if spec.webhook:
+            from agentcron.access import new_webhook_secret
+
+            secret = {"webhook_secret": new_webhook_secret()}
         return {
             "id": new_trigger_id(),
             "agent": spec.agent,
@@ -193,12 +269,13 @@ class Services:
             "end_at": end,
             "jitter_s": parse_duration(spec.jitter, "jitter", allow_zero=True),
             "payload": payload,
-            "overlap": _choice(spec.overlap, OverlapPolicy, "overlap").value,
+            "overlap": _choice(overlap, OverlapPolicy, "overlap").value,
             "catchup_window_s": parse_duration(spec.catchup, "catchup", allow_zero=True),
             "catchup_mode": _choice(spec.catchup_mode, CatchupMode, "catchup-mode").value,
             "paused": spec.paused,
             "next_fire_at": schedule.next_after(now),
             "source": source,
+            **secret,
         }
 
     @staticmethod
@@ -212,20 +289,73 @@ class Services:
 
     def add_trigger(self, spec: TriggerInput, now: datetime | None = None,
                     source: str = "cli") -> Trigger:
+        return self.create_trigger(spec, now, source)[0]
+
+    def create_trigger(self, spec: TriggerInput, now: datetime | None = None,
+                       source: str = "cli") -> tuple[Trigger, str | None]:
+        """Add a trigger; returns it and, for a webhook trigger, its new secret (the only
+        time the secret is handed out)."""
         now = self.now(now)
         values = self.build_trigger(spec, now, source=source)
         self.store.insert_trigger(values, now)
-        return self.store.get_trigger(values["id"])
+        return self.store.get_trigger(values["id"]), values.get("webhook_secret")
+
+    def get_trigger(self, trigger_id: str) -> Trigger:
+        return self.store.get_trigger(known_id(trigger_id, "trigger"))
+
+    def update_trigger(self, trigger_id: str, changes: Mapping[str, Any],
+                       now: datetime | None = None) -> Trigger:
+        """Change some of a trigger's settings (names as in ``TRIGGER_CHANGES``); the
+        result is validated like a new trigger. A trigger whose schedule is unchanged
+        keeps its next fire time; a new schedule starts from now."""
+        unknown = sorted(set(changes) - set(TRIGGER_CHANGES))
+        if unknown:
+            raise ValidationError(unknown[0], "cannot be changed",
+                                  "change one of " + ", ".join(TRIGGER_CHANGES))
+        now = self.now(now)
+        current = self.get_trigger(trigger_id)
+        base = input_of(current)
+        when = {k: v for k, v in changes.items() if k in ("cron", "every", "at")}
+        if when and current.kind is TriggerKind.WEBHOOK:
+            raise ValidationError("webhook", "a webhook trigger has no schedule",
+                                  "create a new trigger for a schedule")
+        if when:
+            base = replace(base, cron=None, every=None, at=None)
+        if "every" in when and "tz" not in changes:
+            base = replace(base, tz=None)
+        merged = replace(base, **changes)
+        values = self.build_trigger(merged, now, source=current.source)
+        for key in ("id", "source", "webhook_secret"):
+            values.pop(key, None)
+        if all(getattr(current, f) == values[f] for f in _SCHEDULE_FIELDS):
+            values.pop("next_fire_at")
+            values.pop("anchor_at")
+            if merged.paused != current.paused and not merged.paused:
+                values["next_fire_at"] = schedule_of(current).next_after(now)
+        self.store.update_trigger(current.id, values, now)
+        return self.store.get_trigger(current.id)
+
+    def triggers_page(self, agent: str | None = None, limit: int = 100, offset: int = 0
+                      ) -> tuple[list[Trigger], int]:
+        """A page of triggers (by agent, then creation) and how many there are."""
+        if agent is not None:
+            check_name(agent, "agent")
+        _bounded_int(limit, "limit", 1, 500)
+        _bounded_int(offset, "offset", 0, 10_000_000)
+        return self.store.triggers_page(agent, limit, offset)
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        self.store.delete_trigger(known_id(trigger_id, "trigger"))
 
     def pause_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
-        self.store.update_trigger(trigger_id, {"paused": True}, now)
+        self.store.update_trigger(known_id(trigger_id, "trigger"), {"paused": True}, now)
         return self.store.get_trigger(trigger_id)
 
     def resume_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
         """Unpause. The schedule restarts from now: times that passed while paused are not
         fired (that is what pausing means), and are not counted as missed."""
         now = self.now(now)
-        trigger = self.store.get_trigger(trigger_id)
+        trigger = self.get_trigger(trigger_id)
         schedule = schedule_of(trigger)
         self.store.update_trigger(
             trigger_id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
@@ -237,7 +367,7 @@ class Services:
         """The trigger's next ``count`` scheduled times (before jitter), from its
         ``next_fire_at`` (or from now for a paused trigger)."""
         _bounded_int(count, "n", 1, 1000)
-        trigger = self.store.get_trigger(trigger_id)
+        trigger = self.get_trigger(trigger_id)
         schedule = schedule_of(trigger)
         current = trigger.next_fire_at if not trigger.paused else schedule.next_after(
             self.now(now))
@@ -280,6 +410,87 @@ class Services:
     def describe(self, trigger: Trigger) -> str:
         return schedule_of(trigger).describe()
 
+    # -- runs -------------------------------------------------------------------------------
+
+    def list_runs(self, *, agent: str | None = None, trigger_id: str | None = None,
+                  status: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None, limit: int = 50,
+                  before: str | None = None) -> RunsPage:
+        """Newest first, ``limit`` at a time; ``next_cursor`` (a run id, for ``before``)
+        is set when there are older runs."""
+        wanted = None if status is None else _choice(status.strip().lower(), RunStatus,
+                                                     "status")
+        _bounded_int(limit, "limit", 1, MAX_RUNS_PAGE)
+        if agent is not None:
+            check_name(agent, "agent")
+        if trigger_id is not None and not _ID.match(trigger_id):
+            raise ValidationError("trigger", f"{trigger_id[:80]!r} is not a trigger id",
+                                  "e.g. tr_4k8m2q9x7c1d")
+        if before is not None and not _RUN_ID.match(before):
+            raise ValidationError("before", f"{before[:80]!r} is not a run id",
+                                  "pass the next_cursor of the previous page")
+        for field, value in (("since", since), ("until", until)):
+            if value is not None and value.utcoffset() is None:
+                raise ValidationError(field, "time has no UTC offset", "add one, e.g. Z")
+        filters = RunFilter(agent=agent, trigger_id=trigger_id, status=wanted, since=since,
+                            until=until)
+        runs = self.store.list_runs(filters, limit=limit + 1, before=before)
+        more = len(runs) > limit
+        return RunsPage(runs[:limit], runs[limit - 1].id if more else None)
+
+    def get_run(self, run_id: str) -> tuple[Run, list[RunEvent]]:
+        known_id(run_id, "run")
+        return self.store.get_run(run_id), self.store.run_history(run_id)
+
+    def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
+        return self.store.cancel_run(known_id(run_id, "run"), now)
+
+    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
+        self.store.retry_run(known_id(run_id, "run"), now)
+
+    def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
+             now: datetime | None = None) -> str:
+        """Queue a run of ``agent`` now (no trigger); returns its id."""
+        check_name(agent, "agent")
+        value = parse_payload(payload) if payload_is_json_text and payload is not None \
+            else payload
+        return self.store.fire_now(agent, value, now)
+
+    def get_agent(self, name: str) -> AgentSpec:
+        check_name(name, "name")
+        return self.store.get_agent(name)
+
+    # -- nodes and webhooks -----------------------------------------------------------------
+
+    def nodes(self, now: datetime | None = None) -> list[tuple[Node, bool]]:
+        """Every registered node and whether it is alive (beat within its zombie timeout)."""
+        now = self.now(now)
+        return [(n, (now - n.heartbeat_at).total_seconds() <= n.zombie_timeout_s)
+                for n in self.store.list_nodes()]
+
+    def receive_webhook(self, trigger_id: str, headers: Mapping[str, str], body: bytes,
+                        now: datetime | None = None) -> Delivery:
+        """Check one delivery and turn it into a run.
+
+        Order: unknown trigger (NotFoundError), bad or stale signature (SignatureError),
+        body not JSON (ValidationError), paused trigger or replayed ``webhook-id``
+        (ConflictError). The signature covers ``webhook-id.webhook-timestamp.body`` and
+        is compared in constant time; the timestamp must be within 5 minutes of now.
+        """
+        target = self.store.webhook_target(known_id(trigger_id, "webhook trigger"))
+        moment = self.now(now)
+        verify(target.secret, headers, body, moment)
+        webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
+        if len(webhook_id) > MAX_WEBHOOK_ID:
+            raise ValidationError("webhook-id", "is too long", f"at most {MAX_WEBHOOK_ID}")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError("body", f"is not JSON ({exc})",
+                                  "send a JSON document as the request body") from None
+        return self.store.deliver_webhook(target.trigger_id, webhook_id, payload,
+                                          moment.astimezone(UTC))
+
 
 @contextmanager
 def _renamed(names: dict[str, str]) -> Iterator[None]:
@@ -299,6 +510,10 @@ def _located(where: str) -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None
+
+
+# Fields that define when a trigger fires (as in ``store.catalog.SCHEDULE_FIELDS``).
+_SCHEDULE_FIELDS = ("kind", "cron", "timezone", "every_s", "at", "start_at", "end_at")
 
 
 def schedule_spec_for(trigger: Trigger) -> ScheduleSpec:

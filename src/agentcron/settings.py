@@ -37,6 +37,8 @@ class NodeSettings:
     api: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_public: bool = False  # serve /metrics without a token
+    webhook_max_bytes: int = 256 * 1024  # bigger webhook bodies get 413
 
     @property
     def effective_sweep_interval_s(self) -> float:
@@ -57,7 +59,8 @@ class NodeSettings:
                 "a node would look dead between beats; use at least "
                 f"{self.heartbeat_interval_s * 3:g}s",
             )
-        for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size"):
+        for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
+                     "webhook_max_bytes"):
             if getattr(self, name) < 1:
                 raise ValidationError(name.replace("_", "-"), "must be at least 1")
         return self

@@ -1,29 +1,106 @@
-"""The node's HTTP surface: health and readiness probes.
+"""The node's HTTP surface, built by ``create_app``:
 
-``/healthz`` answers while the process runs; ``/readyz`` only while the database answers
-and its schema is current, so a load balancer stops sending traffic to a node that cannot
-do its work.
+- ``/healthz`` (the process answers) and ``/readyz`` (the database answers and its schema
+  is current), open, for load balancers and orchestrators;
+- the API under ``/api/v1`` (bearer tokens; OpenAPI at ``/openapi.json``, docs at
+  ``/docs``);
+- ``POST /hooks/{trigger_id}`` for webhook triggers (signed, no token);
+- ``/metrics`` for Prometheus (a read token unless ``metrics_public``);
+- the dashboard at ``/`` (a session cookie from signing in with a token).
+
+It runs in the node's event loop (``agentcron serve``); blocking store calls go to the
+API's own bounded worker threads (``auth.blocking``).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+import anyio
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentcron import __version__
+from agentcron.access import Access
+from agentcron.access import Scope as TokenScope
+from agentcron.api import (
+    errors,
+    routes_agents,
+    routes_hooks,
+    routes_nodes,
+    routes_runs,
+    routes_triggers,
+)
+from agentcron.api.auth import QueryTokenGuard, blocking, require
+from agentcron.api.dashboard import install as install_dashboard
+from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
+from agentcron.metrics import EngineMetrics
+from agentcron.services import Services
 from agentcron.store import Store
 
+DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024
+API_THREADS = 6
 
-def create_app(store: Store, node_id: str) -> FastAPI:
-    app = FastAPI(title="agentcron", version=__version__)
+DESCRIPTION = """A durable, distributed scheduler for AI agents.
 
-    @app.get("/healthz")
+Authenticate with `Authorization: Bearer <token>` (create one with
+`agentcron tokens create NAME --scope read|write|admin`). Errors are
+`{"detail", "field", "hint"}`; invalid input is 422 with the field named.
+"""
+
+
+class SecurityHeaders:
+    """Headers on every answer; the dashboard's pages also get a strict CSP (scripts and
+    styles from this origin only, no framing)."""
+
+    CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        strict = not path.startswith(("/docs", "/redoc"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"same-origin")]
+                if strict:
+                    headers += [(b"content-security-policy", self.CSP.encode()),
+                                (b"x-frame-options", b"DENY")]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = None,
+               metrics_public: bool = False,
+               webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES) -> FastAPI:
+    app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION)
+    services = Services(store)
+    app.state.services = services
+    app.state.access = Access(store)
+    app.state.metrics = metrics
+    app.state.webhook_max_bytes = webhook_max_bytes
+    app.state.limiter = anyio.CapacityLimiter(API_THREADS)
+    registry = (metrics or EngineMetrics()).registry
+    install_gauges(registry, services)
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"], summary="The process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "node_id": node_id, "version": __version__}
 
-    @app.get("/readyz")
+    @app.get("/readyz", tags=["health"], summary="The database answers and is migrated",
+             responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
         try:
             await asyncio.to_thread(store.ensure_migrated)
@@ -32,4 +109,18 @@ def create_app(store: Store, node_id: str) -> FastAPI:
                                 status_code=503)
         return JSONResponse({"status": "ready", "node_id": node_id})
 
+    metrics_auth = [] if metrics_public else [Depends(require(TokenScope.READ))]
+
+    @app.get("/metrics", tags=["health"], dependencies=metrics_auth,
+             summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}}})
+    async def metrics_endpoint(request: Request) -> Response:
+        body = await blocking(request, render, registry)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    for module in (routes_agents, routes_triggers, routes_runs, routes_nodes, routes_hooks):
+        app.include_router(module.router)
+    install_dashboard(app)
+    app.add_middleware(QueryTokenGuard)
+    app.add_middleware(SecurityHeaders)
     return app

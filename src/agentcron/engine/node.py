@@ -27,6 +27,7 @@ from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_stor
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
 from agentcron.ids import new_node_id
+from agentcron.metrics import EngineMetrics
 from agentcron.models import ClaimedRun, Outcome
 from agentcron.settings import NodeSettings
 from agentcron.store import FinishResult, FireResult, NodeInfo, Store
@@ -37,8 +38,9 @@ log = structlog.get_logger(__name__)
 
 class Node:
     def __init__(self, store: Store, settings: NodeSettings, executors: Executors,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, metrics: EngineMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.executors = executors
         self.clock = clock or DatabaseClock()
@@ -69,7 +71,8 @@ class Node:
         self.sweeper = Sweeper(store, self.clock, self.health,
                                zombie_timeout_s=settings.zombie_timeout_s,
                                interval_s=settings.effective_sweep_interval_s,
-                               timeout_grace_s=settings.effective_timeout_grace_s)
+                               timeout_grace_s=settings.effective_timeout_grace_s,
+                               on_swept=metrics.on_swept if metrics is not None else None)
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
                              interval_s=settings.prune_interval_s)
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,10 +80,17 @@ class Node:
     # -- wiring -----------------------------------------------------------------------------
 
     def _on_fired(self, result: FireResult) -> None:
+        if self.metrics is not None:
+            self.metrics.on_fired(result)
         if result.queued:
             self.dispatcher.wakeup.set()
 
     def _on_written(self, outcomes: list[Outcome], result: FinishResult) -> None:
+        if self.metrics is not None:
+            inflight = self.dispatcher.inflight
+            self.metrics.on_written(
+                (entry.run.agent.name if (entry := inflight.get(o.run_id)) else None, o)
+                for o in outcomes)
         for outcome in outcomes:
             self.dispatcher.forget(outcome.run_id)
         if any(o.retry_delay_s is not None for o in outcomes):

@@ -15,6 +15,8 @@ from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
 
+WEBHOOK_DELIVERY_RETENTION = timedelta(hours=1)
+
 
 class Pruner:
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, retention_s: float,
@@ -37,6 +39,9 @@ class Pruner:
                 break
         if total:
             log.info("runs_pruned", count=total, older_than=str(now - self.retention))
+        # Webhook delivery ids only matter while their signed timestamp is acceptable
+        # (5 minutes); an hour is a wide margin.
+        self.store.prune_webhook_deliveries(now - WEBHOOK_DELIVERY_RETENTION)
         return total
 
     async def loop(self, stopping: Callable[[], bool]) -> None:

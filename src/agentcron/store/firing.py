@@ -85,6 +85,7 @@ class FireResult:
     full: bool = False
     missed: list[MissedFires] = field(default_factory=list)
     fire_lags: list[float] = field(default_factory=list)
+    queued_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,11 +221,14 @@ def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
         by_id = {run["id"]: run for run in decision.new_runs}
+        kind_of = {row["id"]: str(row["kind"]) for row in rows}
         for run_id in inserted:
             run = by_id[run_id]
             if run["status"] == RunStatus.QUEUED.value:
                 result.queued += 1
                 result.fire_lags.append((now - run["scheduled_for"]).total_seconds())
+                kind = kind_of[run["trigger_id"]]
+                result.queued_by_kind[kind] = result.queued_by_kind.get(kind, 0) + 1
             elif run["status"] == RunStatus.SKIPPED.value:
                 result.skipped += 1
             else:

@@ -18,12 +18,25 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from agentcron.models import AgentSpec, ClaimedRun, Node, Outcome, Run, RunEvent, RunStatus, Trigger
-from agentcron.store import catalog, claiming, firing, history, liveness, migrate
+from agentcron.store import (
+    catalog,
+    claiming,
+    firing,
+    history,
+    liveness,
+    migrate,
+    stats,
+    tokens,
+    webhooks,
+)
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
+from agentcron.store.tokens import ApiToken
+from agentcron.store.webhooks import Delivery, WebhookTarget
 
 
 class Store:
@@ -229,3 +242,95 @@ class Store:
         with self._write() as conn:
             return catalog.apply_declared(conn, source, declared_agents, declared_triggers,
                                           db_now(conn, now))
+
+    # -- API tokens and dashboard sessions (hashes only) ----------------------------------
+
+    def create_token(self, name: str, scope: str, token_hash: str,
+                     now: datetime | None = None) -> ApiToken:
+        """Store a token's hash; ConflictError if the name is taken."""
+        with self._write() as conn:
+            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now))
+
+    def list_tokens(self) -> list[ApiToken]:
+        with self._read() as conn:
+            return tokens.list_tokens(conn)
+
+    def count_tokens(self) -> int:
+        with self._read() as conn:
+            return tokens.count_tokens(conn)
+
+    def revoke_token(self, name: str) -> None:
+        """Delete the token and its dashboard sessions; NotFoundError if unknown."""
+        with self._write() as conn:
+            tokens.revoke_token(conn, name)
+
+    def token_by_hash(self, token_hash: str, now: datetime | None = None) -> ApiToken | None:
+        """One unique-index lookup; refreshes last_used_at at most once a minute (a row
+        lock on the token for that short update only)."""
+        with self._write() as conn:
+            return tokens.token_by_hash(conn, token_hash, db_now(conn, now))
+
+    def create_session(self, id_hash: str, token_name: str, csrf_token: str,
+                       expires_at: datetime, now: datetime | None = None) -> None:
+        with self._write() as conn:
+            tokens.create_session(conn, id_hash, token_name, csrf_token, db_now(conn, now),
+                                  expires_at)
+
+    def session_by_hash(self, id_hash: str, now: datetime | None = None
+                        ) -> tuple[ApiToken, str] | None:
+        with self._read() as conn:
+            return tokens.session_by_hash(conn, id_hash, db_now(conn, now))
+
+    def delete_session(self, id_hash: str) -> None:
+        with self._write() as conn:
+            tokens.delete_session(conn, id_hash)
+
+    # -- webhook triggers -----------------------------------------------------------------
+
+    def webhook_target(self, trigger_id: str) -> WebhookTarget:
+        """The webhook trigger and its secret (for signature checks only)."""
+        with self._read() as conn:
+            return webhooks.webhook_target(conn, trigger_id)
+
+    def set_webhook_secret(self, trigger_id: str, secret: str) -> None:
+        with self._write() as conn:
+            webhooks.set_webhook_secret(conn, trigger_id, secret)
+
+    def deliver_webhook(self, trigger_id: str, webhook_id: str, payload: Any,
+                        now: datetime | None = None) -> Delivery:
+        """Accept one delivery: exactly one run per (trigger, webhook-id), replays refused.
+        Locks the trigger row; see ``webhooks.deliver``."""
+        with self._write() as conn:
+            return webhooks.deliver(conn, trigger_id, webhook_id, payload, db_now(conn, now))
+
+    def prune_webhook_deliveries(self, received_before: datetime) -> int:
+        with self._write() as conn:
+            return webhooks.prune_deliveries(conn, received_before)
+
+    # -- bounded reads for the API, dashboard and metrics (see ``stats``) -----------------
+
+    def status_by_hour(self, since: datetime, until: datetime
+                       ) -> list[tuple[datetime, str, int]]:
+        with self._read() as conn:
+            return stats.status_by_hour(conn, since, until)
+
+    def usage_by_agent_day(self, since: datetime, until: datetime) -> list[AgentDayUsage]:
+        with self._read() as conn:
+            return stats.usage_by_agent_day(conn, since, until)
+
+    def active_counts(self, now: datetime | None = None) -> ActiveCounts:
+        with self._read() as conn:
+            return stats.active_counts(conn, db_now(conn, now))
+
+    def lag_samples(self, limit: int = 500) -> list[LagSample]:
+        with self._read() as conn:
+            return stats.lag_samples(conn, limit)
+
+    def triggers_page(self, agent: str | None, limit: int, offset: int
+                      ) -> tuple[list[Trigger], int]:
+        with self._read() as conn:
+            return stats.triggers_page(conn, agent, limit, offset)
+
+    def last_run_status(self, trigger_ids: list[str]) -> dict[str, str]:
+        with self._read() as conn:
+            return stats.last_run_status(conn, trigger_ids)

@@ -1,0 +1,108 @@
+"""Bearer-token auth for the API, and the blocking-call bridge every route uses.
+
+- Every API route depends on ``require(scope)``: no ``Authorization`` header or a token that
+  is not live -> 401 (with ``WWW-Authenticate: Bearer``); a token whose scope is too low ->
+  403. Only ``/healthz``, ``/readyz``, ``/hooks/...`` (signed instead) and, when configured,
+  ``/metrics`` are open.
+- A token in the query string is refused with 401 by ``QueryTokenGuard`` before any route
+  runs: URLs end up in logs, histories and ``Referer`` headers.
+- Tokens are never logged: this module logs nothing about them, and uvicorn's access log
+  (which prints URLs) is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agentcron.access import Access, scope_allows
+from agentcron.access import Scope as TokenScope
+from agentcron.api.errors import ApiError, error_response
+from agentcron.store.tokens import ApiToken
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `agentcron tokens create`")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "bearer",
+                               "auth", "authorization"})
+
+
+async def blocking(request: Request, fn: Callable[P, T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+    """Run a blocking store call on the API's own worker threads (bounded by its limiter),
+    so API traffic cannot starve the node's loops of threads or connections."""
+    limiter = request.app.state.limiter
+
+    def call() -> T:
+        return fn(*args, **kwargs)
+
+    return await anyio.to_thread.run_sync(call, limiter=limiter)
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: ApiToken
+
+
+def require(scope: TokenScope) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: the caller's token, which must have at least ``scope``."""
+
+    async def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    ) -> Caller:
+        if credentials is None:
+            raise ApiError(401, "missing credentials: send 'Authorization: Bearer <token>' "
+                           "(create a token with `agentcron tokens create NAME`)",
+                           headers=_CHALLENGE)
+        access: Access = request.app.state.access
+        token = await blocking(request, access.authenticate, credentials.credentials.strip())
+        if token is None:
+            raise ApiError(401, "invalid or revoked token", headers=_CHALLENGE)
+        if not scope_allows(token.scope, scope):
+            raise ApiError(403, f"token {token.name!r} has scope {token.scope!r}; this needs "
+                           f"{scope.value!r} or higher")
+        return Caller(token)
+
+    return dependency
+
+
+READ = Depends(require(TokenScope.READ))
+WRITE = Depends(require(TokenScope.WRITE))
+ADMIN = Depends(require(TokenScope.ADMIN))
+
+
+class QueryTokenGuard:
+    """ASGI middleware: 401 for any request that carries a token in its query string."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_query_token(scope.get("query_string", b"")):
+            response = error_response(
+                401, "tokens are not accepted in the URL (URLs are logged); send "
+                "'Authorization: Bearer <token>' instead", "query", headers=_CHALLENGE)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_query_token(raw: Any) -> bool:
+    if not raw:
+        return False
+    from urllib.parse import parse_qsl
+
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key.lower() in QUERY_TOKEN_NAMES or value.startswith("act_"):
+            return True
+    return False

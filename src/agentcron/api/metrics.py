@@ -1,0 +1,74 @@
+"""``/metrics``: the node's counters (``agentcron.metrics``) plus gauges read from the
+database at scrape time, all on the app's own registry.
+
+Gauges (each a bounded query, see ``store.stats``): runs queued, ready and running, runs
+queued in the last 24 h by status, nodes alive and registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from agentcron.services import Services
+
+log = structlog.get_logger(__name__)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class DatabaseGauges(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            store = self.services.store
+            now = store.now()
+            active = store.active_counts(now)
+            nodes = self.services.nodes(now)
+            last_day = store.status_by_hour(now - timedelta(hours=24), now)
+        except Exception as exc:  # a scrape during an outage reports what it can
+            log.warning("metrics_database_unavailable", error=str(exc).splitlines()[0])
+            up = GaugeMetricFamily("agentcron_database_up", "Whether the last scrape could "
+                                   "read the database.")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("agentcron_database_up", "Whether the last scrape could read "
+                               "the database.")
+        up.add_metric([], 1)
+        yield up
+        queue = GaugeMetricFamily("agentcron_queue_depth", "Queued runs; ready: due to start "
+                                  "now.", labels=["state"])
+        queue.add_metric(["queued"], active.queued)
+        queue.add_metric(["ready"], active.ready)
+        yield queue
+        running = GaugeMetricFamily("agentcron_runs_running", "Runs running on any node.")
+        running.add_metric([], active.running)
+        yield running
+        by_status: dict[str, int] = {}
+        for _hour, status, count in last_day:
+            by_status[status] = by_status.get(status, 0) + count
+        runs = GaugeMetricFamily("agentcron_runs_last_24h", "Runs queued in the last 24 hours, "
+                                 "by current status.", labels=["status"])
+        for status, count in sorted(by_status.items()):
+            runs.add_metric([status], count)
+        yield runs
+        alive = GaugeMetricFamily("agentcron_nodes", "Registered nodes; alive: heartbeat "
+                                  "within the zombie timeout.", labels=["state"])
+        alive.add_metric(["alive"], sum(1 for _, ok in nodes if ok))
+        alive.add_metric(["registered"], len(nodes))
+        yield alive
+
+
+def install_gauges(registry: CollectorRegistry, services: Services) -> None:
+    registry.register(DatabaseGauges(services))
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

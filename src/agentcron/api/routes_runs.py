@@ -1,0 +1,55 @@
+"""``/api/v1/runs``: list (filters, cursor pagination), show with events, cancel, retry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+
+from agentcron.api.auth import READ, WRITE, Caller, blocking
+from agentcron.api.common import ERRORS, services
+from agentcron.api.schemas import CancelOut, RunDetail, RunOut, RunsPage
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERRORS)
+
+
+@router.get("", response_model=RunsPage, summary="List runs, newest first")
+async def list_runs(
+    request: Request, _: Caller = READ,
+    agent: str | None = Query(None, description="Only this agent's runs."),
+    trigger: str | None = Query(None, description="Only this trigger's runs."),
+    status: str | None = Query(
+        None, description="queued, running, succeeded, failed, cancelled or skipped."),
+    since: datetime | None = Query(None, description="Queued at or after (ISO 8601)."),
+    until: datetime | None = Query(None, description="Queued before (ISO 8601)."),
+    limit: int = Query(50, description="Page size, 1..1000."),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+) -> RunsPage:
+    page = await blocking(request, services(request).list_runs, agent=agent,
+                          trigger_id=trigger, status=status, since=since, until=until,
+                          limit=limit, before=cursor)
+    return RunsPage(runs=[RunOut.of(r) for r in page.runs], next_cursor=page.next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunDetail, summary="Show a run and its events")
+async def get_run(request: Request, run_id: str, _: Caller = READ) -> RunDetail:
+    run, events = await blocking(request, services(request).get_run, run_id)
+    return RunDetail.with_events(run, events)
+
+
+@router.post("/{run_id}/cancel", response_model=CancelOut,
+             summary="Cancel a queued or running run")
+async def cancel_run(request: Request, run_id: str, _: Caller = WRITE) -> CancelOut:
+    was = await blocking(request, services(request).cancel_run, run_id)
+    return CancelOut(id=run_id, status="cancelled", was=was.value)
+
+
+@router.post("/{run_id}/retry", response_model=RunOut, summary="Queue a finished run again")
+async def retry_run(request: Request, run_id: str, _: Caller = WRITE) -> RunOut:
+    svc = services(request)
+
+    def retry() -> RunOut:
+        svc.retry_run(run_id)
+        return RunOut.of(svc.get_run(run_id)[0])
+
+    return await blocking(request, retry)

@@ -1,0 +1,115 @@
+"""``/api/v1/triggers``: list, create (cron, interval, once or webhook), show, change,
+pause, resume, delete, next fire times, fire now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from agentcron.api.auth import READ, WRITE, Caller, blocking
+from agentcron.api.common import ERRORS, services
+from agentcron.api.schemas import (
+    Deleted,
+    FireOut,
+    NextFires,
+    TriggerChange,
+    TriggerCreate,
+    TriggerCreated,
+    TriggerOut,
+    TriggersPage,
+)
+from agentcron.models import Trigger
+from agentcron.services import TriggerInput
+
+router = APIRouter(prefix="/api/v1/triggers", tags=["triggers"], responses=ERRORS)
+
+
+def _out(request: Request, trigger: Trigger) -> TriggerOut:
+    return TriggerOut.of(trigger, services(request).describe(trigger))
+
+
+@router.get("", response_model=TriggersPage, summary="List triggers, a page at a time")
+async def list_triggers(
+    request: Request, _: Caller = READ,
+    agent: str | None = Query(None, description="Only this agent's triggers."),
+    limit: int = Query(100, description="Page size, 1..500."),
+    offset: int = Query(0, description="Triggers to skip."),
+) -> TriggersPage:
+    svc = services(request)
+    page, total = await blocking(request, svc.triggers_page, agent, limit, offset)
+    return TriggersPage(triggers=[_out(request, t) for t in page], total=total, limit=limit,
+                        offset=offset)
+
+
+@router.post("", response_model=TriggerCreated, status_code=201,
+             summary="Create a trigger (give one of cron, every, at; or webhook: true)")
+async def create_trigger(request: Request, body: TriggerCreate, _: Caller = WRITE
+                         ) -> TriggerCreated:
+    given: dict[str, Any] = body.model_dump(exclude_unset=True)
+    spec = TriggerInput(**given)
+    trigger, secret = await blocking(request, services(request).create_trigger, spec, None,
+                                     "api")
+    out = _out(request, trigger).model_dump()
+    hook = f"/hooks/{trigger.id}" if secret is not None else None
+    return TriggerCreated(**out, secret=secret, hook_path=hook)
+
+
+@router.get("/{trigger_id}", response_model=TriggerOut, summary="Show a trigger")
+async def get_trigger(request: Request, trigger_id: str, _: Caller = READ) -> TriggerOut:
+    return _out(request, await blocking(request, services(request).get_trigger, trigger_id))
+
+
+@router.patch("/{trigger_id}", response_model=TriggerOut,
+              summary="Change a trigger (only the fields given)")
+async def update_trigger(request: Request, trigger_id: str, body: TriggerChange,
+                         _: Caller = WRITE) -> TriggerOut:
+    changes = body.model_dump(exclude_unset=True)
+    trigger = await blocking(request, services(request).update_trigger, trigger_id, changes)
+    return _out(request, trigger)
+
+
+@router.delete("/{trigger_id}", response_model=Deleted,
+               summary="Delete a trigger (its run history stays)")
+async def delete_trigger(request: Request, trigger_id: str, _: Caller = WRITE) -> Deleted:
+    await blocking(request, services(request).delete_trigger, trigger_id)
+    return Deleted(id=trigger_id)
+
+
+@router.post("/{trigger_id}/pause", response_model=TriggerOut, summary="Pause a trigger")
+async def pause_trigger(request: Request, trigger_id: str, _: Caller = WRITE) -> TriggerOut:
+    return _out(request, await blocking(request, services(request).pause_trigger, trigger_id))
+
+
+@router.post("/{trigger_id}/resume", response_model=TriggerOut,
+             summary="Resume a trigger from now (times passed while paused are skipped)")
+async def resume_trigger(request: Request, trigger_id: str, _: Caller = WRITE
+                         ) -> TriggerOut:
+    trigger = await blocking(request, services(request).resume_trigger, trigger_id)
+    return _out(request, trigger)
+
+
+@router.get("/{trigger_id}/next", response_model=NextFires,
+            summary="The next fire times, in the trigger's zone and in UTC")
+async def next_fires(request: Request, trigger_id: str, _: Caller = READ,
+                     n: int = Query(10, description="How many, 1..1000.")) -> NextFires:
+    svc = services(request)
+
+    def read() -> NextFires:
+        times = svc.next_fire_times(trigger_id, n)
+        trigger = svc.get_trigger(trigger_id)
+        return NextFires.of(trigger, svc.describe(trigger), times)
+
+    return await blocking(request, read)
+
+
+@router.post("/{trigger_id}/fire", response_model=FireOut, status_code=202,
+             summary="Queue a run of the trigger's agent now, with the trigger's payload")
+async def fire_trigger(request: Request, trigger_id: str, _: Caller = WRITE) -> FireOut:
+    svc = services(request)
+    trigger = await blocking(request, svc.get_trigger, trigger_id)
+    run_id = await blocking(request, svc.fire, trigger.agent, trigger.payload)
+    metrics = request.app.state.metrics
+    if metrics is not None:
+        metrics.fired("manual")
+    return FireOut(id=run_id, agent=trigger.agent)

@@ -1,0 +1,296 @@
+"""Request and response bodies of the API (they make the OpenAPI schema). Responses are
+built from the same JSON documents the CLI prints with ``--json`` (``cli_render``), so the
+two never disagree. Request bodies only check types; every rule about values is the
+service layer's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentcron.cli_render import (
+    agent_json,
+    event_json,
+    iso,
+    next_fires_json,
+    run_json,
+    trigger_json,
+)
+from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+
+Number = int | float
+Duration = str | Number
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    field: str | None = None
+    hint: str | None = None
+
+
+# -- agents -------------------------------------------------------------------------------
+
+
+class AgentBody(_In):
+    kind: str = Field(description="python, command or http")
+    config: dict[str, Any] = Field(
+        description="python: {target}; command: {command | argv, env, cwd}; "
+                    "http: {url, secret, headers}")
+    max_concurrency: int = 1
+    timeout: Duration = "5m"
+    max_attempts: int = 3
+    zombie_timeout: Duration | None = None
+    retry_backoff: Duration = "2s"
+    description: str | None = None
+
+
+class AgentCreate(AgentBody):
+    name: str
+
+
+class AgentOut(BaseModel):
+    name: str
+    kind: str
+    config: dict[str, Any]
+    max_concurrency: int
+    timeout_s: float
+    max_attempts: int
+    zombie_timeout_s: float | None
+    retry_backoff_s: float
+    description: str | None
+    source: str
+    created_at: str | None
+
+    @classmethod
+    def of(cls, agent: AgentSpec) -> AgentOut:
+        return cls(**agent_json(agent))
+
+
+class AgentRemoved(BaseModel):
+    name: str
+    cancelled_runs: int
+
+
+class FireBody(_In):
+    payload: Any = None
+
+
+class FireOut(BaseModel):
+    id: str
+    agent: str
+
+
+# -- triggers -----------------------------------------------------------------------------
+
+
+class TriggerChange(_In):
+    cron: str | None = None
+    every: Duration | None = None
+    at: str | None = None
+    tz: str | None = None
+    payload: Any = None
+    overlap: str | None = None
+    catchup: Duration | None = None
+    catchup_mode: str | None = None
+    jitter: Duration | None = None
+    start: str | None = None
+    end: str | None = None
+    name: str | None = None
+    paused: bool | None = None
+
+
+class TriggerCreate(TriggerChange):
+    agent: str
+    webhook: bool = False
+
+
+class TriggerOut(BaseModel):
+    id: str
+    agent: str
+    name: str | None
+    kind: str
+    description: str
+    cron: str | None
+    timezone: str
+    every_s: float | None
+    at: str | None
+    anchor_at: str | None
+    start_at: str | None
+    end_at: str | None
+    jitter_s: float
+    payload: Any = None
+    overlap: str
+    catchup_window_s: float
+    catchup_mode: str
+    paused: bool
+    next_fire_at: str | None
+    last_fired_at: str | None
+    missed_count: int
+    last_missed_at: str | None
+    created_at: str | None
+    source: str
+
+    @classmethod
+    def of(cls, trigger: Trigger, description: str) -> TriggerOut:
+        return cls(**trigger_json(trigger, description))
+
+
+class TriggerCreated(TriggerOut):
+    secret: str | None = Field(None, description="Webhook triggers only; shown this once.")
+    hook_path: str | None = None
+
+
+class TriggersPage(BaseModel):
+    triggers: list[TriggerOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class FireTime(BaseModel):
+    local: str
+    utc: str | None
+
+
+class NextFires(BaseModel):
+    id: str
+    timezone: str
+    description: str
+    times: list[FireTime]
+
+    @classmethod
+    def of(cls, trigger: Trigger, description: str, times: list[Any]) -> NextFires:
+        return cls(**next_fires_json(trigger, times), description=description)
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool = True
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+class RunOut(BaseModel):
+    id: str
+    trigger_id: str | None
+    agent: str
+    status: str
+    reason: str | None
+    attempt: int
+    node_id: str | None
+    scheduled_for: str | None
+    queued_at: str | None
+    run_after: str | None
+    started_at: str | None
+    finished_at: str | None
+    deadline_at: str | None
+    duration_s: float | None
+    coalesced: int
+    payload: Any = None
+    output: str | None
+    error: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    model: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(**run_json(run))
+
+
+class EventOut(BaseModel):
+    at: str | None
+    kind: str
+    attempt: int
+    node_id: str | None
+    message: str | None
+
+
+class RunDetail(RunOut):
+    events: list[EventOut]
+
+    @classmethod
+    def with_events(cls, run: Run, events: list[RunEvent]) -> RunDetail:
+        return cls(**run_json(run), events=[EventOut(**event_json(e)) for e in events])
+
+
+class RunsPage(BaseModel):
+    runs: list[RunOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
+
+
+class CancelOut(BaseModel):
+    id: str
+    status: str
+    was: str
+
+
+# -- nodes, stats, hooks ------------------------------------------------------------------
+
+
+class NodeOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    started_at: str | None
+    heartbeat_at: str | None
+    zombie_timeout_s: float
+    draining: bool
+    alive: bool
+    running: int
+
+    @classmethod
+    def of(cls, node: Node, alive: bool) -> NodeOut:
+        return cls(id=node.id, hostname=node.hostname, pid=node.pid,
+                   started_at=iso(node.started_at), heartbeat_at=iso(node.heartbeat_at),
+                   zombie_timeout_s=node.zombie_timeout_s, draining=node.draining,
+                   alive=alive, running=node.running)
+
+
+class LagOut(BaseModel):
+    samples: int
+    p50_s: float | None
+    p95_s: float | None
+    max_s: float | None
+
+
+class HourOut(BaseModel):
+    start: str | None
+    counts: dict[str, int]
+
+
+class UsageOut(BaseModel):
+    agent: str
+    day: str
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class StatsOut(BaseModel):
+    now: str | None
+    nodes_alive: int
+    nodes_total: int
+    queued: int
+    ready: int
+    running: int
+    last_24h: dict[str, int]
+    hours: list[HourOut]
+    fire_lag: LagOut
+    start_lag: LagOut
+    usage: list[UsageOut]
+
+
+class HookOut(BaseModel):
+    run_id: str
+    status: str
+    scheduled_for: str | None
+    reason: str | None

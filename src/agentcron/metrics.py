@@ -1,0 +1,98 @@
+"""Prometheus metrics a node counts as it works (fires, lag, finished runs, recoveries,
+missed fires, tokens and cost). One ``EngineMetrics`` per node, on its own
+``CollectorRegistry`` (never the global one), fed by the engine's existing hooks; the API
+adds gauges read from the database at scrape time to the same registry (``api.metrics``).
+
+Counters count what this node did; sum them over nodes in Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from agentcron.models import Outcome, RunStatus
+from agentcron.store import FireResult, SweepResult
+
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+
+
+class EngineMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.fires = Counter(
+            "agentcron_fires", "Runs queued, by trigger kind (cron, interval, once, webhook; "
+            "manual for fire-now).", ["kind"], registry=r)
+        self.fire_lag = Histogram(
+            "agentcron_fire_lag_seconds", "Scheduled time to the moment its run was queued.",
+            buckets=LAG_BUCKETS, registry=r)
+        self.skipped = Counter(
+            "agentcron_fires_skipped", "Fires recorded as skipped by the overlap policy.",
+            registry=r)
+        self.missed = Counter(
+            "agentcron_missed_fires", "Scheduled times not run: older than the catch-up "
+            "window.", registry=r)
+        self.finished = Counter(
+            "agentcron_runs_finished", "Attempts this node finished, by outcome (succeeded, "
+            "failed, retrying, cancelled).", ["status"], registry=r)
+        self.recovered = Counter(
+            "agentcron_lost_runs_recovered", "Runs of dead nodes recovered by this node's "
+            "sweeper, by outcome (retried, failed).", ["outcome"], registry=r)
+        self.timed_out = Counter(
+            "agentcron_runs_timed_out", "Runs cancelled by the sweeper past their deadline.",
+            registry=r)
+        self.tokens = Counter(
+            "agentcron_tokens", "LLM tokens agents reported, by agent and direction.",
+            ["agent", "direction"], registry=r)
+        self.cost = Counter(
+            "agentcron_cost_usd", "Cost agents reported, in US dollars, by agent.", ["agent"],
+            registry=r)
+
+    # -- hooks the node calls -------------------------------------------------------------
+
+    def on_fired(self, result: FireResult) -> None:
+        by_kind = getattr(result, "queued_by_kind", None) or {}
+        for kind, count in by_kind.items():
+            self.fires.labels(kind=kind).inc(count)
+        unlabelled = result.queued - sum(by_kind.values())
+        if unlabelled > 0:
+            self.fires.labels(kind="scheduled").inc(unlabelled)
+        for lag in result.fire_lags:
+            self.fire_lag.observe(max(0.0, lag))
+        if result.skipped:
+            self.skipped.inc(result.skipped)
+        missed = sum(m.count for m in result.missed)
+        if missed:
+            self.missed.inc(missed)
+
+    def on_swept(self, result: SweepResult) -> None:
+        if result.retried:
+            self.recovered.labels(outcome="retried").inc(len(result.retried))
+        if result.failed:
+            self.recovered.labels(outcome="failed").inc(len(result.failed))
+        if result.timed_out:
+            self.timed_out.inc(len(result.timed_out))
+
+    def on_written(self, finished: Iterable[tuple[str | None, Outcome]]) -> None:
+        """Outcomes this node wrote, each with its agent's name (None if unknown)."""
+        for agent, outcome in finished:
+            status = outcome.status.value
+            if outcome.status is RunStatus.FAILED and outcome.retry_delay_s is not None:
+                status = "retrying"
+            self.finished.labels(status=status).inc()
+            if agent is None:
+                continue
+            usage = outcome.usage
+            if usage.input_tokens:
+                self.tokens.labels(agent=agent, direction="input").inc(usage.input_tokens)
+            if usage.output_tokens:
+                self.tokens.labels(agent=agent, direction="output").inc(usage.output_tokens)
+            if usage.cost_usd:
+                self.cost.labels(agent=agent).inc(usage.cost_usd)
+
+    # -- fires that do not go through the ticker -------------------------------------------
+
+    def fired(self, kind: str) -> None:
+        self.fires.labels(kind=kind).inc()

@@ -1,0 +1,151 @@
+"""Read-side aggregates for the API, the dashboard and the metrics endpoint.
+
+Every query here is bounded, so pages stay fast with a long history: a time window over the
+``ix_runs_queued_at`` index, a count over a partial index (queued, running), a fixed number
+of the newest rows by primary key, or one correlated lookup per row of an already bounded
+page. None of them loads the runs table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from agentcron.models import RunStatus, Trigger
+from agentcron.store.rows import trigger_from_row
+from agentcron.store.schema import runs, triggers
+
+_QUEUED = RunStatus.QUEUED.value
+_RUNNING = RunStatus.RUNNING.value
+
+
+@dataclass(frozen=True)
+class ActiveCounts:
+    queued: int
+    ready: int
+    running: int
+
+
+@dataclass(frozen=True)
+class AgentDayUsage:
+    agent: str
+    day: datetime
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class LagSample:
+    scheduled_for: datetime
+    queued_at: datetime
+    run_after: datetime
+    started_at: datetime | None
+
+
+def _truncated(conn: Connection, column: Any, unit: str) -> ColumnElement[Any]:
+    """``column`` (a UTC time) cut down to the hour or the day, as the backend stores it."""
+    if conn.dialect.name == "postgresql":
+        return func.date_trunc(unit, column)
+    # SQLite keeps times as fixed-width 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text.
+    return func.substr(column, 1, 13 if unit == "hour" else 10)
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value)
+    fmt = "%Y-%m-%d %H" if len(text) == 13 else "%Y-%m-%d"
+    return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+
+
+def status_by_hour(conn: Connection, since: datetime, until: datetime
+                   ) -> list[tuple[datetime, str, int]]:
+    """(hour, status, count) of the runs queued in [since, until): one range scan."""
+    hour = _truncated(conn, runs.c.queued_at, "hour").label("hour")
+    stmt = (
+        select(hour, runs.c.status, func.count())
+        .where(runs.c.queued_at >= since, runs.c.queued_at < until)
+        .group_by(hour, runs.c.status)
+    )
+    return [(_as_time(h), str(status), int(n)) for h, status, n in conn.execute(stmt)]
+
+
+def usage_by_agent_day(conn: Connection, since: datetime, until: datetime
+                       ) -> list[AgentDayUsage]:
+    """Runs, tokens and cost per agent per UTC day for runs queued in [since, until)."""
+    day = _truncated(conn, runs.c.queued_at, "day").label("day")
+    stmt = (
+        select(runs.c.agent, day, func.count(),
+               func.coalesce(func.sum(runs.c.input_tokens), 0),
+               func.coalesce(func.sum(runs.c.output_tokens), 0),
+               func.coalesce(func.sum(runs.c.cost_usd), 0.0))
+        .where(runs.c.queued_at >= since, runs.c.queued_at < until)
+        .group_by(runs.c.agent, day)
+        .order_by(runs.c.agent, day)
+    )
+    return [
+        AgentDayUsage(agent, _as_time(d), int(n), int(i), int(o), float(c))
+        for agent, d, n, i, o, c in conn.execute(stmt)
+    ]
+
+
+def active_counts(conn: Connection, now: datetime) -> ActiveCounts:
+    """Queued runs (all, and those ready to start at ``now``) and running runs; each a
+    count over a partial index."""
+    def count(*where: ColumnElement[bool]) -> Any:
+        return select(func.count()).select_from(runs).where(*where).scalar_subquery()
+
+    row = conn.execute(select(
+        count(runs.c.status == _QUEUED),
+        count(runs.c.status == _QUEUED, runs.c.run_after <= now),
+        count(runs.c.status == _RUNNING),
+    )).one()
+    return ActiveCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+def lag_samples(conn: Connection, limit: int) -> list[LagSample]:
+    """The newest ``limit`` runs fired by a trigger (newest first, by primary key)."""
+    stmt = (
+        select(runs.c.scheduled_for, runs.c.queued_at, runs.c.run_after, runs.c.started_at)
+        .where(runs.c.trigger_id.is_not(None))
+        .order_by(runs.c.id.desc())
+        .limit(limit)
+    )
+    return [LagSample(*row) for row in conn.execute(stmt)]
+
+
+def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int
+                  ) -> tuple[list[Trigger], int]:
+    """One page of triggers (by agent, then creation) and the total count."""
+    stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
+    total = select(func.count()).select_from(triggers)
+    if agent is not None:
+        stmt = stmt.where(triggers.c.agent == agent)
+        total = total.where(triggers.c.agent == agent)
+    rows = conn.execute(stmt.limit(limit).offset(offset)).mappings()
+    page = [trigger_from_row(row) for row in rows]
+    return page, int(conn.execute(total).scalar_one())
+
+
+def last_run_status(conn: Connection, trigger_ids: list[str]) -> dict[str, str]:
+    """The status of each trigger's latest run: one correlated lookup per trigger on the
+    unique (trigger_id, scheduled_for) index; callers pass a bounded page of ids."""
+    if not trigger_ids:
+        return {}
+    latest = (
+        select(runs.c.status)
+        .where(runs.c.trigger_id == triggers.c.id)
+        .order_by(runs.c.scheduled_for.desc())
+        .limit(1)
+        .correlate(triggers)
+        .scalar_subquery()
+    )
+    stmt = select(triggers.c.id, latest).where(triggers.c.id.in_(trigger_ids))
+    return {tid: status for tid, status in conn.execute(stmt) if status is not None}

@@ -1,0 +1,156 @@
+"""Webhook triggers: the secret a delivery is checked against, and turning one verified
+delivery into exactly one run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from agentcron.errors import ConflictError, NotFoundError
+from agentcron.ids import new_run_id
+from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
+from agentcron.store.notify import notify
+from agentcron.store.schema import run_events, runs, triggers, webhook_deliveries
+
+_ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    trigger_id: str
+    agent: str
+    paused: bool
+    secret: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    run_id: str
+    status: RunStatus
+    scheduled_for: datetime
+    reason: str | None = None
+
+
+def webhook_target(conn: Connection, trigger_id: str) -> WebhookTarget:
+    """The webhook trigger ``trigger_id`` with its secret; NotFoundError if there is no
+    such trigger or it is not a webhook trigger (the two are not told apart)."""
+    row = conn.execute(
+        select(triggers.c.id, triggers.c.agent, triggers.c.paused, triggers.c.webhook_secret)
+        .where(triggers.c.id == trigger_id, triggers.c.kind == TriggerKind.WEBHOOK.value)
+    ).first()
+    if row is None or not row.webhook_secret:
+        raise NotFoundError("webhook trigger", trigger_id)
+    return WebhookTarget(row.id, row.agent, bool(row.paused), row.webhook_secret)
+
+
+def set_webhook_secret(conn: Connection, trigger_id: str, secret: str) -> None:
+    changed = conn.execute(
+        update(triggers)
+        .where(triggers.c.id == trigger_id, triggers.c.kind == TriggerKind.WEBHOOK.value)
+        .values(webhook_secret=secret)
+    ).rowcount
+    if not changed:
+        raise NotFoundError("webhook trigger", trigger_id)
+
+
+def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
+            now: datetime) -> Delivery:
+    """Record the delivery ``webhook_id`` and queue its run, in the caller's transaction.
+
+    Locks: the trigger row (``FOR UPDATE``; on SQLite ``BEGIN IMMEDIATE`` already holds the
+    write lock), so deliveries to one trigger are serialised.
+    Guarantees:
+    - a ``webhook_id`` is accepted once per trigger: the primary key of
+      ``webhook_deliveries`` decides, so a replay (even to another node, at the same
+      moment) raises ConflictError and queues nothing;
+    - one accepted delivery is exactly one run: the delivery row and the run commit
+      together. The run's ``scheduled_for`` is the receive time, moved to one microsecond
+      after the trigger's previous fire when needed, so two deliveries in the same
+      microsecond never collide on the unique (trigger_id, scheduled_for) key;
+    - the trigger's overlap policy applies as for scheduled fires (``skip``/``queue`` may
+      record the run as ``skipped``; ``replace`` cancels the active runs).
+    A paused trigger refuses deliveries (ConflictError) and records nothing, so the sender
+    can deliver again after a resume.
+    """
+    stmt = select(triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.paused,
+                  triggers.c.overlap, triggers.c.last_fired_at).where(triggers.c.id == trigger_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    trigger = conn.execute(stmt).first()
+    if trigger is None or trigger.kind != TriggerKind.WEBHOOK.value:
+        raise NotFoundError("webhook trigger", trigger_id)
+    if trigger.paused:
+        raise ConflictError(f"trigger {trigger_id} is paused; resume it to accept deliveries")
+    run_id = new_run_id()
+    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    recorded = conn.execute(
+        insert_fn(webhook_deliveries)
+        .values(trigger_id=trigger_id, webhook_id=webhook_id, received_at=now, run_id=run_id)
+        .on_conflict_do_nothing(index_elements=["trigger_id", "webhook_id"])
+        .returning(webhook_deliveries.c.run_id)
+    ).first()
+    if recorded is None:
+        raise ConflictError(f"webhook-id {webhook_id!r} was already delivered to trigger "
+                            f"{trigger_id} (replay refused)")
+    scheduled = now
+    if trigger.last_fired_at is not None and trigger.last_fired_at >= now:
+        scheduled = trigger.last_fired_at + ONE_MICROSECOND
+    status, reason = _overlap(conn, trigger_id, OverlapPolicy(trigger.overlap), now)
+    conn.execute(insert(runs).values(
+        id=run_id, trigger_id=trigger_id, agent=trigger.agent, scheduled_for=scheduled,
+        status=status.value, reason=reason, payload=payload, coalesced=1, queued_at=now,
+        run_after=now, finished_at=None if status is RunStatus.QUEUED else now,
+    ))
+    conn.execute(update(triggers).where(triggers.c.id == trigger_id)
+                 .values(last_fired_at=scheduled))
+    if status is RunStatus.QUEUED:
+        notify(conn, "runs")
+    return Delivery(run_id, status, scheduled, reason)
+
+
+def _overlap(conn: Connection, trigger_id: str, policy: OverlapPolicy, now: datetime
+             ) -> tuple[RunStatus, str | None]:
+    if policy is OverlapPolicy.ALLOW:
+        return RunStatus.QUEUED, None
+    active = {
+        status: int(n) for status, n in conn.execute(
+            select(runs.c.status, func.count())
+            .where(runs.c.trigger_id == trigger_id, runs.c.status.in_(_ACTIVE))
+            .group_by(runs.c.status)
+        )
+    }
+    queued, running = active.get(RunStatus.QUEUED.value, 0), active.get("running", 0)
+    if policy is OverlapPolicy.SKIP and queued + running:
+        return RunStatus.SKIPPED, "overlap: the previous run is still active"
+    if policy is OverlapPolicy.QUEUE and queued:
+        return RunStatus.SKIPPED, "overlap: a run is already queued"
+    if policy is OverlapPolicy.REPLACE and queued + running:
+        replaced = conn.execute(
+            update(runs)
+            .where(runs.c.trigger_id == trigger_id, runs.c.status.in_(_ACTIVE))
+            .values(status=RunStatus.CANCELLED.value, reason="replaced by a newer delivery",
+                    finished_at=now)
+            .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
+        ).all()
+        if replaced:
+            conn.execute(insert(run_events), [
+                {"run_id": r.id, "at": now, "kind": "cancelled", "attempt": r.attempt,
+                 "node_id": r.node_id, "message": "replaced by a newer delivery"}
+                for r in replaced])
+            notify(conn, "cancel")
+    return RunStatus.QUEUED, None
+
+
+def prune_deliveries(conn: Connection, received_before: datetime) -> int:
+    """Forget deliveries older than the cutoff (an indexed range delete). Safe once the
+    cutoff is past the signature tolerance: an older delivery's timestamp is refused
+    anyway, so its id cannot be replayed."""
+    return conn.execute(
+        delete(webhook_deliveries).where(webhook_deliveries.c.received_at < received_before)
+    ).rowcount
