@@ -7,6 +7,8 @@
     agentcron triggers add | list | show | next | pause | resume | rm
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
+    agentcron costs    [--by agent|trigger|model|day] [--since DATE]
+    agentcron prices   set | list | rm
     agentcron tokens   create | list | revoke
     agentcron serve
 
@@ -24,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from agentcron import cli_agents, cli_runs, cli_tokens, cli_triggers
+from agentcron import cli_agents, cli_costs, cli_runs, cli_tokens, cli_triggers
 from agentcron.cli_common import AgentcronGroup, CliState, hide_password, open_store
 from agentcron.cli_render import say
 from agentcron.settings import DEFAULT_DATABASE_URL
@@ -45,6 +47,8 @@ app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
 app.add_typer(cli_tokens.app, name="tokens")
 app.command("fire")(cli_runs.fire)
+app.add_typer(cli_costs.app, name="prices")
+app.command("costs")(cli_costs.costs)
 
 
 @app.callback()

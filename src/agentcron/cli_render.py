@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from agentcron.budgets import budget_to_json
 from agentcron.schedule.durations import format_duration
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "description": agent.description,
         "source": agent.source,
         "created_at": iso(agent.created_at),
+        "budget": budget_to_json(agent.budget),
     }
 
 
@@ -155,6 +157,8 @@ def agent_target(agent: AgentSpec) -> str:
         return str(config["target"])
     if "url" in config:
         return str(config["url"])
+    if "model" in config and "base_url" in config:
+        return f"{config['model']} @ {config['base_url']}"
     if "argv" in config:
         import shlex
 

@@ -12,6 +12,18 @@ like a crontab that knows about agents.
     tz = "Europe/Berlin"
     payload = { channel = "#news" }
 
+    [agents.digest]                       # an llm agent: the value of `llm` is the model
+    llm = "gpt-4o-mini"
+    base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"        # the NAME of the variable, never the key
+    prompt = "Summarise for {{ channel }}: {{ text }}"
+    budget = { usd_per_day = 2.0, tokens_per_month = 5_000_000, tz = "Europe/Berlin" }
+    on_budget = "pause"                   # or "skip" (the default)
+
+    [prices."gpt-4o-mini"]                # USD per million tokens
+    input_per_mtok = 0.15
+    output_per_mtok = 0.60
+
 Errors name the place in the file, e.g. ``agents.summarise.triggers[0].cron``.
 """
 
@@ -61,17 +73,34 @@ class AgentEntry(BaseModel):
     zombie_timeout: str | int | float | None = None
     retry_backoff: str | int | float = "2s"
     description: str | None = None
+    # llm agents: `llm` is the model; the rest of their settings (see agents.llm_config)
+    llm: str | None = None
+    base_url: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_key_env: str | None = None
+    # any agent: spending limits (see agentcron.budgets)
+    budget: dict[str, Any] | None = None
+    on_budget: str | None = None
     triggers: list[TriggerEntry] = Field(default_factory=list)
 
     def kind_and_config(self, where: str) -> tuple[str, dict[str, Any]]:
-        kinds = [k for k in ("python", "command", "http") if getattr(self, k) is not None]
+        kinds = [k for k in ("python", "command", "http", "llm") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValidationError(
                 f"{where}.kind",
                 "no agent kind given" if not kinds else f"{' and '.join(kinds)} given together",
-                "give exactly one of python = 'module:function', command = '...' or "
-                "http = 'https://...'",
+                "give exactly one of python = 'module:function', command = '...', "
+                "http = 'https://...' or llm = 'model-name'",
             )
+        llm_only = [k for k in _LLM_SETTINGS if getattr(self, k) is not None]
+        if self.llm is not None:
+            return "llm", {"model": self.llm, **{k: getattr(self, k) for k in llm_only}}
+        if llm_only:
+            raise ValidationError(f"{where}.{llm_only[0]}", f"does not apply to a {kinds[0]} "
+                                  "agent", "it is a setting of llm agents (llm = 'model')")
         if self.python is not None:
             return "python", {"target": self.python}
         if self.command is not None:
@@ -92,10 +121,23 @@ class AgentEntry(BaseModel):
         return "http", http
 
 
+_LLM_SETTINGS = ("base_url", "prompt", "system", "temperature", "max_tokens", "api_key_env")
+
+
+class PriceEntry(BaseModel):
+    """``[prices."model-name"]``: USD per million input and output tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+
 class AgentsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
+    prices: dict[str, PriceEntry] = Field(default_factory=dict)
 
 
 def load_agents_file(path: str | Path) -> AgentsFile:

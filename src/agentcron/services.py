@@ -17,8 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentcron.agents.signing import verify
+from agentcron.agents.templates import TemplateError, check_renders
 from agentcron.agents.validation import validate_agent_config
+from agentcron.budgets import parse_budget
 from agentcron.config import AgentsFile
+from agentcron.costs import parse_price
 from agentcron.errors import NotFoundError, ValidationError
 from agentcron.ids import new_trigger_id
 from agentcron.models import (
@@ -172,8 +175,11 @@ class Services:
     def build_agent(self, name: str, kind: str | AgentKind, config: dict[str, Any], *,
                     max_concurrency: int = 1, timeout: Duration = "5m", max_attempts: int = 3,
                     zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
-                    description: str | None = None, source: str = "cli") -> AgentSpec:
-        """Validate an agent definition without storing it."""
+                    description: str | None = None, source: str = "cli",
+                    budget: Mapping[str, Any] | None = None, on_budget: str | None = None
+                    ) -> AgentSpec:
+        """Validate an agent definition without storing it. ``budget`` holds optional
+        limits (see ``budgets.parse_budget``), ``on_budget`` is ``skip`` or ``pause``."""
         check_name(name, "name")
         agent_kind = _choice(kind.value if isinstance(kind, AgentKind) else kind, AgentKind,
                              "kind")
@@ -191,6 +197,7 @@ class Services:
             retry_backoff_s=parse_duration(retry_backoff, "retry-backoff"),
             description=_text(description, "description", MAX_DESCRIPTION),
             source=source,
+            budget=parse_budget(budget, on_budget),
         )
 
     def add_agent(self, spec: AgentSpec, now: datetime | None = None) -> AgentSpec:
@@ -203,9 +210,11 @@ class Services:
 
     # -- triggers ---------------------------------------------------------------------------
 
-    def build_trigger(self, spec: TriggerInput, now: datetime, *, source: str = "cli"
-                      ) -> dict[str, Any]:
-        """Validate a trigger and return the row to store, with its first fire time."""
+    def build_trigger(self, spec: TriggerInput, now: datetime, *, source: str = "cli",
+                      agent: AgentSpec | None = None) -> dict[str, Any]:
+        """Validate a trigger and return the row to store, with its first fire time.
+        ``agent`` is the trigger's agent when the caller has it (else it is read from the
+        store): an llm agent's templates must render with the trigger's payload."""
         check_name(spec.agent, "agent")
         if spec.name is not None and not _TRIGGER_NAME.match(spec.name):
             raise ValidationError("name", f"{spec.name!r} is not a valid trigger name",
@@ -249,6 +258,7 @@ class Services:
         payload = (
             parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
         )
+        self._check_templates(spec.agent, kind, payload, agent)
         overlap = spec.overlap or ("allow" if spec.webhook else "skip")
         secret: dict[str, Any] = {}
         if spec.webhook:
@@ -277,6 +287,33 @@ class Services:
             "source": source,
             **secret,
         }
+
+    def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,
+                         agent: AgentSpec | None) -> None:
+        """A trigger's payload is static (a webhook's arrives with each delivery): an llm
+        agent's prompt and system templates must render with it, or the trigger is refused
+        now rather than every one of its runs failing later."""
+        if kind is TriggerKind.WEBHOOK:
+            return
+        if agent is None:
+            try:
+                agent = self.store.get_agent(agent_name)
+            except NotFoundError:
+                return  # storing the trigger reports the unknown agent
+        if agent.kind is not AgentKind.LLM:
+            return
+        for field in ("system", "prompt"):
+            text = agent.config.get(field)
+            if not text:
+                continue
+            try:
+                check_renders(str(text), payload, agent.name)
+            except TemplateError as exc:
+                raise ValidationError(
+                    "payload", f"agent {agent.name!r}'s {field} template cannot be rendered "
+                    f"with this payload: {exc}",
+                    "add the missing keys to the payload, or change the template",
+                ) from None
 
     @staticmethod
     def _time(value: str | datetime | None, timezone: str | None, field: str
@@ -392,7 +429,8 @@ class Services:
                     name, kind, config, max_concurrency=entry.max_concurrency,
                     timeout=entry.timeout, max_attempts=entry.max_attempts,
                     zombie_timeout=entry.zombie_timeout, retry_backoff=entry.retry_backoff,
-                    description=entry.description, source=source,
+                    description=entry.description, source=source, budget=entry.budget,
+                    on_budget=entry.on_budget,
                 ))
             for i, t in enumerate(entry.triggers):
                 with _located(f"{where}.triggers[{i}]"):
@@ -403,9 +441,14 @@ class Services:
                             catchup_mode=t.catchup_mode, jitter=t.jitter, start=t.start,
                             end=t.end, name=t.name, paused=t.paused,
                         )),
-                        now, source=source,
+                        now, source=source, agent=specs[-1],
                     ))
-        return self.store.apply_declared(source, specs, rows, now)
+        prices = []
+        for model, price in declared.prices.items():
+            with _located(f'prices."{model}"'):
+                prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
+                                          source))
+        return self.store.apply_declared(source, specs, rows, now, declared_prices=prices)
 
     def describe(self, trigger: Trigger) -> str:
         return schedule_of(trigger).describe()

@@ -10,6 +10,10 @@ Request: ``POST url`` with the JSON body ``{"run_id", "attempt", "agent", "trigg
 are sent too but cannot replace these. Redirects are never followed. The request times out at
 the run's deadline (at least 1 s from now).
 
+Where it may connect: see ``agents.netguard`` (the metadata address and link-local ranges
+are always refused, private ranges with ``AGENTCRON_HTTP_DENY_PRIVATE=1``, checked after DNS
+resolution); a refused address fails the run without retry.
+
 Outcome: 2xx succeeds (output and usage read as in ``agents.response``); 3xx fails without
 retry; 408, 429, 5xx, timeouts and connection errors fail and are retried; other 4xx fail
 without retry. Errors name the status and the first 500 characters of the body.
@@ -28,6 +32,7 @@ from structlog.typing import FilteringBoundLogger
 
 from agentcron.agents.base import failed, merge_usage, output_limit
 from agentcron.agents.context import RunContext
+from agentcron.agents.netguard import OutboundAddressDenied, guarded_client
 from agentcron.agents.response import parse_reported
 from agentcron.agents.signing import sign
 from agentcron.models import ClaimedRun, ExecutionResult
@@ -64,7 +69,7 @@ class HttpExecutor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._client = client or guarded_client(follow_redirects=False)
         self._clock = clock
 
     async def execute(self, run: ClaimedRun, ctx: RunContext) -> ExecutionResult:
@@ -107,6 +112,9 @@ class HttpExecutor:
             ) as response:
                 status, text = response.status_code, await _read_text(response)
                 location = response.headers.get("location")
+        except OutboundAddressDenied as exc:
+            log.warning("http agent address refused", reason=str(exc))
+            return _fail(ctx, str(exc), retryable=False)
         except httpx.TimeoutException as exc:
             log.info("http agent timed out", timeout_s=timeout)
             return _fail(ctx, f"request timed out after {timeout:.1f}s ({type(exc).__name__})")

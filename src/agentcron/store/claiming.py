@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Float, Integer, String, Text, case, func, ins
 from sqlalchemy.engine import Connection
 
 from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunStatus
+from agentcron.store import budgets
 from agentcron.store.bulk import bulk_source
 from agentcron.store.rows import agent_from_row
 from agentcron.store.schema import agents, run_events, runs
@@ -64,6 +65,9 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     }
     if not locked:
         return []
+    # Budgets, under the same locks: an agent over budget gets no slot (and its ready runs
+    # are skipped); one near its limit gets only the runs the budget rule lets start.
+    room = budgets.enforce(conn, locked, now)
     running = {
         agent: count
         for agent, count in conn.execute(
@@ -75,6 +79,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     capacity = {
         name: spec.max_concurrency - int(running.get(name, 0)) for name, spec in locked.items()
     }
+    capacity = {name: min(free, room.get(name, free)) for name, free in capacity.items()}
     capacity = {name: free for name, free in capacity.items() if free > 0}
     if not capacity:
         return []

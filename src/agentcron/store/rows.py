@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from agentcron.budgets import budget_from_json, budget_to_json
 from agentcron.models import (
     AgentKind,
     AgentSpec,
@@ -33,6 +34,7 @@ def agent_from_row(row: RowMapping) -> AgentSpec:
         description=row["description"],
         source=row["source"],
         created_at=row["created_at"],
+        budget=budget_from_json(row["budget"]),
     )
 
 
@@ -48,6 +50,7 @@ def agent_to_row(agent: AgentSpec) -> dict[str, Any]:
         "retry_backoff_s": agent.retry_backoff_s,
         "description": agent.description,
         "source": agent.source,
+        "budget": budget_to_json(agent.budget),
     }
 
 

@@ -46,6 +46,9 @@ agents = Table(
     Column("source", String(16), nullable=False, server_default="cli"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The agent's optional spending limits (``budgets.budget_to_json``), read with the row
+    # that claiming locks, so checking a budget needs no extra read of the agent.
+    Column("budget", JSON),
 )
 
 triggers = Table(
@@ -150,6 +153,8 @@ runs = Table(
     Index("ix_runs_agent_id", "agent", "id"),
     # Time-window reads (dashboard chart, stats, --since/--until) scan a range of this.
     Index("ix_runs_queued_at", "queued_at"),
+    # Budgets and cost reports sum an agent's runs by the time they started.
+    Index("ix_runs_agent_started", "agent", "started_at"),
 )
 
 run_events = Table(
@@ -220,4 +225,16 @@ webhook_deliveries = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("run_id", String(36)),
     Index("ix_webhook_deliveries_received_at", "received_at"),
+)
+
+model_prices = Table(
+    "model_prices",
+    metadata,
+    # USD per million tokens; a run's cost is computed from these when it reports none.
+    Column("model", String(100), primary_key=True),
+    Column("input_per_mtok", Float, nullable=False),
+    Column("output_per_mtok", Float, nullable=False),
+    # "file" for prices declared in the agents file (synced like agents), else "cli"/"api".
+    Column("source", String(16), nullable=False, server_default="cli"),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -17,14 +17,27 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from agentcron.models import AgentSpec, ClaimedRun, Node, Outcome, Run, RunEvent, RunStatus, Trigger
+from agentcron.models import (
+    AgentSpec,
+    ClaimedRun,
+    CostRow,
+    ModelPrice,
+    Node,
+    Outcome,
+    Run,
+    RunEvent,
+    RunStatus,
+    Trigger,
+)
 from agentcron.store import (
     catalog,
     claiming,
+    costs,
     firing,
     history,
     liveness,
     migrate,
+    pricing,
     stats,
     tokens,
     webhooks,
@@ -115,6 +128,7 @@ class Store:
                ) -> FinishResult:
         """Record finished attempts, fenced on (run, lease, node); see ``claiming.finish``."""
         with self._write() as conn:
+            outcomes = pricing.price_outcomes(conn, outcomes)
             return claiming.finish(conn, node_id, outcomes, db_now(conn, now))
 
     def record_progress(self, run_id: str, lease: int, node_id: str, progress: str | None,
@@ -236,12 +250,45 @@ class Store:
 
     def apply_declared(self, source: str, declared_agents: list[AgentSpec],
                        declared_triggers: list[dict[str, Any]],
-                       now: datetime | None = None) -> dict[str, int]:
+                       now: datetime | None = None,
+                       declared_prices: list[ModelPrice] | None = None) -> dict[str, int]:
         """Sync the agents/triggers owned by ``source`` in one transaction; see
-        ``catalog.apply_declared``."""
+        ``catalog.apply_declared``. With ``declared_prices``, the model prices owned by
+        ``source`` are synced in the same transaction (``pricing.apply_declared_prices``);
+        the report then also has ``prices`` and ``prices_removed``, if either is not 0."""
         with self._write() as conn:
-            return catalog.apply_declared(conn, source, declared_agents, declared_triggers,
-                                          db_now(conn, now))
+            at = db_now(conn, now)
+            report = catalog.apply_declared(conn, source, declared_agents, declared_triggers,
+                                            at)
+            if declared_prices is not None:
+                removed = pricing.apply_declared_prices(conn, source, declared_prices, at)
+                if declared_prices or removed:
+                    report = {**report, "prices": len(declared_prices),
+                              "prices_removed": removed}
+            return report
+
+    # -- model prices and cost reports ----------------------------------------------------
+
+    def set_price(self, price: ModelPrice, now: datetime | None = None) -> None:
+        """Create or replace a model's price (validate with ``costs.parse_price``)."""
+        with self._write() as conn:
+            pricing.set_price(conn, price, db_now(conn, now))
+
+    def list_prices(self) -> list[ModelPrice]:
+        with self._read() as conn:
+            return pricing.list_prices(conn)
+
+    def delete_price(self, model: str) -> None:
+        """NotFoundError when the model has no price."""
+        with self._write() as conn:
+            pricing.delete_price(conn, model)
+
+    def cost_report(self, by: str, since: datetime, until: datetime | None = None,
+                    limit: int = 1000) -> list[CostRow]:
+        """Tokens and cost of runs started in [since, until), grouped ``by`` agent, trigger,
+        model or (UTC) day; at most ``limit`` groups. See ``costs.cost_report``."""
+        with self._read() as conn:
+            return costs.cost_report(conn, by, since, until, limit)
 
     # -- API tokens and dashboard sessions (hashes only) ----------------------------------
 
