@@ -12,17 +12,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class ServeProcess:
     """One node, started as its own OS process with the real console entry point."""
 
     def __init__(self, db_url: str, node_id: str, log_dir: Path, *, ledger: Path | None = None,
                  zombie_timeout: str = "3s", drain_timeout: str = "2s",
                  heartbeat_interval: str = "0.5s", poll_interval: str = "0.2s",
-                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 extra: list[str] | None = None, env: dict[str, str] | None = None,
+                 api_port: int | None = None) -> None:
+        """``api_port``: serve the HTTP API and dashboard on 127.0.0.1 at that port
+        (default: ``--no-api``)."""
         self.node_id = node_id
         self.log_path = log_dir / f"{node_id}.log"
+        api = ["--no-api"] if api_port is None else ["--host", "127.0.0.1",
+                                                     "--port", str(api_port)]
         args = [
-            sys.executable, "-m", "agentcron", "--db", db_url, "serve", "--no-api",
+            sys.executable, "-m", "agentcron", "--db", db_url, "serve", *api,
             "--node-id", node_id, "--zombie-timeout", zombie_timeout,
             "--drain-timeout", drain_timeout, "--heartbeat-interval", heartbeat_interval,
             "--poll-interval", poll_interval, *(extra or []),
