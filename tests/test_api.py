@@ -227,6 +227,7 @@ def test_trigger_list_is_paginated(admin: httpx.Client, agent: str) -> None:
     ({"cron": "* * * * *", "overlap": "sometimes"}, "overlap"),
     ({"webhook": True, "cron": "* * * * *"}, "webhook"),
     ({"cron": "* * * * *", "bogus": 1}, "bogus"),
+    ({"cron": "* * * * *", "paused": None}, "paused"),  # found by schemathesis: was a 500
 ])
 def test_trigger_validation_is_422_with_the_clis_text(srv: ApiServer, admin: httpx.Client,
                                                       agent: str, body: dict[str, Any],

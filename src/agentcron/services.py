@@ -221,6 +221,9 @@ class Services:
                                   "1-100 printable characters, no leading/trailing space")
         given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
                  if v is not None]
+        if not isinstance(spec.paused, bool):
+            raise ValidationError("paused", f"{spec.paused!r} is not true or false",
+                                  "give true or false")
         if spec.webhook and given:
             raise ValidationError(
                 "webhook", f"a webhook trigger has no schedule, but {' and '.join(given)} "

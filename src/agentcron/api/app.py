@@ -33,6 +33,7 @@ from agentcron.api import (
     routes_triggers,
 )
 from agentcron.api.auth import QueryTokenGuard, blocking, require
+from agentcron.api.common import ERRORS
 from agentcron.api.dashboard import install as install_dashboard
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
 from agentcron.metrics import EngineMetrics
@@ -113,7 +114,8 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
 
     @app.get("/metrics", tags=["health"], dependencies=metrics_auth,
              summary="Prometheus metrics", response_class=Response,
-             responses={200: {"content": {"text/plain": {}}}})
+             responses={200: {"content": {"text/plain": {}}},
+                        **({} if metrics_public else {401: ERRORS[401], 403: ERRORS[403]})})
     async def metrics_endpoint(request: Request) -> Response:
         body = await blocking(request, render, registry)
         return Response(body, media_type=CONTENT_TYPE)

@@ -80,6 +80,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body that is not valid JSON
+            return error_response(422, f"body: {exc.detail}", "body",
+                                  "send a JSON document with Content-Type: application/json")
         return error_response(exc.status_code, str(exc.detail),
                               headers=getattr(exc, "headers", None))
 
