@@ -51,6 +51,11 @@ def test_reaching_the_limit_is_over_budget() -> None:
         "budget_exceeded: $1.2500 used of $1.0000 USD per day")
 
 
+def test_small_amounts_keep_their_digits() -> None:
+    decision = decide(Budget(usd_per_day=0.000005), usage(day_usd=0.0000072))
+    assert decision.over == "budget_exceeded: $0.0000072 used of $0.000005 USD per day"
+
+
 def test_the_tightest_limit_wins() -> None:
     budget = Budget(tokens_per_day=1000, usd_per_day=1.0)
     decision = decide(budget, usage(100, 100, 0, day_usd=0.5, day_max_usd=0.25))

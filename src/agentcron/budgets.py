@@ -218,4 +218,11 @@ def _room(limit: float, used: float, per_run: float, in_flight: int) -> int | No
 
 
 def _amount(label: str, value: float) -> str:
-    return f"${value:,.4f}" if label.startswith("USD") else f"{int(value):,}"
+    return f"${format_usd(value)}" if label.startswith("USD") else f"{int(value):,}"
+
+
+def format_usd(value: float) -> str:
+    """Dollars for people: 4 decimals, or as many as a sub-cent amount needs (up to 8)."""
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:,.4f}"
+    return f"{value:.8f}".rstrip("0")

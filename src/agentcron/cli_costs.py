@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agentcron.budgets import format_usd
 from agentcron.cli_common import open_store
 from agentcron.cli_render import emit_json, iso, print_table, say
 from agentcron.models import CostRow, ModelPrice
@@ -99,9 +100,9 @@ def costs(
         + (f" until {iso(report.until)}" if report.until else ""),
         [HEADINGS[report.by], "RUNS", "INPUT TOKENS", "OUTPUT TOKENS", "COST USD", "UNPRICED"],
         [*([r.key, f"{r.runs:,}", f"{r.input_tokens:,}", f"{r.output_tokens:,}",
-            f"{r.cost_usd:.4f}", r.unpriced_runs or ""] for r in report.rows),
+            format_usd(r.cost_usd), r.unpriced_runs or ""] for r in report.rows),
          ["total", f"{total.runs:,}", f"{total.input_tokens:,}", f"{total.output_tokens:,}",
-          f"{total.cost_usd:.4f}", total.unpriced_runs or ""]],
+          format_usd(total.cost_usd), total.unpriced_runs or ""]],
         no_wrap=[HEADINGS[report.by]],
     )
     if total.unpriced_runs:

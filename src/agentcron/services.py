@@ -313,8 +313,8 @@ class Services:
                 check_renders(str(text), payload, agent.name)
             except TemplateError as exc:
                 raise ValidationError(
-                    "payload", f"agent {agent.name!r}'s {field} template cannot be rendered "
-                    f"with this payload: {exc}",
+                    "payload", f"the {field} template of agent {agent.name!r} cannot be "
+                    f"rendered with this payload: {exc}",
                     "add the missing keys to the payload, or change the template",
                 ) from None
 

@@ -65,7 +65,8 @@ class Spending:
         start = parse_day_or_time(since, "since")
         end = parse_day_or_time(until, "until")
         if start is None:
-            start = (now or self.store.now()) - timedelta(days=DEFAULT_REPORT_DAYS)
+            start = ((now or self.store.now()) - timedelta(days=DEFAULT_REPORT_DAYS)
+                     ).replace(microsecond=0)
         if end is not None and end <= start:
             raise ValidationError("until", "is not after since", "give a later time")
         rows = self.store.cost_report(by, start, end, limit + 1)
