@@ -43,9 +43,12 @@ class Agentcron:
     def agent(self, name: str | None = None, *, max_concurrency: int = 1,
               timeout: Duration = "5m", max_attempts: int = 3,
               zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
-              description: str | None = None) -> Callable[[F], F]:
+              description: str | None = None, budget: dict[str, Any] | None = None,
+              on_budget: str | None = None) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
-        agent. Its stored target is ``module:qualname``."""
+        agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
+        ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
+        reports what it spent with ``ctx.record_usage``."""
 
         def decorate(fn: F) -> F:
             target = f"{fn.__module__}:{fn.__qualname__}"
@@ -55,6 +58,7 @@ class Agentcron:
                 "max_attempts": max_attempts, "zombie_timeout": zombie_timeout,
                 "retry_backoff": retry_backoff,
                 "description": description or (fn.__doc__ or "").strip() or None,
+                "budget": budget, "on_budget": on_budget,
             }))
             return fn
 
