@@ -40,6 +40,14 @@ async def async_sleepy(ctx: RunContext) -> str:
     return "done"
 
 
+async def async_sleepy_whoami(ctx: RunContext) -> str:
+    """Like async_sleepy, and says which process ran it (the output names the pid), so a
+    test can tell whose completion the run row holds."""
+    await asyncio.sleep(float((ctx.payload or {}).get("seconds", 1.0)))
+    record(ctx)
+    return f"done by pid {os.getpid()}"
+
+
 def flaky(ctx: RunContext) -> str:
     """Fails on the first attempt, succeeds on the next."""
     if ctx.attempt == 1:

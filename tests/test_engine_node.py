@@ -4,8 +4,10 @@ retries, timeouts, cancellation and drain. Waits are on conditions, never fixed 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from agentcron.agents import Executors
@@ -13,7 +15,7 @@ from agentcron.engine.node import Node
 from agentcron.models import Run, RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.settings import NodeSettings
-from agentcron.store import RunFilter, Store
+from agentcron.store import HeartbeatResult, RunFilter, Store
 
 
 def _settings(store: Store, **overrides: Any) -> NodeSettings:
@@ -135,6 +137,48 @@ def test_drain_lets_short_runs_finish(store: Store) -> None:
         assert store.list_nodes() == []
 
     _run_node(store, scenario, drain_timeout_s=10.0)
+
+
+class _BeatDuringRelease(Store):
+    """A real store that lines a heartbeat up with drain's release: once the node is
+    draining, the next beat starts before release and then waits (up to 0.5 s) for release
+    to commit before it writes."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.draining = threading.Event()
+        self.beat_started = threading.Event()
+        self.released = threading.Event()
+
+    def set_draining(self, node_id: str) -> None:
+        super().set_draining(node_id)
+        self.draining.set()
+        self.beat_started.wait(2.0)
+
+    def heartbeat(self, node_id: str, inflight: list[tuple[str, int]],
+                  now: datetime | None = None) -> HeartbeatResult:
+        if self.draining.is_set() and not self.beat_started.is_set():
+            self.beat_started.set()
+            self.released.wait(0.5)
+        return super().heartbeat(node_id, inflight, now)
+
+    def release(self, node_id: str, now: datetime | None = None) -> list[str]:
+        try:
+            return super().release(node_id, now)
+        finally:
+            self.released.set()
+
+
+def test_a_beat_racing_the_drain_does_not_register_the_node_again(store: Store) -> None:
+    """Regression: a heartbeat in flight while drain's release deleted the node row found
+    no row, registered the node again and left a stale row behind."""
+    racing = _BeatDuringRelease(store.url)
+    try:
+        _run_node(racing, lambda node: node.drain())
+        assert racing.beat_started.is_set()  # the interleaving did happen
+        assert store.list_nodes() == []
+    finally:
+        racing.close()
 
 
 def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(
