@@ -133,3 +133,39 @@ def test_progress_beat_is_fenced(store: Store) -> None:
     [run] = store.claim_runs("n1", 1, NOW)
     assert store.record_progress(run.run_id, run.lease, "n1", "halfway", NOW)
     assert not store.record_progress(run.run_id, run.lease, "n2", "intruder", NOW)
+
+
+def test_fire_due_can_claim_what_it_fires_within_the_limits(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=3)
+    for _ in range(5):
+        add_trigger(store, T0, every="1s", overlap="allow")
+    result = store.fire_due(NOW, claim_for=("n1", 10))
+    assert result.queued == 5 and len(result.claimed) == 3  # the agent's limit
+    running = [r for r in runs_of(store) if r.status is RunStatus.RUNNING]
+    assert {r.id for r in running} == {c.run_id for c in result.claimed}
+    assert {(r.node_id, r.lease, r.attempt) for r in running} == {("n1", 1, 1)}
+    claimed = result.claimed[0]
+    assert claimed.deadline_at == NOW + timedelta(seconds=claimed.agent.timeout_s)
+    done = store.finish("n1", [Outcome(claimed.run_id, claimed.lease, RunStatus.SUCCEEDED)],
+                        NOW)
+    assert done.applied == [claimed.run_id]
+    assert store.claim_runs("n2", 10, NOW) != []  # the rest are claimable as usual
+
+
+def test_fire_due_claims_no_more_than_the_nodes_slots(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=100)
+    for _ in range(5):
+        add_trigger(store, T0, every="1s", overlap="allow")
+    result = store.fire_due(NOW, claim_for=("n1", 2))
+    assert len(result.claimed) == 2
+    assert len([r for r in runs_of(store) if r.status is RunStatus.QUEUED]) == 3
+
+
+def test_fire_due_does_not_let_new_runs_jump_a_backlog(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=100)
+    waiting = store.fire_now("a", None, T0)  # ready and waiting
+    add_trigger(store, T0, every="1s", overlap="allow")
+    result = store.fire_due(NOW, claim_for=("n1", 10))
+    assert result.claimed == [] and result.queued == 1
+    first = store.claim_runs("n1", 1, NOW)
+    assert [r.run_id for r in first] == [waiting]

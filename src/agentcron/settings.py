@@ -30,9 +30,9 @@ class NodeSettings:
     timeout_grace_s: float = 0.0  # 0: the zombie timeout
     retention_s: float = 30 * 86400.0
     prune_interval_s: float = 600.0
-    fire_batch: int = 1000
-    claim_batch: int = 500
-    max_inflight: int = 1000
+    fire_batch: int = 500
+    claim_batch: int = 1000
+    max_inflight: int = 2000
     thread_pool_size: int = 32
     api: bool = True
     host: str = "127.0.0.1"

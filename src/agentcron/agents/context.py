@@ -50,9 +50,16 @@ class RunContext:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self.log: FilteringBoundLogger = _log.bind(
-            run_id=run.run_id, agent=run.agent.name, trigger_id=run.trigger_id, attempt=run.attempt
-        )
+        self._log: FilteringBoundLogger | None = None
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """A logger bound with the run's ids (made on first use: most runs never log)."""
+        if self._log is None:
+            run = self.run
+            self._log = _log.bind(run_id=run.run_id, agent=run.agent.name,
+                                  trigger_id=run.trigger_id, attempt=run.attempt)
+        return self._log
 
     # -- identity --------------------------------------------------------------------------
 

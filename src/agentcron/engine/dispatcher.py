@@ -74,6 +74,9 @@ class Dispatcher:
         self.wakeup = Wakeup()
         self.started = 0
 
+    def free_slots(self) -> int:
+        return max(0, self.max_inflight - len(self.inflight))
+
     def leases(self) -> list[tuple[str, int]]:
         return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
 
@@ -93,7 +96,9 @@ class Dispatcher:
         timeout = max(0.001, (run.deadline_at - run.started_at).total_seconds())
         executor = self.executors.for_agent(run.agent)
         try:
-            result = await asyncio.wait_for(executor.execute(run, entry.ctx), timeout)
+            # asyncio.timeout, not wait_for: no extra task per run.
+            async with asyncio.timeout(timeout):
+                result = await executor.execute(run, entry.ctx)
         except TimeoutError:
             entry.ctx.cancel("timeout")
             result = ExecutionResult(ok=False, error=f"timed out after {timeout:g}s",

@@ -64,7 +64,8 @@ class Node:
             on_progress=self._on_progress,
         )
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
-                             poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired)
+                             poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
+                             claim_for=self._claim_for)
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)
@@ -79,10 +80,17 @@ class Node:
 
     # -- wiring -----------------------------------------------------------------------------
 
+    def _claim_for(self) -> tuple[str, int] | None:
+        """The firing node claims what it fires, up to its free slots (not while draining)."""
+        free = self.dispatcher.free_slots()
+        return (self.id, free) if self._claiming and free > 0 else None
+
     def _on_fired(self, result: FireResult) -> None:
         if self.metrics is not None:
             self.metrics.on_fired(result)
-        if result.queued:
+        for run in result.claimed:
+            self.dispatcher.start(run)
+        if result.queued > len(result.claimed):
             self.dispatcher.wakeup.set()
 
     def _on_written(self, outcomes: list[Outcome], result: FinishResult) -> None:

@@ -18,18 +18,20 @@ log = structlog.get_logger(__name__)
 
 class Ticker:
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, batch: int,
-                 poll_interval_s: float, on_fired: Callable[[FireResult], None]) -> None:
+                 poll_interval_s: float, on_fired: Callable[[FireResult], None],
+                 claim_for: Callable[[], tuple[str, int] | None] = lambda: None) -> None:
         self.store = store
         self.clock = clock
         self.health = health
         self.batch = batch
         self.poll_interval_s = poll_interval_s
         self.on_fired = on_fired
+        self.claim_for = claim_for
         self.wakeup = Wakeup()
 
     def run_once(self, now: datetime | None = None) -> list[FireResult]:
         """Fire every trigger due at ``now`` (default: the clock's), batch after batch
-        until a batch comes back short."""
+        until a batch comes back short. Claims nothing: the runs stay queued."""
         results = []
         while True:
             result = self.store.fire_due(now or self.clock.store_now(), self.batch)
@@ -51,9 +53,20 @@ class Ticker:
             self.on_fired(result)
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
+        """One batch per step, reported (and its claimed runs started) on the event loop
+        before the next batch is fired, so a large burst is worked on while it is still
+        being fired."""
         while not stopping():
             try:
-                results = await call_store(self.health, "fire_due", self.run_once)
+                results: list[FireResult] = []
+                while not stopping():
+                    result = await call_store(self.health, "fire_due", self.store.fire_due,
+                                              self.clock.store_now(), self.batch,
+                                              self.claim_for())
+                    results.append(result)
+                    self._report(result)
+                    if not result.full:
+                        break
                 next_due, store_now = await call_store(self.health, "next_due_at",
                                                        self.store.next_due_at)
             except StoreUnavailable as exc:

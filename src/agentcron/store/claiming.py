@@ -34,15 +34,82 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class AgentSlots:
+    """What an agent may start right now, as seen under its row lock."""
+
+    spec: AgentSpec
+    free: int  # max_concurrency minus its running runs (never below 0)
+    backlog: bool  # whether ready queued runs are already waiting for it
+
+
+def lock_agents(conn: Connection, names: Any) -> dict[str, AgentSpec]:
+    """Lock the named agent rows (a list or a subquery), skipping rows another node holds
+    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write lock already excludes every
+    other writer). Returns the specs of the rows this transaction now holds."""
+    rows = conn.execute(
+        select(agents).where(agents.c.name.in_(names)).with_for_update(skip_locked=True)
+    ).mappings()
+    return {spec.name: spec for spec in (agent_from_row(row) for row in rows)}
+
+
+def agent_slots(conn: Connection, locked: dict[str, AgentSpec], now: datetime
+                ) -> dict[str, AgentSlots]:
+    """Free slots and backlog of agents locked by ``lock_agents`` in this transaction.
+
+    Must run in a statement after the lock: under READ COMMITTED a new statement sees every
+    claim committed by whoever held the lock before, which is what makes the concurrency
+    limit hold across nodes (guarantee 3). One statement for any number of agents.
+    """
+    if not locked:
+        return {}
+    # Budgets, under the same locks: an agent over budget gets no slot (and its ready runs
+    # are skipped); one near its limit gets only the runs the budget rule lets start.
+    room = budgets.enforce(conn, locked, now)
+    # Correlated subqueries so each count is answered from its partial index
+    # (ix_runs_agent_running, ix_runs_ready); an IN-list over both statuses would scan
+    # the agent's whole history instead.
+    running_count = (
+        select(func.count())
+        .where(runs.c.agent == agents.c.name, runs.c.status == _RUNNING)
+        .scalar_subquery()
+    )
+    ready_exists = (
+        select(func.count())
+        .select_from(
+            select(runs.c.id)
+            .where(runs.c.agent == agents.c.name, runs.c.status == _QUEUED,
+                   runs.c.run_after <= now)
+            .limit(1)
+            .subquery()
+        )
+        .scalar_subquery()
+    )
+    counts = {
+        row.name: row
+        for row in conn.execute(
+            select(agents.c.name, running_count.label("running"),
+                   ready_exists.label("ready"))
+            .where(agents.c.name.in_(list(locked)))
+        )
+    }
+    slots: dict[str, AgentSlots] = {}
+    for name, spec in locked.items():
+        row = counts.get(name)
+        running, ready = (int(row.running), int(row.ready)) if row is not None else (0, 0)
+        free = max(0, spec.max_concurrency - running)
+        slots[name] = AgentSlots(spec, min(free, room.get(name, free)), ready > 0)
+    return slots
+
+
 def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
     """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
 
-    Locks: the agent rows of every agent with a ready run (``FOR UPDATE SKIP LOCKED`` on
-    PostgreSQL, so another node claiming for the same agent skips it rather than waits).
-    Guarantees: an agent never has more running runs than its ``max_concurrency``. The
-    running count is read in a statement that starts after the agent lock is held, so it
-    sees every claim committed by whoever held that lock before (guarantee 3). Each claim
-    increments ``lease`` (the fencing token) and ``attempt``. Three statements.
+    Locks: the agent rows of every agent with a ready run (``lock_agents``), so another
+    node claiming for the same agent skips it rather than waits.
+    Guarantees: an agent never has more running runs than its ``max_concurrency``
+    (``agent_slots``). Each claim increments ``lease`` (the fencing token) and ``attempt``.
+    Three statements.
     """
     if slots <= 0:
         return []
@@ -52,35 +119,8 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         .distinct()
         .scalar_subquery()
     )
-    locked = {
-        spec.name: spec
-        for spec in (
-            agent_from_row(row)
-            for row in conn.execute(
-                select(agents)
-                .where(agents.c.name.in_(ready_agents))
-                .with_for_update(skip_locked=True)
-            ).mappings()
-        )
-    }
-    if not locked:
-        return []
-    # Budgets, under the same locks: an agent over budget gets no slot (and its ready runs
-    # are skipped); one near its limit gets only the runs the budget rule lets start.
-    room = budgets.enforce(conn, locked, now)
-    running = {
-        agent: count
-        for agent, count in conn.execute(
-            select(runs.c.agent, func.count())
-            .where(runs.c.status == _RUNNING, runs.c.agent.in_(list(locked)))
-            .group_by(runs.c.agent)
-        )
-    }
-    capacity = {
-        name: spec.max_concurrency - int(running.get(name, 0)) for name, spec in locked.items()
-    }
-    capacity = {name: min(free, room.get(name, free)) for name, free in capacity.items()}
-    capacity = {name: free for name, free in capacity.items() if free > 0}
+    locked = lock_agents(conn, ready_agents)
+    capacity = {name: s.free for name, s in agent_slots(conn, locked, now).items() if s.free}
     if not capacity:
         return []
 

@@ -16,21 +16,23 @@ Deciding what to insert is pure Python (``decide``) over the schedule maths.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, and_, func, select, update
+from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.types import JSON
 
 from agentcron.ids import new_run_id
-from agentcron.models import CatchupMode, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store.bulk import bulk_source
+from agentcron.store.claiming import agent_slots, lock_agents
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
@@ -46,11 +48,18 @@ _RUN_COLUMNS: dict[str, Any] = {
     "scheduled_for": UTCDateTime(),
     "status": String(16),
     "reason": Text(),
-    "payload": JSON(),
+    # JSON text straight from the trigger row: never decoded and re-encoded per run.
+    "payload": Text(),
     "coalesced": Integer(),
     "queued_at": UTCDateTime(),
     "run_after": UTCDateTime(),
     "finished_at": UTCDateTime(),
+    "node_id": String(100),
+    "lease": Integer(),
+    "attempt": Integer(),
+    "started_at": UTCDateTime(),
+    "heartbeat_at": UTCDateTime(),
+    "deadline_at": UTCDateTime(),
 }
 _ADVANCE_COLUMNS: dict[str, Any] = {
     "id": String(40),
@@ -86,6 +95,7 @@ class FireResult:
     missed: list[MissedFires] = field(default_factory=list)
     fire_lags: list[float] = field(default_factory=list)
     queued_by_kind: dict[str, int] = field(default_factory=dict)
+    claimed: list[ClaimedRun] = field(default_factory=list)
 
 
 @dataclass
@@ -111,7 +121,8 @@ def _due_query(now: datetime, limit: int) -> Any:
         select(
             triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.cron,
             triggers.c.timezone, triggers.c.every_s, triggers.c.at, triggers.c.anchor_at,
-            triggers.c.start_at, triggers.c.end_at, triggers.c.jitter_s, triggers.c.payload,
+            triggers.c.start_at, triggers.c.end_at, triggers.c.jitter_s,
+            cast(triggers.c.payload, Text).label("payload"),
             triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
             triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
         )
@@ -170,6 +181,12 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
                     "queued_at": now,
                     "run_after": run_after,
                     "finished_at": None if status is RunStatus.QUEUED else now,
+                    "node_id": None,
+                    "lease": 0,
+                    "attempt": 0,
+                    "started_at": None,
+                    "heartbeat_at": None,
+                    "deadline_at": None,
                 }
             )
         if plan.missed:
@@ -189,7 +206,8 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
     return decision
 
 
-def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
+def fire_due(conn: Connection, now: datetime, limit: int,
+             claim_for: tuple[str, int] | None = None) -> FireResult:
     """Turn every due trigger (up to ``limit``) into run rows and advance it.
 
     Locks: the due trigger rows, until the caller's transaction commits. Two nodes running
@@ -197,6 +215,12 @@ def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
     the unique constraint on ``(trigger_id, scheduled_for)`` makes the second insert a no-op.
     Guarantees: a trigger's runs and its new ``next_fire_at`` commit together or not at all,
     so a crash anywhere leaves the trigger due again for the same scheduled times.
+
+    ``claim_for=(node_id, slots)``: the firing node also claims up to ``slots`` of the new
+    runs in the same transaction (inserting them as ``running``, lease 1), saving a claim
+    round trip and a row version per run. It goes through the same agent locks and slot
+    count as ``claim_runs`` (guarantee 3), and only for agents with no ready backlog, so
+    runs already waiting keep their turn. Two more statements when used.
     """
     rows = list(conn.execute(_due_query(now, limit)).mappings())
     result = FireResult(now=now, triggers=len(rows), full=len(rows) >= limit)
@@ -217,6 +241,7 @@ def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
         )
         result.replaced = replaced.rowcount
 
+    claimed = _claim_fresh(conn, decision.new_runs, claim_for, now) if claim_for else []
     if decision.new_runs:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
@@ -224,7 +249,7 @@ def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
         kind_of = {row["id"]: str(row["kind"]) for row in rows}
         for run_id in inserted:
             run = by_id[run_id]
-            if run["status"] == RunStatus.QUEUED.value:
+            if run["status"] in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
                 result.queued += 1
                 result.fire_lags.append((now - run["scheduled_for"]).total_seconds())
                 kind = kind_of[run["trigger_id"]]
@@ -234,16 +259,53 @@ def fire_due(conn: Connection, now: datetime, limit: int) -> FireResult:
             else:
                 result.cancelled += 1
 
+        kept = set(inserted)
+        result.claimed = [run for run in claimed if run.run_id in kept]
     _advance_triggers(conn, decision.advances, now)
-    if result.queued:
+    if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result
+
+
+def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
+                 claim_for: tuple[str, int], now: datetime) -> list[ClaimedRun]:
+    """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
+    before they are inserted) and return them."""
+    node_id, slots = claim_for
+    ready = [run for run in new_runs
+             if run["status"] == RunStatus.QUEUED.value and run["run_after"] <= now]
+    if slots <= 0 or not ready:
+        return []
+    agent_state = agent_slots(conn, lock_agents(conn, sorted({r["agent"] for r in ready})), now)
+    free = {name: (0 if state.backlog else state.free) for name, state in agent_state.items()}
+    claimed: list[ClaimedRun] = []
+    for run in ready:
+        if len(claimed) >= slots:
+            break
+        if free.get(run["agent"], 0) <= 0:
+            continue
+        free[run["agent"]] -= 1
+        spec = agent_state[run["agent"]].spec
+        deadline = now + timedelta(seconds=spec.timeout_s)
+        run.update(status=RunStatus.RUNNING.value, node_id=node_id, lease=1, attempt=1,
+                   started_at=now, heartbeat_at=now, deadline_at=deadline)
+        claimed.append(ClaimedRun(
+            run_id=run["id"], lease=1, attempt=1, agent=spec, trigger_id=run["trigger_id"],
+            scheduled_for=run["scheduled_for"], started_at=now, deadline_at=deadline,
+            payload=None if run["payload"] is None else json.loads(run["payload"]),
+        ))
+    return claimed
 
 
 def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:
     source = bulk_source(conn, _RUN_COLUMNS, new_runs)
     names = list(_RUN_COLUMNS)
-    select_rows = select(*(source[name] for name in names)).select_from(source.from_clause)
+    columns = [
+        cast(source[name], JSON) if name == "payload" and conn.dialect.name == "postgresql"
+        else source[name]
+        for name in names
+    ]
+    select_rows = select(*columns).select_from(source.from_clause)
     if conn.dialect.name == "sqlite":
         # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT to parse it.
         select_rows = select_rows.where(and_(True))

@@ -107,11 +107,13 @@ class Store:
 
     # -- the engine's operations ----------------------------------------------------------
 
-    def fire_due(self, now: datetime | None = None, limit: int = 1000) -> FireResult:
-        """Fire up to ``limit`` due triggers; see ``firing.fire_due`` for the contract.
+    def fire_due(self, now: datetime | None = None, limit: int = 1000,
+                 claim_for: tuple[str, int] | None = None) -> FireResult:
+        """Fire up to ``limit`` due triggers, optionally claiming up to ``claim_for[1]`` of
+        the new runs for node ``claim_for[0]``; see ``firing.fire_due`` for the contract.
         A constant number of statements per batch."""
         with self._write() as conn:
-            return firing.fire_due(conn, db_now(conn, now), limit)
+            return firing.fire_due(conn, db_now(conn, now), limit, claim_for)
 
     def next_due_at(self) -> tuple[datetime | None, datetime]:
         """(earliest next_fire_at of an unpaused trigger, the store's now)."""
