@@ -114,3 +114,35 @@ def test_concurrent_sweepers_recover_each_run_once(store: Store) -> None:
             p.close()
     recovered = [run_id for r in results for run_id in r.retried]
     assert len(recovered) == len(set(recovered)) == 50
+
+
+def test_the_connection_pool_is_bounded(store: Store) -> None:
+    """Guarantee 5: many threads hammering one store never hold more connections than
+    pool_size + max_overflow at once; the extra callers wait for a free connection."""
+    from sqlalchemy import event
+
+    bounded = Store(store.url, pool_size=2)
+    out = peak = 0
+    lock = threading.Lock()
+
+    def checkout(*_args: Any) -> None:
+        nonlocal out, peak
+        with lock:
+            out += 1
+            peak = max(peak, out)
+
+    def checkin(*_args: Any) -> None:
+        nonlocal out
+        with lock:
+            out -= 1
+
+    event.listen(bounded.engine, "checkout", checkout)
+    event.listen(bounded.engine, "checkin", checkin)
+    try:
+        pool = bounded.engine.pool
+        limit = pool.size() + getattr(pool, "_max_overflow", 0)
+        _race([bounded] * 12, lambda s, _i: [s.count_by_status() for _ in range(20)])
+        assert 1 < peak <= limit <= 4
+        assert out == 0  # every session gave its connection back
+    finally:
+        bounded.close()
