@@ -172,3 +172,22 @@ def test_budget_statements_do_not_grow_with_the_number_of_runs(store: Store) -> 
     with store.count_statements() as many:
         store.claim_runs("n1", 5, NOW + timedelta(minutes=1))
     assert len(few) == len(many)
+
+
+def test_fire_and_claim_respects_the_budget(store: Store) -> None:
+    # The firing node claims what it fires in the same transaction: same locks, same rule.
+    agent_with_budget(store, "near", {"tokens_per_day": 1000}, now=T0,
+                      history=[(T0, Usage(600, 0))])  # room for one run of 600, not two
+    agent_with_budget(store, "spent", {"tokens_per_day": 1000}, now=T0,
+                      history=[(T0, Usage(1000, 0))])
+    services = Services(store)
+    for agent in ("near", "near", "near", "spent"):
+        services.add_trigger(TriggerInput(agent=agent, every="1h", overlap="allow"), T0)
+    fired = store.fire_due(T0 + timedelta(hours=1), claim_for=("n1", 10))
+    assert [r.agent.name for r in fired.claimed] == ["near"]
+    near = [r for r in runs_of_agent(store, "near") if r.trigger_id is not None]
+    assert sorted(r.status.value for r in near) == ["queued", "queued", "running"]
+    # The spent agent's fresh run was left queued, and the next claim skips it.
+    assert store.claim_runs("n2", 10, T0 + timedelta(hours=1)) == []
+    [spent] = [r for r in runs_of_agent(store, "spent") if r.trigger_id is not None]
+    assert store.get_run(spent.id).status is RunStatus.SKIPPED
