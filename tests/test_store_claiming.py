@@ -169,3 +169,16 @@ def test_fire_due_does_not_let_new_runs_jump_a_backlog(store: Store) -> None:
     assert result.claimed == [] and result.queued == 1
     first = store.claim_runs("n1", 1, NOW)
     assert [r.run_id for r in first] == [waiting]
+
+
+def test_usage_adds_up_over_attempts(store: Store) -> None:
+    _queue(store, 1)
+    [first] = store.claim_runs("n1", 1, NOW)
+    store.finish("n1", [Outcome(first.run_id, first.lease, RunStatus.FAILED, error="x",
+                                usage=Usage(100, 10, 0.01, "m"), retry_delay_s=0)], NOW)
+    [second] = store.claim_runs("n1", 1, NOW + timedelta(seconds=1))
+    store.finish("n1", [Outcome(second.run_id, second.lease, RunStatus.SUCCEEDED,
+                                usage=Usage(50, 5, None, None))], NOW + timedelta(seconds=1))
+    run = store.get_run(first.run_id)
+    assert (run.input_tokens, run.output_tokens, run.model) == (150, 15, "m")
+    assert run.cost_usd is not None and run.cost_usd >= 0.01

@@ -185,6 +185,11 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     ]
 
 
+def _accumulate(column: Any, value: Any) -> Any:
+    """column + value, where an unknown (NULL) value leaves the column as it is."""
+    return case((value.is_(None), column), else_=func.coalesce(column, 0) + value)
+
+
 @dataclass(frozen=True)
 class FinishResult:
     applied: list[str]
@@ -200,7 +205,8 @@ def finish(
     outcome's ``lease``. A worker that was paused past its lease, or whose run was
     cancelled, gets its outcome back in ``fenced`` and nothing changes (guarantee 2).
     An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
-    ready at ``now`` plus that delay.
+    ready at ``now`` plus that delay. Token and cost usage is added to what earlier attempts
+    of the run used.
     Failed attempts are also appended to ``run_events``. Two statements at most.
     """
     if not outcomes:
@@ -240,10 +246,11 @@ def finish(
             finished_at=source["finished_at"],
             run_after=func.coalesce(source["run_after"], runs.c.run_after),
             node_id=case((retrying, None), else_=runs.c.node_id),
-            input_tokens=source["input_tokens"],
-            output_tokens=source["output_tokens"],
-            cost_usd=source["cost_usd"],
-            model=source["model"],
+            # Usage adds up over attempts: a retried run cost what all its attempts cost.
+            input_tokens=_accumulate(runs.c.input_tokens, source["input_tokens"]),
+            output_tokens=_accumulate(runs.c.output_tokens, source["output_tokens"]),
+            cost_usd=_accumulate(runs.c.cost_usd, source["cost_usd"]),
+            model=func.coalesce(source["model"], runs.c.model),
         )
         .returning(runs.c.id, runs.c.attempt)
     )
