@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from agentcron.errors import ValidationError
-from agentcron.services import check_name
+from agentcron.rules import check_name
 from agentcron.store import Store
 from agentcron.store.tokens import ApiToken
 

@@ -8,15 +8,13 @@ show)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from agentcron.agents.signing import verify
 from agentcron.agents.templates import TemplateError, check_renders
 from agentcron.agents.validation import validate_agent_config
 from agentcron.budgets import parse_budget
@@ -28,13 +26,16 @@ from agentcron.models import (
     AgentKind,
     AgentSpec,
     CatchupMode,
-    Node,
     OverlapPolicy,
-    Run,
-    RunEvent,
-    RunStatus,
     Trigger,
     TriggerKind,
+)
+from agentcron.rules import (
+    _bounded_int,
+    _choice,
+    _text,
+    check_name,
+    known_id,
 )
 from agentcron.schedule.base import Schedule
 from agentcron.schedule.durations import parse_duration
@@ -46,58 +47,12 @@ from agentcron.schedule.spec import (
     parse_payload,
     validate_schedule,
 )
-from agentcron.store import RunFilter, Store
-from agentcron.store.webhooks import Delivery
+from agentcron.services_runs import RunServices
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
-_NAME_HINT = "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
-_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-MAX_RUNS_PAGE = 1000
 MAX_DESCRIPTION = 2000
-MAX_WEBHOOK_ID = 255
 
 Duration = str | int | float
-
-
-def check_name(value: str, field: str) -> str:
-    if not _NAME.match(value or ""):
-        raise ValidationError(field, f"{value!r} is not a valid name", _NAME_HINT)
-    return value
-
-
-def known_id(value: str, kind: str) -> str:
-    """An id as typed; one that cannot exist (bad characters, too long) is simply not
-    found, and never reaches the database."""
-    pattern = _RUN_ID if kind == "run" else _ID
-    if not isinstance(value, str) or not pattern.match(value):
-        raise NotFoundError(kind, str(value)[:80])
-    return value
-
-
-def _text(value: str | None, field: str, limit: int) -> str | None:
-    if value is None:
-        return None
-    if len(value) > limit or any(ord(c) < 32 and c not in "\t\n\r" for c in value):
-        raise ValidationError(field, "is too long or contains control characters",
-                              f"up to {limit} printable characters")
-    return value
-
-
-def _choice(value: str, enum: type[Any], field: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        allowed = "|".join(member.value for member in enum)
-        raise ValidationError(field, f"{value!r} is not one of {allowed}",
-                              f"use one of {allowed}") from None
-
-
-def _bounded_int(value: int, field: str, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValidationError(field, f"{value!r} is out of range", f"give {low}..{high}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -120,12 +75,6 @@ class TriggerInput:
     name: str | None = None
     paused: bool = False
     webhook: bool = False
-
-
-@dataclass(frozen=True)
-class RunsPage:
-    runs: list[Run]
-    next_cursor: str | None
 
 
 # The fields ``update_trigger`` takes (a PATCH), by the names TriggerInput uses.
@@ -163,12 +112,8 @@ def with_default_name(spec: TriggerInput) -> TriggerInput:
     return replace(spec, name=name[:100])
 
 
-class Services:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def now(self, now: datetime | None = None) -> datetime:
-        return now if now is not None else self.store.now()
+class Services(RunServices):
+    """Agents and triggers here; runs, nodes and webhook deliveries in ``RunServices``."""
 
     # -- agents -----------------------------------------------------------------------------
 
@@ -456,86 +401,10 @@ class Services:
     def describe(self, trigger: Trigger) -> str:
         return schedule_of(trigger).describe()
 
-    # -- runs -------------------------------------------------------------------------------
-
-    def list_runs(self, *, agent: str | None = None, trigger_id: str | None = None,
-                  status: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None, limit: int = 50,
-                  before: str | None = None) -> RunsPage:
-        """Newest first, ``limit`` at a time; ``next_cursor`` (a run id, for ``before``)
-        is set when there are older runs."""
-        wanted = None if status is None else _choice(status.strip().lower(), RunStatus,
-                                                     "status")
-        _bounded_int(limit, "limit", 1, MAX_RUNS_PAGE)
-        if agent is not None:
-            check_name(agent, "agent")
-        if trigger_id is not None and not _ID.match(trigger_id):
-            raise ValidationError("trigger", f"{trigger_id[:80]!r} is not a trigger id",
-                                  "e.g. tr_4k8m2q9x7c1d")
-        if before is not None and not _RUN_ID.match(before):
-            raise ValidationError("before", f"{before[:80]!r} is not a run id",
-                                  "pass the next_cursor of the previous page")
-        for field, value in (("since", since), ("until", until)):
-            if value is not None and value.utcoffset() is None:
-                raise ValidationError(field, "time has no UTC offset", "add one, e.g. Z")
-        filters = RunFilter(agent=agent, trigger_id=trigger_id, status=wanted, since=since,
-                            until=until)
-        runs = self.store.list_runs(filters, limit=limit + 1, before=before)
-        more = len(runs) > limit
-        return RunsPage(runs[:limit], runs[limit - 1].id if more else None)
-
-    def get_run(self, run_id: str) -> tuple[Run, list[RunEvent]]:
-        known_id(run_id, "run")
-        return self.store.get_run(run_id), self.store.run_history(run_id)
-
-    def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
-        return self.store.cancel_run(known_id(run_id, "run"), now)
-
-    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
-        self.store.retry_run(known_id(run_id, "run"), now)
-
-    def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
-             now: datetime | None = None) -> str:
-        """Queue a run of ``agent`` now (no trigger); returns its id."""
-        check_name(agent, "agent")
-        value = parse_payload(payload) if payload_is_json_text and payload is not None \
-            else payload
-        return self.store.fire_now(agent, value, now)
-
     def get_agent(self, name: str) -> AgentSpec:
         check_name(name, "name")
         return self.store.get_agent(name)
 
-    # -- nodes and webhooks -----------------------------------------------------------------
-
-    def nodes(self, now: datetime | None = None) -> list[tuple[Node, bool]]:
-        """Every registered node and whether it is alive (beat within its zombie timeout)."""
-        now = self.now(now)
-        return [(n, (now - n.heartbeat_at).total_seconds() <= n.zombie_timeout_s)
-                for n in self.store.list_nodes()]
-
-    def receive_webhook(self, trigger_id: str, headers: Mapping[str, str], body: bytes,
-                        now: datetime | None = None) -> Delivery:
-        """Check one delivery and turn it into a run.
-
-        Order: unknown trigger (NotFoundError), bad or stale signature (SignatureError),
-        body not JSON (ValidationError), paused trigger or replayed ``webhook-id``
-        (ConflictError). The signature covers ``webhook-id.webhook-timestamp.body`` and
-        is compared in constant time; the timestamp must be within 5 minutes of now.
-        """
-        target = self.store.webhook_target(known_id(trigger_id, "webhook trigger"))
-        moment = self.now(now)
-        verify(target.secret, headers, body, moment)
-        webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
-        if len(webhook_id) > MAX_WEBHOOK_ID:
-            raise ValidationError("webhook-id", "is too long", f"at most {MAX_WEBHOOK_ID}")
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError("body", f"is not JSON ({exc})",
-                                  "send a JSON document as the request body") from None
-        return self.store.deliver_webhook(target.trigger_id, webhook_id, payload,
-                                          moment.astimezone(UTC))
 
 
 @contextmanager

@@ -167,6 +167,10 @@ def install(app: FastAPI) -> None:
                     note = await blocking(request, perform, services(request), **params)
                 except (NotFoundError, ConflictError, ValidationError, AgentcronError) as exc:
                     note = f"error: {exc}"
+                else:
+                    metrics = request.app.state.metrics
+                    if path.endswith("/fire") and metrics is not None:
+                        metrics.fired("manual")
                 target = _back(form, "/")
                 sep = "&" if "?" in target else "?"
                 return RedirectResponse(f"{target}{sep}{urlencode({'note': note})}",
