@@ -8,10 +8,12 @@ per operation. Its summary, JUnit and NDJSON reports go to test-output/schemathe
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,9 +47,25 @@ def fuzzed(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
         yield server
 
 
+def responses(ndjson: Path) -> tuple[int, Counter[int]]:
+    """(HTTP calls made, how many got each status) from schemathesis' NDJSON events."""
+    statuses: Counter[int] = Counter()
+    for line in ndjson.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        if not finished:
+            continue
+        for interaction in finished["recorder"].get("interactions", {}).values():
+            status = (interaction.get("response") or {}).get("status_code")
+            if status is not None:
+                statuses[int(status)] += 1
+    return sum(statuses.values()), statuses
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed: ApiServer
                                                                     ) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    for old in [*OUT.glob("*.xml"), *OUT.glob("*.ndjson")]:
+        old.unlink()
     schema_url = f"{fuzzed.base}/openapi.json"
     operations = len([m for p in httpx.get(schema_url).json()["paths"].values() for m in p])
     command = [
@@ -69,5 +87,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed: ApiS
     assert len(tested) == operations, (tested, operations)
     match = re.search(r"(\d+) generated", output)
     assert match is not None and int(match.group(1)) >= 3 * operations, output[-2000:]
+    calls, statuses = responses(next(OUT.glob("*.ndjson")))
+    assert calls >= 3 * operations and not any(s >= 500 for s in statuses)
+    covered = (f"schemathesis: {len(tested)} operations, {calls} calls, statuses "
+               f"{dict(sorted(statuses.items()))}, 0 failures\n")
+    (OUT / "summary.txt").write_text(covered + output)
+    print(covered)
     log = Path(fuzzed.proc.log_path).read_text(errors="replace")
     assert "api_unexpected_error" not in log
