@@ -85,6 +85,8 @@ def test_a_token_in_the_query_string_is_refused_even_with_a_good_header(srv: Api
             body = error_of(client.get(f"/api/v1/runs?{query}"), 401)
             assert "not accepted in the URL" in body["detail"]
         assert client.get("/api/v1/runs?limit=1").status_code == 200
+        # An agent whose name merely starts like a token is a filter, not a token.
+        assert client.get("/api/v1/runs?agent=act_report").status_code == 200
 
 
 def test_scopes_read_write_admin(srv: ApiServer, admin: httpx.Client) -> None:

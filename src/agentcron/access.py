@@ -47,6 +47,11 @@ def scope_allows(have: str, need: Scope) -> bool:
         return False
 
 
+def looks_like_token(value: str) -> bool:
+    """True for a string shaped like an API token (``act_`` + 43 URL-safe characters)."""
+    return bool(_TOKEN_SHAPE.match(value.strip()))
+
+
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 

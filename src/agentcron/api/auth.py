@@ -21,7 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentcron.access import Access, scope_allows
+from agentcron.access import Access, looks_like_token, scope_allows
 from agentcron.access import Scope as TokenScope
 from agentcron.api.errors import ApiError, error_response
 from agentcron.store.tokens import ApiToken
@@ -103,6 +103,6 @@ def _has_query_token(raw: Any) -> bool:
 
     text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
     for key, value in parse_qsl(text, keep_blank_values=True):
-        if key.lower() in QUERY_TOKEN_NAMES or value.startswith("act_"):
+        if key.lower() in QUERY_TOKEN_NAMES or looks_like_token(value):
             return True
     return False
