@@ -15,7 +15,7 @@ from typing import Any
 from bench import report
 from bench.ladder import PEERS, LadderOptions
 from bench.machine import REPO
-from bench.pg import PgTarget
+from bench.pg import PgTarget, wait_for_server
 
 WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements"]
 
@@ -79,6 +79,8 @@ def ladder_options(args: argparse.Namespace) -> LadderOptions:
         warmup_s=args.warmup if args.warmup is not None else (2 if quick else 5),
         grace_s=args.grace if args.grace is not None else (1.0 if quick else 10.0),
         settings=_settings(args.node_settings),
+        quiet_wait_s=0.0 if quick else 120.0,
+        retry_busy_pct=0.0 if quick else 50.0,
     )
 
 
@@ -122,12 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     for workload in workloads:
         started = time.monotonic()
         report.console.rule(f"[bold]{workload}")
+        wait_for_server(target)
         if args.workload == "all":
-            try:
-                run(workload, args, target, out)
-            except Exception as exc:  # one broken workload must not hide the others
-                report.console.print_exception()
-                failures.append(f"{workload}: {type(exc).__name__}: {exc}")
+            for attempt in (1, 2):
+                try:
+                    run(workload, args, target, out)
+                    break
+                except Exception as exc:  # one broken workload must not hide the others
+                    report.console.print_exception()
+                    if attempt == 2:
+                        failures.append(f"{workload}: {type(exc).__name__}: {exc}")
+                    else:  # e.g. the shared server restarted under it: once more
+                        report.console.print(f"[yellow]{workload} crashed; once more[/yellow]")
+                        wait_for_server(target)
         else:
             run(workload, args, target, out)
         timings[workload] = round(time.monotonic() - started, 1)

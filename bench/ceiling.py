@@ -17,11 +17,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.meter import wait_for_quiet
 from bench.pg import PgTarget, ensure_database, libpq_url, sqlalchemy_url
 
 PGBENCH_CANDIDATES = ["/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
@@ -140,10 +140,10 @@ def workload(target: PgTarget, out: Path, *, quick: bool, duration_s: int | None
             for batch in (1, 500):
                 report.console.print(f"[bold]ceiling[/bold] {name}, batch {batch} ...")
                 truncate_runs(url)
-                time.sleep(0.5)
+                quiet = wait_for_quiet(0 if quick else 120)
                 result = run_pgbench(exe, url, script, batch=batch, clients=clients,
                                      duration_s=duration)
-                result.update(script=name, batch=batch, clients=clients)
+                result.update(script=name, batch=batch, clients=clients, **quiet)
                 if "tps" in result:
                     result["fires_per_s"] = round(result["tps"] * batch, 0)
                 else:

@@ -93,3 +93,16 @@ class CpuMeter:
             "machine_cpu_pct": round(machine * pct, 1),
             "other_cpu_pct": round(max(0.0, machine - node - pg_total) * pct, 1),
         }
+
+
+def wait_for_quiet(max_wait_s: float, busy_below_pct: float = 25.0,
+                   sample_s: float = 2.0) -> dict[str, float]:
+    """Wait until the machine (all cores, 0-100 %) is less than ``busy_below_pct`` busy
+    between our steps, so a step is not measured while other people's test suites hold the
+    CPU; give up after ``max_wait_s`` and measure anyway (the result says how busy it was)."""
+    started = time.monotonic()
+    busy = float(psutil.cpu_percent(interval=sample_s if max_wait_s > 0 else 0.2))
+    while busy >= busy_below_pct and time.monotonic() - started < max_wait_s:
+        busy = float(psutil.cpu_percent(interval=sample_s))
+    return {"quiet_wait_s": round(time.monotonic() - started, 1),
+            "busy_before_pct": round(busy, 1)}

@@ -84,3 +84,20 @@ def backend_pids(url: str, dbname: str) -> list[int]:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
                             (dbname,)).fetchall()
     return [int(row[0]) for row in rows]
+
+
+def wait_for_server(target: PgTarget, max_wait_s: float = 180.0) -> float:
+    """Wait until the server accepts connections (other engineers' tests restart it);
+    the seconds waited. Raises the last error after ``max_wait_s``."""
+    import time
+
+    started = time.monotonic()
+    while True:
+        try:
+            with psycopg.connect(target.admin_url(), autocommit=True, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return round(time.monotonic() - started, 1)
+        except psycopg.OperationalError:
+            if time.monotonic() - started > max_wait_s:
+                raise
+            time.sleep(2.0)

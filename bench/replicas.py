@@ -31,7 +31,7 @@ import psycopg
 from bench import report
 from bench.child import child_env
 from bench.counting import summarise
-from bench.meter import CpuMeter
+from bench.meter import CpuMeter, wait_for_quiet
 from bench.pg import PgTarget, ensure_database, libpq_url, sqlalchemy_url
 
 COLUMNS: list[report.Column] = [
@@ -174,6 +174,7 @@ def workload(target: PgTarget, out: Path, *, quick: bool, nodes: list[int] | Non
             cluster = Cluster(url, probe_dir, zombie_timeout_s=zombie_s, heartbeat_s=heartbeat_s)
             label = f"{k} nodes, kill -9 one" if kill else f"{k} nodes"
             report.console.print(f"[bold]replicas[/bold] {label}, N={n:,} ...")
+            quiet = wait_for_quiet(0 if quick else 120)
             anchor = reset_runs()
             names = [f"bench-node-{i + 1}" for i in range(k)]
             for name in names:
@@ -209,7 +210,7 @@ def workload(target: PgTarget, out: Path, *, quick: bool, nodes: list[int] | Non
             result["db_duplicate_runs"] = _db_duplicates(url)
             result["duplicates"] = result["db_duplicate_runs"]
             result.update(cpu)
-            result.update(nodes=k, triggers=n)
+            result.update(nodes=k, triggers=n, **quiet)
             if kill:
                 lags_after = [started - scheduled for _, scheduled, started in records
                               if kill_at <= scheduled < kill_at + 5]

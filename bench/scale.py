@@ -21,6 +21,7 @@ import psutil
 from bench import report
 from bench.child import run_child
 from bench.counting import percentile
+from bench.meter import wait_for_quiet
 from bench.pg import PgTarget, ensure_database, sqlalchemy_url
 
 COLUMNS: list[report.Column] = [
@@ -43,6 +44,7 @@ def workload(target: PgTarget, out: Path, *, quick: bool, sizes: list[int] | Non
     results = []
     for size in [0, *sizes]:
         report.console.print(f"[bold]scale[/bold] {size:,} stored triggers ...")
+        quiet = wait_for_quiet(0 if quick else 120)
         store = Store(sqlalchemy_url(url))
         store.upgrade()
         setup.reset(store)
@@ -56,7 +58,7 @@ def workload(target: PgTarget, out: Path, *, quick: bool, sizes: list[int] | Non
                                      "run_s": run_s, "spawned_at": time.time(),
                                      "first_fire_at": first_fire},
                            timeout_s=120 + run_s, label=f"{target.prefix}-scale-{size}")
-        result.update(stored_triggers=size, insert_s=round(insert_s, 1))
+        result.update(stored_triggers=size, insert_s=round(insert_s, 1), **quiet)
         if result.get("error"):
             result["note"] = f"error: {result['error']}"[:160]
         else:

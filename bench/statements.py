@@ -28,6 +28,7 @@ import psycopg
 
 from bench import report
 from bench.child import run_child
+from bench.meter import wait_for_quiet
 from bench.pg import PgTarget, ensure_database, libpq_url, sqlalchemy_url
 
 BATCH_COLUMNS: list[report.Column] = [
@@ -45,9 +46,10 @@ NODE_COLUMNS: list[report.Column] = [
 
 def workload(target: PgTarget, out: Path, *, quick: bool) -> None:
     url = ensure_database(target, "statements", fresh=True)
-    params = {"db_url": url, "dbname": target.dbname("statements"),
+    params: dict[str, Any] = {"db_url": url, "dbname": target.dbname("statements"),
               "batches": [1, 10, 100] if quick else [1, 10, 100, 1000],
               "node_triggers": 100 if quick else 1000, "node_seconds": 3 if quick else 10}
+    params.update(wait_for_quiet(0 if quick else 120))
     result = run_child("statements", params, timeout_s=180, label=f"{target.prefix}-statements")
     if result.get("error"):
         raise RuntimeError(result["error"])

@@ -33,7 +33,7 @@ from bench.probe import PROBE
 from bench.steps import StepPlan, measure_sync
 
 POOL_THREADS = 32
-ADD_JOB_ESTIMATE_S = 0.001
+ADD_JOB_ESTIMATE_S = 0.0015
 _current = threading.local()
 
 
