@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -96,3 +97,28 @@ def pg_store(pg_url: str) -> Iterator[Store]:
     _truncate(s)
     yield s
     s.close()
+
+
+# What the ``cli`` fixture returns: call it with CLI arguments, get Typer's Result.
+Cli = Callable[..., Any]
+
+
+@pytest.fixture
+def db_url(tmp_path: os.PathLike[str]) -> str:
+    """A fresh SQLite database for the CLI tests."""
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+@pytest.fixture
+def cli(db_url: str) -> Cli:
+    """Run the real Typer app against ``db_url`` and return its Result."""
+    from typer.testing import CliRunner
+
+    from agentcron.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, ["--db", db_url, *args])
+
+    return invoke

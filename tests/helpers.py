@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -40,3 +41,26 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(0.02)
+
+
+def race(stores: list[Store], work: Callable[[Store, int], Any]) -> list[Any]:
+    """Run ``work(store, i)`` for every store in its own thread, all released at once by a
+    barrier (separate engines, as separate nodes have); errors are raised here."""
+    barrier = threading.Barrier(len(stores))
+    results: list[Any] = [None] * len(stores)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(stores[i], i)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results

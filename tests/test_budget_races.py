@@ -10,11 +10,8 @@ the OpenAI-compatible test server, an llm agent with a daily token budget."""
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,33 +20,12 @@ from agentcron.store import Store
 from agentcron.store.budgets import budget_event_counts
 from tests.budget_helpers import agent_with_budget, queue, runs_of_agent, statuses
 from tests.conftest import T0
-from tests.helpers import wait_until
+from tests.helpers import race, wait_until
 from tests.llm_server import LlmServer
 from tests.procs import ServeProcess
 
 NODES = 4
 ROUNDS = 15
-
-
-def _race(stores: list[Store], work: Callable[[Store, int], Any]) -> list[Any]:
-    barrier = threading.Barrier(len(stores))
-    results: list[Any] = [None] * len(stores)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(stores[i], i)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return results
 
 
 def test_nodes_racing_for_the_last_run_under_the_limit_start_exactly_one(store: Store) -> None:
@@ -63,7 +39,7 @@ def test_nodes_racing_for_the_last_run_under_the_limit_start_exactly_one(store: 
                               max_concurrency=50,
                               history=[(now, Usage(400, 100)), (now, Usage(300, 100))])
             waiting = queue(store, name, 6, now)
-            claims: list[list[ClaimedRun]] = _race(
+            claims: list[list[ClaimedRun]] = race(
                 peers, lambda s, i, now=now: s.claim_runs(f"node-{i}", 10, now))
             started = [run for claimed in claims for run in claimed]
             assert len(started) == 1, f"round {round_}: {len(started)} runs started"
@@ -75,7 +51,7 @@ def test_nodes_racing_for_the_last_run_under_the_limit_start_exactly_one(store: 
             skipped_before = budget_event_counts()["runs_skipped"]
             store.finish(_owner(claims, run), [Outcome(run.run_id, run.lease, RunStatus.SUCCEEDED,
                                   usage=Usage(50, 50))], now)
-            again = _race(peers, lambda s, i, now=now: s.claim_runs(f"node-{i}", 10, now))
+            again = race(peers, lambda s, i, now=now: s.claim_runs(f"node-{i}", 10, now))
             assert sum(len(c) for c in again) == 0
             assert sorted(statuses(store, waiting)) == sorted(
                 [RunStatus.SUCCEEDED] + [RunStatus.SKIPPED] * 5)

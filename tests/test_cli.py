@@ -13,29 +13,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from agentcron.cli import app
 from agentcron.settings import NodeSettings
 from agentcron.store import Store
+from tests.conftest import Cli
 
-Cli = Callable[..., Result]
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cli.db"
-
-
-@pytest.fixture
-def cli(db_url: str) -> Cli:
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["--db", db_url, *args])
-
-    return invoke
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,7 @@ from typer.testing import CliRunner, Result
 
 import agentcron
 from agentcron.cli import app
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/cli.db"
-
-
-@pytest.fixture
-def cli(db_url: str) -> Cli:
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(app, ["--db", db_url, *args])
-
-    return invoke
+from tests.conftest import Cli
 
 
 @pytest.fixture

@@ -6,35 +6,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from agentcron.models import RunStatus
 from agentcron.store import Store
 from tests.conftest import T0
-from tests.helpers import add_agent, add_trigger, runs_of
-
-
-def _race(stores: list[Store], work: Callable[[Store, int], Any]) -> list[Any]:
-    barrier = threading.Barrier(len(stores))
-    results: list[Any] = [None] * len(stores)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(stores[i], i)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return results
+from tests.helpers import add_agent, add_trigger, race, runs_of
 
 
 def _peers(store: Store, n: int) -> list[Store]:
@@ -49,7 +27,7 @@ def test_concurrent_fire_due_never_duplicates(store: Store) -> None:
     try:
         for second in range(1, 11):
             at = T0 + timedelta(seconds=second)
-            _race(peers, lambda s, _i, at=at: s.fire_due(at, limit=50))
+            race(peers, lambda s, _i, at=at: s.fire_due(at, limit=50))
             # whatever the interleaving, finish the second before checking
             while store.fire_due(at).triggers:
                 pass
@@ -68,7 +46,7 @@ def test_two_nodes_never_exceed_an_agents_concurrency(store: Store) -> None:
     store.fire_due(T0 + timedelta(seconds=1))
     peers = _peers(store, 4)
     try:
-        claims = _race(peers, lambda s, i: s.claim_runs(f"n{i}", 10, T0 + timedelta(seconds=1)))
+        claims = race(peers, lambda s, i: s.claim_runs(f"n{i}", 10, T0 + timedelta(seconds=1)))
     finally:
         for p in peers:
             p.close()
@@ -87,7 +65,7 @@ def test_many_nodes_claim_disjoint_runs(store: Store) -> None:
     try:
         total: list[str] = []
         for _ in range(20):
-            claims = _race(peers,
+            claims = race(peers,
                            lambda s, i: s.claim_runs(f"n{i}", 30, T0 + timedelta(seconds=1)))
             total += [r.run_id for c in claims for r in c]
     finally:
@@ -108,7 +86,7 @@ def test_concurrent_sweepers_recover_each_run_once(store: Store) -> None:
     later = T0 + timedelta(minutes=5)
     peers = _peers(store, 4)
     try:
-        results = _race(peers, lambda s, _i: s.sweep(later))
+        results = race(peers, lambda s, _i: s.sweep(later))
     finally:
         for p in peers:
             p.close()
@@ -141,7 +119,7 @@ def test_the_connection_pool_is_bounded(store: Store) -> None:
     try:
         pool = bounded.engine.pool
         limit = pool.size() + getattr(pool, "_max_overflow", 0)
-        _race([bounded] * 12, lambda s, _i: [s.count_by_status() for _ in range(20)])
+        race([bounded] * 12, lambda s, _i: [s.count_by_status() for _ in range(20)])
         assert 1 < peak <= limit <= 4
         assert out == 0  # every session gave its connection back
     finally:

@@ -110,7 +110,7 @@ class HttpExecutor:
             async with self._client.stream(
                 "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
             ) as response:
-                status, text = response.status_code, await _read_text(response)
+                status, text = response.status_code, await read_text(response)
                 location = response.headers.get("location")
         except OutboundAddressDenied as exc:
             log.warning("http agent address refused", reason=str(exc))
@@ -156,16 +156,16 @@ def _body(run: ClaimedRun) -> bytes:
     return json.dumps(doc, default=str, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def _read_text(response: httpx.Response) -> str:
-    """The body decoded (its charset, else UTF-8), read up to ``MAX_BODY`` bytes."""
+async def read_text(response: httpx.Response, limit: int = MAX_BODY) -> str:
+    """The body decoded (its charset, else UTF-8), read up to ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         size += len(chunk)
-        if size >= MAX_BODY:
+        if size >= limit:
             break
-    raw = b"".join(chunks)[:MAX_BODY]
+    raw = b"".join(chunks)[:limit]
     try:
         return raw.decode(response.charset_encoding or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know

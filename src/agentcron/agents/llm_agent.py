@@ -37,7 +37,7 @@ from structlog.typing import FilteringBoundLogger
 
 from agentcron.agents.base import failed, output_limit, truncate
 from agentcron.agents.context import RunContext
-from agentcron.agents.http_agent import USER_AGENT
+from agentcron.agents.http_agent import USER_AGENT, read_text
 from agentcron.agents.templates import TemplateError, render
 from agentcron.models import ClaimedRun, ExecutionResult, Usage
 
@@ -103,7 +103,7 @@ class LlmExecutor:
                 "POST", url, content=json.dumps(body, ensure_ascii=False).encode(),
                 headers=headers, timeout=timeout, follow_redirects=False,
             ) as response:
-                status, text = response.status_code, await _read_text(response)
+                status, text = response.status_code, await read_text(response, MAX_BODY)
                 retry_after = parse_retry_after(response.headers.get("retry-after"), now)
                 content_type = response.headers.get("content-type", "")
         except httpx.TimeoutException as exc:
@@ -236,17 +236,3 @@ def _hint(status: int, key_env: Any) -> str:
 def _redact(text: str, key: str | None) -> str:
     return text.replace(key, "***") if key else text
 
-
-async def _read_text(response: httpx.Response) -> str:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY:
-            break
-    raw = b"".join(chunks)[:MAX_BODY]
-    try:
-        return raw.decode(response.charset_encoding or "utf-8", errors="replace")
-    except LookupError:
-        return raw.decode("utf-8", errors="replace")
