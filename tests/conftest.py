@@ -10,6 +10,7 @@ in which case they fail.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -27,15 +28,25 @@ PG_ADMIN_URL = os.environ.get(
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 
-def _pg_available() -> str | None:
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # the reason is shown in the skip message
-        return str(exc).splitlines()[0]
+def _pg_available(wait_s: float = 60.0) -> str | None:
+    """None when the server answers; else why not. A server that is starting up (the fault
+    tests restart it) is waited for, up to ``wait_s``; one that refuses connections is
+    retried for a few seconds only, so a machine without PostgreSQL skips quickly."""
+    deadline = time.monotonic() + wait_s
+    refused_until = time.monotonic() + 5.0
+    while True:
+        try:
+            engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            return None
+        except Exception as exc:  # the reason is shown in the skip or failure message
+            problem = str(exc).splitlines()[0]
+        starting = "starting up" in problem or "shutting down" in problem
+        if time.monotonic() > (deadline if starting else refused_until):
+            return problem
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
