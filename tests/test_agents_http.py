@@ -63,6 +63,9 @@ def server() -> Iterator[Server]:
             if route == "slow":
                 state.release.wait(30)  # the slow agent: answers when the test is over
                 route = (200, {}, b"too late")
+            elif route == "takes-1.5s":  # an agent whose work takes a while
+                time.sleep(1.5)
+                route = (200, {}, b"done")
             assert not isinstance(route, str)
             status, headers, payload = route
             self.send_response(status)
@@ -247,6 +250,72 @@ def test_request_times_out_at_the_deadline_and_is_retryable(server: Server) -> N
     assert not result.ok and result.retryable
     assert result.error is not None and result.error.startswith("request timed out after 1.0s")
     assert 0.9 < elapsed < 5
+
+
+@pytest.mark.parametrize("host_clock_off_by", [timedelta(minutes=5), timedelta(minutes=-5)])
+def test_a_wrong_host_clock_does_not_shorten_the_request(server: Server,
+                                                         host_clock_off_by: timedelta) -> None:
+    """Found by the chaos suite's skew scenario: the deadline is on the database's clock, and a
+    node whose own clock ran 5 minutes fast saw every deadline as past, so each request got
+    the 1 s minimum and an agent taking 1.5 s failed every attempt."""
+    server.routes["/agent"] = "takes-1.5s"
+
+    async def main() -> ExecutionResult:
+        executor = HttpExecutor(clock=lambda: datetime.now(UTC) + host_clock_off_by)
+        run = make_run({"url": server.url("/agent")}, deadline_s=30)
+        try:
+            return await executor.execute(run, RunContext(run))
+        finally:
+            await executor.aclose()
+
+    result = asyncio.run(main())
+    assert result.ok, result.error
+
+
+def test_runs_beyond_the_pool_wait_outside_httpcore(server: Server) -> None:
+    """Found by the chaos suite's kill scenario: with hundreds of runs in flight on a node,
+    all of them waited inside httpcore's pool, which scans every waiting request against
+    every connection whenever one starts or ends; the node spent its CPU there and runs timed
+    out. Runs beyond the pool's size now wait at the executor's gate, so the pool never holds
+    more requests than it has connections."""
+    server.routes["/agent"] = (200, {}, b"ok")
+    limit, runs = 4, 40
+
+    async def main() -> tuple[list[ExecutionResult], int]:
+        executor = HttpExecutor(max_connections=limit)
+        pool = executor._client._transport._pool  # type: ignore[attr-defined]
+        most = 0
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal most
+            while not done.is_set():
+                most = max(most, len(pool._requests))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            batch = [make_run({"url": server.url("/agent")}) for _ in range(runs)]
+            results = await asyncio.gather(*(executor.execute(r, RunContext(r)) for r in batch))
+        finally:
+            done.set()
+            await watcher
+            await executor.aclose()
+        return results, most
+
+    results, most = asyncio.run(main())
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+    assert len(server.requests) == runs
+    assert 0 < most <= limit, f"{most} requests queued inside httpcore's pool"
+
+
+def test_httpcore_finds_sniffio() -> None:
+    """httpcore imports sniffio on every request; when it is missing (anyio no longer pulls it
+    in) each failed import searches all of sys.path, many times per request. It is a declared
+    dependency; this fails if it ever goes missing again."""
+    import importlib.util
+
+    assert importlib.util.find_spec("sniffio") is not None
 
 
 def test_cancellation_returns_promptly(server: Server) -> None:

@@ -25,9 +25,9 @@ import structlog
 
 from agentcron.agents import AgentRegistry, Executors
 from agentcron.config import load_agents_file
-from agentcron.engine.clock import Clock
+from agentcron.engine.clock import Clock, DatabaseClock
 from agentcron.engine.node import Node
-from agentcron.errors import AgentcronError, ConflictError
+from agentcron.errors import AgentcronError, ConflictError, ValidationError
 from agentcron.logs import configure_logging
 from agentcron.metrics import EngineMetrics
 from agentcron.services import Services
@@ -80,11 +80,33 @@ def prepare_api_access(store: Store, host: str) -> str | None:
         return None
 
 
+CLOCK_OFFSET_ENV = "AGENTCRON_CLOCK_OFFSET_S"
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Clock | None:
+    """Fault injection, not a setting: ``AGENTCRON_CLOCK_OFFSET_S=300`` makes every clock
+    read of this node's own (the engine's ``local_now`` and the time the http and llm agents
+    sign and time requests with) 5 minutes ahead, ``-300`` behind, as on a host whose clock
+    is wrong. What fires when is decided by the database's clock, so it changes nothing there
+    (the chaos suite's ``skew`` scenario checks it)."""
+    raw = (os.environ if environ is None else environ).get(CLOCK_OFFSET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        offset = float(raw)
+    except ValueError:
+        raise ValidationError(CLOCK_OFFSET_ENV, f"{raw!r} is not a number of seconds",
+                              "e.g. 300 or -300") from None
+    log.warning("clock_offset_injected", offset_s=offset)
+    return DatabaseClock(local_offset_s=offset)
+
+
 def run_node(settings: NodeSettings, config_path: str | Path | None = None,
              registry: AgentRegistry | None = None, clock: Clock | None = None) -> int:
     """Run a node until a signal; returns the process exit code."""
     configure_logging()
     settings = settings.validate()
+    clock = clock or clock_from_env()
     store = open_store(settings.database_url, pool_size=max(5, settings.max_inflight // 200))
     api_store: Store | None = None
     try:
@@ -92,7 +114,8 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
         if config_path is not None:
             report = Services(store).sync_agents_file(load_agents_file(config_path))
             log.info("agents_file_synced", path=str(config_path), **report)
-        executors = Executors(registry, thread_pool_size=settings.thread_pool_size)
+        executors = Executors(registry, thread_pool_size=settings.thread_pool_size,
+                              clock=clock.local_now if clock is not None else None)
         metrics = EngineMetrics()
         node = Node(store, settings, executors, clock=clock, metrics=metrics)
         if settings.api:

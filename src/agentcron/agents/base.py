@@ -47,6 +47,18 @@ class Executor(Protocol):
         ...
 
 
+MIN_REQUEST_TIMEOUT_S = 1.0
+
+
+def request_timeout_s(run: ClaimedRun) -> float:
+    """How long an agent's outbound request may take: the run's whole time budget, from its
+    claim to its deadline, at least ``MIN_REQUEST_TIMEOUT_S``. Both ends are read from the
+    database's clock, so a wrong clock on this host can neither shorten nor stretch it (a
+    host 5 minutes fast would otherwise see every deadline as past); the engine ends the run
+    at its deadline in any case."""
+    return max(MIN_REQUEST_TIMEOUT_S, (run.deadline_at - run.started_at).total_seconds())
+
+
 def truncation_marker(omitted: int, unit: str = "chars") -> str:
     """The text appended where output was cut, so a reader never mistakes it for the end."""
     return f"\n[agentcron: output truncated, {omitted} more {unit} not stored]"

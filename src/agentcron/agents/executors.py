@@ -1,12 +1,15 @@
 """``Executors``: the node's executors, one per agent kind, created on first use and shared.
 
 Owns the thread pool sync Python agents run in and, unless the engine passes its own, the HTTP
-client. ``aclose`` releases both; call it once, after every run task has finished.
+client. ``aclose`` releases both; call it once, after every run task has finished. ``clock``
+(default the host's) is what the http and llm agents read the current UTC time from.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
+from datetime import datetime
 
 import httpx
 
@@ -35,8 +38,10 @@ class Executors:
         thread_pool_size: int = 32,
         *,
         http_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.registry = registry or AgentRegistry()
+        self._clock = clock
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=thread_pool_size, thread_name_prefix="agentcron-agent"
         )
@@ -60,7 +65,11 @@ class Executors:
         if kind is AgentKind.COMMAND:
             return CommandExecutor()
         if kind is AgentKind.LLM:
+            if self._clock is not None:
+                return LlmExecutor(self._http_client, clock=self._clock)
             return LlmExecutor(self._http_client)
+        if self._clock is not None:
+            return HttpExecutor(self._http_client, clock=self._clock)
         return HttpExecutor(self._http_client)
 
     async def aclose(self) -> None:

@@ -7,8 +7,10 @@ Request: ``POST url`` with the JSON body ``{"run_id", "attempt", "agent", "trigg
 (the same for every attempt of a run), ``Content-Type: application/json``,
 ``User-Agent: agentcron/<version>``; with a secret, the Standard Webhooks headers
 ``webhook-id`` (run id), ``webhook-timestamp`` and ``webhook-signature``. Configured headers
-are sent too but cannot replace these. Redirects are never followed. The request times out at
-the run's deadline (at least 1 s from now).
+are sent too but cannot replace these. Redirects are never followed. The request may take the
+run's whole time budget (``agents.base.request_timeout_s``: not this host's clock, which may be
+wrong); the engine ends the run at its deadline. At most ``MAX_CONNECTIONS`` requests are open
+at once; more runs wait their turn.
 
 Where it may connect: see ``agents.netguard`` (the metadata address and link-local ranges
 are always refused, private ranges with ``AGENTCRON_HTTP_DENY_PRIVATE=1``, checked after DNS
@@ -21,6 +23,7 @@ without retry. Errors name the status and the first 500 characters of the body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,7 +33,7 @@ import httpx
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from agentcron.agents.base import failed, merge_usage, output_limit
+from agentcron.agents.base import failed, merge_usage, output_limit, request_timeout_s
 from agentcron.agents.context import RunContext
 from agentcron.agents.netguard import OutboundAddressDenied, guarded_client
 from agentcron.agents.response import parse_reported
@@ -42,7 +45,9 @@ _log: FilteringBoundLogger = structlog.get_logger(__name__)
 MAX_BODY = 1024 * 1024
 """Bytes of a response read at most; the rest is discarded (output is capped well below)."""
 ERROR_BODY_CHARS = 500
-MIN_TIMEOUT_S = 1.0
+MAX_CONNECTIONS = 100
+"""Requests one executor has open at once (its client's pool, every connection kept alive);
+runs beyond it wait for a free connection."""
 RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -59,7 +64,7 @@ USER_AGENT = f"agentcron/{_version()}"
 class HttpExecutor:
     """Runs HTTP agents over ``client`` (the node's shared one), or its own if None.
 
-    ``clock`` returns the current UTC time; it sets the signature timestamp and the timeout.
+    ``clock`` returns the current UTC time; it sets the signature timestamp.
     """
 
     def __init__(
@@ -67,10 +72,19 @@ class HttpExecutor:
         client: httpx.AsyncClient | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._owns_client = client is None
-        self._client = client or guarded_client(follow_redirects=False)
+        self._client = client or guarded_client(
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections))
         self._clock = clock
+        # httpcore's pool scans every request waiting in it against every connection each
+        # time a request starts or ends: with hundreds of runs queued inside it a node spends
+        # its CPU there, and runs time out waiting. Requests beyond the pool's size wait here
+        # instead, first come first served, at no cost (the run's timeout still runs).
+        self._gate = asyncio.Semaphore(max_connections)
 
     async def execute(self, run: ClaimedRun, ctx: RunContext) -> ExecutionResult:
         cfg = run.agent.config
@@ -103,11 +117,11 @@ class HttpExecutor:
                 headers["webhook-signature"] = sign(secret, run.run_id, stamp, body)
             except ValueError as exc:  # validation should have caught it
                 return _fail(ctx, f"invalid secret: {exc}", retryable=False)
-        timeout = max(MIN_TIMEOUT_S, (run.deadline_at - now).total_seconds())
+        timeout = request_timeout_s(run)
         try:
             # follow_redirects=False per request: a shared client may be configured otherwise.
             # `async with` closes the response (and frees the connection) on cancellation too.
-            async with self._client.stream(
+            async with self._gate, self._client.stream(
                 "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
             ) as response:
                 status, text = response.status_code, await read_text(response)

@@ -6,8 +6,9 @@ the agent's ``prompt`` template rendered from the run's payload (``agents.templa
 system message its ``system`` template if set. With ``api_key_env``, the key is read from
 that environment variable of the node *when the run starts* and sent as
 ``Authorization: Bearer``; it is never stored, logged, or kept in an error message (a server
-that echoes it back has it replaced by ``***``). Redirects are not followed. The request times
-out at the run's deadline (at least 1 s from now).
+that echoes it back has it replaced by ``***``). Redirects are not followed. The request may
+take the run's whole time budget (``agents.base.request_timeout_s``: not this host's clock,
+which may be wrong); the engine ends the run at its deadline.
 
 Outcome:
 
@@ -35,7 +36,7 @@ import httpx
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from agentcron.agents.base import failed, output_limit, truncate
+from agentcron.agents.base import failed, output_limit, request_timeout_s, truncate
 from agentcron.agents.context import RunContext
 from agentcron.agents.http_agent import USER_AGENT, read_text
 from agentcron.agents.templates import TemplateError, render
@@ -46,7 +47,6 @@ _log: FilteringBoundLogger = structlog.get_logger(__name__)
 MAX_BODY = 4 * 1024 * 1024
 """Bytes of a response read at most."""
 ERROR_BODY_CHARS = 500
-MIN_TIMEOUT_S = 1.0
 RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -97,7 +97,7 @@ class LlmExecutor:
             body["max_tokens"] = cfg["max_tokens"]
         url = f"{str(cfg.get('base_url', '')).rstrip('/')}/chat/completions"
         now = self._clock()
-        timeout = max(MIN_TIMEOUT_S, (run.deadline_at - now).total_seconds())
+        timeout = request_timeout_s(run)
         try:
             async with self._client.stream(
                 "POST", url, content=json.dumps(body, ensure_ascii=False).encode(),
