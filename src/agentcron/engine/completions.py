@@ -35,6 +35,7 @@ class CompletionWriter:
         self.on_written = on_written
         self._pending: list[Outcome] = []
         self.wakeup = Wakeup()
+        self._retry = Wakeup()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -65,7 +66,9 @@ class CompletionWriter:
             result = await call_store(self.health, "finish", self.run_once, outcomes)
         except StoreUnavailable as exc:
             self._pending[:0] = outcomes
-            await asyncio.sleep(exc.retry_in_s)
+            # Its own wake-up: new completions keep arriving during an outage and must not
+            # cut the backoff short; the store answering again does.
+            await self.health.backoff(self._retry, exc.retry_in_s)
             return
         except Exception:
             self._pending[:0] = outcomes

@@ -168,7 +168,7 @@ class Dispatcher:
                 try:
                     claimed = await call_store(self.health, "claim_runs", self.run_once)
                 except StoreUnavailable as exc:
-                    await self.wakeup.wait(exc.retry_in_s)
+                    await self.health.backoff(self.wakeup, exc.retry_in_s)
                     continue
                 if stopping():
                     # Claimed while a drain began: hand straight back via release().

@@ -48,7 +48,7 @@ class Heartbeat:
             try:
                 result = await call_store(self.health, "heartbeat", self.run_once)
             except StoreUnavailable as exc:
-                await self.wakeup.wait(min(exc.retry_in_s, self.interval_s))
+                await self.health.backoff(self.wakeup, min(exc.retry_in_s, self.interval_s))
                 continue
             self.last_beat = self.clock.monotonic()
             self.apply(result)

@@ -123,6 +123,10 @@ class Node:
         self._loop.call_soon_threadsafe(self.dispatcher.revoke, run_id, "lease lost")
 
     def _on_topic(self, topic: str) -> None:
+        if topic == "reconnected":
+            # The database answers again: every loop backing off (the completion writer and
+            # the sweeper too, not only the ones a notification would wake) tries now.
+            self.health.poke()
         if topic in ("runs", "reconnected"):
             self.dispatcher.wakeup.set()
         if topic in ("triggers", "reconnected"):

@@ -49,6 +49,6 @@ class Pruner:
             try:
                 await call_store(self.health, "prune", self.run_once)
             except StoreUnavailable as exc:
-                await self.wakeup.wait(exc.retry_in_s)
+                await self.health.backoff(self.wakeup, exc.retry_in_s)
                 continue
             await self.wakeup.wait(self.interval_s)

@@ -1,6 +1,7 @@
-"""Surviving database outages: classify errors, back off, and remember when the store
-came back (the sweeper waits a zombie timeout after that before judging nodes dead,
-because during an outage nobody could heartbeat)."""
+"""Surviving database outages: classify errors, back off (each operation on its own, woken
+as soon as the store answers again), and remember when the store came back (the sweeper
+waits a zombie timeout after that before judging nodes dead, because during an outage
+nobody could heartbeat)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import ParamSpec, TypeVar
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from agentcron.engine.waiting import Wakeup
 
 log = structlog.get_logger(__name__)
 
@@ -34,31 +37,67 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+MAX_BACKOFF_S = 10.0
+
+
 class StoreHealth:
-    """Shared by a node's loops: whether the store answers, and since when."""
+    """Shared by a node's loops: whether the store answers, since when, and how long each
+    operation backs off.
+
+    Each operation (``fire_due``, ``finish``, ``heartbeat``...) keeps its own failure count:
+    with one count for all of them, a few seconds' outage made every loop back off 5-10 s,
+    and finished runs sat unwritten for that long after the database was back. And as soon
+    as the store answers again (any loop's call succeeds, or the LISTEN connection is back:
+    ``poke``), every loop that is backing off is woken to try at once.
+    """
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._monotonic = monotonic
         self.available = True
         # No outage seen yet: nothing to wait out at start-up.
         self.recovered_at = float("-inf")
-        self.failures = 0
+        self._failures: dict[str, int] = {}
+        self._backing_off: set[Wakeup] = set()
 
-    def ok(self) -> None:
+    @property
+    def failures(self) -> int:
+        """Failed calls since the store last answered, all operations together."""
+        return sum(self._failures.values())
+
+    def ok(self, what: str | None = None) -> None:
+        if what is not None:
+            self._failures.pop(what, None)
         if not self.available:
             log.info("store_recovered", after_failures=self.failures)
             self.recovered_at = self._monotonic()
-        self.available = True
-        self.failures = 0
+            self.available = True
+            self._failures.clear()
+            self.poke()
 
     def failed(self, what: str, exc: BaseException) -> float:
-        """Record a failure; returns how long to back off (exponential, jittered, <= 10s)."""
+        """Record a failure of ``what``; returns how long that operation backs off
+        (exponential in its own failures, jittered, at most ``MAX_BACKOFF_S``)."""
         self.available = False
-        self.failures += 1
-        delay: float = min(10.0, 0.25 * 2.0 ** min(self.failures, 6)) * random.uniform(0.5, 1.0)
+        count = self._failures[what] = self._failures.get(what, 0) + 1
+        delay: float = (min(MAX_BACKOFF_S, 0.25 * 2.0 ** min(count, 6))
+                        * random.uniform(0.5, 1.0))
         log.warning("store_unavailable", operation=what, error=str(exc).splitlines()[0],
-                    retry_in_s=round(delay, 2), failures=self.failures)
+                    retry_in_s=round(delay, 2), failures=count)
         return delay
+
+    async def backoff(self, wakeup: Wakeup, delay: float) -> None:
+        """Wait ``delay`` seconds, or until ``wakeup`` is set: by its loop's own producers,
+        or by ``poke`` when the store answers again."""
+        self._backing_off.add(wakeup)
+        try:
+            await wakeup.wait(delay)
+        finally:
+            self._backing_off.discard(wakeup)
+
+    def poke(self) -> None:
+        """The database answers again: wake every loop that is backing off."""
+        for wakeup in list(self._backing_off):
+            wakeup.set()
 
     def seconds_since_recovery(self) -> float:
         return self._monotonic() - self.recovered_at
@@ -74,5 +113,5 @@ async def call_store(health: StoreHealth, what: str, fn: Callable[P, T], *args: 
         if is_connection_error(exc):
             raise StoreUnavailable(what, health.failed(what, exc)) from exc
         raise
-    health.ok()
+    health.ok(what)
     return result

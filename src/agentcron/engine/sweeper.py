@@ -57,6 +57,6 @@ class Sweeper:
             try:
                 await call_store(self.health, "sweep", self.run_once)
             except StoreUnavailable as exc:
-                await self.wakeup.wait(exc.retry_in_s)
+                await self.health.backoff(self.wakeup, exc.retry_in_s)
                 continue
             await self.wakeup.wait(self.interval_s)

@@ -70,7 +70,7 @@ class Ticker:
                 next_due, store_now = await call_store(self.health, "next_due_at",
                                                        self.store.next_due_at)
             except StoreUnavailable as exc:
-                await self.wakeup.wait(exc.retry_in_s)
+                await self.health.backoff(self.wakeup, exc.retry_in_s)
                 continue
             delay = self.poll_interval_s
             if next_due is not None:

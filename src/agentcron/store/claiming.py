@@ -6,7 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Integer, String, Text, case, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunStatus
@@ -18,6 +31,13 @@ from agentcron.store.types import UTCDateTime
 
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
+_SUCCEEDED = RunStatus.SUCCEEDED.value
+_CANCELLED = RunStatus.CANCELLED.value
+
+SWEPT_FOR_TIME = "timeout: still running past its deadline"
+"""The ``reason`` of a run the sweeper cancelled as still running past its deadline."""
+LATE_SUCCESS = ("succeeded: its success was written after the sweeper had cancelled it as "
+                "past its deadline")
 
 _OUTCOME_COLUMNS: dict[str, Any] = {
     "id": String(36),
@@ -204,6 +224,12 @@ def finish(
     Fenced: a row is written only if the run is still ``running`` on ``node_id`` with the
     outcome's ``lease``. A worker that was paused past its lease, or whose run was
     cancelled, gets its outcome back in ``fenced`` and nothing changes (guarantee 2).
+    One exception: a *success* from the same lease and node overrides the sweeper's
+    timeout backstop (``SWEPT_FOR_TIME``, which changes neither). A success means the agent
+    finished within its timeout (the engine stops it at its deadline); the sweeper only
+    saw a run still ``running`` because the success had not been written yet, e.g. across
+    a database outage. Nothing else can have happened to the run meanwhile: that cancel is
+    final, and a retry by hand re-queues it (no longer ``cancelled``) and bumps the lease.
     An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
     ready at ``now`` plus that delay. Token and cost usage is added to what earlier attempts
     of the run used.
@@ -231,15 +257,18 @@ def finish(
     ]
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
     retrying = source["status"] == _QUEUED
+    swept_for_time = and_(runs.c.status == _CANCELLED, runs.c.reason == SWEPT_FOR_TIME)
     applied_rows = conn.execute(
         update(runs)
         .where(
             runs.c.id == source["id"],
             runs.c.lease == source["lease"],
             runs.c.node_id == node_id,
-            runs.c.status == _RUNNING,
+            or_(runs.c.status == _RUNNING,
+                and_(source["status"] == _SUCCEEDED, swept_for_time)),
         )
         .values(
+            reason=case((swept_for_time, LATE_SUCCESS), else_=runs.c.reason),
             status=source["status"],
             output=source["output"],
             error=source["error"],

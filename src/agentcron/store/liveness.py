@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from agentcron.backoff import backoff_delay_s
 from agentcron.models import Node, RunStatus
 from agentcron.store.bulk import bulk_source
+from agentcron.store.claiming import SWEPT_FOR_TIME
 from agentcron.store.notify import notify
 from agentcron.store.rows import node_from_row
 from agentcron.store.schema import agents, nodes, run_events, runs
@@ -228,13 +229,14 @@ def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) 
 def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[str]:
     """Backstop for a node that is alive but failed to stop a run at its deadline (e.g. a
     thread that ignores cancellation): the run is cancelled; the node learns it at its
-    next heartbeat and abandons the run."""
+    next heartbeat and abandons the run. If the run had in fact succeeded and its success
+    was only waiting to be written, that success still lands (``claiming.finish``)."""
     cutoff = now - timedelta(seconds=grace_s)
     rows = conn.execute(
         update(runs)
         .where(runs.c.status == _RUNNING, runs.c.deadline_at < cutoff)
         .values(status=RunStatus.CANCELLED.value, finished_at=now,
-                reason="timeout: still running past its deadline",
+                reason=SWEPT_FOR_TIME,
                 error="cancelled by the sweeper: the run exceeded its agent's timeout")
         .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
     ).all()
