@@ -4,8 +4,8 @@ statements per batch.
 The statements, whatever the number of due triggers:
 
 1. select and lock due triggers (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
-   ``BEGIN IMMEDIATE`` write lock already excludes every other writer), with the count of
-   each trigger's queued and running runs for the overlap policy;
+   ``BEGIN IMMEDIATE`` write lock already excludes every other writer), with whether each
+   trigger has a queued and a running run, for the overlap policy;
 2. (only if a trigger has overlap ``replace``) cancel the runs being replaced;
 3. insert the new runs, ``ON CONFLICT (trigger_id, scheduled_for) DO NOTHING``;
 4. advance every trigger's ``next_fire_at`` and its missed-fire counters;
@@ -106,17 +106,25 @@ class _Decision:
     missed: list[MissedFires] = field(default_factory=list)
 
 
+def _has_run(status: RunStatus) -> Any:
+    """1 if the trigger has a run in ``status``, else 0: the overlap policy only asks
+    whether one exists, so one index probe (``ix_runs_trigger_active``), never a count of
+    a queue that may be long."""
+    return (
+        select(func.count())
+        .select_from(
+            select(runs.c.id)
+            .where(runs.c.trigger_id == triggers.c.id, runs.c.status == status.value)
+            .limit(1)
+            .subquery()
+        )
+        .scalar_subquery()
+    )
+
+
 def _due_query(now: datetime, limit: int) -> Any:
-    queued = (
-        select(func.count())
-        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == RunStatus.QUEUED.value)
-        .scalar_subquery()
-    )
-    running = (
-        select(func.count())
-        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == RunStatus.RUNNING.value)
-        .scalar_subquery()
-    )
+    queued = _has_run(RunStatus.QUEUED)
+    running = _has_run(RunStatus.RUNNING)
     return (
         select(
             triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.cron,
