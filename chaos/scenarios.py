@@ -397,7 +397,7 @@ SCENARIOS: dict[str, Scenario] = {
             agents={AGENT: AgentOptions(), "inproc": AgentOptions(kind="python")},
             storm=_soak,
             check=_soak_check,
-            settle_s=1800.0,
+            settle_s=300.0,
             sample_every_s=lambda d: 10.0 if d >= 600 else 2.0,
         ),
     ]

@@ -104,7 +104,6 @@ def figures(storm: Storm) -> dict[str, Any]:
     retried = 0
     early_runs = 0
     lags: list[float] = []
-    starts: list[float] = []  # scheduled time to the start of the run's last attempt
     finished_by_scheduled: list[tuple[int, float]] = []
     for row in rows:
         key = (row.trigger_id, _us(row.scheduled_for))
@@ -115,8 +114,6 @@ def figures(storm: Storm) -> dict[str, Any]:
                 row.started_at is not None and row.started_at < row.scheduled_for):
             early_runs += 1
         lags.append((row.queued_at - row.scheduled_for).total_seconds())
-        if row.started_at is not None:
-            starts.append((row.started_at - row.scheduled_for).total_seconds())
         if key not in expected:
             continue
         if row.status != SUCCEEDED or (row.trigger_id in delivers and delivered[row.id] == 0):
@@ -151,7 +148,6 @@ def figures(storm: Storm) -> dict[str, Any]:
             fault.detail["recovery_s"] = round(recovery, 2)
 
     lags.sort()
-    starts.sort()
     duplicate_deliveries = sum(n - 1 for n in delivered.values() if n > 1)
     return {
         "fires_expected": len(expected),
@@ -177,22 +173,17 @@ def figures(storm: Storm) -> dict[str, Any]:
             1 for n in delivered_attempts.values() if n > 1),
         "max_recovery_s": round(max(recoveries), 2) if recoveries else None,
         "median_recovery_s": round(statistics.median(recoveries), 2) if recoveries else None,
-        "fire_lag_s": _percentiles(lags),
-        "start_lag_s": _percentiles(starts),
+        "fire_lag_s": {
+            "p50": round(lags[len(lags) // 2], 3) if lags else None,
+            "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
+            "max": round(lags[-1], 3) if lags else None,
+        },
         "_received_at": received_at,
         "_hold_of": hold_of,
         "_released": released,
         "_events": events,
         "_rows": rows,
     }
-
-
-def _percentiles(ordered: list[float]) -> dict[str, float | None]:
-    if not ordered:
-        return {"p50": None, "p99": None, "max": None}
-    return {"p50": round(ordered[len(ordered) // 2], 3),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-            "max": round(ordered[-1], 3)}
 
 
 def error_lines(storm: Storm) -> list[str]:
