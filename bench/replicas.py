@@ -44,8 +44,7 @@ COLUMNS: list[report.Column] = [
 KILL_OFFSET_S = 0.06
 KILL_COLUMNS: list[report.Column] = [
     ("nodes", "nodes"), ("zombie_timeout_s", "zombie timeout s"),
-    ("running_on_it_at_kill", "running on it at kill"), ("orphaned_runs", "runs orphaned"),
-    ("detected_after_s", "lost after s"),
+    ("orphaned_runs", "runs orphaned"), ("detected_after_s", "lost after s"),
     ("taken_over_after_s", "all re-run after s"), ("firing_gap_ms", "worst lag after kill ms"),
     ("missed", "missed"), ("duplicates", "dup fires"), ("re_executions", "re-executions"),
     ("note", "note"),
@@ -110,18 +109,6 @@ def _db_duplicates(url: str) -> int:
         row = conn.execute("SELECT count(*) - count(DISTINCT (trigger_id, scheduled_for)) "
                            "FROM runs WHERE trigger_id IS NOT NULL").fetchone()
     return int(row[0]) if row else 0
-
-
-def _busiest(url: str, names: list[str], until: float) -> tuple[str, int]:
-    """The node with the most runs running now; polls (until ``until``) for one with any."""
-    while True:
-        with psycopg.connect(libpq_url(url)) as conn:
-            rows = conn.execute("SELECT node_id, count(*) FROM runs WHERE status = 'running' "
-                                "GROUP BY node_id ORDER BY 2 DESC").fetchall()
-        busy = [(str(node), int(count)) for node, count in rows if node in names]
-        if busy or time.time() >= until:
-            return busy[0] if busy else (names[0], 0)
-        time.sleep(0.02)
 
 
 def _takeover(url: str, killed: str, kill_at: float) -> dict[str, Any]:
@@ -196,11 +183,9 @@ def workload(target: PgTarget, out: Path, *, quick: bool, nodes: list[int] | Non
                 start, end = anchor + warmup, anchor + warmup + duration
                 if kill:
                     # measure from the kill to well past zombie timeout + sweep + backoff
-                    # just after a whole second, while that second's fires are in flight:
-                    # the node with the most runs in flight (as the replica test does)
+                    # just after a whole second, while that second's fires are in flight
                     time.sleep(max(0.0, start + KILL_OFFSET_S - time.time()))
-                    victim, in_flight = _busiest(url, names, until=time.time() + 5)
-                    kill_at = cluster.kill(victim)
+                    kill_at = cluster.kill(names[0])
                     end = kill_at + zombie_s * 2 + (4 if quick else 10)
                     start = float(int(kill_at))
                     time.sleep(max(0.0, end + grace - time.time()))
@@ -229,8 +214,7 @@ def workload(target: PgTarget, out: Path, *, quick: bool, nodes: list[int] | Non
             if kill:
                 lags_after = [started - scheduled for _, scheduled, started in records
                               if kill_at <= scheduled < kill_at + 5]
-                result.update(_takeover(url, victim, kill_at))
-                result.update(killed=victim, running_on_it_at_kill=in_flight)
+                result.update(_takeover(url, names[0], kill_at))
                 result.update(zombie_timeout_s=zombie_s, heartbeat_s=heartbeat_s,
                               firing_gap_ms=round(max(lags_after) * 1000, 1)
                               if lags_after else None,
