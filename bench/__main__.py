@@ -38,7 +38,9 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=[*WORKLOADS, "all"])
+    parser.add_argument("workload", choices=[*WORKLOADS, "all", "targets"],
+                        help="a workload, all of them, or `targets`: the issue's targets "
+                             "checked against the JSON already in --out")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, for CI (under 3 minutes for `all`)")
     parser.add_argument("--out", type=Path, default=None,
@@ -118,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
                        else REPO / "bench" / "results")
     prefix = args.db_prefix or (PgTarget.from_env().prefix + ("_quick" if args.quick else ""))
     target = PgTarget.from_env(prefix)
+    if args.workload == "targets":
+        from bench import targets
+
+        targets.show(out)
+        return 0
     workloads = WORKLOADS if args.workload == "all" else [args.workload]
     failures: list[str] = []
     timings: dict[str, float] = {}
@@ -141,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             run(workload, args, target, out)
         timings[workload] = round(time.monotonic() - started, 1)
     report.console.print(f"[dim]wall time per workload (s): {timings}[/dim]")
+    if args.workload == "all":
+        from bench import targets
+
+        targets.show(out)
     if failures:
         report.console.print("[red]workloads that crashed:[/red] " + "; ".join(failures))
         return 1

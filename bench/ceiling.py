@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.meter import wait_for_quiet
+from bench.meter import CpuMeter, wait_for_quiet
 from bench.pg import PgTarget, ensure_database, libpq_url, sqlalchemy_url
 
 PGBENCH_CANDIDATES = ["/usr/lib/postgresql/15/bin/pgbench", "pgbench"]
@@ -67,7 +67,8 @@ WHERE id IN (SELECT id FROM runs WHERE status = 'running' AND node_id = 'pgbench
 """
 COLUMNS: list[report.Column] = [
     ("script", "what"), ("batch", "batch"), ("clients", "clients"), ("tps", "transactions/s"),
-    ("fires_per_s", "fires/s"), ("latency_ms", "latency ms"), ("note", "note"),
+    ("fires_per_s", "fires/s"), ("latency_ms", "latency ms"), ("pg_cpu_pct", "PG CPU %"),
+    ("other_cpu_pct", "others % (pgbench incl.)"), ("note", "note"),
 ]
 
 
@@ -141,8 +142,14 @@ def workload(target: PgTarget, out: Path, *, quick: bool, duration_s: int | None
                 report.console.print(f"[bold]ceiling[/bold] {name}, batch {batch} ...")
                 truncate_runs(url)
                 quiet = wait_for_quiet(0 if quick else 120)
+                meter = CpuMeter([], libpq_url(url), target.dbname("ceiling"))
+                meter.start()
                 result = run_pgbench(exe, url, script, batch=batch, clients=clients,
                                      duration_s=duration)
+                cpu = meter.stop()
+                result.update(pg_cpu_pct=cpu["pg_cpu_pct"],
+                              pg_bench_cpu_pct=cpu["pg_bench_cpu_pct"],
+                              other_cpu_pct=round(cpu["other_cpu_pct"], 1))
                 result.update(script=name, batch=batch, clients=clients, **quiet)
                 if "tps" in result:
                     result["fires_per_s"] = round(result["tps"] * batch, 0)

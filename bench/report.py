@@ -17,7 +17,7 @@ from bench.machine import describe
 console = Console(width=None if Console().is_terminal else 170)
 
 Column = tuple[str, str]  # (key in the row, header)
-TEXT_KEYS = {"system", "note", "script", "mode", "by_kind"}
+TEXT_KEYS = {"system", "note", "script", "mode", "by_kind", "what"}
 
 
 STEP_ERRORS: list[str] = []
@@ -137,6 +137,9 @@ def plot_fire_lag(out_dir: Path) -> Path | None:
                             color=colour)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    loads = sorted({r["triggers"] for rows in series.values() for r in rows})
+    ax.set_xticks(loads, [f"{n / 1000:g}k" if n >= 1000 else str(n) for n in loads])
+    ax.minorticks_off()
     ax.set_xlabel("offered load: triggers firing every second (fires/s)")
     ax.set_ylabel("fire lag, ms (agent start - scheduled time)")
     ax.set_title("Fire lag against load, one node, PostgreSQL on the same 2-core host")
