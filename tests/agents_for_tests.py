@@ -62,3 +62,9 @@ def broken(ctx: RunContext) -> None:
 def usage(ctx: RunContext) -> str:
     ctx.record_usage(input_tokens=100, output_tokens=20, cost_usd=0.0012, model="test-model")
     return "used tokens"
+
+
+async def start_lag(ctx: RunContext) -> dict[str, float]:
+    """Seconds from the scheduled time to this agent's start, on this host's clock (the
+    same host as the database in the tests)."""
+    return {"lag_s": time.time() - ctx.scheduled_for.timestamp()}

@@ -100,7 +100,11 @@ def serve(
                     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="API port (default 8080).")] = None,
     max_inflight: Annotated[int | None, typer.Option(
-        "--max-inflight", help="Runs this node executes at once (default 1000).")] = None,
+        "--max-inflight", help="Runs this node executes at once (default 2000).")] = None,
+    fire_lookahead: Annotated[str | None, typer.Option(
+        "--fire-lookahead", metavar="DURATION",
+        help="Fire and claim overlap-allow triggers this long before their time, to start "
+             "them on time (default 500ms; 0 turns it off).")] = None,
     metrics_public: Annotated[bool | None, typer.Option(
         "--metrics-public/--metrics-private",
         help="Serve /metrics without a token (default: a read token is needed; "
@@ -125,6 +129,7 @@ def serve(
         host=host,
         port=port,
         max_inflight=max_inflight,
+        fire_lookahead_s=fire_lookahead,
         metrics_public=metrics_public,
         webhook_max_bytes=webhook_max_bytes,
     ).validate()

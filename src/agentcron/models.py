@@ -182,6 +182,8 @@ class ClaimedRun:
     started_at: datetime
     deadline_at: datetime
     payload: Any = None
+    # Fired ahead of its time: the store time before which it must not start.
+    start_at: datetime | None = None
 
 
 @dataclass(frozen=True)

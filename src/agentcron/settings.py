@@ -11,11 +11,15 @@ from agentcron.errors import ValidationError
 from agentcron.schedule.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///agentcron.db"
+#: A run fired ahead holds a slot of its node until its time: keep that short.
+MAX_FIRE_LOOKAHEAD_S = 5.0
 
 _DURATIONS = {
     "zombie_timeout_s", "drain_timeout_s", "heartbeat_interval_s", "poll_interval_s",
     "sweep_interval_s", "retention_s", "prune_interval_s", "timeout_grace_s",
+    "fire_lookahead_s",
 }
+_ZERO_MEANS_OFF = {"fire_lookahead_s"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,9 @@ class NodeSettings:
     retention_s: float = 30 * 86400.0
     prune_interval_s: float = 600.0
     fire_batch: int = 500
+    # Triggers with overlap "allow" are fired and claimed up to this long before their
+    # time, and their runs start at it: an aligned burst is written before its second.
+    fire_lookahead_s: float = 0.5
     claim_batch: int = 1000
     max_inflight: int = 2000
     thread_pool_size: int = 32
@@ -59,6 +66,11 @@ class NodeSettings:
                 "a node would look dead between beats; use at least "
                 f"{self.heartbeat_interval_s * 3:g}s",
             )
+        if not 0 <= self.fire_lookahead_s <= MAX_FIRE_LOOKAHEAD_S:
+            raise ValidationError(
+                "fire-lookahead", f"{self.fire_lookahead_s:g}s is out of range",
+                f"use 0 (fire only when due) to {MAX_FIRE_LOOKAHEAD_S:g}s",
+            )
         for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
                      "webhook_max_bytes"):
             if getattr(self, name) < 1:
@@ -70,7 +82,8 @@ class NodeSettings:
         given = {k: v for k, v in overrides.items() if v is not None}
         for key, value in list(given.items()):
             if key in _DURATIONS and isinstance(value, str):
-                given[key] = parse_duration(value, key[:-2].replace("_", "-"))
+                given[key] = parse_duration(value, key[:-2].replace("_", "-"),
+                                            allow_zero=key in _ZERO_MEANS_OFF)
         return replace(self, **given)
 
 
@@ -84,7 +97,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
         if raw is None:
             continue
         if f.name in _DURATIONS:
-            values[f.name] = parse_duration(raw, env_name)
+            values[f.name] = parse_duration(raw, env_name,
+                                            allow_zero=f.name in _ZERO_MEANS_OFF)
         elif f.type == "bool":
             values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif f.type == "int":

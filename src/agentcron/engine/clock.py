@@ -60,3 +60,38 @@ class ManualClock:
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
         return self._now
+
+
+class StoreTimeline:
+    """Maps the store's time onto this host's ``time.monotonic()``, so a run fired ahead
+    starts at its time on the database's clock, whatever this host's wall clock says.
+
+    Each sample is a store time ``store_now`` read between monotonic ``t0`` and ``t1``
+    (one round trip). The store read it at some moment in ``[t0, t1]``, so store time
+    ``x`` is at monotonic ``t1 + (x - store_now)`` at the latest: waiting until then is
+    never early, and late by at most ``t1 - t0``. The narrowest recent sample wins.
+    """
+
+    #: A sample older than this is replaced by any newer one (the database's clock may
+    #: have been stepped).
+    MAX_AGE_S = 30.0
+
+    def __init__(self) -> None:
+        self._sample: tuple[datetime, float, float] | None = None  # (store_now, t1, width)
+
+    @property
+    def known(self) -> bool:
+        return self._sample is not None
+
+    def observe(self, store_now: datetime, t0: float, t1: float) -> None:
+        width = max(0.0, t1 - t0)
+        current = self._sample
+        if current is None or width <= current[2] or t1 - current[1] > self.MAX_AGE_S:
+            self._sample = (store_now, t1, width)
+
+    def monotonic_at(self, store_time: datetime) -> float | None:
+        """The monotonic time by which ``store_time`` has surely come; None if unknown."""
+        if self._sample is None:
+            return None
+        store_now, t1, _ = self._sample
+        return t1 + (store_time - store_now).total_seconds()

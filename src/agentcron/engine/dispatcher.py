@@ -8,15 +8,17 @@ after its outcome is written, or when the store says it is no longer ours (revok
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
 from agentcron.agents import Executors, RunContext
 from agentcron.backoff import MAX_BACKOFF_S, backoff_delay_s
-from agentcron.engine.clock import Clock
+from agentcron.engine.clock import Clock, StoreTimeline
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.waiting import Wakeup
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
@@ -59,7 +61,8 @@ class Dispatcher:
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, executors: Executors,
                  node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
                  submit: Callable[[Outcome], None],
-                 on_progress: Callable[[ClaimedRun, str | None], None]) -> None:
+                 on_progress: Callable[[ClaimedRun, str | None], None],
+                 timeline: StoreTimeline | None = None) -> None:
         self.store = store
         self.clock = clock
         self.health = health
@@ -70,6 +73,7 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.submit = submit
         self.on_progress = on_progress
+        self.timeline = timeline or StoreTimeline()
         self.inflight: dict[str, InFlight] = {}
         self.wakeup = Wakeup()
         self.started = 0
@@ -96,6 +100,8 @@ class Dispatcher:
         timeout = max(0.001, (run.deadline_at - run.started_at).total_seconds())
         executor = self.executors.for_agent(run.agent)
         try:
+            if run.start_at is not None:
+                await self._wait_for_start(run.start_at)
             # asyncio.timeout, not wait_for: no extra task per run.
             async with asyncio.timeout(timeout):
                 result = await executor.execute(run, entry.ctx)
@@ -119,6 +125,18 @@ class Dispatcher:
             return
         self.submit(outcome_for(run, result))
         entry.done.set()
+
+    async def _wait_for_start(self, start_at: datetime) -> None:
+        """A run fired ahead: sleep until its time has surely come on the store's clock."""
+        wake = self.timeline.monotonic_at(start_at)
+        if wake is None:
+            # Not sampled yet (the node's ticker samples before it fires ahead; this is a
+            # caller firing ahead by hand): the store's explicit time, else this host's.
+            now = self.clock.store_now() or self.clock.local_now()
+            wake = time.monotonic() + (start_at - now).total_seconds()
+        delay = wake - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def forget(self, run_id: str) -> None:
         """Drop a run from the in-flight set (its outcome is written or it was revoked)."""

@@ -18,7 +18,7 @@ import structlog
 
 from agentcron import __version__
 from agentcron.agents import Executors
-from agentcron.engine.clock import Clock, DatabaseClock
+from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
 from agentcron.engine.dispatcher import Dispatcher
 from agentcron.engine.heartbeat import Heartbeat
@@ -45,6 +45,9 @@ class Node:
         self.executors = executors
         self.clock = clock or DatabaseClock()
         self.health = StoreHealth(self.clock.monotonic)
+        # Shared: the ticker samples the store's clock, the dispatcher starts runs fired
+        # ahead by it.
+        self.timeline = StoreTimeline()
         self.info = NodeInfo(
             id=settings.node_id or new_node_id(), hostname=socket.gethostname(),
             pid=os.getpid(), version=__version__, zombie_timeout_s=settings.zombie_timeout_s,
@@ -61,11 +64,12 @@ class Node:
             store, self.clock, self.health, executors, self.id,
             max_inflight=settings.max_inflight, claim_batch=settings.claim_batch,
             poll_interval_s=settings.poll_interval_s, submit=self.completions.submit,
-            on_progress=self._on_progress,
+            on_progress=self._on_progress, timeline=self.timeline,
         )
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
-                             claim_for=self._claim_for)
+                             claim_for=self._claim_for, lookahead_s=settings.fire_lookahead_s,
+                             timeline=self.timeline)
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)

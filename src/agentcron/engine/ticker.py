@@ -1,5 +1,6 @@
-"""Ticker: turns due triggers into runs. It sleeps until the earliest next fire time, a
-notification, or the poll interval, whichever is first; never on a fixed long loop."""
+"""Ticker: turns due triggers into runs. It sleeps until the earliest next fire time (less
+the lookahead), a notification, or the poll interval, whichever is first; never on a fixed
+long loop."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 
 import structlog
 
-from agentcron.engine.clock import Clock
+from agentcron.engine.clock import Clock, StoreTimeline
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.waiting import Wakeup
 from agentcron.store import FireResult, Store
@@ -19,7 +20,8 @@ log = structlog.get_logger(__name__)
 class Ticker:
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, batch: int,
                  poll_interval_s: float, on_fired: Callable[[FireResult], None],
-                 claim_for: Callable[[], tuple[str, int] | None] = lambda: None) -> None:
+                 claim_for: Callable[[], tuple[str, int] | None] = lambda: None,
+                 lookahead_s: float = 0.0, timeline: StoreTimeline | None = None) -> None:
         self.store = store
         self.clock = clock
         self.health = health
@@ -27,7 +29,16 @@ class Ticker:
         self.poll_interval_s = poll_interval_s
         self.on_fired = on_fired
         self.claim_for = claim_for
+        self.lookahead_s = lookahead_s
+        self.timeline = timeline or StoreTimeline()
         self.wakeup = Wakeup()
+
+    def _lookahead(self) -> float:
+        """Fire ahead only on the database's clock, once this node knows where that clock
+        is (a run fired ahead waits for its time on it)."""
+        if self.clock.store_now() is None and self.timeline.known:
+            return self.lookahead_s
+        return 0.0
 
     def run_once(self, now: datetime | None = None) -> list[FireResult]:
         """Fire every trigger due at ``now`` (default: the clock's), batch after batch
@@ -62,21 +73,32 @@ class Ticker:
                 while not stopping():
                     result = await call_store(self.health, "fire_due", self.store.fire_due,
                                               self.clock.store_now(), self.batch,
-                                              self.claim_for())
+                                              self.claim_for(), self._lookahead())
                     results.append(result)
                     self._report(result)
                     if not result.full:
                         break
-                next_due, store_now = await call_store(self.health, "next_due_at",
-                                                       self.store.next_due_at)
+                next_due, sample = await call_store(self.health, "next_due_at",
+                                                    self.store.next_due_at)
+                store_now = sample.now
+                if self.clock.store_now() is None:
+                    self.timeline.observe(*sample)
             except StoreUnavailable as exc:
                 await self.health.backoff(self.wakeup, exc.retry_in_s)
                 continue
             delay = self.poll_interval_s
             if next_due is not None:
                 now = self.clock.store_now() or store_now
-                delay = max(0.0, min(delay, (next_due - now).total_seconds()))
-                if delay == 0.0 and not any(r.triggers for r in results):
+                until_due = (next_due - now).total_seconds()
+                fired = any(r.triggers for r in results)
+                lead = self._lookahead()
+                if until_due > lead:
+                    until_due -= lead  # wake to fire ahead
+                elif fired and not any(r.left_for_later for r in results):
+                    until_due = 0.0  # more may be ready to fire ahead now
+                # Otherwise what is next is not ours to fire ahead: wait until it is due.
+                delay = max(0.0, min(delay, until_due))
+                if delay == 0.0 and not fired:
                     # Due but not ours to take (locked by another node mid-batch): don't spin.
                     delay = min(self.poll_interval_s, 0.05)
             await self.wakeup.wait(delay)

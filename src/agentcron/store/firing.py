@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, select, update
+from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.types import JSON
@@ -96,6 +96,9 @@ class FireResult:
     fire_lags: list[float] = field(default_factory=list)
     queued_by_kind: dict[str, int] = field(default_factory=dict)
     claimed: list[ClaimedRun] = field(default_factory=list)
+    # Triggers selected to fire ahead whose runs could not be claimed: left to fire at
+    # their time.
+    left_for_later: int = 0
 
 
 @dataclass
@@ -104,6 +107,20 @@ class _Decision:
     advances: list[dict[str, Any]] = field(default_factory=list)
     replace_trigger_ids: list[str] = field(default_factory=list)
     missed: list[MissedFires] = field(default_factory=list)
+    # Triggers fired ahead of their time: kept only if their run is claimed at once.
+    ahead_trigger_ids: set[str] = field(default_factory=set)
+
+    def drop_ahead_unless_claimed(self) -> int:
+        """A run fired ahead must be started by this node at its time; one it could not
+        claim is not inserted, and its trigger is left as it was, to fire at its time.
+        Returns how many triggers were left."""
+        unclaimed = {run["trigger_id"] for run in self.new_runs
+                     if run["trigger_id"] in self.ahead_trigger_ids
+                     and run["status"] != RunStatus.RUNNING.value}
+        if unclaimed:
+            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in unclaimed]
+            self.advances = [a for a in self.advances if a["id"] not in unclaimed]
+        return len(unclaimed)
 
 
 def _has_run(status: RunStatus) -> Any:
@@ -122,9 +139,15 @@ def _has_run(status: RunStatus) -> Any:
     )
 
 
-def _due_query(now: datetime, limit: int) -> Any:
+def _due_query(now: datetime, horizon: datetime, limit: int) -> Any:
+    """Due triggers, and (``horizon`` > ``now``) ``allow``-overlap triggers due by then:
+    their overlap check cannot change in between, so they may be fired ahead."""
     queued = _has_run(RunStatus.QUEUED)
     running = _has_run(RunStatus.RUNNING)
+    due = triggers.c.next_fire_at <= now
+    if horizon > now:
+        due = and_(triggers.c.next_fire_at <= horizon,
+                   or_(due, triggers.c.overlap == OverlapPolicy.ALLOW.value))
     return (
         select(
             triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.cron,
@@ -134,7 +157,7 @@ def _due_query(now: datetime, limit: int) -> Any:
             triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
             triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
         )
-        .where(~triggers.c.paused, triggers.c.next_fire_at <= now)
+        .where(~triggers.c.paused, due)
         .order_by(triggers.c.next_fire_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=triggers)
@@ -147,7 +170,10 @@ def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
 
 
 def decide(rows: list[RowMapping], now: datetime) -> _Decision:
-    """Pure: which runs to insert and how to advance each trigger, for locked due rows."""
+    """Pure: which runs to insert and how to advance each trigger, for locked due rows.
+
+    A row not due yet (``next_fire_at`` after ``now``: the caller fires ahead) gets exactly
+    one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``."""
     decision = _Decision()
     budget = MAX_RUNS_PER_BATCH
     for row in rows:
@@ -155,8 +181,14 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
             break  # left locked but untouched: the next batch takes it
         schedule = build_schedule(schedule_spec_of(row))
         mode = CatchupMode(row["catchup_mode"])
+        plan_at = now
+        if row["next_fire_at"] > now:
+            # Planned as if it were that moment: one fire time, nothing missed.
+            plan_at = row["next_fire_at"]
+            decision.ahead_trigger_ids.add(row["id"])
         plan = plan_fires(
-            schedule, row["next_fire_at"], now, row["catchup_window_s"], mode, max_runs=budget
+            schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
+            max_runs=budget,
         )
         budget -= len(plan.fire_times)
         overlap = OverlapPolicy(row["overlap"])
@@ -215,7 +247,7 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
 
 
 def fire_due(conn: Connection, now: datetime, limit: int,
-             claim_for: tuple[str, int] | None = None) -> FireResult:
+             claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0) -> FireResult:
     """Turn every due trigger (up to ``limit``) into run rows and advance it.
 
     Locks: the due trigger rows, until the caller's transaction commits. Two nodes running
@@ -229,8 +261,16 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     round trip and a row version per run. It goes through the same agent locks and slot
     count as ``claim_runs`` (guarantee 3), and only for agents with no ready backlog, so
     runs already waiting keep their turn. Two more statements when used.
+
+    ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
+    overlap ``allow`` due within that many seconds, and claim their runs now for a start
+    at their time (``ClaimedRun.start_at``; ``started_at`` is that time). Their overlap
+    check cannot change in between, and a run that cannot be claimed at once is not
+    inserted: its trigger stays due and fires at its time like any other. So an aligned
+    burst is written before its second comes, and its runs start on time.
     """
-    rows = list(conn.execute(_due_query(now, limit)).mappings())
+    horizon = now + timedelta(seconds=lookahead_s) if claim_for and lookahead_s > 0 else now
+    rows = list(conn.execute(_due_query(now, horizon, limit)).mappings())
     result = FireResult(now=now, triggers=len(rows), full=len(rows) >= limit)
     if not rows:
         return result
@@ -249,7 +289,12 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         )
         result.replaced = replaced.rowcount
 
-    claimed = _claim_fresh(conn, decision.new_runs, claim_for, now) if claim_for else []
+    claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon)
+               if claim_for else [])
+    result.left_for_later = decision.drop_ahead_unless_claimed()
+    # A batch that left triggers for later is not "full": firing again at once would only
+    # select the same ones.
+    result.full = result.full and not result.left_for_later
     if decision.new_runs:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
@@ -259,7 +304,7 @@ def fire_due(conn: Connection, now: datetime, limit: int,
             run = by_id[run_id]
             if run["status"] in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
                 result.queued += 1
-                result.fire_lags.append((now - run["scheduled_for"]).total_seconds())
+                result.fire_lags.append(max(0.0, (now - run["scheduled_for"]).total_seconds()))
                 kind = kind_of[run["trigger_id"]]
                 result.queued_by_kind[kind] = result.queued_by_kind.get(kind, 0) + 1
             elif run["status"] == RunStatus.SKIPPED.value:
@@ -269,19 +314,22 @@ def fire_due(conn: Connection, now: datetime, limit: int,
 
         kept = set(inserted)
         result.claimed = [run for run in claimed if run.run_id in kept]
-    _advance_triggers(conn, decision.advances, now)
+    if decision.advances:
+        _advance_triggers(conn, decision.advances, now)
     if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result
 
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
-                 claim_for: tuple[str, int], now: datetime) -> list[ClaimedRun]:
-    """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
-    before they are inserted) and return them."""
+                 claim_for: tuple[str, int], now: datetime, horizon: datetime
+                 ) -> list[ClaimedRun]:
+    """Mark up to ``slots`` of the new runs ready by ``horizon`` as claimed by the firing
+    node (in place, before they are inserted) and return them. A run ready only after
+    ``now`` starts at its ``run_after``: that is its ``started_at`` and ``start_at``."""
     node_id, slots = claim_for
     ready = [run for run in new_runs
-             if run["status"] == RunStatus.QUEUED.value and run["run_after"] <= now]
+             if run["status"] == RunStatus.QUEUED.value and run["run_after"] <= horizon]
     if slots <= 0 or not ready:
         return []
     agent_state = agent_slots(conn, lock_agents(conn, sorted({r["agent"] for r in ready})), now)
@@ -294,13 +342,15 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
             continue
         free[run["agent"]] -= 1
         spec = agent_state[run["agent"]].spec
-        deadline = now + timedelta(seconds=spec.timeout_s)
+        start = max(now, run["run_after"])
+        deadline = start + timedelta(seconds=spec.timeout_s)
         run.update(status=RunStatus.RUNNING.value, node_id=node_id, lease=1, attempt=1,
-                   started_at=now, heartbeat_at=now, deadline_at=deadline)
+                   started_at=start, heartbeat_at=now, deadline_at=deadline)
         claimed.append(ClaimedRun(
             run_id=run["id"], lease=1, attempt=1, agent=spec, trigger_id=run["trigger_id"],
-            scheduled_for=run["scheduled_for"], started_at=now, deadline_at=deadline,
+            scheduled_for=run["scheduled_for"], started_at=start, deadline_at=deadline,
             payload=None if run["payload"] is None else json.loads(run["payload"]),
+            start_at=start if start > now else None,
         ))
     return claimed
 

@@ -9,10 +9,11 @@ clock on PostgreSQL, so nodes with skewed clocks agree on what is due and what i
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -51,6 +52,13 @@ from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
 from agentcron.store.webhooks import Delivery, WebhookTarget
 
+
+class StoreTimeSample(NamedTuple):
+    """The store's clock read between two readings of this host's monotonic clock."""
+
+    now: datetime
+    monotonic_before: float
+    monotonic_after: float
 
 class Store:
     def __init__(self, url: str, *, pool_size: int = 5) -> None:
@@ -108,17 +116,23 @@ class Store:
     # -- the engine's operations ----------------------------------------------------------
 
     def fire_due(self, now: datetime | None = None, limit: int = 1000,
-                 claim_for: tuple[str, int] | None = None) -> FireResult:
+                 claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0
+                 ) -> FireResult:
         """Fire up to ``limit`` due triggers, optionally claiming up to ``claim_for[1]`` of
-        the new runs for node ``claim_for[0]``; see ``firing.fire_due`` for the contract.
-        A constant number of statements per batch."""
+        the new runs for node ``claim_for[0]`` and firing ``allow``-overlap triggers up to
+        ``lookahead_s`` ahead; see ``firing.fire_due`` for the contract. A constant number
+        of statements per batch."""
         with self._write() as conn:
-            return firing.fire_due(conn, db_now(conn, now), limit, claim_for)
+            return firing.fire_due(conn, db_now(conn, now), limit, claim_for, lookahead_s)
 
-    def next_due_at(self) -> tuple[datetime | None, datetime]:
-        """(earliest next_fire_at of an unpaused trigger, the store's now)."""
+    def next_due_at(self) -> tuple[datetime | None, StoreTimeSample]:
+        """(earliest next_fire_at of an unpaused trigger, the store's now and the host's
+        ``time.monotonic()`` just before and just after it was read)."""
         with self._read() as conn:
-            return firing.next_due_at(conn), db_now(conn, None)
+            next_due = firing.next_due_at(conn)
+            before = time.monotonic()
+            now = db_now(conn, None)
+            return next_due, StoreTimeSample(now, before, time.monotonic())
 
     def claim_runs(self, node_id: str, slots: int, now: datetime | None = None
                    ) -> list[ClaimedRun]:
