@@ -40,7 +40,9 @@ class RunContext:
         self, run: ClaimedRun, on_heartbeat: Callable[[str | None], None] | None = None
     ) -> None:
         self.run = run
-        self.cancel_event = threading.Event()
+        # Made on first use (a threading.Event costs a Condition and two locks, and most
+        # runs never wait on it): see ``cancel_event``.
+        self._cancel_event: threading.Event | None = None
         self._on_heartbeat = on_heartbeat
         self._lock = threading.Lock()
         self._heartbeat_lock = threading.Lock()
@@ -104,7 +106,20 @@ class RunContext:
     @property
     def cancelled(self) -> bool:
         """True once the run was cancelled, timed out, taken over or the node is draining."""
-        return self.cancel_event.is_set()
+        return self._cancel_reason is not None
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the run is cancelled (see ``cancelled``): a sync agent can wait on it."""
+        event = self._cancel_event
+        if event is None:
+            with self._lock:
+                if self._cancel_event is None:
+                    self._cancel_event = threading.Event()
+                    if self._cancel_reason is not None:
+                        self._cancel_event.set()
+                event = self._cancel_event
+        return event
 
     @property
     def cancel_reason(self) -> str | None:
@@ -116,7 +131,9 @@ class RunContext:
             if self._cancel_reason is not None:
                 return
             self._cancel_reason = reason
-        self.cancel_event.set()
+            event = self._cancel_event
+        if event is not None:
+            event.set()
         self.log.info("run cancel requested", reason=reason)
 
     # -- progress and usage ----------------------------------------------------------------

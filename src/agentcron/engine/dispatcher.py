@@ -1,8 +1,10 @@
 """Dispatcher: claims ready runs up to this node's free slots and runs each one.
 
 The concurrency limit of an agent is enforced by the store when claiming (across all
-nodes); this node's own limit is ``max_inflight``. A run leaves the in-flight set only
-after its outcome is written, or when the store says it is no longer ours (revoked).
+nodes); this node's own limit is ``max_inflight`` runs executing at once. A run leaves the
+in-flight set only after its outcome is written, or when the store says it is no longer
+ours (revoked); a run whose outcome only waits to be written no longer takes a slot, but
+the in-flight set as a whole stays under twice ``max_inflight``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -33,7 +35,6 @@ class InFlight:
     ctx: RunContext
     task: asyncio.Task[None] | None = None
     revoked: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
@@ -77,15 +78,20 @@ class Dispatcher:
         self.inflight: dict[str, InFlight] = {}
         self.wakeup = Wakeup()
         self.started = 0
+        self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
 
     def free_slots(self) -> int:
-        return max(0, self.max_inflight - len(self.inflight))
+        """Runs this node may start now: ``max_inflight`` less those executing (or waiting
+        for their time), and never more than would take the in-flight set, outcomes not yet
+        written included, past twice ``max_inflight``."""
+        return max(0, min(self.max_inflight - self.running,
+                          2 * self.max_inflight - len(self.inflight)))
 
     def leases(self) -> list[tuple[str, int]]:
         return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
 
     def run_once(self) -> list[ClaimedRun]:
-        slots = min(self.max_inflight - len(self.inflight), self.claim_batch)
+        slots = min(self.free_slots(), self.claim_batch)
         return self.store.claim_runs(self.node_id, slots, self.clock.store_now())
 
     def start(self, run: ClaimedRun) -> None:
@@ -94,8 +100,17 @@ class Dispatcher:
         self.inflight[run.run_id] = entry
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
         self.started += 1
+        self.running += 1
 
     async def _execute(self, entry: InFlight) -> None:
+        try:
+            await self._execute_run(entry)
+        finally:
+            # No wake-up here: the loop claims again when outcomes are written (batched),
+            # not once per finished run.
+            self.running -= 1
+
+    async def _execute_run(self, entry: InFlight) -> None:
         run = entry.run
         timeout = max(0.001, (run.deadline_at - run.started_at).total_seconds())
         executor = self.executors.for_agent(run.agent)
@@ -113,7 +128,6 @@ class Dispatcher:
             # Revoked (cancelled by a user, taken over) or drained: the store already
             # knows, or drain's release will tell it. Writing an outcome here would be
             # fenced anyway.
-            entry.done.set()
             raise
         except Exception as exc:  # an executor bug must fail the run, not the node
             result = ExecutionResult(
@@ -124,7 +138,6 @@ class Dispatcher:
             self.forget(run.run_id)
             return
         self.submit(outcome_for(run, result))
-        entry.done.set()
 
     async def _wait_for_start(self, start_at: datetime) -> None:
         """A run fired ahead: sleep until its time has surely come on the store's clock."""
@@ -140,9 +153,7 @@ class Dispatcher:
 
     def forget(self, run_id: str) -> None:
         """Drop a run from the in-flight set (its outcome is written or it was revoked)."""
-        entry = self.inflight.pop(run_id, None)
-        if entry is not None:
-            entry.done.set()
+        if self.inflight.pop(run_id, None) is not None:
             self.wakeup.set()
 
     def revoke(self, run_id: str, reason: str) -> None:
@@ -181,7 +192,7 @@ class Dispatcher:
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
-            free = min(self.max_inflight - len(self.inflight), self.claim_batch)
+            free = min(self.free_slots(), self.claim_batch)
             if free > 0:
                 try:
                     claimed = await call_store(self.health, "claim_runs", self.run_once)
