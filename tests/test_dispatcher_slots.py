@@ -34,8 +34,7 @@ def test_unwritten_outcomes_free_their_slots_up_to_twice_the_limit(store: Store)
             for run in dispatcher.run_once():
                 dispatcher.start(run)
             free.append(dispatcher.free_slots())  # both started, neither finished
-            while dispatcher.running:
-                await asyncio.sleep(0.01)
+            await asyncio.gather(*dispatcher.executing_tasks())
             free.append(dispatcher.free_slots())  # finished, outcomes not written
         for outcome in submitted:  # what the completion writer does once it has written
             dispatcher.forget(outcome.run_id)
