@@ -38,9 +38,13 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=[*WORKLOADS, "all", "targets"],
-                        help="a workload, all of them, or `targets`: the issue's targets "
-                             "checked against the JSON already in --out")
+    parser.add_argument("workload", choices=[*WORKLOADS, "all", "targets", "readme"],
+                        help="a workload, all of them, `targets`: the issue's targets "
+                             "checked against the JSON already in --out, or `readme`: the "
+                             "README's tables from that JSON (`--write` updates README.md)")
+    parser.add_argument("--write", action="store_true",
+                        help="with `readme` (and after a full `all`): write the tables into "
+                             "README.md between its bench markers")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, for CI (under 3 minutes for `all`)")
     parser.add_argument("--out", type=Path, default=None,
@@ -125,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
 
         targets.show(out)
         return 0
+    if args.workload == "readme":
+        from bench import markdown
+
+        if args.write:
+            markdown.write(out, REPO / "README.md")
+        else:
+            print(markdown.render(out), end="")
+        return 0
     workloads = WORKLOADS if args.workload == "all" else [args.workload]
     failures: list[str] = []
     timings: dict[str, float] = {}
@@ -149,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         timings[workload] = round(time.monotonic() - started, 1)
     report.console.print(f"[dim]wall time per workload (s): {timings}[/dim]")
     if args.workload == "all":
-        from bench import targets
+        from bench import markdown, targets
 
         targets.show(out)
+        if args.write and not args.quick:
+            markdown.write(out, REPO / "README.md")
     if failures:
         report.console.print("[red]workloads that crashed:[/red] " + "; ".join(failures))
         return 1

@@ -128,13 +128,26 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m chaos",
         description="Fault injection against real agentcron nodes on a PostgreSQL cluster of "
                     "its own (CHAOS_PG_CLUSTER / CHAOS_PG_PORT, default chaos on 5444).")
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "readme"],
+                        help="a scenario, or `readme`: the README's table of the results in "
+                             "chaos/results (`--write` updates README.md)")
+    parser.add_argument("--write", action="store_true",
+                        help="with `readme`: write the table into README.md")
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of storm (default: the scenario's long form)")
     parser.add_argument("--seed", type=int, default=None, help="for the random choices")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the JSON (default chaos/results/<scenario>.json)")
     args = parser.parse_args(argv)
+    if args.scenario == "readme":
+        from chaos import markdown
+
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        if args.write:
+            markdown.write(RESULTS, readme, list(SCENARIOS))
+        else:
+            print(markdown.render(RESULTS, list(SCENARIOS)), end="")
+        return 0
     return run(args.scenario, args.duration, args.seed, args.out)
 
 

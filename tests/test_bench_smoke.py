@@ -50,3 +50,12 @@ def test_fire_rate_quick_writes_its_json(pg_url: str, tmp_path: Path) -> None:
     assert step.keys() >= STEP_KEYS
     assert step["system"] == "agentcron" and step["triggers"] == 50
     assert (tmp_path / "fire_lag.png").stat().st_size > 0
+    # The README's tables come from that JSON, between the markers, and nowhere else.
+    from bench import markdown
+
+    table = markdown.render(tmp_path)
+    assert "| agentcron | 50 |" in table and "**Targets** (issue 3)" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{markdown.BEGIN}\nstale\n{markdown.END}\nafter\n")
+    markdown.write(tmp_path, readme)
+    assert readme.read_text() == f"before\n{markdown.BEGIN}\n{table}{markdown.END}\nafter\n"

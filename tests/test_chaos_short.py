@@ -57,3 +57,10 @@ def test_short_form_verdict(scenario: str, tmp_path: Path) -> None:
     assert figures["fires_seen"] == figures["fires_expected"]
     assert result["failures"] == [], f"{result['failures']}\n{report}"
     assert result["verdict"] == "PASS" and done.returncode == 0, report
+    # The README's table row for it comes from that JSON.
+    from chaos import markdown
+
+    [row] = [line for line in markdown.render(tmp_path, [scenario]).splitlines()
+             if line.startswith(f"| {scenario} |")]
+    assert f"| {figures['fires_expected']:,} | {figures['fires_seen']:,} | 0 | 0 | 0 | 0 |" in row
+    assert row.endswith("| PASS |"), row

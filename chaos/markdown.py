@@ -1,0 +1,44 @@
+"""``python -m chaos readme [--write]``: the README's table of the last long-form results
+(``chaos/results/<scenario>.json``), so the README only says what the results hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.readme_block import replace_block
+
+BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
+COLUMNS = ["scenario", "date", "commit", "storm s", "fires expected", "seen", "duplicates",
+           "missing", "early", "runs lost", "runs retried", "max recovery s",
+           "repeat deliveries", "verdict"]
+
+
+def _row(data: dict[str, Any]) -> list[Any]:
+    f = data.get("figures", {})
+    return [data["scenario"], data.get("date", "?")[:16].replace("T", " "),
+            (data.get("commit") or "?")[:7], data.get("duration_s"), f.get("fires_expected"),
+            f.get("fires_seen"), f.get("duplicate_fires"), f.get("missing_fires"),
+            f.get("early_fires"), f.get("runs_lost"), f.get("runs_retried"),
+            f.get("max_recovery_s"), f.get("duplicate_deliveries"), data.get("verdict")]
+
+
+def render(results: Path, order: list[str]) -> str:
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
+    rows = [_row(found[name]) for name in order if name in found]
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join("-" if v is None else f"{v:,}" if isinstance(v, int)
+                                else str(v) for v in row) + " |" for row in rows]
+    extra = []
+    for name in order:
+        data = found.get(name)
+        if data and data.get("checks"):
+            checks = ", ".join(f"{k} {v}" for k, v in data["checks"].items()
+                               if not isinstance(v, list | dict))
+            extra.append(f"- `{name}`: {data.get('summary')}. Checks: {checks}.")
+    return "\n".join([*lines, "", *extra]) + "\n"
+
+
+def write(results: Path, readme: Path, order: list[str]) -> None:
+    replace_block(readme, BEGIN, END, render(results, order))
