@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -165,3 +166,92 @@ def test_a_node_starts_runs_fired_ahead_at_their_time_never_before(store: Store)
         assert run.started_at is not None and run.started_at >= run.scheduled_for
         output = json.loads(run.output) if isinstance(run.output, str) else run.output
         assert output["lag_s"] >= 0, (run.scheduled_for, output)
+
+
+def _claimed_ahead(store: Store, lead: timedelta = AHEAD) -> Any:
+    """A run fired ahead and claimed by node n1 (registered at T0, zombie timeout 5 s)."""
+    from agentcron.store import NodeInfo
+
+    store.register_node(NodeInfo(id="n1", hostname="h", pid=1, version="t",
+                                 zombie_timeout_s=5.0), T0)
+    add_agent(store, now=T0, max_concurrency=10)
+    trigger = add_trigger(store, T0, every="1h", overlap="allow")
+    assert trigger.next_fire_at is not None
+    return store.fire_due(trigger.next_fire_at - lead, 100, ("n1", 10), lookahead_s=5.0)
+
+
+def test_a_run_handed_back_before_its_time_still_waits_for_it(store: Store) -> None:
+    """Drained (released) before its time, a run fired ahead is queued again, but no node
+    can claim it before its scheduled time."""
+    [run] = _claimed_ahead(store).claimed
+    store.release("n1", run.scheduled_for - timedelta(milliseconds=200))
+
+    assert store.get_run(run.run_id).run_after == run.scheduled_for
+    assert store.claim_runs("n2", 10, run.scheduled_for - timedelta(milliseconds=1)) == []
+    [again] = store.claim_runs("n2", 10, run.scheduled_for)
+    assert again.run_id == run.run_id and again.started_at == run.scheduled_for
+
+
+def test_a_run_lost_before_its_time_still_waits_for_it(store: Store) -> None:
+    """Its node silent past the zombie timeout before the run's time: the run is retried,
+    not before its scheduled time (the backoff alone would be sooner)."""
+    [run] = _claimed_ahead(store, lead=timedelta(seconds=4.5)).claimed
+    swept = store.sweep(T0 + timedelta(seconds=5.5), default_zombie_timeout_s=5.0)
+    assert run.scheduled_for > T0 + timedelta(seconds=5.5)
+
+    assert swept.retried == [run.run_id]
+    assert store.get_run(run.run_id).run_after >= run.scheduled_for
+
+
+def test_an_agent_with_a_budget_is_not_fired_ahead(store: Store) -> None:
+    """A budget is judged when a run starts (a monthly one can reset in between): an agent
+    over its budget, set to pause, is neither claimed ahead nor paused ahead of time; its
+    trigger is left to fire at its time."""
+    from agentcron.models import Usage
+    from tests.budget_helpers import agent_with_budget
+
+    agent_with_budget(store, "a", {"tokens_per_day": 100}, on_budget="pause", now=T0,
+                      history=[(T0, Usage(500, 500))])
+    trigger = add_trigger(store, T0, every="1h", overlap="allow")
+    assert trigger.next_fire_at is not None
+
+    result = store.fire_due(trigger.next_fire_at - AHEAD, 100, ("n1", 10), lookahead_s=0.5)
+
+    assert result.claimed == [] and result.left_for_later == 1
+    assert [r.trigger_id for r in runs_of(store)] == [None]  # only the spending history
+    assert not store.get_trigger(trigger.id).paused
+    assert store.get_trigger(trigger.id).next_fire_at == trigger.next_fire_at
+
+
+def test_a_run_cancelled_before_it_starts_gives_its_slot_back(store: Store) -> None:
+    """Revoked while it waits for its time (its task cancelled before its first step),
+    a run still frees its slot."""
+    from agentcron.engine.clock import DatabaseClock
+    from agentcron.engine.dispatcher import Dispatcher
+    from agentcron.engine.resilience import StoreHealth
+
+    [run] = _claimed_ahead(store, lead=timedelta(seconds=4)).claimed
+
+    async def main() -> tuple[int, int]:
+        dispatcher = Dispatcher(
+            store, DatabaseClock(), StoreHealth(time.monotonic), Executors(), "n1",
+            max_inflight=3, claim_batch=10, poll_interval_s=1.0, submit=lambda o: None,
+            on_progress=lambda r, p: None)
+        dispatcher.start(run)
+        dispatcher.revoke(run.run_id, "cancelled by a test")
+        busy = dispatcher.running
+        await asyncio.sleep(0)  # the cancelled task completes
+        await asyncio.sleep(0)
+        return busy, dispatcher.free_slots()
+
+    assert asyncio.run(main()) == (1, 3)
+
+
+def test_the_timeline_follows_a_database_clock_stepped_back() -> None:
+    """The narrow sample is kept, but a later one that proves it would place a time early
+    (the database's clock went back 2 s) wins: a wait must never end early."""
+    timeline = StoreTimeline()
+    timeline.observe(T0, 100.0, 100.001)
+    timeline.observe(T0 + timedelta(seconds=8), 110.0, 110.5)  # clock stepped back 2 s
+    at = timeline.monotonic_at(T0 + timedelta(seconds=20))
+    assert at is not None and abs(at - 122.5) < 1e-9

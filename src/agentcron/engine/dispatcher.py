@@ -101,16 +101,16 @@ class Dispatcher:
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
         self.started += 1
         self.running += 1
+        # A done callback, not a finally: a task cancelled before its first step never
+        # runs its coroutine's finally.
+        entry.task.add_done_callback(self._run_done)
+
+    def _run_done(self, _task: asyncio.Task[None]) -> None:
+        # No wake-up here: the loop claims again when outcomes are written (batched), not
+        # once per finished run.
+        self.running -= 1
 
     async def _execute(self, entry: InFlight) -> None:
-        try:
-            await self._execute_run(entry)
-        finally:
-            # No wake-up here: the loop claims again when outcomes are written (batched),
-            # not once per finished run.
-            self.running -= 1
-
-    async def _execute_run(self, entry: InFlight) -> None:
         run = entry.run
         timeout = max(0.001, (run.deadline_at - run.started_at).total_seconds())
         executor = self.executors.for_agent(run.agent)
@@ -147,8 +147,9 @@ class Dispatcher:
             # caller firing ahead by hand): the store's explicit time, else this host's.
             now = self.clock.store_now() or self.clock.local_now()
             wake = time.monotonic() + (start_at - now).total_seconds()
-        delay = wake - time.monotonic()
-        if delay > 0:
+        # Checked again after each sleep: a timer may fire a clock tick early. (A time to
+        # wait for, not an event: hence the loop.)
+        while (delay := wake - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
     def forget(self, run_id: str) -> None:

@@ -29,9 +29,13 @@ class Heartbeat:
         self.wakeup = Wakeup()
         self.last_beat: float | None = None
 
-    def run_once(self) -> HeartbeatResult:
-        """Beat; if the node row was gone (declared dead during a pause), register again."""
-        result = self.store.heartbeat(self.node.id, self.leases(), self.clock.store_now())
+    def run_once(self, leases: list[tuple[str, int]] | None = None) -> HeartbeatResult:
+        """Beat; if the node row was gone (declared dead during a pause), register again.
+        ``leases``: the in-flight runs, read on the event loop's thread (the loop changes
+        that set; this runs in a worker thread)."""
+        if leases is None:
+            leases = self.leases()
+        result = self.store.heartbeat(self.node.id, leases, self.clock.store_now())
         if not result.known:
             log.warning("node_was_declared_dead", node_id=self.node.id,
                         reason="no heartbeat within the zombie timeout (paused or cut off?); "
@@ -46,7 +50,8 @@ class Heartbeat:
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
             try:
-                result = await call_store(self.health, "heartbeat", self.run_once)
+                result = await call_store(self.health, "heartbeat", self.run_once,
+                                          self.leases())
             except StoreUnavailable as exc:
                 await self.health.backoff(self.wakeup, min(exc.retry_in_s, self.interval_s))
                 continue

@@ -90,7 +90,8 @@ class Ticker:
             if next_due is not None:
                 now = self.clock.store_now() or store_now
                 until_due = (next_due - now).total_seconds()
-                fired = any(r.triggers for r in results)
+                # Rows selected to fire ahead but left for later fired nothing.
+                fired = any(r.triggers > r.left_for_later for r in results)
                 lead = self._lookahead()
                 if until_due > lead:
                     until_due -= lead  # wake to fire ahead

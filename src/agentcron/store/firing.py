@@ -264,9 +264,10 @@ def fire_due(conn: Connection, now: datetime, limit: int,
 
     ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
     overlap ``allow`` due within that many seconds, and claim their runs now for a start
-    at their time (``ClaimedRun.start_at``; ``started_at`` is that time). Their overlap
-    check cannot change in between, and a run that cannot be claimed at once is not
-    inserted: its trigger stays due and fires at its time like any other. So an aligned
+    at their time plus jitter (``ClaimedRun.start_at``; ``started_at`` is that time). Their
+    overlap check cannot change in between, and a run that cannot be claimed at once (no
+    slot, a backlog, an agent with a budget) is not inserted: its trigger stays as it was
+    and fires at its time like any other. So an aligned
     burst is written before its second comes, and its runs start on time.
     """
     horizon = now + timedelta(seconds=lookahead_s) if claim_for and lookahead_s > 0 else now
@@ -289,12 +290,12 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         )
         result.replaced = replaced.rowcount
 
-    claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon)
-               if claim_for else [])
+    claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
+                            decision.ahead_trigger_ids) if claim_for else [])
     result.left_for_later = decision.drop_ahead_unless_claimed()
-    # A batch that left triggers for later is not "full": firing again at once would only
-    # select the same ones.
-    result.full = result.full and not result.left_for_later
+    # A batch that fired none of its triggers is not "full": firing again at once would
+    # only select the same ones. (Left ones sort first, so each full batch fires some.)
+    result.full = result.full and result.left_for_later < len(rows)
     if decision.new_runs:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
@@ -322,23 +323,35 @@ def fire_due(conn: Connection, now: datetime, limit: int,
 
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
-                 claim_for: tuple[str, int], now: datetime, horizon: datetime
-                 ) -> list[ClaimedRun]:
-    """Mark up to ``slots`` of the new runs ready by ``horizon`` as claimed by the firing
-    node (in place, before they are inserted) and return them. A run ready only after
-    ``now`` starts at its ``run_after``: that is its ``started_at`` and ``start_at``."""
+                 claim_for: tuple[str, int], now: datetime, horizon: datetime,
+                 ahead: set[str]) -> list[ClaimedRun]:
+    """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
+    before they are inserted) and return them. A run of a trigger fired ahead (``ahead``)
+    counts as ready if its ``run_after`` is by ``horizon``; it starts then: that is its
+    ``started_at`` and ``start_at``. Runs of agents with a budget are never claimed ahead:
+    a budget is judged when a run starts (a monthly one can reset in between)."""
     node_id, slots = claim_for
+
+    def is_ahead(run: dict[str, Any]) -> bool:
+        return run["trigger_id"] in ahead
+
     ready = [run for run in new_runs
-             if run["status"] == RunStatus.QUEUED.value and run["run_after"] <= horizon]
+             if run["status"] == RunStatus.QUEUED.value
+             and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if slots <= 0 or not ready:
         return []
-    agent_state = agent_slots(conn, lock_agents(conn, sorted({r["agent"] for r in ready})), now)
+    locked = lock_agents(conn, sorted({r["agent"] for r in ready}))
+    due_agents = {r["agent"] for r in ready if not is_ahead(r)}
+    budgeted = {name for name, spec in locked.items() if spec.budget is not None}
+    agent_state = agent_slots(
+        conn, {name: spec for name, spec in locked.items()
+               if name not in budgeted or name in due_agents}, now)
     free = {name: (0 if state.backlog else state.free) for name, state in agent_state.items()}
     claimed: list[ClaimedRun] = []
     for run in ready:
         if len(claimed) >= slots:
             break
-        if free.get(run["agent"], 0) <= 0:
+        if free.get(run["agent"], 0) <= 0 or (is_ahead(run) and run["agent"] in budgeted):
             continue
         free[run["agent"]] -= 1
         spec = agent_state[run["agent"]].spec

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, String, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -206,13 +206,19 @@ _LOST_COLUMNS: dict[str, Any] = {
 }
 
 
+def _not_before_its_time(run_after: Any) -> Any:
+    """``run_after``, or the run's own if that is later: a run fired ahead and handed back
+    before its time (lost, drained) must still not start before it."""
+    return case((runs.c.run_after > run_after, runs.c.run_after), else_=run_after)
+
+
 def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
     source = bulk_source(conn, _LOST_COLUMNS, updates)
     applied = conn.execute(
         update(runs)
         .where(runs.c.id == source["id"], runs.c.lease == source["lease"],
                runs.c.status == _RUNNING)
-        .values(status=source["status"], run_after=source["run_after"],
+        .values(status=source["status"], run_after=_not_before_its_time(source["run_after"]),
                 finished_at=source["finished_at"], error=source["error"])
         .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
     ).all()
@@ -273,8 +279,8 @@ def release(conn: Connection, node_id: str, now: datetime) -> list[str]:
     rows = conn.execute(
         update(runs)
         .where(runs.c.node_id == node_id, runs.c.status == _RUNNING)
-        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1, run_after=now,
-                started_at=None, deadline_at=None)
+        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
+                run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
         .returning(runs.c.id, runs.c.attempt)
     ).all()
     if rows:
