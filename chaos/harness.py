@@ -363,6 +363,18 @@ class Storm:
                     raise
                 time.sleep(0.2)
 
+    def running_by_node(self) -> dict[str, int]:
+        """Runs each node holds (``running``) right now."""
+        def counts(conn: Any) -> dict[str, int]:
+            rows = conn.execute(select(runs.c.node_id, func.count())
+                                .where(runs.c.status == RunStatus.RUNNING.value,
+                                       runs.c.node_id.is_not(None))
+                                .group_by(runs.c.node_id))
+            return {str(node_id): int(n) for node_id, n in rows}
+
+        result: dict[str, int] = self.query(counts)
+        return result
+
     def settle(self, timeout_s: float) -> bool:
         """After the storm: wait until every trigger run that was due has reached its end
         (succeeded, failed, cancelled or skipped). True if it did within the timeout."""

@@ -35,6 +35,16 @@ def _pick(storm: Storm, exclude: set[str] | None = None) -> Any:
     return storm.rng.choice(candidates)
 
 
+def _pick_busiest(storm: Storm) -> Any:
+    """The live node holding the most running runs (a random one among equals): the firing
+    node claims what it fires, so a random node may hold none, and pausing it would test
+    nothing."""
+    held = storm.running_by_node()
+    candidates = [n for n in storm.live_nodes() if not n.paused]
+    most = max(held.get(n.id, 0) for n in candidates)
+    return storm.rng.choice([n for n in candidates if held.get(n.id, 0) == most])
+
+
 def _checks_exit_codes(storm: Storm) -> list[str]:
     """Every node the storm stopped gracefully (or that is stopped at the end) exited 0."""
     return [f"{n.id} exited {n.exit_code}" for n in storm.nodes
@@ -82,7 +92,7 @@ def _pause(storm: Storm) -> None:
     offset = 5.0
     while offset + hold < storm.duration_s:
         storm.at(offset)
-        victim = _pick(storm)
+        victim = _pick_busiest(storm)
         fault = Fault("SIGSTOP", time.time(), victim.id, detail={"paused_s": hold})
         victim.proc.signal(signal.SIGSTOP)
         victim.paused = True
@@ -342,8 +352,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "pause",
-            "3 nodes, 200 triggers every second (1 s runs); every 20 s SIGSTOP a node for "
-            "zombie_timeout + 3 s, then SIGCONT",
+            "3 nodes, 200 triggers every second (1 s runs); every 20 s SIGSTOP the node "
+            "holding the most runs for zombie_timeout + 3 s, then SIGCONT",
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 200, 1.0, 1.0)],
             storm=_pause,
