@@ -173,3 +173,50 @@ def test_a_run_retried_by_hand_after_the_backstop_is_not_overwritten(store: Stor
                         at + timedelta(seconds=27))
     assert done.fenced == [run_id]
     assert store.get_run(run_id).status is RunStatus.QUEUED
+
+
+# -- the sweeper never judges before the nodes could beat again ------------------------------
+
+
+class _SweepCounter:
+    """Just enough of a Store for the sweeper: counts sweeps."""
+
+    def __init__(self) -> None:
+        self.sweeps = 0
+
+    def sweep(self, now: datetime | None, **kwargs: float) -> object:
+        from agentcron.store import SweepResult
+
+        self.sweeps += 1
+        return SweepResult([], [], [], [])
+
+
+def test_the_sweeper_does_not_sweep_while_the_store_has_not_answered() -> None:
+    """Its own backoff ended before any other loop got through: the sweep would have been
+    the first call to succeed after the outage, and judged every node dead (CI, PostgreSQL
+    restart: a run retried although its node was alive). It waits for another loop to get
+    through, then a zombie timeout."""
+    from agentcron.engine.sweeper import Sweeper
+
+    async def main() -> tuple[int, int, int]:
+        health = StoreHealth(time.monotonic)
+        health.failed("sweep", _down())
+        store = _SweepCounter()
+        sweeper = Sweeper(store, DatabaseClock(), health,  # type: ignore[arg-type]
+                          zombie_timeout_s=2.0, interval_s=0.02, timeout_grace_s=1.0)
+        task = asyncio.create_task(sweeper.loop(lambda: False))
+        await asyncio.sleep(0.2)  # ten sweep intervals: every one of them a chance to sweep
+        while_down = store.sweeps
+        recovered = time.monotonic()
+        health.ok("heartbeat")  # the store is back
+        await asyncio.sleep(0.2)
+        within_zombie_timeout = store.sweeps if time.monotonic() - recovered < 2.0 else 0
+        for _ in range(500):  # then it sweeps again, once the zombie timeout is over
+            if store.sweeps:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        return while_down, within_zombie_timeout, store.sweeps
+
+    while_down, within, later = asyncio.run(main())
+    assert (while_down, within) == (0, 0) and later > 0

@@ -32,11 +32,14 @@ def test_three_nodes_kill_one_no_duplicate_none_missing(pg_store: Store, tmp_pat
         # async and 1 s long, so nodes always have runs in flight
         "rec", "python", {"target": "tests.agents_for_tests:async_sleepy"},
         max_concurrency=1000, timeout="30s", retry_backoff="0.1s"))
-    start = store.now().replace(microsecond=0) + timedelta(seconds=3)
+    # Every trigger must exist before its start (one created after it begins at its next
+    # second): room for 200 one-by-one inserts on a loaded machine.
+    start = store.now().replace(microsecond=0) + timedelta(seconds=3 + TRIGGERS * 0.02)
     for _ in range(TRIGGERS):
         services.add_trigger(TriggerInput(agent="rec", every="1s", start=start,
                                           payload={"seconds": 1.0}, overlap="allow",
                                           catchup_mode="all"))
+    assert store.now() < start, "creating the triggers took past their start"
     ledger = tmp_path / "ledger.txt"
     nodes = {
         name: ServeProcess(store.url, name, tmp_path, ledger=ledger,

@@ -2,7 +2,9 @@
 
 Every node sweeps; the store makes concurrent sweeps safe. After the database comes back
 from an outage the sweeper waits one zombie timeout before judging anyone: during the
-outage no node could heartbeat, and all of them would otherwise look dead at once.
+outage no node could heartbeat, and all of them would otherwise look dead at once. While
+the store has not answered since a failure it does not sweep at all: its sweep would be
+the first call to get through, judging nodes before anyone could beat again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Sweeper:
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
+            if not self.health.available:
+                # Woken when another loop (the heartbeat, at the latest) gets through.
+                await self.health.backoff(self.wakeup, self.interval_s)
+                continue
             if self.health.seconds_since_recovery() < self.zombie_timeout_s:
                 await self.wakeup.wait(self.interval_s)
                 continue
