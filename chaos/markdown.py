@@ -24,6 +24,19 @@ def _row(data: dict[str, Any]) -> list[Any]:
             f.get("max_recovery_s"), f.get("duplicate_deliveries"), data.get("verdict")]
 
 
+def _slopes(checks: dict[str, Any]) -> list[str]:
+    """The soak's flatness figures, one phrase each."""
+    out = []
+    for node, rss in sorted((checks.get("rss") or {}).items()):
+        out.append(f"{node} RSS {rss.get('first_mb')} -> {rss.get('last_mb')} MB "
+                   f"({rss.get('slope_mb_per_hour')} MB/h)")
+    conns = checks.get("connections")
+    if conns:
+        out.append(f"PostgreSQL connections {conns.get('min'):g}-{conns.get('max'):g} "
+                   f"({conns.get('slope_per_hour')}/h)")
+    return out
+
+
 def render(results: Path, order: list[str]) -> str:
     found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
     rows = [_row(found[name]) for name in order if name in found]
@@ -34,8 +47,8 @@ def render(results: Path, order: list[str]) -> str:
     for name in order:
         data = found.get(name)
         if data and data.get("checks"):
-            checks = ", ".join(f"{k} {v}" for k, v in data["checks"].items()
-                               if not isinstance(v, list | dict))
+            checks = ", ".join([f"{k} {v}" for k, v in data["checks"].items()
+                                if not isinstance(v, list | dict)] + _slopes(data["checks"]))
             extra.append(f"- `{name}`: {data.get('summary')}. Checks: {checks}.")
     return "\n".join([*lines, "", *extra]) + "\n"
 
