@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, targets
-from bench.readme_block import replace_block
+from bench.readme_block import markdown_table, replace_block
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -20,9 +20,7 @@ def _load(out: Path, name: str) -> dict[str, Any] | None:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(report.fmt(v) for v in row) + " |" for row in rows]
-    return lines
+    return markdown_table(header, rows, report.fmt)
 
 
 def _machine_line(data: dict[str, Any]) -> str:

@@ -1,10 +1,12 @@
-"""Replace the generated block of the README between two markers (no dependencies: the
-chaos suite uses it too)."""
+"""The README's generated blocks: a Markdown table, and the block between two markers
+(no dependencies: the chaos suite uses it too)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def replace_block(readme: Path, begin: str, end: str, body: str) -> None:
@@ -16,3 +18,11 @@ def replace_block(readme: Path, begin: str, end: str, body: str) -> None:
         raise SystemExit(f"{readme} has no {begin} ... {end} block")
     block = f"{begin}\n{body}{end}"
     readme.write_text(pattern.sub(lambda _: block, text))
+
+
+def markdown_table(header: list[str], rows: list[list[Any]],
+                   fmt: Callable[[Any], str] = str) -> list[str]:
+    """The lines of a Markdown table, each cell through ``fmt``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return lines

@@ -7,12 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.readme_block import replace_block
+from bench.readme_block import markdown_table, replace_block
 
 BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
 COLUMNS = ["scenario", "date", "commit", "storm s", "fires expected", "seen", "duplicates",
            "missing", "early", "runs lost", "runs retried", "max recovery s",
            "repeat deliveries", "verdict"]
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _row(data: dict[str, Any]) -> list[Any]:
@@ -40,9 +44,7 @@ def _slopes(checks: dict[str, Any]) -> list[str]:
 def render(results: Path, order: list[str]) -> str:
     found = {p.stem: json.loads(p.read_text()) for p in sorted(results.glob("*.json"))}
     rows = [_row(found[name]) for name in order if name in found]
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join("-" if v is None else f"{v:,}" if isinstance(v, int)
-                                else str(v) for v in row) + " |" for row in rows]
+    lines = markdown_table(COLUMNS, rows, _cell)
     extra = []
     for name in order:
         data = found.get(name)

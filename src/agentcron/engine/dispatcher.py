@@ -90,8 +90,10 @@ class Dispatcher:
     def leases(self) -> list[tuple[str, int]]:
         return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
 
-    def run_once(self) -> list[ClaimedRun]:
-        slots = min(self.free_slots(), self.claim_batch)
+    def run_once(self, slots: int | None = None) -> list[ClaimedRun]:
+        """Claim up to ``slots`` runs (default: as many as this node may start now)."""
+        if slots is None:
+            slots = min(self.free_slots(), self.claim_batch)
         return self.store.claim_runs(self.node_id, slots, self.clock.store_now())
 
     def start(self, run: ClaimedRun) -> None:
@@ -188,15 +190,12 @@ class Dispatcher:
     def executing_tasks(self) -> list[asyncio.Task[None]]:
         return [e.task for e in self.inflight.values() if e.task is not None and not e.task.done()]
 
-    def executing(self) -> int:
-        return len(self.executing_tasks())
-
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping():
             free = min(self.free_slots(), self.claim_batch)
             if free > 0:
                 try:
-                    claimed = await call_store(self.health, "claim_runs", self.run_once)
+                    claimed = await call_store(self.health, "claim_runs", self.run_once, free)
                 except StoreUnavailable as exc:
                     await self.health.backoff(self.wakeup, exc.retry_in_s)
                     continue

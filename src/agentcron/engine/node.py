@@ -199,7 +199,7 @@ class Node:
             service.wakeup.set()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.set_draining, self.id)
-        log.info("node_draining", node_id=self.id, in_flight=self.dispatcher.executing(),
+        log.info("node_draining", node_id=self.id, in_flight=self.dispatcher.running,
                  drain_timeout_s=timeout)
         executing = self.dispatcher.executing_tasks()
         if executing:

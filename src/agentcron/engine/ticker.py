@@ -63,6 +63,27 @@ class Ticker:
         if result.triggers:
             self.on_fired(result)
 
+    def _delay(self, next_due: datetime | None, now: datetime,
+               results: list[FireResult]) -> float:
+        """How long to sleep after a firing pass: until the next trigger is due less the
+        lookahead; at once if more may be ready to fire ahead; never a spin."""
+        if next_due is None:
+            return self.poll_interval_s
+        until_due = (next_due - now).total_seconds()
+        # Rows selected to fire ahead but left for later fired nothing.
+        fired = any(r.triggers > r.left_for_later for r in results)
+        lead = self._lookahead()
+        if until_due > lead:
+            until_due -= lead  # wake to fire ahead
+        elif fired and not any(r.left_for_later for r in results):
+            until_due = 0.0  # more may be ready to fire ahead now
+        # Otherwise what is next is not ours to fire ahead: wait until it is due.
+        delay = max(0.0, min(self.poll_interval_s, until_due))
+        if delay == 0.0 and not fired:
+            # Due but not ours to take (locked by another node mid-batch): don't spin.
+            delay = min(self.poll_interval_s, 0.05)
+        return delay
+
     async def loop(self, stopping: Callable[[], bool]) -> None:
         """One batch per step, reported (and its claimed runs started) on the event loop
         before the next batch is fired, so a large burst is worked on while it is still
@@ -80,26 +101,10 @@ class Ticker:
                         break
                 next_due, sample = await call_store(self.health, "next_due_at",
                                                     self.store.next_due_at)
-                store_now = sample.now
                 if self.clock.store_now() is None:
                     self.timeline.observe(*sample)
             except StoreUnavailable as exc:
                 await self.health.backoff(self.wakeup, exc.retry_in_s)
                 continue
-            delay = self.poll_interval_s
-            if next_due is not None:
-                now = self.clock.store_now() or store_now
-                until_due = (next_due - now).total_seconds()
-                # Rows selected to fire ahead but left for later fired nothing.
-                fired = any(r.triggers > r.left_for_later for r in results)
-                lead = self._lookahead()
-                if until_due > lead:
-                    until_due -= lead  # wake to fire ahead
-                elif fired and not any(r.left_for_later for r in results):
-                    until_due = 0.0  # more may be ready to fire ahead now
-                # Otherwise what is next is not ours to fire ahead: wait until it is due.
-                delay = max(0.0, min(delay, until_due))
-                if delay == 0.0 and not fired:
-                    # Due but not ours to take (locked by another node mid-batch): don't spin.
-                    delay = min(self.poll_interval_s, 0.05)
+            delay = self._delay(next_due, self.clock.store_now() or sample.now, results)
             await self.wakeup.wait(delay)
