@@ -9,10 +9,10 @@ import os
 import time
 from typing import Any
 
-from agentcron.agents import AgentRegistry, Executors, RunContext
 from agentcron.engine.node import Node
+from agentcron.engine.settings import NodeSettings
+from agentcron.executors import AgentRegistry, Executors, RunContext
 from agentcron.logs import configure_logging
-from agentcron.settings import NodeSettings
 from agentcron.store import Store
 from bench import agentcron_setup as setup
 from bench.counting import summarise

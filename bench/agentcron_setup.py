@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, event, text, update
 
-from agentcron.ids import new_trigger_id
+from agentcron.rules.ids import new_trigger_id
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import metadata, triggers

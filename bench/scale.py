@@ -89,9 +89,9 @@ def run_step(params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _run(params: dict[str, Any], imported_at: float) -> dict[str, Any]:
-    from agentcron.agents import AgentRegistry, Executors, RunContext
     from agentcron.engine.node import Node
-    from agentcron.settings import NodeSettings
+    from agentcron.engine.settings import NodeSettings
+    from agentcron.executors import AgentRegistry, Executors, RunContext
     from agentcron.store import Store
     from bench import agentcron_setup as setup
     from bench.agentcron_runner import pool_size_for

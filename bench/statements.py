@@ -152,9 +152,9 @@ def per_batch(url: str, batches: list[int]) -> list[dict[str, Any]]:
 
 
 async def in_node(url: str, dbname: str, triggers: int, seconds: int) -> dict[str, Any]:
-    from agentcron.agents import AgentRegistry, Executors, RunContext
     from agentcron.engine.node import Node
-    from agentcron.settings import NodeSettings
+    from agentcron.engine.settings import NodeSettings
+    from agentcron.executors import AgentRegistry, Executors, RunContext
     from agentcron.store import Store
     from bench import agentcron_setup as setup
     from bench.agentcron_runner import pool_size_for

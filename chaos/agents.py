@@ -3,7 +3,7 @@ whose PYTHONPATH holds the repository)."""
 
 from __future__ import annotations
 
-from agentcron.agents import RunContext
+from agentcron.executors import RunContext
 
 
 async def noop(ctx: RunContext) -> None:

@@ -32,7 +32,7 @@ from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import runs
 from chaos.pg import HARNESS_APP, Cluster
-from tests.procs import REPO, ServeProcess
+from tests.support.procs import REPO, ServeProcess
 
 AGENT = "receiver"
 TERMINAL = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value,

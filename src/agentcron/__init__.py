@@ -9,18 +9,18 @@ __version__ = "0.1.0"
 __all__ = ["Agentcron", "PermanentError", "RunContext", "__version__"]
 
 if TYPE_CHECKING:
-    from agentcron.agents import PermanentError, RunContext
-    from agentcron.app import Agentcron
+    from agentcron.executors import PermanentError, RunContext
+    from agentcron.python_api import Agentcron
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so `import agentcron` (and the CLI's start-up) stays cheap.
     if name == "Agentcron":
-        from agentcron.app import Agentcron
+        from agentcron.python_api import Agentcron
 
         return Agentcron
     if name in ("RunContext", "PermanentError"):
-        from agentcron import agents
+        from agentcron import executors
 
-        return getattr(agents, name)
+        return getattr(executors, name)
     raise AttributeError(name)

@@ -6,7 +6,7 @@ import platform
 from datetime import UTC, datetime
 from typing import Any
 
-from agentcron.agents import RunContext
+from agentcron.executors import RunContext
 
 
 def hello(ctx: RunContext) -> dict[str, Any]:

@@ -71,7 +71,7 @@ class Budget:
     """An agent's optional spending limits; ``None`` means no limit of that kind.
 
     Days are rolling (the last 24 hours); months are calendar months in ``timezone``. What
-    counts and when a run may start is defined in ``agentcron.budgets``.
+    counts and when a run may start is defined in ``agentcron.rules.budgets``.
     """
 
     tokens_per_day: int | None = None

@@ -22,22 +22,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentcron import __version__
-from agentcron.access import Access
-from agentcron.access import Scope as TokenScope
-from agentcron.api import (
-    errors,
-    routes_agents,
-    routes_hooks,
-    routes_nodes,
-    routes_runs,
-    routes_triggers,
-)
+from agentcron.api import errors
 from agentcron.api.auth import QueryTokenGuard, blocking, require
 from agentcron.api.common import ERRORS
-from agentcron.api.dashboard import install as install_dashboard
+from agentcron.api.dashboard.pages import install as install_dashboard
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
-from agentcron.metrics import EngineMetrics
+from agentcron.api.routes import agents, hooks, nodes, runs, triggers
+from agentcron.engine.metrics import EngineMetrics
 from agentcron.services import Services
+from agentcron.services.access import Access
+from agentcron.services.access import Scope as TokenScope
 from agentcron.store import Store
 
 DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024
@@ -120,7 +114,7 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
         body = await blocking(request, render, registry)
         return Response(body, media_type=CONTENT_TYPE)
 
-    for module in (routes_agents, routes_triggers, routes_runs, routes_nodes, routes_hooks):
+    for module in (agents, triggers, runs, nodes, hooks):
         app.include_router(module.router)
     install_dashboard(app)
     app.add_middleware(QueryTokenGuard)

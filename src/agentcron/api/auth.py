@@ -21,9 +21,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentcron.access import Access, looks_like_token, scope_allows
-from agentcron.access import Scope as TokenScope
 from agentcron.api.errors import ApiError, error_response
+from agentcron.services.access import Access, looks_like_token, scope_allows
+from agentcron.services.access import Scope as TokenScope
 from agentcron.store.tokens import ApiToken
 
 P = ParamSpec("P")

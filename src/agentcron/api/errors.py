@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agentcron.agents.signing import SignatureError
 from agentcron.errors import ConflictError, NotFoundError, ValidationError
+from agentcron.executors.signing import SignatureError
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""``/metrics``: the node's counters (``agentcron.metrics``) plus gauges read from the
+"""``/metrics``: the node's counters (``agentcron.engine.metrics``) plus gauges read from the
 database at scrape time, all on the app's own registry.
 
 Gauges (each a bounded query, see ``store.stats``): runs queued, ready and running, runs

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentcron.cli_render import (
+from agentcron.cli.render import (
     agent_json,
     event_json,
     iso,

@@ -18,12 +18,12 @@ from datetime import datetime
 
 import structlog
 
-from agentcron.agents import Executors, RunContext
-from agentcron.backoff import MAX_BACKOFF_S, backoff_delay_s
 from agentcron.engine.clock import Clock, StoreTimeline
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.waiting import Wakeup
+from agentcron.executors import Executors, RunContext
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
+from agentcron.rules.retry import MAX_BACKOFF_S, backoff_delay_s
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)

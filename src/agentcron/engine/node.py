@@ -17,19 +17,19 @@ from typing import Any
 import structlog
 
 from agentcron import __version__
-from agentcron.agents import Executors
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
 from agentcron.engine.dispatcher import Dispatcher
 from agentcron.engine.heartbeat import Heartbeat
+from agentcron.engine.metrics import EngineMetrics
 from agentcron.engine.pruner import Pruner
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
+from agentcron.engine.settings import NodeSettings
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
-from agentcron.ids import new_node_id
-from agentcron.metrics import EngineMetrics
+from agentcron.executors import Executors
 from agentcron.models import ClaimedRun, Outcome
-from agentcron.settings import NodeSettings
+from agentcron.rules.ids import new_node_id
 from agentcron.store import FinishResult, FireResult, NodeInfo, Store
 from agentcron.store.notify import Listener
 

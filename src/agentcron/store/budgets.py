@@ -4,7 +4,7 @@
 before it counts free slots), on every path that starts runs. Because it reads the run rows
 in a statement that begins after the lock is held, it sees every run started and every
 usage recorded by whoever held the lock before; so two nodes cannot both start the run the
-rule in ``agentcron.budgets`` forbids. Budget state is never stored: it is summed from the
+rule in ``agentcron.rules.budgets`` forbids. Budget state is never stored: it is summed from the
 run rows each time (one grouped statement, over the ``ix_runs_agent_started`` index).
 """
 
@@ -18,8 +18,8 @@ import structlog
 from sqlalchemy import Float, case, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from agentcron.budgets import AgentUsage, WindowUsage, day_start, decide, month_start
 from agentcron.models import AgentSpec, Budget, OnBudget, RunStatus
+from agentcron.rules.budgets import AgentUsage, WindowUsage, day_start, decide, month_start
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
 

@@ -10,8 +10,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.ids import new_run_id
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
+from agentcron.rules.ids import new_run_id
 from agentcron.store.catalog import get_agent
 from agentcron.store.notify import notify
 from agentcron.store.rows import event_from_row, run_from_row

@@ -11,8 +11,8 @@ from sqlalchemy import Integer, String, case, delete, func, insert, or_, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from agentcron.backoff import backoff_delay_s
 from agentcron.models import Node, RunStatus
+from agentcron.rules.retry import backoff_delay_s
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import SWEPT_FOR_TIME
 from agentcron.store.notify import notify

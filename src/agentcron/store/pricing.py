@@ -2,7 +2,7 @@
 
 ``price_outcomes`` runs inside ``Store.finish``'s transaction, before the fenced write: an
 outcome with tokens and a model but no reported cost gets its cost from the table as it is
-at that moment (see ``agentcron.costs``). One read for the whole batch, and none when no
+at that moment (see ``agentcron.rules.pricing``). One read for the whole batch, and none when no
 outcome needs a price. A model without a price leaves the cost null (tokens are kept) and is
 logged once per model per process (``model_price_unknown``).
 """
@@ -18,9 +18,9 @@ from sqlalchemy import delete, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
-from agentcron.costs import cost_of, needs_price
 from agentcron.errors import NotFoundError
 from agentcron.models import ModelPrice, Outcome
+from agentcron.rules.pricing import cost_of, needs_price
 from agentcron.store.schema import model_prices
 
 log = structlog.get_logger(__name__)

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from agentcron.budgets import budget_from_json, budget_to_json
 from agentcron.models import (
     AgentKind,
     AgentSpec,
@@ -19,6 +18,7 @@ from agentcron.models import (
     Trigger,
     TriggerKind,
 )
+from agentcron.rules.budgets import budget_from_json, budget_to_json
 
 
 def agent_from_row(row: RowMapping) -> AgentSpec:

@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.ids import new_run_id
 from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
+from agentcron.rules.ids import new_run_id
 from agentcron.store.notify import notify
 from agentcron.store.schema import run_events, runs, triggers, webhook_deliveries
 

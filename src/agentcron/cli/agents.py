@@ -1,0 +1,142 @@
+"""``agentcron agents``: add, list, rm."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from agentcron.cli.common import services
+from agentcron.cli.render import agent_json, emit_json, print_agents, say
+from agentcron.errors import ValidationError
+
+app = typer.Typer(help="Agents: the things triggers run.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(
+        metavar="NAME", help="Agent name (letters, digits, _ . -).")],
+    http: Annotated[str | None, typer.Option("--http", metavar="URL",
+                                             help="POST each run to this URL.")] = None,
+    secret: Annotated[str | None, typer.Option(
+        "--secret", help="Sign --http requests with this secret (whsec_...).")] = None,
+    command: Annotated[str | None, typer.Option(
+        "--command", metavar="CMD", help="Run this command line (no shell).")] = None,
+    python: Annotated[str | None, typer.Option(
+        "--python", metavar="MODULE:FUNC", help="Call this Python function.")] = None,
+    llm: Annotated[str | None, typer.Option(
+        "--llm", metavar="MODEL", help="Ask this model (OpenAI-compatible chat completions); "
+        "with --base-url and --prompt.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", metavar="URL", help="--llm: the API root, e.g. "
+        "https://api.openai.com/v1.")] = None,
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", metavar="TEMPLATE", help="--llm: the user message, a Jinja2 template "
+        "over the run's payload ({{ key }}).")] = None,
+    system: Annotated[str | None, typer.Option(
+        "--system", metavar="TEMPLATE", help="--llm: the system message.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(
+        "--api-key-env", metavar="NAME", help="--llm: the environment variable that holds "
+        "the API key on the nodes (the key itself is never stored).")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", help="--llm: completion token limit.")] = None,
+    tokens_per_day: Annotated[int | None, typer.Option(
+        "--tokens-per-day", help="Budget: tokens in any 24 hours.")] = None,
+    usd_per_day: Annotated[float | None, typer.Option(
+        "--usd-per-day", help="Budget: USD in any 24 hours.")] = None,
+    tokens_per_month: Annotated[int | None, typer.Option(
+        "--tokens-per-month", help="Budget: tokens per calendar month.")] = None,
+    usd_per_month: Annotated[float | None, typer.Option(
+        "--usd-per-month", help="Budget: USD per calendar month.")] = None,
+    budget_tz: Annotated[str | None, typer.Option(
+        "--budget-tz", metavar="ZONE", help="Budget: the zone months start in (UTC).")
+    ] = None,
+    on_budget: Annotated[str | None, typer.Option(
+        "--on-budget", metavar="skip|pause", help="Over budget: skip the run (default), or "
+        "also pause the agent's triggers.")] = None,
+    max_concurrency: Annotated[int, typer.Option(
+        "--max-concurrency", help="Runs of this agent at once, across all nodes.")] = 1,
+    timeout: Annotated[str, typer.Option("--timeout", help="Per-attempt time limit.")] = "5m",
+    max_attempts: Annotated[int, typer.Option(
+        "--max-attempts", help="Attempts before a run fails.")] = 3,
+    zombie_timeout: Annotated[str | None, typer.Option(
+        "--zombie-timeout", help="Silence after which a running attempt is lost "
+        "(default: the node's).")] = None,
+    retry_backoff: Annotated[str, typer.Option(
+        "--retry-backoff", help="Delay before the first retry (doubles).")] = "2s",
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an agent, or replace the settings of one with the same name."""
+    kinds = {"http": http, "command": command, "python": python, "llm": llm}
+    given = [kind for kind, value in kinds.items() if value is not None]
+    if len(given) != 1:
+        raise ValidationError(
+            "kind",
+            "no agent kind given" if not given
+            else " and ".join(f"--{k}" for k in given) + " given together",
+            "give exactly one of --http URL, --command CMD, --python MODULE:FUNC or "
+            "--llm MODEL",
+        )
+    kind = given[0]
+    if secret is not None and kind != "http":
+        raise ValidationError("secret", f"does not apply to a {kind} agent",
+                              "use --secret with --http")
+    llm_settings = {"base_url": base_url, "prompt": prompt, "system": system,
+                    "api_key_env": api_key_env, "temperature": temperature,
+                    "max_tokens": max_tokens}
+    stray = [k for k, v in llm_settings.items() if v is not None]
+    if stray and kind != "llm":
+        flag = "--" + stray[0].replace("_", "-")
+        raise ValidationError(flag.lstrip("-"), f"does not apply to a {kind} agent",
+                              f"use {flag} with --llm MODEL")
+    budget = {"tokens_per_day": tokens_per_day, "usd_per_day": usd_per_day,
+              "tokens_per_month": tokens_per_month, "usd_per_month": usd_per_month,
+              "tz": budget_tz}
+    config: dict[str, Any]
+    if kind == "llm":
+        config = {"model": llm, **{k: v for k, v in llm_settings.items() if v is not None}}
+    elif kind == "http":
+        config = {"url": http, "secret": secret}
+    elif kind == "command":
+        config = {"command": command}
+    else:
+        config = {"target": python}
+    svc = services(ctx)
+    spec = svc.build_agent(
+        name, kind, config, max_concurrency=max_concurrency, timeout=timeout,
+        max_attempts=max_attempts, zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
+        description=description, source="cli",
+        budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
+    )
+    saved = svc.add_agent(spec)
+    if as_json:
+        emit_json(agent_json(saved))
+    else:
+        say(f"agent {saved.name} saved ({saved.kind.value})")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List agents."""
+    agents = services(ctx).store.list_agents()
+    if as_json:
+        emit_json([agent_json(a) for a in agents])
+    else:
+        print_agents(agents)
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Agent name.")],
+) -> None:
+    """Remove an agent and its triggers; its queued runs are cancelled, history is kept."""
+    cancelled = services(ctx).remove_agent(name)
+    suffix = f"; {cancelled} queued run(s) cancelled" if cancelled else ""
+    say(f"agent {name} removed{suffix}")

@@ -1,0 +1,405 @@
+"""Output for the command line: JSON documents for scripts and Rich tables for people.
+
+JSON: one document on stdout, stable keys in a fixed order, datetimes ISO 8601 in UTC
+(``2026-01-05T12:00:00Z``), durations in seconds. Tables: Rich, as wide as the terminal, or
+160 columns when stdout is not a terminal so a pipe (or a test) reads whole columns. Values
+from the database are printed as plain text, never parsed as Rich markup.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from agentcron.rules.budgets import budget_to_json
+from agentcron.schedule.durations import format_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agentcron.models import AgentSpec, Run, RunEvent, Trigger
+
+PIPE_WIDTH = 160
+_SECRET_MASK = "********"
+
+
+# -- primitives ---------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def human_time(value: datetime | None, zone: str | None = None) -> str:
+    """``2026-01-05 12:00:00 UTC`` (or in ``zone``: ``2026-01-05 13:00:00 CET +01:00``)."""
+    if value is None:
+        return "-"
+    if zone is None or zone == "UTC":
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = value.astimezone(ZoneInfo(zone))
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z ") + f"{offset[:3]}:{offset[3:]}"
+
+
+def human_duration(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def emit_json(document: Any) -> None:
+    """Write one JSON document to stdout (and nothing else)."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def say(message: str) -> None:
+    """A plain line for people on stdout (no markup)."""
+    typer.echo(message)
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    out = sys.stdout
+    return Console(
+        file=out,
+        width=None if out.isatty() else PIPE_WIDTH,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                *, no_wrap: Sequence[str] = ()) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        wrap_off = column in no_wrap
+        table.add_column(column, no_wrap=wrap_off, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(_cell(value)) for value in row))
+    console().print(table)
+
+
+def print_fields(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:
+    """A two-column "field  value" listing for one object."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", show_header=False, box=None,
+                  pad_edge=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for name, value in pairs:
+        table.add_row(Text(name), Text(_cell(value)))
+    console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return human_time(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else str(value)
+
+
+# -- agents -------------------------------------------------------------------------------
+
+
+def agent_json(agent: AgentSpec) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "kind": agent.kind.value,
+        "config": _masked_config(agent.config),
+        "max_concurrency": agent.max_concurrency,
+        "timeout_s": agent.timeout_s,
+        "max_attempts": agent.max_attempts,
+        "zombie_timeout_s": agent.zombie_timeout_s,
+        "retry_backoff_s": agent.retry_backoff_s,
+        "description": agent.description,
+        "source": agent.source,
+        "created_at": iso(agent.created_at),
+        "budget": budget_to_json(agent.budget),
+    }
+
+
+def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as shown: an HTTP agent's signing secret is never printed."""
+    shown = dict(config)
+    if shown.get("secret"):
+        shown["secret"] = _SECRET_MASK
+    return shown
+
+
+def agent_target(agent: AgentSpec) -> str:
+    config = agent.config
+    if "target" in config:
+        return str(config["target"])
+    if "url" in config:
+        return str(config["url"])
+    if "model" in config and "base_url" in config:
+        return f"{config['model']} @ {config['base_url']}"
+    if "argv" in config:
+        import shlex
+
+        return shlex.join(config["argv"])
+    return json.dumps(_masked_config(config))
+
+
+def print_agents(agents: Sequence[AgentSpec]) -> None:
+    if not agents:
+        say("no agents")
+        return
+    print_table(
+        None,
+        ["NAME", "KIND", "TARGET", "CONCURRENCY", "TIMEOUT", "ATTEMPTS", "DESCRIPTION"],
+        (
+            [a.name, a.kind.value, agent_target(a), a.max_concurrency,
+             format_duration(a.timeout_s), a.max_attempts, a.description]
+            for a in agents
+        ),
+        no_wrap=["NAME"],
+    )
+
+
+# -- triggers -----------------------------------------------------------------------------
+
+
+def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
+    return {
+        "id": trigger.id,
+        "agent": trigger.agent,
+        "name": trigger.name,
+        "kind": trigger.kind.value,
+        "description": description,
+        "cron": trigger.cron,
+        "timezone": trigger.timezone,
+        "every_s": trigger.every_s,
+        "at": iso(trigger.at),
+        "anchor_at": iso(trigger.anchor_at),
+        "start_at": iso(trigger.start_at),
+        "end_at": iso(trigger.end_at),
+        "jitter_s": trigger.jitter_s,
+        "payload": trigger.payload,
+        "overlap": trigger.overlap.value,
+        "catchup_window_s": trigger.catchup_window_s,
+        "catchup_mode": trigger.catchup_mode.value,
+        "paused": trigger.paused,
+        "next_fire_at": iso(trigger.next_fire_at),
+        "last_fired_at": iso(trigger.last_fired_at),
+        "missed_count": trigger.missed_count,
+        "last_missed_at": iso(trigger.last_missed_at),
+        "created_at": iso(trigger.created_at),
+        "source": trigger.source,
+    }
+
+
+def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
+    if not triggers:
+        say("no triggers")
+        return
+    print_table(
+        None,
+        ["ID", "AGENT", "NAME", "SCHEDULE", "NEXT FIRE", "LAST FIRED", "PAUSED", "MISSED"],
+        (
+            [t.id, t.agent, t.name, description, t.next_fire_at, t.last_fired_at, t.paused,
+             t.missed_count]
+            for t, description in triggers
+        ),
+        no_wrap=["ID", "NEXT FIRE", "LAST FIRED"],
+    )
+
+
+def print_trigger(trigger: Trigger, description: str) -> None:
+    t = trigger
+    pairs: list[tuple[str, Any]] = [
+        ("id", t.id),
+        ("agent", t.agent),
+        ("name", t.name),
+        ("kind", t.kind.value),
+        ("schedule", description),
+    ]
+    if t.cron is not None:
+        pairs.append(("cron", t.cron))
+    if t.every_s is not None:
+        pairs += [("every", format_duration(t.every_s)), ("anchored at", t.anchor_at)]
+    if t.at is not None:
+        pairs.append(("at", _both_zones(t.at, t.timezone)))
+    pairs += [
+        ("time zone", t.timezone),
+        ("start", _both_zones(t.start_at, t.timezone)),
+        ("end", _both_zones(t.end_at, t.timezone)),
+        ("jitter", format_duration(t.jitter_s)),
+        ("overlap", t.overlap.value),
+        ("catch-up", f"{format_duration(t.catchup_window_s)} ({t.catchup_mode.value})"),
+        ("payload", json.dumps(t.payload, ensure_ascii=False)),
+        ("paused", t.paused),
+        ("next fire", "- (paused)" if t.paused else _both_zones(t.next_fire_at, t.timezone)),
+        ("last fired", _both_zones(t.last_fired_at, t.timezone)),
+        ("missed", f"{t.missed_count} times beyond the catch-up window"),
+        ("last missed", t.last_missed_at),
+        ("created", t.created_at),
+        ("source", t.source),
+    ]
+    print_fields(f"trigger {t.id}", pairs)
+
+
+def _both_zones(value: datetime | None, zone: str) -> str:
+    if value is None:
+        return "-"
+    if zone == "UTC":
+        return human_time(value)
+    return f"{human_time(value, zone)}  ({human_time(value)})"
+
+
+def next_fires_json(trigger: Trigger, times: Sequence[datetime]) -> dict[str, Any]:
+    zone = ZoneInfo(trigger.timezone)
+    return {
+        "id": trigger.id,
+        "timezone": trigger.timezone,
+        "times": [
+            {"local": t.astimezone(zone).isoformat(), "utc": iso(t)} for t in times
+        ],
+    }
+
+
+def print_next_fires(trigger: Trigger, times: Sequence[datetime]) -> None:
+    if not times:
+        say(f"trigger {trigger.id} will not fire again")
+        return
+    print_table(
+        f"next fire times of {trigger.id}",
+        ["#", f"LOCAL ({trigger.timezone})", "UTC"],
+        (
+            [i, human_time(t, trigger.timezone), human_time(t)]
+            for i, t in enumerate(times, start=1)
+        ),
+        no_wrap=[f"LOCAL ({trigger.timezone})", "UTC"],
+    )
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def run_duration_s(run: Run) -> float | None:
+    if run.started_at is None or run.finished_at is None:
+        return None
+    return max(0.0, (run.finished_at - run.started_at).total_seconds())
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "trigger_id": run.trigger_id,
+        "agent": run.agent,
+        "status": run.status.value,
+        "reason": run.reason,
+        "attempt": run.attempt,
+        "node_id": run.node_id,
+        "scheduled_for": iso(run.scheduled_for),
+        "queued_at": iso(run.queued_at),
+        "run_after": iso(run.run_after),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "deadline_at": iso(run.deadline_at),
+        "duration_s": run_duration_s(run),
+        "coalesced": run.coalesced,
+        "payload": run.payload,
+        "output": run.output,
+        "error": run.error,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "cost_usd": run.cost_usd,
+        "model": run.model,
+    }
+
+
+def event_json(event: RunEvent) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "attempt": event.attempt,
+        "node_id": event.node_id,
+        "message": event.message,
+    }
+
+
+def _tokens(run: Run) -> str | None:
+    if run.input_tokens is None and run.output_tokens is None:
+        return None
+    return f"{run.input_tokens or 0}/{run.output_tokens or 0}"
+
+
+def _cost(run: Run) -> str | None:
+    return None if run.cost_usd is None else f"${run.cost_usd:.4f}"
+
+
+def print_runs(runs: Sequence[Run]) -> None:
+    if not runs:
+        say("no runs")
+        return
+    print_table(
+        None,
+        ["ID", "AGENT", "TRIGGER", "STATUS", "ATTEMPT", "SCHEDULED", "DURATION", "TOKENS",
+         "COST"],
+        (
+            [r.id, r.agent, r.trigger_id or "(manual)", r.status.value, r.attempt,
+             r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r)]
+            for r in runs
+        ),
+        no_wrap=["ID", "STATUS", "SCHEDULED"],
+    )
+
+
+def print_run(run: Run, events: Sequence[RunEvent]) -> None:
+    r = run
+    print_fields(f"run {r.id}", [
+        ("id", r.id),
+        ("agent", r.agent),
+        ("trigger", r.trigger_id or "(manual)"),
+        ("status", r.status.value),
+        ("reason", r.reason),
+        ("attempt", r.attempt),
+        ("node", r.node_id),
+        ("scheduled for", r.scheduled_for),
+        ("queued", r.queued_at),
+        ("run after", r.run_after),
+        ("started", r.started_at),
+        ("finished", r.finished_at),
+        ("deadline", r.deadline_at),
+        ("duration", human_duration(run_duration_s(r))),
+        ("coalesced", r.coalesced),
+        ("payload", json.dumps(r.payload, ensure_ascii=False)),
+        ("tokens in/out", _tokens(r)),
+        ("cost", _cost(r)),
+        ("model", r.model),
+        ("output", r.output),
+        ("error", r.error),
+    ])
+    if events:
+        print_table(
+            "events",
+            ["AT", "KIND", "ATTEMPT", "NODE", "MESSAGE"],
+            ([e.at, e.kind, e.attempt, e.node_id, e.message] for e in events),
+            no_wrap=["AT"],
+        )

@@ -1,0 +1,68 @@
+"""``agentcron tokens``: create, list, revoke API tokens.
+
+A token is printed once, by ``create``; only its hash is stored, so a lost token cannot be
+shown again: revoke it and create another.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentcron.cli.common import open_store
+from agentcron.cli.render import emit_json, iso, print_table, say
+
+app = typer.Typer(help="API tokens for the HTTP API and the dashboard.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A name for the token.")],
+    scope: Annotated[str, typer.Option(
+        "--scope", metavar="read|write|admin",
+        help="read: GET only; write: also fire, pause, resume, cancel, retry and change "
+             "triggers; admin: also agents.")] = "read",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a token and print it (the only time it is shown)."""
+    from agentcron.services.access import Access
+
+    token, value = Access(open_store(ctx)).create_token(name, scope)
+    if as_json:
+        emit_json({"name": token.name, "scope": token.scope, "token": value})
+        return
+    say(value)
+    typer.echo(f"token {token.name!r} ({token.scope}) created; it is shown only this once. "
+               f"Use it as 'Authorization: Bearer <token>'.", err=True)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List tokens (names, scopes and last use; never the tokens themselves)."""
+    from agentcron.services.access import Access
+
+    tokens = Access(open_store(ctx)).list_tokens()
+    if as_json:
+        emit_json([{"name": t.name, "scope": t.scope, "created_at": iso(t.created_at),
+                    "last_used_at": iso(t.last_used_at)} for t in tokens])
+    elif not tokens:
+        say("no tokens")
+    else:
+        print_table(None, ["NAME", "SCOPE", "CREATED", "LAST USED"],
+                    ([t.name, t.scope, t.created_at, t.last_used_at] for t in tokens))
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The token's name.")],
+) -> None:
+    """Revoke a token at once (its dashboard sessions end too)."""
+    from agentcron.services.access import Access
+
+    Access(open_store(ctx)).revoke_token(name)
+    say(f"token {name} revoked")

@@ -1,0 +1,153 @@
+"""``agentcron triggers``: add, list, show, next, pause, resume, rm."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from agentcron.cli.common import services
+from agentcron.cli.render import (
+    emit_json,
+    iso,
+    next_fires_json,
+    print_next_fires,
+    print_trigger,
+    print_triggers,
+    say,
+    trigger_json,
+)
+
+app = typer.Typer(help="Triggers: when an agent runs, and with what payload.",
+                  no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TriggerId = Annotated[str, typer.Argument(metavar="TRIGGER_ID", help="Trigger id (tr_...).")]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    agent: Annotated[str, typer.Argument(metavar="AGENT", help="The agent to run.")],
+    cron: Annotated[str | None, typer.Option(
+        "--cron", metavar="EXPR", help="Cron expression, 5 fields (or 6 with seconds).")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", metavar="ZONE", help="IANA time zone for --cron / --at (default UTC).")] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", metavar="DURATION", help="Fixed interval, e.g. 30s, 5m, 1h30m.")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="ISO", help="Fire once at this time.")] = None,
+    webhook: Annotated[bool, typer.Option(
+        "--webhook", help="Fire on signed POSTs to /hooks/ID (prints the secret once).")
+    ] = False,
+    payload: Annotated[str | None, typer.Option(
+        "--payload", metavar="JSON", help="JSON passed to every run.")] = None,
+    overlap: Annotated[str | None, typer.Option(
+        "--overlap", metavar="skip|queue|allow|replace",
+        help="What to do when the previous run is still going (default skip).")] = None,
+    catchup: Annotated[str | None, typer.Option(
+        "--catchup", metavar="DURATION",
+        help="How late a missed time may still fire (default 10m).")] = None,
+    catchup_mode: Annotated[str | None, typer.Option(
+        "--catchup-mode", metavar="coalesce|all",
+        help="Fire missed times once (coalesce, default) or each (all).")] = None,
+    jitter: Annotated[str | None, typer.Option(
+        "--jitter", metavar="DURATION", help="Random delay up to this long.")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--start", metavar="ISO", help="Do not fire before this time.")] = None,
+    end: Annotated[str | None, typer.Option(
+        "--end", metavar="ISO", help="Do not fire after this time.")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="A name, unique per agent.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a trigger; prints its id (and, for --webhook, its secret on a second line)."""
+    from agentcron.services import TriggerInput
+
+    options: dict[str, Any] = {
+        "overlap": overlap, "catchup": catchup, "catchup_mode": catchup_mode,
+        "jitter": jitter,
+    }
+    given = {key: value for key, value in options.items() if value is not None}
+    if payload is not None:
+        given.update(payload=payload, payload_is_json_text=True)
+    spec = TriggerInput(agent=agent, cron=cron, every=every, at=at, tz=tz, start=start,
+                        end=end, name=name, webhook=webhook, **given)
+    trigger, secret = services(ctx).create_trigger(spec, source="cli")
+    if as_json:
+        document = {"id": trigger.id, "next_fire_at": iso(trigger.next_fire_at)}
+        if secret is not None:
+            document.update(secret=secret, url_path=f"/hooks/{trigger.id}")
+        emit_json(document)
+    else:
+        say(trigger.id)
+        if secret is not None:
+            say(secret)
+            typer.echo(f"webhook secret shown only this once; deliveries go to "
+                       f"POST /hooks/{trigger.id}, signed per Standard Webhooks", err=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List triggers with their next fire times."""
+    svc = services(ctx)
+    triggers = [(t, svc.describe(t)) for t in svc.store.list_triggers(agent)]
+    if as_json:
+        emit_json([trigger_json(t, description) for t, description in triggers])
+    else:
+        print_triggers(triggers)
+
+
+@app.command("show")
+def show(ctx: typer.Context, trigger_id: TriggerId, as_json: JsonFlag = False) -> None:
+    """Show a trigger: schedule, next and last fire, pause state, missed fire times."""
+    svc = services(ctx)
+    trigger = svc.get_trigger(trigger_id)
+    description = svc.describe(trigger)
+    if as_json:
+        emit_json(trigger_json(trigger, description))
+    else:
+        print_trigger(trigger, description)
+
+
+@app.command("next")
+def next_(
+    ctx: typer.Context,
+    trigger_id: TriggerId,
+    count: Annotated[int, typer.Option("-n", "--count", help="How many.")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """The next fire times, in the trigger's zone and in UTC."""
+    svc = services(ctx)
+    times = svc.next_fire_times(trigger_id, count)
+    trigger = svc.store.get_trigger(trigger_id)
+    if as_json:
+        emit_json(next_fires_json(trigger, times))
+    else:
+        print_next_fires(trigger, times)
+
+
+@app.command("pause")
+def pause(ctx: typer.Context, trigger_id: TriggerId) -> None:
+    """Stop firing a trigger until it is resumed."""
+    trigger = services(ctx).pause_trigger(trigger_id)
+    say(f"trigger {trigger.id} paused")
+
+
+@app.command("resume")
+def resume(ctx: typer.Context, trigger_id: TriggerId) -> None:
+    """Fire a paused trigger again, from now on (times passed while paused are skipped)."""
+    trigger = services(ctx).resume_trigger(trigger_id)
+    when = iso(trigger.next_fire_at) or "never"
+    say(f"trigger {trigger.id} resumed; next fire at {when}")
+
+
+@app.command("rm")
+def rm(ctx: typer.Context, trigger_id: TriggerId) -> None:
+    """Delete a trigger (its run history stays)."""
+    services(ctx).delete_trigger(trigger_id)
+    say(f"trigger {trigger_id} removed")

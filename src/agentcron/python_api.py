@@ -1,0 +1,103 @@
+"""The Python API: declare agents with a decorator and triggers in code, then run a node
+in-process (or from ``agentcron serve`` on other hosts: decorated functions are stored by
+import path, so any node that can import the module can run them).
+
+    from agentcron import Agentcron, RunContext
+
+    app = Agentcron("postgresql://localhost/agentcron")
+
+    @app.agent(max_concurrency=2, timeout="2m")
+    async def summarise(ctx: RunContext) -> str:
+        ...
+
+    app.schedule("summarise", cron="0 9 * * 1-5", tz="Europe/Berlin", name="mornings")
+
+    if __name__ == "__main__":
+        app.run()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from agentcron.engine.settings import NodeSettings, settings_from_env
+from agentcron.executors import AgentRegistry
+from agentcron.models import AgentSpec
+from agentcron.server import open_store, run_node
+from agentcron.services import Duration, Services, TriggerInput, with_default_name
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SOURCE = "code"
+
+
+class Agentcron:
+    def __init__(self, db: str | None = None, **settings: Any) -> None:
+        base = settings_from_env()
+        self.settings: NodeSettings = base.with_overrides(database_url=db, **settings)
+        self.registry = AgentRegistry()
+        self._agents: list[tuple[str, dict[str, Any]]] = []
+        self._triggers: list[TriggerInput] = []
+
+    def agent(self, name: str | None = None, *, max_concurrency: int = 1,
+              timeout: Duration = "5m", max_attempts: int = 3,
+              zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
+              description: str | None = None, budget: dict[str, Any] | None = None,
+              on_budget: str | None = None) -> Callable[[F], F]:
+        """Register a function (sync or async, taking a RunContext or nothing) as an
+        agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
+        ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
+        reports what it spent with ``ctx.record_usage``."""
+
+        def decorate(fn: F) -> F:
+            target = f"{fn.__module__}:{fn.__qualname__}"
+            self.registry.register(target, fn)
+            self._agents.append((name or fn.__name__, {
+                "target": target, "max_concurrency": max_concurrency, "timeout": timeout,
+                "max_attempts": max_attempts, "zombie_timeout": zombie_timeout,
+                "retry_backoff": retry_backoff,
+                "description": description or (fn.__doc__ or "").strip() or None,
+                "budget": budget, "on_budget": on_budget,
+            }))
+            return fn
+
+        return decorate
+
+    def schedule(self, agent: str, *, name: str | None = None, **trigger: Any) -> None:
+        """Declare a trigger (``cron=``/``every=``/``at=``, ``tz``, ``payload``, ``overlap``,
+        ``catchup``, ``catchup_mode``, ``jitter``, ``start``, ``end``). Synced by (agent,
+        name) when the app starts, like the agents file."""
+        self._triggers.append(TriggerInput(agent=agent, name=name, **trigger))
+
+    def sync(self) -> dict[str, int]:
+        """Write the declared agents and triggers (validated first; all or nothing)."""
+        store = open_store(self.settings.database_url)
+        try:
+            services = Services(store)
+            now = services.now()
+            specs: list[AgentSpec] = []
+            for agent_name, options in self._agents:
+                target = options.pop("target")
+                specs.append(services.build_agent(agent_name, "python", {"target": target},
+                                                  source=SOURCE, **options))
+                options["target"] = target
+            rows = [services.build_trigger(with_default_name(t), now, source=SOURCE)
+                    for t in self._triggers]
+            return store.apply_declared(SOURCE, specs, rows, now)
+        finally:
+            store.close()
+
+    def fire(self, agent: str, payload: Any = None) -> str:
+        """Queue a run now; returns its id."""
+        store = open_store(self.settings.database_url)
+        try:
+            return store.fire_now(agent, payload)
+        finally:
+            store.close()
+
+    def run(self) -> int:
+        """Sync, then run a node in this process until SIGTERM/SIGINT (then drain)."""
+        self.sync()
+        return run_node(self.settings, registry=self.registry)
+

@@ -1,0 +1,1 @@
+"""Pure rules: budgets, pricing, retry delays and identifiers. No I/O, no clock reads."""

@@ -1,0 +1,231 @@
+"""``agentcron serve``: open the store, sync the agents file, run a node (and its HTTP
+API in the same event loop) until SIGTERM/SIGINT, then drain.
+
+The first signal drains gracefully (guarantee 4); a second one exits at once.
+
+API access on a fresh install: when no API token exists at all, a node serving on a
+loopback address creates one admin token named ``local-admin`` and prints it once on
+stdout (logs go to stderr and never carry it), so the dashboard at the printed address can
+be signed in to; only someone at this machine can reach it. A node serving on any other
+address refuses to start until a token exists (``agentcron tokens create``): an open API on
+a network would let anyone run agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agentcron.engine.clock import Clock, DatabaseClock
+from agentcron.engine.metrics import EngineMetrics
+from agentcron.engine.node import Node
+from agentcron.engine.settings import NodeSettings
+from agentcron.errors import AgentcronError, ConflictError, ValidationError
+from agentcron.executors import AgentRegistry, Executors
+from agentcron.logs import configure_logging
+from agentcron.services import Services
+from agentcron.services.agents_file import load_agents_file
+from agentcron.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+def open_store(url: str, *, pool_size: int = 5) -> Store:
+    """Open the store. A brand-new SQLite database (no schema at all) is created on the
+    spot, so the embedded default works out of the box; any other database must be
+    migrated with ``agentcron db upgrade`` (raises DatabaseNotMigratedError otherwise)."""
+    from agentcron.store import migrate
+
+    store = Store(url, pool_size=pool_size)
+    if store.backend == "sqlite" and migrate.current_revision(store.engine) is None:
+        store.upgrade()
+    store.ensure_migrated()
+    return store
+
+
+LOCAL_ADMIN = "local-admin"
+
+
+class NoTokenError(AgentcronError):
+    """Serving the API beyond loopback with no token to protect it."""
+
+
+class ApiStartError(AgentcronError):
+    """The HTTP API could not start (e.g. its port is taken)."""
+
+
+def prepare_api_access(store: Store, host: str) -> str | None:
+    """Refuse an open API on a network address; on loopback, create the first admin token
+    if there is none. Returns a token to show once, or None."""
+    from agentcron.services.access import Access, is_loopback_host
+
+    access = Access(store)
+    if access.has_tokens():
+        return None
+    if not is_loopback_host(host):
+        raise NoTokenError(
+            f"refusing to serve the API on {host} with no API token: anyone who can reach "
+            "it could run agents. Create one first: `agentcron tokens create NAME --scope "
+            "admin` (same --db), or serve on 127.0.0.1, or use --no-api")
+    try:
+        return access.create_token(LOCAL_ADMIN, "admin")[1]
+    except ConflictError:  # another node on this database made it first
+        return None
+
+
+CLOCK_OFFSET_ENV = "AGENTCRON_CLOCK_OFFSET_S"
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Clock | None:
+    """Fault injection, not a setting: ``AGENTCRON_CLOCK_OFFSET_S=300`` makes every clock
+    read of this node's own (the engine's ``local_now`` and the time the http and llm agents
+    sign and time requests with) 5 minutes ahead, ``-300`` behind, as on a host whose clock
+    is wrong. What fires when is decided by the database's clock, so it changes nothing there
+    (the chaos suite's ``skew`` scenario checks it)."""
+    raw = (os.environ if environ is None else environ).get(CLOCK_OFFSET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        offset = float(raw)
+    except ValueError:
+        raise ValidationError(CLOCK_OFFSET_ENV, f"{raw!r} is not a number of seconds",
+                              "e.g. 300 or -300") from None
+    log.warning("clock_offset_injected", offset_s=offset)
+    return DatabaseClock(local_offset_s=offset)
+
+
+def run_node(settings: NodeSettings, config_path: str | Path | None = None,
+             registry: AgentRegistry | None = None, clock: Clock | None = None) -> int:
+    """Run a node until a signal; returns the process exit code."""
+    configure_logging()
+    settings = settings.validate()
+    clock = clock or clock_from_env()
+    store = open_store(settings.database_url, pool_size=max(5, settings.max_inflight // 200))
+    api_store: Store | None = None
+    try:
+        first_token = prepare_api_access(store, settings.host) if settings.api else None
+        if config_path is not None:
+            report = Services(store).sync_agents_file(load_agents_file(config_path))
+            log.info("agents_file_synced", path=str(config_path), **report)
+        executors = Executors(registry, thread_pool_size=settings.thread_pool_size,
+                              clock=clock.local_now if clock is not None else None)
+        metrics = EngineMetrics()
+        node = Node(store, settings, executors, clock=clock, metrics=metrics)
+        if settings.api:
+            # Its own small pool, so API traffic never holds the engine's connections.
+            api_store = Store(settings.database_url, pool_size=3)
+        code = asyncio.run(_serve(node, settings, store, api_store, metrics, first_token))
+    finally:
+        if api_store is not None:
+            api_store.close()
+        store.close()
+    _exit_past_stuck_threads(code)
+    return code
+
+
+def _exit_past_stuck_threads(code: int) -> None:
+    """A sync Python agent that ignores cancellation keeps its worker thread, and the
+    interpreter would wait for it at exit. The node has drained and released its runs by
+    now, so nothing is lost by not waiting."""
+    import threading
+
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        log.warning("exiting_past_agent_threads", threads=len(stuck))
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _quiet_server_class() -> type:
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn that leaves signals to the node: its own capture would swallow the first
+        SIGTERM and re-raise it after shutdown, which reads as a second signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            yield
+
+    return QuietServer
+
+
+async def _start_api(server: Any, settings: NodeSettings) -> asyncio.Task[None]:
+    """Start uvicorn and wait until it listens, before the node takes any work: a node
+    whose API cannot bind (port in use) stops here with an error instead of running
+    without its API."""
+
+    async def serve() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn's way to report a failed startup
+            await server.serve()
+
+    task = asyncio.create_task(serve())
+    while not server.started:
+        if task.done():
+            raise ApiStartError(f"cannot serve the API on {settings.host}:{settings.port} "
+                                "(see the error above: is the port in use?)")
+        await asyncio.sleep(0.02)
+    return task
+
+
+async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: Store | None,
+                 metrics: EngineMetrics, first_token: str | None) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("signal_received", signal=signal.Signals(signum).name, action="draining",
+                     node_id=node.id, drain_timeout_s=settings.drain_timeout_s)
+            stop.set()
+        else:
+            log.warning("second_signal", action="exiting now", node_id=node.id)
+            os._exit(1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    server_task: asyncio.Task[None] | None = None
+    server = None
+    if settings.api:
+        import uvicorn
+
+        from agentcron.api.app import create_app
+
+        app = create_app(api_store or store, node.id, metrics=metrics,
+                         metrics_public=settings.metrics_public,
+                         webhook_max_bytes=settings.webhook_max_bytes)
+        # No access log: it would print URLs, and a URL is no place for anything secret.
+        config = uvicorn.Config(app, host=settings.host, port=settings.port,
+                                log_level="warning", lifespan="off", access_log=False)
+        server = _quiet_server_class()(config)
+        server_task = await _start_api(server, settings)
+    await node.start()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    where = (f"dashboard and API at http://{host}:{settings.port}/" if settings.api
+             else "no HTTP API")
+    print(f"agentcron node {node.id} running ({where}; db {store.engine.url!r}); "
+          "Ctrl-C to drain and stop", file=sys.stderr, flush=True)
+    if first_token is not None:
+        print(f"No API token existed, so an admin token named {LOCAL_ADMIN!r} was created. "
+              f"Sign in at http://{host}:{settings.port}/ with it; it is shown only this "
+              f"once:\n\n    {first_token}\n\n(revoke it with `agentcron tokens revoke "
+              f"{LOCAL_ADMIN}`)", flush=True)
+    await stop.wait()
+    await node.drain()
+    if server is not None and server_task is not None:
+        server.should_exit = True
+        await server_task
+    return 0

@@ -1,0 +1,130 @@
+"""Who may use the HTTP API: API tokens, their scopes, and dashboard sessions.
+
+Rules (shared by ``agentcron tokens`` and the API):
+
+- a token is ``act_`` + 43 URL-safe characters (256 random bits). It is shown once, when
+  created; the database keeps only its SHA-256. A plain hash (no salt, no slow KDF) is
+  enough here because the token is random and long: there is nothing to guess from it;
+- scopes are ordered: ``read`` (GET anything) < ``write`` (fire, pause, resume, cancel,
+  retry, change triggers) < ``admin`` (agents, which run code on the nodes);
+- a dashboard sign-in creates a session: a random cookie value (only its hash is stored)
+  and a per-session CSRF token; revoking the token ends its sessions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from agentcron.errors import ValidationError
+from agentcron.services.validate import check_name
+from agentcron.store import Store
+from agentcron.store.tokens import ApiToken
+
+TOKEN_PREFIX = "act_"
+_TOKEN_SHAPE = re.compile(r"^act_[A-Za-z0-9_\-]{43}$")
+_SESSION_SHAPE = re.compile(r"^[A-Za-z0-9_\-]{43}$")
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+_RANK = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
+
+
+def scope_allows(have: str, need: Scope) -> bool:
+    try:
+        return _RANK[Scope(have)] >= _RANK[need]
+    except ValueError:
+        return False
+
+
+def looks_like_token(value: str) -> bool:
+    """True for a string shaped like an API token (``act_`` + 43 URL-safe characters)."""
+    return bool(_TOKEN_SHAPE.match(value.strip()))
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for hosts only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Access:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- tokens -------------------------------------------------------------------------
+
+    def create_token(self, name: str, scope: str, now: datetime | None = None
+                     ) -> tuple[ApiToken, str]:
+        """Create a token; returns it with the one copy of its secret value."""
+        check_name(name, "name")
+        try:
+            chosen = Scope(scope)
+        except ValueError:
+            allowed = "|".join(s.value for s in Scope)
+            raise ValidationError("scope", f"{scope!r} is not one of {allowed}",
+                                  f"use one of {allowed}") from None
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        saved = self.store.create_token(name, chosen.value, hash_secret(token), now)
+        return saved, token
+
+    def list_tokens(self) -> list[ApiToken]:
+        return self.store.list_tokens()
+
+    def revoke_token(self, name: str) -> None:
+        self.store.revoke_token(name)
+
+    def has_tokens(self) -> bool:
+        return self.store.count_tokens() > 0
+
+    def authenticate(self, token: str, now: datetime | None = None) -> ApiToken | None:
+        """The token's record, or None for anything that is not a live token."""
+        if not _TOKEN_SHAPE.match(token):
+            return None
+        return self.store.token_by_hash(hash_secret(token), now)
+
+    # -- dashboard sessions -------------------------------------------------------------
+
+    def start_session(self, token: ApiToken, now: datetime) -> tuple[str, str]:
+        """(cookie value, CSRF token) for a new dashboard session of ``token``."""
+        cookie = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        self.store.create_session(hash_secret(cookie), token.name, csrf,
+                                  now + SESSION_LIFETIME, now)
+        return cookie, csrf
+
+    def session(self, cookie: str, now: datetime | None = None
+                ) -> tuple[ApiToken, str] | None:
+        """(token, CSRF token) of a live session, else None."""
+        if not _SESSION_SHAPE.match(cookie):
+            return None
+        return self.store.session_by_hash(hash_secret(cookie), now)
+
+    def end_session(self, cookie: str) -> None:
+        if _SESSION_SHAPE.match(cookie):
+            self.store.delete_session(hash_secret(cookie))

@@ -1,0 +1,170 @@
+"""The declarative agents file (TOML): agents with their triggers, synced on ``serve``
+like a crontab that knows about agents.
+
+    [agents.summarise]
+    python = "myhub.agents:summarise"
+    max_concurrency = 2
+    timeout = "2m"
+
+    [[agents.summarise.triggers]]
+    name = "weekday-mornings"
+    cron = "0 9 * * 1-5"
+    tz = "Europe/Berlin"
+    payload = { channel = "#news" }
+
+    [agents.digest]                       # an llm agent: the value of `llm` is the model
+    llm = "gpt-4o-mini"
+    base_url = "https://api.openai.com/v1"
+    api_key_env = "OPENAI_API_KEY"        # the NAME of the variable, never the key
+    prompt = "Summarise for {{ channel }}: {{ text }}"
+    budget = { usd_per_day = 2.0, tokens_per_month = 5_000_000, tz = "Europe/Berlin" }
+    on_budget = "pause"                   # or "skip" (the default)
+
+    [prices."gpt-4o-mini"]                # USD per million tokens
+    input_per_mtok = 0.15
+    output_per_mtok = 0.60
+
+Errors name the place in the file, e.g. ``agents.summarise.triggers[0].cron``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from agentcron.errors import ValidationError
+
+
+class TriggerEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    cron: str | None = None
+    every: str | int | float | None = None
+    at: str | None = None
+    tz: str | None = None
+    payload: Any = None
+    overlap: str = "skip"
+    catchup: str | int | float = "10m"
+    catchup_mode: str = "coalesce"
+    jitter: str | int | float = 0
+    start: str | None = None
+    end: str | None = None
+    paused: bool = False
+
+
+class AgentEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    python: str | None = None
+    command: str | list[str] | None = None
+    http: str | None = None
+    secret: str | None = None
+    headers: dict[str, str] | None = None
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    max_concurrency: int = 1
+    timeout: str | int | float = "5m"
+    max_attempts: int = 3
+    zombie_timeout: str | int | float | None = None
+    retry_backoff: str | int | float = "2s"
+    description: str | None = None
+    # llm agents: `llm` is the model; the rest of their settings (see agents.llm_config)
+    llm: str | None = None
+    base_url: str | None = None
+    prompt: str | None = None
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_key_env: str | None = None
+    # any agent: spending limits (see agentcron.rules.budgets)
+    budget: dict[str, Any] | None = None
+    on_budget: str | None = None
+    triggers: list[TriggerEntry] = Field(default_factory=list)
+
+    def kind_and_config(self, where: str) -> tuple[str, dict[str, Any]]:
+        kinds = [k for k in ("python", "command", "http", "llm") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValidationError(
+                f"{where}.kind",
+                "no agent kind given" if not kinds else f"{' and '.join(kinds)} given together",
+                "give exactly one of python = 'module:function', command = '...', "
+                "http = 'https://...' or llm = 'model-name'",
+            )
+        llm_only = [k for k in _LLM_SETTINGS if getattr(self, k) is not None]
+        if self.llm is not None:
+            return "llm", {"model": self.llm, **{k: getattr(self, k) for k in llm_only}}
+        if llm_only:
+            raise ValidationError(f"{where}.{llm_only[0]}", f"does not apply to a {kinds[0]} "
+                                  "agent", "it is a setting of llm agents (llm = 'model')")
+        if self.python is not None:
+            return "python", {"target": self.python}
+        if self.command is not None:
+            config: dict[str, Any] = (
+                {"argv": self.command} if isinstance(self.command, list)
+                else {"command": self.command}
+            )
+            if self.env is not None:
+                config["env"] = self.env
+            if self.cwd is not None:
+                config["cwd"] = self.cwd
+            return "command", config
+        http: dict[str, Any] = {"url": self.http}
+        if self.secret is not None:
+            http["secret"] = self.secret
+        if self.headers is not None:
+            http["headers"] = self.headers
+        return "http", http
+
+
+_LLM_SETTINGS = ("base_url", "prompt", "system", "temperature", "max_tokens", "api_key_env")
+
+
+class PriceEntry(BaseModel):
+    """``[prices."model-name"]``: USD per million input and output tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+class AgentsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agents: dict[str, AgentEntry] = Field(default_factory=dict)
+    prices: dict[str, PriceEntry] = Field(default_factory=dict)
+
+
+def load_agents_file(path: str | Path) -> AgentsFile:
+    """Parse and shape-check the file. Values (cron, durations ...) are checked by the
+    services when the file is synced."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError("config", f"{path} does not exist",
+                              "give the path of an agents TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError("config", f"{path} is not valid TOML: {exc}") from None
+    try:
+        return AgentsFile.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = _location(first["loc"])
+        raise ValidationError(f"{path}: {where}", first["msg"].lower(),
+                              "see examples/agents.toml for the format") from None
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part not in ("str", "int", "float", "list[str]"):
+            text += ("." if text else "") + str(part)
+    return text

@@ -1,0 +1,212 @@
+"""A whole node in-process against a real database: fire -> claim -> execute -> record,
+retries, timeouts, cancellation and drain. Waits are on conditions, never fixed sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from agentcron.engine.node import Node
+from agentcron.engine.settings import NodeSettings
+from agentcron.executors import Executors
+from agentcron.models import Run, RunStatus
+from agentcron.services import Services, TriggerInput
+from agentcron.store import HeartbeatResult, RunFilter, Store
+
+
+def _settings(store: Store, **overrides: Any) -> NodeSettings:
+    base = NodeSettings(database_url=store.url, heartbeat_interval_s=0.2,
+                        poll_interval_s=0.05, zombie_timeout_s=2.0, drain_timeout_s=2.0,
+                        api=False, sweep_interval_s=0.2)
+    return base.with_overrides(**overrides)
+
+
+def _agent(store: Store, name: str, target: str, **kwargs: Any) -> None:
+    services = Services(store)
+    services.add_agent(services.build_agent(name, "python", {"target": target}, **kwargs))
+
+
+async def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _runs(store: Store, agent: str) -> list[Run]:
+    return store.list_runs(RunFilter(agent=agent), limit=1000)
+
+
+def _run_node(store: Store, scenario: Callable[[Node], Any], **settings: Any) -> None:
+    async def main() -> None:
+        node = Node(store, _settings(store, **settings), Executors())
+        await node.start()
+        try:
+            await scenario(node)
+        finally:
+            if not node.drained.is_set():
+                await node.drain()
+
+    asyncio.run(main())
+
+
+def test_a_trigger_fires_runs_and_records_output_and_usage(store: Store) -> None:
+    _agent(store, "u", "tests.support.agents:usage")
+    Services(store).add_trigger(TriggerInput(agent="u", every="1s"))
+
+    async def scenario(node: Node) -> None:
+        runs = await _wait(lambda: [r for r in _runs(store, "u")
+                                    if r.status is RunStatus.SUCCEEDED], what="a success")
+        run = runs[0]
+        assert run.output == "used tokens" and run.node_id == node.id
+        assert (run.input_tokens, run.output_tokens, run.model) == (100, 20, "test-model")
+        assert run.cost_usd is not None and abs(run.cost_usd - 0.0012) < 1e-9
+
+    _run_node(store, scenario)
+
+
+def test_a_retryable_failure_is_retried_as_the_next_attempt(store: Store) -> None:
+    _agent(store, "f", "tests.support.agents:flaky", retry_backoff="0.05s")
+    run_id = store.fire_now("f", None)
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.SUCCEEDED,
+                    what="success on retry")
+        run = store.get_run(run_id)
+        assert run.attempt == 2 and run.output == "ok on attempt 2"
+        assert [e.kind for e in store.run_history(run_id)] == ["retry"]
+
+    _run_node(store, scenario)
+
+
+def test_a_permanent_error_fails_without_retry(store: Store) -> None:
+    _agent(store, "b", "tests.support.agents:broken", max_attempts=5)
+    run_id = store.fire_now("b", None)
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.FAILED, what="failure")
+        run = store.get_run(run_id)
+        assert run.attempt == 1 and "never works" in (run.error or "")
+
+    _run_node(store, scenario)
+
+
+def test_a_run_past_its_timeout_is_stopped_and_retried_then_failed(store: Store) -> None:
+    _agent(store, "s", "tests.support.agents:async_sleepy", timeout="0.2s",
+           max_attempts=2, retry_backoff="0.05s")
+    run_id = store.fire_now("s", {"seconds": 30})
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.FAILED, what="timeout")
+        run = store.get_run(run_id)
+        assert run.attempt == 2 and "timed out" in (run.error or "")
+
+    _run_node(store, scenario)
+
+
+def test_cancelling_a_running_run_stops_the_agent(store: Store) -> None:
+    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+    run_id = store.fire_now("s", {"seconds": 60})
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        store.cancel_run(run_id)
+        await _wait(lambda: run_id not in node.dispatcher.inflight, what="the agent to stop")
+        assert store.get_run(run_id).status is RunStatus.CANCELLED
+
+    _run_node(store, scenario)
+
+
+def test_drain_lets_short_runs_finish(store: Store) -> None:
+    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+    run_id = store.fire_now("s", {"seconds": 0.5})
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        await node.drain()
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.SUCCEEDED and run.attempt == 1
+        assert store.list_nodes() == []
+
+    _run_node(store, scenario, drain_timeout_s=10.0)
+
+
+class _BeatDuringRelease(Store):
+    """A real store that lines a heartbeat up with drain's release: once the node is
+    draining, the next beat starts before release and then waits (up to 0.5 s) for release
+    to commit before it writes."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.draining = threading.Event()
+        self.beat_started = threading.Event()
+        self.released = threading.Event()
+
+    def set_draining(self, node_id: str) -> None:
+        super().set_draining(node_id)
+        self.draining.set()
+        self.beat_started.wait(2.0)
+
+    def heartbeat(self, node_id: str, inflight: list[tuple[str, int]],
+                  now: datetime | None = None) -> HeartbeatResult:
+        if self.draining.is_set() and not self.beat_started.is_set():
+            self.beat_started.set()
+            self.released.wait(0.5)
+        return super().heartbeat(node_id, inflight, now)
+
+    def release(self, node_id: str, now: datetime | None = None) -> list[str]:
+        try:
+            return super().release(node_id, now)
+        finally:
+            self.released.set()
+
+
+def test_a_beat_racing_the_drain_does_not_register_the_node_again(store: Store) -> None:
+    """Regression: a heartbeat in flight while drain's release deleted the node row found
+    no row, registered the node again and left a stale row behind."""
+    racing = _BeatDuringRelease(store.url)
+    try:
+        _run_node(racing, lambda node: node.drain())
+        assert racing.beat_started.is_set()  # the interleaving did happen
+        assert store.list_nodes() == []
+    finally:
+        racing.close()
+
+
+def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(
+    store: Store,
+) -> None:
+    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+    run_id = store.fire_now("s", {"seconds": 60})
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        await node.drain()
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.QUEUED and run.attempt == 0 and run.node_id is None
+        assert [e.kind for e in store.run_history(run_id)] == ["released"]
+
+    _run_node(store, scenario, drain_timeout_s=0.3)
+
+
+def test_node_statement_per_heartbeat_does_not_grow_with_runs(store: Store) -> None:
+    _agent(store, "s", "tests.support.agents:async_sleepy", max_concurrency=50, timeout="1m")
+    for _ in range(30):
+        store.fire_now("s", {"seconds": 30})
+
+    async def scenario(node: Node) -> None:
+        await _wait(lambda: len(node.dispatcher.inflight) == 30, what="30 runs in flight")
+        with store.count_statements(this_thread_only=True) as statements:
+            beat = node.heartbeat.run_once()  # in this thread, so only its statements count
+        assert beat.known and beat.revoked == []
+        assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 1
+
+    _run_node(store, scenario, drain_timeout_s=0.1)

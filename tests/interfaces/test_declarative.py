@@ -1,0 +1,134 @@
+"""The agents file and the Python API: declared agents and triggers are validated whole,
+then synced in one transaction; re-syncing keeps each trigger's place in its schedule."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcron.errors import ValidationError
+from agentcron.services import Services
+from agentcron.services.agents_file import load_agents_file
+from agentcron.store import Store
+from tests.conftest import T0
+from tests.support.helpers import add_trigger, wait_until
+from tests.support.procs import REPO
+
+EXAMPLE = REPO / "examples" / "agents.toml"
+
+
+def test_the_example_file_syncs(store: Store) -> None:
+    report = Services(store).sync_agents_file(load_agents_file(EXAMPLE), now=T0)
+    assert report == {"agents": 3, "created": 4, "updated": 0, "removed": 0}
+    assert {a.name for a in store.list_agents()} == {"hello", "system-report", "uptime"}
+    names = {(t.agent, t.name) for t in store.list_triggers()}
+    assert ("hello", "every-10s") in names and ("uptime", "every-30s") in names
+
+
+def test_resync_keeps_next_fire_times_and_applies_changes(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text(textwrap.dedent("""
+        [agents.a]
+        command = "true"
+        [[agents.a.triggers]]
+        name = "t"
+        every = "1m"
+        [[agents.a.triggers]]
+        name = "gone-later"
+        cron = "@hourly"
+    """))
+    services = Services(store)
+    services.sync_agents_file(load_agents_file(path), now=T0)
+    before = {t.name: t for t in store.list_triggers()}
+    manual = add_trigger(store, T0, agent="a", every="5m")  # made with the CLI: untouched
+    path.write_text(textwrap.dedent("""
+        [agents.a]
+        command = "true"
+        max_concurrency = 4
+        [[agents.a.triggers]]
+        name = "t"
+        every = "1m"
+        payload = {v = 2}
+    """))
+    report = services.sync_agents_file(load_agents_file(path), now=T0 + timedelta(seconds=20))
+    assert report == {"agents": 1, "created": 0, "updated": 1, "removed": 1}
+    after = {t.name: t for t in store.list_triggers()}
+    assert set(after) == {"t", None}
+    assert after["t"].id == before["t"].id
+    assert after["t"].next_fire_at == before["t"].next_fire_at  # same schedule: same place
+    assert after["t"].payload == {"v": 2}
+    assert store.get_agent("a").max_concurrency == 4
+    assert store.get_trigger(manual.id).every_s == 300
+
+
+def test_a_bad_entry_names_its_place_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text(textwrap.dedent("""
+        [agents.ok]
+        command = "true"
+        [[agents.ok.triggers]]
+        every = "1m"
+        [agents.bad]
+        command = "true"
+        [[agents.bad.triggers]]
+        cron = "61 * * * *"
+    """))
+    with pytest.raises(ValidationError) as info:
+        Services(store).sync_agents_file(load_agents_file(path), now=T0)
+    assert info.value.field == "agents.bad.triggers[0].cron"
+    assert store.list_agents() == [] and store.list_triggers() == []
+
+
+def test_unknown_keys_are_refused_with_their_location(tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text('[agents.a]\ncommand = "true"\nmax_concurency = 2\n')
+    with pytest.raises(ValidationError) as info:
+        load_agents_file(path)
+    assert "agents.a.max_concurency" in info.value.field
+
+
+@pytest.mark.slow
+def test_python_api_runs_a_decorated_agent_in_process(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    script = tmp_path / "hub.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from agentcron import Agentcron, RunContext
+
+        app = Agentcron("sqlite:///{tmp_path}/hub.db", api=False, poll_interval_s=0.1)
+
+        @app.agent(max_concurrency=1, timeout="10s")
+        def greet(ctx: RunContext) -> str:
+            with Path({str(ledger)!r}).open("a") as f:
+                f.write(f"{{ctx.run_id}} {{ctx.payload['who']}}\\n")
+            return "hi " + ctx.payload["who"]
+
+        app.schedule("greet", every="1s", payload={{"who": "api"}}, name="fast")
+
+        if __name__ == "__main__":
+            sys.exit(app.run())
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(tmp_path)]))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: ledger.exists() and "api" in ledger.read_text(), timeout=30,
+                   message="the decorated agent to run")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = Store(f"sqlite:///{tmp_path}/hub.db")
+    [agent] = store.list_agents()
+    assert agent.config["target"] == "__main__:greet" and agent.source == "code"
+    assert any(r.output == "hi api" for r in store.list_runs())
+    store.close()
