@@ -1,7 +1,8 @@
 """Request and response bodies of the API (they make the OpenAPI schema). Responses are
-built from the same JSON documents the CLI prints with ``--json`` (``cli_render``), so the
-two never disagree. Request bodies only check types; every rule about values is the
-service layer's."""
+built from the same JSON documents the CLI prints with ``--json``
+(``agentcron.services.documents``), so the two never disagree; each response model declares
+exactly its document's keys (``tests/interfaces/test_documents.py`` fails when they drift).
+Request bodies only check types; every rule about values is the service layer's."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentcron.cli.render import (
+from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+from agentcron.services.documents import (
     agent_json,
-    event_json,
-    iso,
     next_fires_json,
+    node_json,
+    run_detail_json,
     run_json,
     trigger_json,
 )
-from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
 
 Number = int | float
 Duration = str | Number
@@ -65,6 +66,7 @@ class AgentOut(BaseModel):
     description: str | None
     source: str
     created_at: str | None
+    budget: dict[str, Any] | None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -218,7 +220,7 @@ class RunDetail(RunOut):
 
     @classmethod
     def with_events(cls, run: Run, events: list[RunEvent]) -> RunDetail:
-        return cls(**run_json(run), events=[EventOut(**event_json(e)) for e in events])
+        return cls(**run_detail_json(run, events))
 
 
 class RunsPage(BaseModel):
@@ -248,10 +250,7 @@ class NodeOut(BaseModel):
 
     @classmethod
     def of(cls, node: Node, alive: bool) -> NodeOut:
-        return cls(id=node.id, hostname=node.hostname, pid=node.pid,
-                   started_at=iso(node.started_at), heartbeat_at=iso(node.heartbeat_at),
-                   zombie_timeout_s=node.zombie_timeout_s, draining=node.draining,
-                   alive=alive, running=node.running)
+        return cls(**node_json(node, alive))
 
 
 class LagOut(BaseModel):

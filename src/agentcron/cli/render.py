@@ -1,9 +1,10 @@
 """Output for the command line: JSON documents for scripts and Rich tables for people.
 
-JSON: one document on stdout, stable keys in a fixed order, datetimes ISO 8601 in UTC
-(``2026-01-05T12:00:00Z``), durations in seconds. Tables: Rich, as wide as the terminal, or
-160 columns when stdout is not a terminal so a pipe (or a test) reads whole columns. Values
-from the database are printed as plain text, never parsed as Rich markup.
+JSON: one document on stdout, as ``agentcron.services.documents`` builds it (the same
+documents the HTTP API answers with; they are re-exported here so a command takes all its
+output from one module). Tables: Rich, as wide as the terminal, or 160 columns when stdout
+is not a terminal so a pipe (or a test) reads whole columns. Values from the database are
+printed as plain text, never parsed as Rich markup.
 """
 
 from __future__ import annotations
@@ -17,26 +18,54 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from agentcron.rules.budgets import budget_to_json
 from agentcron.schedule.durations import format_duration
+from agentcron.services.documents import (
+    agent_json,
+    event_json,
+    iso,
+    masked_config,
+    next_fires_json,
+    run_detail_json,
+    run_duration_s,
+    run_json,
+    trigger_json,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from agentcron.models import AgentSpec, Run, RunEvent, Trigger
 
+__all__ = [
+    "PIPE_WIDTH",
+    "agent_json",
+    "agent_target",
+    "console",
+    "emit_json",
+    "event_json",
+    "human_duration",
+    "human_time",
+    "iso",
+    "next_fires_json",
+    "print_agents",
+    "print_fields",
+    "print_next_fires",
+    "print_run",
+    "print_runs",
+    "print_table",
+    "print_trigger",
+    "print_triggers",
+    "run_detail_json",
+    "run_duration_s",
+    "run_json",
+    "say",
+    "trigger_json",
+]
+
 PIPE_WIDTH = 160
-_SECRET_MASK = "********"
 
 
 # -- primitives ---------------------------------------------------------------------------
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, or None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def human_time(value: datetime | None, zone: str | None = None) -> str:
@@ -126,31 +155,6 @@ def _cell(value: Any) -> str:
 # -- agents -------------------------------------------------------------------------------
 
 
-def agent_json(agent: AgentSpec) -> dict[str, Any]:
-    return {
-        "name": agent.name,
-        "kind": agent.kind.value,
-        "config": _masked_config(agent.config),
-        "max_concurrency": agent.max_concurrency,
-        "timeout_s": agent.timeout_s,
-        "max_attempts": agent.max_attempts,
-        "zombie_timeout_s": agent.zombie_timeout_s,
-        "retry_backoff_s": agent.retry_backoff_s,
-        "description": agent.description,
-        "source": agent.source,
-        "created_at": iso(agent.created_at),
-        "budget": budget_to_json(agent.budget),
-    }
-
-
-def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as shown: an HTTP agent's signing secret is never printed."""
-    shown = dict(config)
-    if shown.get("secret"):
-        shown["secret"] = _SECRET_MASK
-    return shown
-
-
 def agent_target(agent: AgentSpec) -> str:
     config = agent.config
     if "target" in config:
@@ -163,7 +167,7 @@ def agent_target(agent: AgentSpec) -> str:
         import shlex
 
         return shlex.join(config["argv"])
-    return json.dumps(_masked_config(config))
+    return json.dumps(masked_config(config))
 
 
 def print_agents(agents: Sequence[AgentSpec]) -> None:
@@ -183,35 +187,6 @@ def print_agents(agents: Sequence[AgentSpec]) -> None:
 
 
 # -- triggers -----------------------------------------------------------------------------
-
-
-def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
-    return {
-        "id": trigger.id,
-        "agent": trigger.agent,
-        "name": trigger.name,
-        "kind": trigger.kind.value,
-        "description": description,
-        "cron": trigger.cron,
-        "timezone": trigger.timezone,
-        "every_s": trigger.every_s,
-        "at": iso(trigger.at),
-        "anchor_at": iso(trigger.anchor_at),
-        "start_at": iso(trigger.start_at),
-        "end_at": iso(trigger.end_at),
-        "jitter_s": trigger.jitter_s,
-        "payload": trigger.payload,
-        "overlap": trigger.overlap.value,
-        "catchup_window_s": trigger.catchup_window_s,
-        "catchup_mode": trigger.catchup_mode.value,
-        "paused": trigger.paused,
-        "next_fire_at": iso(trigger.next_fire_at),
-        "last_fired_at": iso(trigger.last_fired_at),
-        "missed_count": trigger.missed_count,
-        "last_missed_at": iso(trigger.last_missed_at),
-        "created_at": iso(trigger.created_at),
-        "source": trigger.source,
-    }
 
 
 def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
@@ -272,17 +247,6 @@ def _both_zones(value: datetime | None, zone: str) -> str:
     return f"{human_time(value, zone)}  ({human_time(value)})"
 
 
-def next_fires_json(trigger: Trigger, times: Sequence[datetime]) -> dict[str, Any]:
-    zone = ZoneInfo(trigger.timezone)
-    return {
-        "id": trigger.id,
-        "timezone": trigger.timezone,
-        "times": [
-            {"local": t.astimezone(zone).isoformat(), "utc": iso(t)} for t in times
-        ],
-    }
-
-
 def print_next_fires(trigger: Trigger, times: Sequence[datetime]) -> None:
     if not times:
         say(f"trigger {trigger.id} will not fire again")
@@ -299,49 +263,6 @@ def print_next_fires(trigger: Trigger, times: Sequence[datetime]) -> None:
 
 
 # -- runs ---------------------------------------------------------------------------------
-
-
-def run_duration_s(run: Run) -> float | None:
-    if run.started_at is None or run.finished_at is None:
-        return None
-    return max(0.0, (run.finished_at - run.started_at).total_seconds())
-
-
-def run_json(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "trigger_id": run.trigger_id,
-        "agent": run.agent,
-        "status": run.status.value,
-        "reason": run.reason,
-        "attempt": run.attempt,
-        "node_id": run.node_id,
-        "scheduled_for": iso(run.scheduled_for),
-        "queued_at": iso(run.queued_at),
-        "run_after": iso(run.run_after),
-        "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at),
-        "deadline_at": iso(run.deadline_at),
-        "duration_s": run_duration_s(run),
-        "coalesced": run.coalesced,
-        "payload": run.payload,
-        "output": run.output,
-        "error": run.error,
-        "input_tokens": run.input_tokens,
-        "output_tokens": run.output_tokens,
-        "cost_usd": run.cost_usd,
-        "model": run.model,
-    }
-
-
-def event_json(event: RunEvent) -> dict[str, Any]:
-    return {
-        "at": iso(event.at),
-        "kind": event.kind,
-        "attempt": event.attempt,
-        "node_id": event.node_id,
-        "message": event.message,
-    }
 
 
 def _tokens(run: Run) -> str | None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from agentcron.cli.common import services
-from agentcron.cli.render import emit_json, event_json, print_run, print_runs, run_json, say
+from agentcron.cli.render import emit_json, print_run, print_runs, run_detail_json, run_json, say
 
 app = typer.Typer(help="Runs: the history of every firing.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def show(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> None:
     """Show a run and its events."""
     run, events = services(ctx).get_run(run_id)
     if as_json:
-        emit_json({**run_json(run), "events": [event_json(e) for e in events]})
+        emit_json(run_detail_json(run, events))
     else:
         print_run(run, events)
 

@@ -16,8 +16,8 @@ from agentcron.api.auth import blocking
 from agentcron.api.common import ERRORS, services
 from agentcron.api.errors import ApiError
 from agentcron.api.schemas import ErrorOut, HookOut
-from agentcron.cli.render import iso
 from agentcron.models import RunStatus
+from agentcron.services.documents import iso
 
 router = APIRouter(tags=["webhooks"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from agentcron.api.auth import READ, Caller, blocking
 from agentcron.api.common import ERRORS, services
 from agentcron.api.schemas import HourOut, LagOut, NodeOut, StatsOut, UsageOut
-from agentcron.cli.render import iso
+from agentcron.services.documents import iso
 from agentcron.services.overview import LagStats, overview, usage_by_day
 
 router = APIRouter(prefix="/api/v1", tags=["nodes and stats"], responses=ERRORS)

@@ -1,0 +1,170 @@
+"""The JSON documents both front doors show: ``agentcron ... --json`` prints them and the HTTP
+API answers with them, so the two never disagree.
+
+Contract, for every document here: a plain ``dict`` of JSON values (str, int, float, bool,
+None, lists, dicts), keys in a fixed order that does not change between calls, datetimes as
+ISO 8601 in UTC with a ``Z`` (``2026-01-05T12:00:00Z``), durations in seconds. A secret is
+never shown. The API's response models (``api/schemas.py``) declare the same keys; a test in
+``tests/interfaces/test_documents.py`` fails when the two drift.
+
+Only the models, the pure rules and the standard library are imported, so the command line
+can import this module without paying for the store or the web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from agentcron.rules.budgets import budget_to_json
+
+if TYPE_CHECKING:
+    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+
+SECRET_MASK = "********"
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def masked_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as shown: an HTTP agent's signing secret is never printed."""
+    shown = dict(config)
+    if shown.get("secret"):
+        shown["secret"] = SECRET_MASK
+    return shown
+
+
+def run_duration_s(run: Run) -> float | None:
+    """Seconds from start to finish of the run's last attempt, or None before it ends."""
+    if run.started_at is None or run.finished_at is None:
+        return None
+    return max(0.0, (run.finished_at - run.started_at).total_seconds())
+
+
+# -- documents ----------------------------------------------------------------------------
+
+
+def agent_json(agent: AgentSpec) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "kind": agent.kind.value,
+        "config": masked_config(agent.config),
+        "max_concurrency": agent.max_concurrency,
+        "timeout_s": agent.timeout_s,
+        "max_attempts": agent.max_attempts,
+        "zombie_timeout_s": agent.zombie_timeout_s,
+        "retry_backoff_s": agent.retry_backoff_s,
+        "description": agent.description,
+        "source": agent.source,
+        "created_at": iso(agent.created_at),
+        "budget": budget_to_json(agent.budget),
+    }
+
+
+def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
+    """``description`` is the schedule in words (``Services.describe``)."""
+    return {
+        "id": trigger.id,
+        "agent": trigger.agent,
+        "name": trigger.name,
+        "kind": trigger.kind.value,
+        "description": description,
+        "cron": trigger.cron,
+        "timezone": trigger.timezone,
+        "every_s": trigger.every_s,
+        "at": iso(trigger.at),
+        "anchor_at": iso(trigger.anchor_at),
+        "start_at": iso(trigger.start_at),
+        "end_at": iso(trigger.end_at),
+        "jitter_s": trigger.jitter_s,
+        "payload": trigger.payload,
+        "overlap": trigger.overlap.value,
+        "catchup_window_s": trigger.catchup_window_s,
+        "catchup_mode": trigger.catchup_mode.value,
+        "paused": trigger.paused,
+        "next_fire_at": iso(trigger.next_fire_at),
+        "last_fired_at": iso(trigger.last_fired_at),
+        "missed_count": trigger.missed_count,
+        "last_missed_at": iso(trigger.last_missed_at),
+        "created_at": iso(trigger.created_at),
+        "source": trigger.source,
+    }
+
+
+def next_fires_json(trigger: Trigger, times: Sequence[datetime]) -> dict[str, Any]:
+    """Each time both in the trigger's zone (with its offset) and in UTC."""
+    zone = ZoneInfo(trigger.timezone)
+    return {
+        "id": trigger.id,
+        "timezone": trigger.timezone,
+        "times": [
+            {"local": t.astimezone(zone).isoformat(), "utc": iso(t)} for t in times
+        ],
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "trigger_id": run.trigger_id,
+        "agent": run.agent,
+        "status": run.status.value,
+        "reason": run.reason,
+        "attempt": run.attempt,
+        "node_id": run.node_id,
+        "scheduled_for": iso(run.scheduled_for),
+        "queued_at": iso(run.queued_at),
+        "run_after": iso(run.run_after),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "deadline_at": iso(run.deadline_at),
+        "duration_s": run_duration_s(run),
+        "coalesced": run.coalesced,
+        "payload": run.payload,
+        "output": run.output,
+        "error": run.error,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
+        "cost_usd": run.cost_usd,
+        "model": run.model,
+    }
+
+
+def event_json(event: RunEvent) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "attempt": event.attempt,
+        "node_id": event.node_id,
+        "message": event.message,
+    }
+
+
+def run_detail_json(run: Run, events: Sequence[RunEvent]) -> dict[str, Any]:
+    """A run with its events, oldest first (``runs show``, ``GET /runs/{id}``)."""
+    return {**run_json(run), "events": [event_json(e) for e in events]}
+
+
+def node_json(node: Node, alive: bool) -> dict[str, Any]:
+    """``alive``: the node's heartbeat is recent enough (the caller's judgement)."""
+    return {
+        "id": node.id,
+        "hostname": node.hostname,
+        "pid": node.pid,
+        "started_at": iso(node.started_at),
+        "heartbeat_at": iso(node.heartbeat_at),
+        "zombie_timeout_s": node.zombie_timeout_s,
+        "draining": node.draining,
+        "alive": alive,
+        "running": node.running,
+    }
