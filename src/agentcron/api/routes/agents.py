@@ -22,11 +22,14 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 
 
 def _build(request: Request, name: str, body: AgentBody) -> AgentSpec:
+    limits = None if body.budget is None else body.budget.model_dump(
+        exclude={"on_budget"}, exclude_none=True)
     return services(request).build_agent(
         name, body.kind, body.config, max_concurrency=body.max_concurrency,
         timeout=body.timeout, max_attempts=body.max_attempts,
         zombie_timeout=body.zombie_timeout, retry_backoff=body.retry_backoff,
-        description=body.description, source="api")
+        description=body.description, source="api", budget=limits,
+        on_budget=None if body.budget is None else body.budget.on_budget)
 
 
 @router.get("", response_model=list[AgentOut], summary="List agents")
@@ -59,6 +62,8 @@ async def get_agent(request: Request, name: str, _: Caller = READ) -> AgentOut:
 @router.put("/{name}", response_model=AgentOut, summary="Create or replace an agent")
 async def put_agent(request: Request, name: str, body: AgentBody, _: Caller = ADMIN
                     ) -> AgentOut:
+    """A full replace, like every PUT of this API: a setting the body leaves out takes its
+    default, so a PUT without ``budget`` removes the agent's budget."""
     spec = _build(request, name, body)
     return AgentOut.of(await blocking(request, services(request).add_agent, spec))
 
