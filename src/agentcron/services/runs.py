@@ -60,6 +60,11 @@ class RunService:
         more = len(runs) > limit
         return RunsPage(runs[:limit], runs[limit - 1].id if more else None)
 
+    def last_status(self, trigger_ids: list[str]) -> dict[str, str]:
+        """The status of each trigger's newest run, by trigger id (none for a trigger that
+        has not run)."""
+        return self.store.last_run_status(trigger_ids)
+
     def get(self, run_id: str) -> tuple[Run, list[RunEvent]]:
         known_id(run_id, "run")
         return self.store.get_run(run_id), self.store.run_history(run_id)

@@ -68,8 +68,8 @@ class TriggerInput:
     webhook: bool = False
 
 
-# The fields ``update_trigger`` takes (a PATCH): all a user states but what the trigger is for
-# and what kind it is.
+# The fields ``TriggerService.update`` takes (a PATCH): all a user states but what the trigger
+# is for and what kind it is.
 TRIGGER_CHANGES: tuple[str, ...] = tuple(
     f.name for f in fields(TriggerInput)
     if f.name not in ("agent", "payload_is_json_text", "webhook"))
