@@ -42,7 +42,7 @@ def insert_interval_triggers(store: Store, n: int, *, every: str = "1s",
     far = (now + timedelta(days=1)).replace(microsecond=0)
     template = services.build_trigger(
         TriggerInput(agent=AGENT, every=every, start=far, overlap="allow", catchup_mode="all"),
-        now, source="bench")
+        now, source="bench").row()
     ids = [new_trigger_id() for _ in range(n)]
     with store.engine.begin() as conn:
         for offset in range(0, n, chunk):
@@ -118,7 +118,7 @@ def insert_sparse_triggers(store: Store, n: int, *, every_s: int = 3600,
     if n <= 0:
         return base.timestamp()
     template = services.build_trigger(
-        TriggerInput(agent=AGENT, every=f"{every_s}s", start=base), now, source="bench")
+        TriggerInput(agent=AGENT, every=f"{every_s}s", start=base), now, source="bench").row()
     computed = {"id", "name", "anchor_at", "start_at", "next_fire_at"}
     constants = {key: value for key, value in template.items() if key not in computed}
     constants.update(created_at=now, updated_at=now)

@@ -18,14 +18,15 @@ import path, so any node that can import the module can run them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from agentcron.engine.settings import NodeSettings, settings_from_env
 from agentcron.executors import AgentRegistry
-from agentcron.models import AgentSpec
-from agentcron.server import open_store, run_node
-from agentcron.services import Duration, Services, TriggerInput, with_default_name
+from agentcron.server import run_node
+from agentcron.services import AgentInput, Duration, Services, TriggerInput
+from agentcron.services.opening import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +38,7 @@ class Agentcron:
         base = settings_from_env()
         self.settings: NodeSettings = base.with_overrides(database_url=db, **settings)
         self.registry = AgentRegistry()
-        self._agents: list[tuple[str, dict[str, Any]]] = []
+        self._agents: list[AgentInput] = []
         self._triggers: list[TriggerInput] = []
 
     def agent(self, name: str | None = None, *, max_concurrency: int = 1,
@@ -53,13 +54,12 @@ class Agentcron:
         def decorate(fn: F) -> F:
             target = f"{fn.__module__}:{fn.__qualname__}"
             self.registry.register(target, fn)
-            self._agents.append((name or fn.__name__, {
-                "target": target, "max_concurrency": max_concurrency, "timeout": timeout,
-                "max_attempts": max_attempts, "zombie_timeout": zombie_timeout,
-                "retry_backoff": retry_backoff,
-                "description": description or (fn.__doc__ or "").strip() or None,
-                "budget": budget, "on_budget": on_budget,
-            }))
+            self._agents.append(AgentInput(
+                name=name or fn.__name__, kind="python", config={"target": target},
+                max_concurrency=max_concurrency, timeout=timeout, max_attempts=max_attempts,
+                zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
+                description=description or (fn.__doc__ or "").strip() or None,
+                budget=budget, on_budget=on_budget))
             return fn
 
         return decorate
@@ -72,27 +72,20 @@ class Agentcron:
 
     def sync(self) -> dict[str, int]:
         """Write the declared agents and triggers (validated first; all or nothing)."""
-        store = open_store(self.settings.database_url)
-        try:
-            services = Services(store)
-            now = services.now()
-            specs: list[AgentSpec] = []
-            for agent_name, options in self._agents:
-                target = options.pop("target")
-                specs.append(services.build_agent(agent_name, "python", {"target": target},
-                                                  source=SOURCE, **options))
-                options["target"] = target
-            rows = [services.build_trigger(with_default_name(t), now, source=SOURCE)
-                    for t in self._triggers]
-            return store.apply_declared(SOURCE, specs, rows, now)
-        finally:
-            store.close()
+        with self._services() as services:
+            return services.declared.apply(SOURCE, self._agents, self._triggers)
 
     def fire(self, agent: str, payload: Any = None) -> str:
         """Queue a run now; returns its id."""
+        with self._services() as services:
+            return services.fire(agent, payload)
+
+    @contextmanager
+    def _services(self) -> Iterator[Services]:
+        """Services on a store opened for one call (this object holds no connections)."""
         store = open_store(self.settings.database_url)
         try:
-            return store.fire_now(agent, payload)
+            yield Services(store)
         finally:
             store.close()
 

@@ -32,22 +32,10 @@ from agentcron.executors import AgentRegistry, Executors
 from agentcron.logs import configure_logging
 from agentcron.services import Services
 from agentcron.services.agents_file import load_agents_file
+from agentcron.services.opening import open_store
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
-
-
-def open_store(url: str, *, pool_size: int = 5) -> Store:
-    """Open the store. A brand-new SQLite database (no schema at all) is created on the
-    spot, so the embedded default works out of the box; any other database must be
-    migrated with ``agentcron db upgrade`` (raises DatabaseNotMigratedError otherwise)."""
-    from agentcron.store import migrate
-
-    store = Store(url, pool_size=pool_size)
-    if store.backend == "sqlite" and migrate.current_revision(store.engine) is None:
-        store.upgrade()
-    store.ensure_migrated()
-    return store
 
 
 LOCAL_ADMIN = "local-admin"

@@ -4,11 +4,12 @@ of real run rows (fired, claimed and finished through the store, as a node would
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from agentcron.models import Outcome, RunStatus, Usage
-from agentcron.services import Services
+from agentcron.services import AgentInput, Services
 from agentcron.store import RunFilter, Store
 
 
@@ -19,16 +20,14 @@ def agent_with_budget(store: Store, name: str, budget: dict[str, Any] | None, *,
     """Create ``name`` (a python agent), record ``history`` (each entry one finished run that
     started at the given time with the given usage), then set ``budget``: so the history may
     already be over the limit."""
-    services = Services(store)
+    agents = Services(store).agents
     kwargs.setdefault("max_concurrency", 10)
-    plain = services.build_agent(name, "python", {"target": "agentcron.examples:noop"},
-                                 **kwargs)
-    services.add_agent(plain, now)
+    plain = AgentInput(name=name, kind="python", config={"target": "agentcron.examples:noop"},
+                       **kwargs)
+    agents.save(agents.build(plain), now)
     for at, usage in history:
         spend(store, name, at, usage)
-    spec = services.build_agent(name, "python", {"target": "agentcron.examples:noop"},
-                                budget=budget, on_budget=on_budget, **kwargs)
-    services.add_agent(spec, now)
+    agents.save(agents.build(replace(plain, budget=budget, on_budget=on_budget)), now)
 
 
 def spend(store: Store, agent: str, at: datetime, usage: Usage) -> str:

@@ -9,15 +9,18 @@ from datetime import datetime
 from typing import Any
 
 from agentcron.models import AgentSpec, Trigger
-from agentcron.services import Services, TriggerInput
+from agentcron.services import AgentInput, Services, TriggerInput
 from agentcron.store import Store
 
 
 def add_agent(store: Store, name: str = "a", now: datetime | None = None,
               **kwargs: Any) -> AgentSpec:
-    services = Services(store)
-    spec = services.build_agent(name, "python", {"target": "agentcron.examples:noop"}, **kwargs)
-    return services.add_agent(spec, now)
+    """A python agent running ``agentcron.examples:noop``; ``kwargs`` are ``AgentInput``
+    settings."""
+    agents = Services(store).agents
+    spec = AgentInput(name=name, kind="python", config={"target": "agentcron.examples:noop"},
+                      **kwargs)
+    return agents.save(agents.build(spec), now)
 
 
 def add_trigger(store: Store, now: datetime, agent: str = "a", **kwargs: Any) -> Trigger:

@@ -37,8 +37,23 @@ class ErrorOut(BaseModel):
 # -- agents -------------------------------------------------------------------------------
 
 
+class BudgetBody(_In):
+    """An agent's spending limits, in the shape ``AgentOut.budget`` shows them (so a GET's
+    budget can be PUT back as it is). Values are checked by the service layer."""
+
+    tokens_per_day: int | None = None
+    usd_per_day: Number | None = None
+    tokens_per_month: int | None = None
+    usd_per_month: Number | None = None
+    tz: str | None = None
+    on_budget: str | None = Field(None, description="skip (default) or pause")
+
+
 class AgentBody(_In):
-    kind: str = Field(description="python, command or http")
+    """An agent's whole definition: a PUT replaces the agent, so a setting left out gets its
+    default (a budget left out means no budget)."""
+
+    kind: str = Field(description="python, command, http or llm")
     config: dict[str, Any] = Field(
         description="python: {target}; command: {command | argv, env, cwd}; "
                     "http: {url, secret, headers}")
@@ -48,10 +63,20 @@ class AgentBody(_In):
     zombie_timeout: Duration | None = None
     retry_backoff: Duration = "2s"
     description: str | None = None
+    budget: BudgetBody | None = None
 
 
 class AgentCreate(AgentBody):
     name: str
+
+
+class BudgetOut(BaseModel):
+    tokens_per_day: int | None
+    usd_per_day: float | None
+    tokens_per_month: int | None
+    usd_per_month: float | None
+    tz: str
+    on_budget: str
 
 
 class AgentOut(BaseModel):
@@ -66,7 +91,7 @@ class AgentOut(BaseModel):
     description: str | None
     source: str
     created_at: str | None
-    budget: dict[str, Any] | None
+    budget: BudgetOut | None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:

@@ -9,6 +9,7 @@ import typer
 from agentcron.cli.common import services
 from agentcron.cli.render import agent_json, emit_json, print_agents, say
 from agentcron.errors import ValidationError
+from agentcron.services.agents import AgentInput
 
 app = typer.Typer(help="Agents: the things triggers run.", no_args_is_help=True)
 
@@ -107,14 +108,14 @@ def add(
         config = {"command": command}
     else:
         config = {"target": python}
-    svc = services(ctx)
-    spec = svc.build_agent(
-        name, kind, config, max_concurrency=max_concurrency, timeout=timeout,
+    agents = services(ctx).agents
+    spec = AgentInput(
+        name=name, kind=kind, config=config, max_concurrency=max_concurrency, timeout=timeout,
         max_attempts=max_attempts, zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
-        description=description, source="cli",
+        description=description,
         budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
     )
-    saved = svc.add_agent(spec)
+    saved = agents.save(agents.build(spec, source="cli"))
     if as_json:
         emit_json(agent_json(saved))
     else:
@@ -124,7 +125,7 @@ def add(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List agents."""
-    agents = services(ctx).store.list_agents()
+    agents = services(ctx).agents.all()
     if as_json:
         emit_json([agent_json(a) for a in agents])
     else:

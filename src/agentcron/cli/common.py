@@ -59,21 +59,10 @@ def open_store(ctx: typer.Context, *, prepare: bool = True) -> Store:
     """
     st = state(ctx)
     if st._store is None:
-        from agentcron.store import Store
+        from agentcron.services.opening import open_store as open_named
 
-        st._store = Store(st.db_url)
-        if prepare:
-            _prepare(st._store)
+        st._store = open_named(st.db_url, prepare=prepare)
     return st._store
-
-
-def _prepare(store: Store) -> None:
-    if store.backend == "sqlite":
-        from agentcron.store.migrate import current_revision
-
-        if current_revision(store.engine) is None:
-            store.upgrade()
-    store.ensure_migrated()
 
 
 def services(ctx: typer.Context) -> Services:

@@ -3,14 +3,17 @@ thin layers over ``agentcron.services.spending``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentcron.cli.common import open_store
+from agentcron.cli.common import services
 from agentcron.cli.render import emit_json, iso, print_table, say
 from agentcron.models import CostRow, ModelPrice
 from agentcron.rules.budgets import format_usd
+
+if TYPE_CHECKING:
+    from agentcron.services.spending import Spending
 
 app = typer.Typer(help="Model prices: USD per million input and output tokens.",
                   no_args_is_help=True)
@@ -19,10 +22,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 HEADINGS = {"agent": "AGENT", "trigger": "TRIGGER", "model": "MODEL", "day": "DAY (UTC)"}
 
 
-def _spending(ctx: typer.Context) -> Any:
-    from agentcron.services.spending import Spending
-
-    return Spending(open_store(ctx))
+def _spending(ctx: typer.Context) -> Spending:
+    return services(ctx).spending
 
 
 def price_json(price: ModelPrice) -> dict[str, Any]:

@@ -12,9 +12,9 @@
     agentcron tokens   create | list | revoke
     agentcron serve
 
-Every rule about valid input lives in ``agentcron.services.facade`` (and the packages it calls);
+Every rule about valid input lives in ``agentcron.services`` (and the packages it calls);
 this module only turns options into calls and results into text or JSON. Errors become
-``error: ...`` on stderr in one place (``cli_common.AgentcronGroup``): bad input exits 2,
+``error: ...`` on stderr in one place (``cli.common.AgentcronGroup``): bad input exits 2,
 anything else agentcron reports exits 1, never with a traceback. Heavy modules (the store,
 the node runner) are imported when a command needs them, so ``--help`` is quick.
 """

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from agentcron.cli.common import open_store
+from agentcron.cli.common import services
 from agentcron.cli.render import emit_json, iso, print_table, say
 
 app = typer.Typer(help="API tokens for the HTTP API and the dashboard.", no_args_is_help=True)
@@ -29,9 +29,7 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""
-    from agentcron.services.access import Access
-
-    token, value = Access(open_store(ctx)).create_token(name, scope)
+    token, value = services(ctx).access.create_token(name, scope)
     if as_json:
         emit_json({"name": token.name, "scope": token.scope, "token": value})
         return
@@ -43,9 +41,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List tokens (names, scopes and last use; never the tokens themselves)."""
-    from agentcron.services.access import Access
-
-    tokens = Access(open_store(ctx)).list_tokens()
+    tokens = services(ctx).access.list_tokens()
     if as_json:
         emit_json([{"name": t.name, "scope": t.scope, "created_at": iso(t.created_at),
                     "last_used_at": iso(t.last_used_at)} for t in tokens])
@@ -62,7 +58,5 @@ def revoke(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The token's name.")],
 ) -> None:
     """Revoke a token at once (its dashboard sessions end too)."""
-    from agentcron.services.access import Access
-
-    Access(open_store(ctx)).revoke_token(name)
+    services(ctx).access.revoke_token(name)
     say(f"token {name} revoked")

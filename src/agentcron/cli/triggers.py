@@ -95,7 +95,7 @@ def list_(
 ) -> None:
     """List triggers with their next fire times."""
     svc = services(ctx)
-    triggers = [(t, svc.describe(t)) for t in svc.store.list_triggers(agent)]
+    triggers = [(t, svc.describe(t)) for t in svc.triggers.all(agent)]
     if as_json:
         emit_json([trigger_json(t, description) for t, description in triggers])
     else:
@@ -124,7 +124,7 @@ def next_(
     """The next fire times, in the trigger's zone and in UTC."""
     svc = services(ctx)
     times = svc.next_fire_times(trigger_id, count)
-    trigger = svc.store.get_trigger(trigger_id)
+    trigger = svc.get_trigger(trigger_id)
     if as_json:
         emit_json(next_fires_json(trigger, times))
     else:

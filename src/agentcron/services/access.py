@@ -20,8 +20,7 @@ import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from agentcron.errors import ValidationError
-from agentcron.services.validate import check_name
+from agentcron.services.validate import check_name, check_one_of
 from agentcron.store import Store
 from agentcron.store.tokens import ApiToken
 
@@ -83,12 +82,7 @@ class Access:
                      ) -> tuple[ApiToken, str]:
         """Create a token; returns it with the one copy of its secret value."""
         check_name(name, "name")
-        try:
-            chosen = Scope(scope)
-        except ValueError:
-            allowed = "|".join(s.value for s in Scope)
-            raise ValidationError("scope", f"{scope!r} is not one of {allowed}",
-                                  f"use one of {allowed}") from None
+        chosen = check_one_of(scope, Scope, "scope")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         saved = self.store.create_token(name, chosen.value, hash_secret(token), now)
         return saved, token

@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from agentcron.errors import ValidationError
+from agentcron.services.agents import AgentInput, agent_settings
+from agentcron.services.triggers import TriggerInput
 
 
 class TriggerEntry(BaseModel):
@@ -55,6 +57,10 @@ class TriggerEntry(BaseModel):
     start: str | None = None
     end: str | None = None
     paused: bool = False
+
+    def input(self, agent: str) -> TriggerInput:
+        """This trigger of ``agent`` as the service layer takes it (same field names)."""
+        return TriggerInput(agent=agent, **self.model_dump())
 
 
 class AgentEntry(BaseModel):
@@ -85,6 +91,12 @@ class AgentEntry(BaseModel):
     budget: dict[str, Any] | None = None
     on_budget: str | None = None
     triggers: list[TriggerEntry] = Field(default_factory=list)
+
+    def input(self, name: str, where: str) -> AgentInput:
+        """This agent as the service layer takes it; ``where`` locates it in the file for
+        an error about its kind."""
+        kind, config = self.kind_and_config(where)
+        return AgentInput(name=name, kind=kind, config=config, **agent_settings(self))
 
     def kind_and_config(self, where: str) -> tuple[str, dict[str, Any]]:
         kinds = [k for k in ("python", "command", "http", "llm") if getattr(self, k) is not None]

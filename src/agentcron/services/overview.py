@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agentcron.errors import ValidationError
 from agentcron.models import RunStatus
 from agentcron.services import Services
+from agentcron.services.validate import check_int_between
 from agentcron.store.stats import AgentDayUsage
 
 HOURS = 24
@@ -88,8 +88,7 @@ def usage_by_day(services: Services, days: int = 7, now: datetime | None = None
                  ) -> list[AgentDayUsage]:
     """Runs, tokens and cost per agent per UTC day, for the last ``days`` days (today
     included)."""
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_USAGE_DAYS:
-        raise ValidationError("days", f"{days!r} is out of range", f"give 1..{MAX_USAGE_DAYS}")
+    check_int_between(days, "days", 1, MAX_USAGE_DAYS)
     now = services.now(now)
     since = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
     return services.store.usage_by_agent_day(since, now + timedelta(seconds=1))

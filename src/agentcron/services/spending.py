@@ -1,6 +1,6 @@
 """The service layer for money: model prices and cost reports, shared by the CLI and the HTTP
-API (a neighbour of ``agentcron.services.facade``). Every input is validated here, before the store
-is touched; a bad input raises ``ValidationError`` naming the field.
+API (``Services.spending``). Every input is validated here, before the store is touched; a
+bad input raises ``ValidationError`` naming the field.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from agentcron.errors import ValidationError
 from agentcron.models import CostRow, ModelPrice
 from agentcron.rules.pricing import check_model, parse_price
+from agentcron.services.validate import check_aware, check_in, check_int_between
 from agentcron.store import Store
 from agentcron.store.costs import COST_GROUPS
 
@@ -55,13 +56,8 @@ class Spending:
         """Tokens and cost of runs started in [since, until) grouped ``by`` agent, trigger,
         model or day (UTC). ``since`` defaults to 30 days before now; dates mean midnight
         UTC. At most ``limit`` groups (1..1000)."""
-        if by not in COST_GROUPS:
-            raise ValidationError("by", f"{by!r} is not one of {'|'.join(COST_GROUPS)}",
-                                  f"use one of {'|'.join(COST_GROUPS)}")
-        valid_limit = isinstance(limit, int) and not isinstance(limit, bool)
-        if not valid_limit or not 1 <= limit <= MAX_REPORT_ROWS:
-            raise ValidationError("limit", f"{limit!r} is out of range",
-                                  f"give 1..{MAX_REPORT_ROWS}")
+        check_in(by, COST_GROUPS, "by")
+        check_int_between(limit, "limit", 1, MAX_REPORT_ROWS)
         start = parse_day_or_time(since, "since")
         end = parse_day_or_time(until, "until")
         if start is None:
@@ -78,8 +74,7 @@ def parse_day_or_time(value: str | date | datetime | None, field: str) -> dateti
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.utcoffset() is None:
-            raise ValidationError(field, "time has no UTC offset", "add one, e.g. +00:00")
+        check_aware(value, field)
         return value.astimezone(UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)

@@ -1,13 +1,19 @@
-"""Checks of user input shared by the service layer (``services``, ``services_runs``,
-``access``): names, ids, choices, bounded numbers and free text. Each raises
-``ValidationError`` naming the field, or ``NotFoundError`` for an id that cannot exist."""
+"""Checks of user input shared by the service layer: names, ids, choices, bounded numbers,
+free text and times. Each raises ``ValidationError`` naming the field, or ``NotFoundError``
+for an id that cannot exist."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, TypeVar
 
 from agentcron.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from agentcron.store import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _NAME_HINT = "1-100 letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -30,7 +36,12 @@ def known_id(value: str, kind: str) -> str:
     return value
 
 
-def _text(value: str | None, field: str, limit: int) -> str | None:
+E = TypeVar("E", bound=Enum)
+
+
+def check_printable(value: str | None, field: str, limit: int) -> str | None:
+    """Free text (None passes): at most ``limit`` characters, no control characters but
+    tab and line breaks."""
     if value is None:
         return None
     if len(value) > limit or any(ord(c) < 32 and c not in "\t\n\r" for c in value):
@@ -39,16 +50,43 @@ def _text(value: str | None, field: str, limit: int) -> str | None:
     return value
 
 
-def _choice(value: str, enum: type[Any], field: str) -> Any:
+def check_one_of(value: str, enum: type[E], field: str) -> E:
+    """The member of ``enum`` whose value is ``value``."""
     try:
         return enum(value)
     except ValueError:
-        allowed = "|".join(member.value for member in enum)
-        raise ValidationError(field, f"{value!r} is not one of {allowed}",
-                              f"use one of {allowed}") from None
+        raise _not_one_of(value, [str(member.value) for member in enum], field) from None
 
 
-def _bounded_int(value: int, field: str, low: int, high: int) -> int:
+def check_in(value: str, allowed: Iterable[str], field: str) -> str:
+    """``value`` if it is one of ``allowed``."""
+    choices = list(allowed)
+    if value not in choices:
+        raise _not_one_of(value, choices, field)
+    return value
+
+
+def _not_one_of(value: str, choices: list[str], field: str) -> ValidationError:
+    listed = "|".join(choices)
+    return ValidationError(field, f"{value!r} is not one of {listed}", f"use one of {listed}")
+
+
+def check_int_between(value: int, field: str, low: int, high: int) -> int:
+    """An int (not a bool) in ``low..high``."""
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ValidationError(field, f"{value!r} is out of range", f"give {low}..{high}")
     return value
+
+
+def check_aware(value: datetime | None, field: str, example: str = "+00:00"
+                ) -> datetime | None:
+    """A time with a UTC offset (None passes)."""
+    if value is not None and value.utcoffset() is None:
+        raise ValidationError(field, "time has no UTC offset", f"add one, e.g. {example}")
+    return value
+
+
+def now_or_store(store: Store, now: datetime | None) -> datetime:
+    """``now`` when the caller fixed it (tests, one instant for a whole sync), else the
+    database's clock, which every node agrees on."""
+    return now if now is not None else store.now()

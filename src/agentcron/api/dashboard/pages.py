@@ -233,7 +233,7 @@ def install(app: FastAPI) -> None:
         number = _int(request.query_params.get("page"), 1)
         page_of, total = await blocking(request, svc.triggers_page, agent, PAGE,
                                         (number - 1) * PAGE)
-        last = await blocking(request, svc.store.last_run_status, [t.id for t in page_of])
+        last = await blocking(request, svc.runs.last_status, [t.id for t in page_of])
         now = await blocking(request, svc.now)
         rows = [(t, svc.describe(t), last.get(t.id)) for t in page_of]
         return render("triggers.html", request, session, rows=rows, total=total, now=now,
@@ -271,7 +271,7 @@ def install(app: FastAPI) -> None:
     @page("/agents")
     async def agents(request: Request, session: Session) -> Response:
         svc = services(request)
-        listed = await blocking(request, svc.store.list_agents)
+        listed = await blocking(request, svc.agents.all)
         usage = await blocking(request, usage_by_day, svc, 7)
         return render("agents.html", request, session, agents=listed, usage=usage,
                       note=request.query_params.get("note"))

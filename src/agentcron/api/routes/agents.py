@@ -15,40 +15,33 @@ from agentcron.api.schemas import (
     FireBody,
     FireOut,
 )
-from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec
+from agentcron.services import AgentInput, agent_settings
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 
 
 def _build(request: Request, name: str, body: AgentBody) -> AgentSpec:
-    return services(request).build_agent(
-        name, body.kind, body.config, max_concurrency=body.max_concurrency,
-        timeout=body.timeout, max_attempts=body.max_attempts,
-        zombie_timeout=body.zombie_timeout, retry_backoff=body.retry_backoff,
-        description=body.description, source="api")
+    """The agent ``body`` states, validated; its budget comes in the shape ``AgentOut``
+    shows it, with ``on_budget`` inside."""
+    settings = agent_settings(body)
+    if body.budget is not None:
+        settings.update(budget=body.budget.model_dump(exclude={"on_budget"}, exclude_none=True),
+                        on_budget=body.budget.on_budget)
+    spec = AgentInput(name=name, kind=body.kind, config=body.config, **settings)
+    return services(request).agents.build(spec, source="api")
 
 
 @router.get("", response_model=list[AgentOut], summary="List agents")
 async def list_agents(request: Request, _: Caller = READ) -> list[AgentOut]:
-    agents = await blocking(request, services(request).store.list_agents)
+    agents = await blocking(request, services(request).agents.all)
     return [AgentOut.of(a) for a in agents]
 
 
 @router.post("", response_model=AgentOut, status_code=201, summary="Create an agent")
 async def create_agent(request: Request, body: AgentCreate, _: Caller = ADMIN) -> AgentOut:
-    svc = services(request)
     spec = _build(request, body.name, body)
-
-    def create() -> AgentSpec:
-        try:
-            svc.store.get_agent(spec.name)
-        except NotFoundError:
-            return svc.add_agent(spec)
-        raise ConflictError(f"agent {spec.name!r} already exists; PUT "
-                            f"/api/v1/agents/{spec.name} replaces it")
-
-    return AgentOut.of(await blocking(request, create))
+    return AgentOut.of(await blocking(request, services(request).agents.create, spec))
 
 
 @router.get("/{name}", response_model=AgentOut, summary="Show an agent")
@@ -59,6 +52,8 @@ async def get_agent(request: Request, name: str, _: Caller = READ) -> AgentOut:
 @router.put("/{name}", response_model=AgentOut, summary="Create or replace an agent")
 async def put_agent(request: Request, name: str, body: AgentBody, _: Caller = ADMIN
                     ) -> AgentOut:
+    """A full replace, like every PUT of this API: a setting the body leaves out takes its
+    default, so a PUT without ``budget`` removes the agent's budget."""
     spec = _build(request, name, body)
     return AgentOut.of(await blocking(request, services(request).add_agent, spec))
 

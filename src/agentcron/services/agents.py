@@ -1,0 +1,113 @@
+"""Agents in the service layer: ``AgentInput`` (an agent as every front door states it) and
+``AgentService``, which validates one before the store is touched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from agentcron.errors import ConflictError, NotFoundError
+from agentcron.executors.validation import validate_agent_config
+from agentcron.models import AgentKind, AgentSpec
+from agentcron.rules.budgets import parse_budget
+from agentcron.schedule.durations import parse_duration
+from agentcron.services.validate import (
+    check_int_between,
+    check_name,
+    check_one_of,
+    check_printable,
+)
+from agentcron.store import Store
+
+MAX_DESCRIPTION = 2000
+
+Duration = str | int | float
+
+
+@dataclass(frozen=True)
+class AgentInput:
+    """An agent as a user states it: durations as typed (``"5m"`` or seconds), ``budget``
+    holding optional limits as in the agents file (see ``rules.budgets.parse_budget``) and
+    ``on_budget`` ``skip`` or ``pause``. The CLI, the agents file, the Python API and the HTTP
+    API each build one; ``AgentService.build`` is the one place it is validated."""
+
+    name: str
+    kind: str | AgentKind
+    config: Mapping[str, Any]
+    max_concurrency: int = 1
+    timeout: Duration = "5m"
+    max_attempts: int = 3
+    zombie_timeout: Duration | None = None
+    retry_backoff: Duration = "2s"
+    description: str | None = None
+    budget: Mapping[str, Any] | None = None
+    on_budget: str | None = None
+
+
+# The settings any kind of agent has (all but what it is and what it runs), by the names
+# ``AgentInput`` uses: front doors whose models use the same names copy them by this list.
+AGENT_SETTINGS: tuple[str, ...] = tuple(
+    f.name for f in fields(AgentInput) if f.name not in ("name", "kind", "config"))
+
+
+def agent_settings(source: object) -> dict[str, Any]:
+    """The ``AGENT_SETTINGS`` that ``source`` (a request body, an agents-file entry) has,
+    read by name; the ones it lacks keep ``AgentInput``'s defaults."""
+    return {name: getattr(source, name) for name in AGENT_SETTINGS if hasattr(source, name)}
+
+
+class AgentService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def build(self, spec: AgentInput, source: str = "cli") -> AgentSpec:
+        """Validate an agent without storing it; ``ValidationError`` names the first bad
+        field, as the CLI spells it."""
+        check_name(spec.name, "name")
+        kind = spec.kind.value if isinstance(spec.kind, AgentKind) else spec.kind
+        agent_kind: AgentKind = check_one_of(kind, AgentKind, "kind")
+        return AgentSpec(
+            name=spec.name,
+            kind=agent_kind,
+            config=validate_agent_config(agent_kind, dict(spec.config)),
+            max_concurrency=check_int_between(spec.max_concurrency, "max-concurrency", 1,
+                                              100_000),
+            timeout_s=parse_duration(spec.timeout, "timeout"),
+            max_attempts=check_int_between(spec.max_attempts, "max-attempts", 1, 100),
+            zombie_timeout_s=(
+                None if spec.zombie_timeout is None
+                else parse_duration(spec.zombie_timeout, "zombie-timeout")
+            ),
+            retry_backoff_s=parse_duration(spec.retry_backoff, "retry-backoff"),
+            description=check_printable(spec.description, "description", MAX_DESCRIPTION),
+            source=source,
+            budget=parse_budget(spec.budget, spec.on_budget),
+        )
+
+    def save(self, spec: AgentSpec, now: datetime | None = None) -> AgentSpec:
+        """Create or replace an agent (validated with ``build``)."""
+        self.store.upsert_agent(spec, now)
+        return self.store.get_agent(spec.name)
+
+    def create(self, spec: AgentSpec, now: datetime | None = None) -> AgentSpec:
+        """Create an agent; ``ConflictError`` if one of that name exists (``save`` replaces
+        it instead)."""
+        try:
+            self.store.get_agent(spec.name)
+        except NotFoundError:
+            return self.save(spec, now)
+        raise ConflictError(f"agent {spec.name!r} already exists; PUT "
+                            f"/api/v1/agents/{spec.name} replaces it")
+
+    def get(self, name: str) -> AgentSpec:
+        check_name(name, "name")
+        return self.store.get_agent(name)
+
+    def all(self) -> list[AgentSpec]:
+        return self.store.list_agents()
+
+    def remove(self, name: str, now: datetime | None = None) -> int:
+        """Delete an agent and its triggers; returns how many queued runs were cancelled."""
+        return self.store.delete_agent(name, now)

@@ -1,0 +1,69 @@
+"""Declared agents and triggers (the agents file, the Python API): validated first, all of
+them, then made the exact set their source owns in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from agentcron.errors import ValidationError
+from agentcron.models import AgentSpec
+from agentcron.rules.pricing import parse_price
+from agentcron.services.agents import AgentInput, AgentService
+from agentcron.services.agents_file import AgentsFile
+from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
+from agentcron.services.validate import now_or_store
+from agentcron.store import Store
+
+
+class DeclaredSync:
+    def __init__(self, store: Store, agents: AgentService, triggers: TriggerService) -> None:
+        self.store = store
+        self.agents = agents
+        self.triggers = triggers
+
+    def sync_agents_file(self, declared: AgentsFile, source: str = "file",
+                         now: datetime | None = None) -> dict[str, int]:
+        """Validate every agent and trigger in the file first (a bad entry writes nothing,
+        and the error names its place in the file), then sync them in one transaction."""
+        now = now_or_store(self.store, now)
+        specs: list[AgentSpec] = []
+        new: list[NewTrigger] = []
+        for name, entry in declared.agents.items():
+            where = f"agents.{name}"
+            agent = entry.input(name, where)
+            with _located(where):
+                specs.append(self.agents.build(agent, source))
+            for i, t in enumerate(entry.triggers):
+                with _located(f"{where}.triggers[{i}]"):
+                    new.append(self.triggers.build(with_default_name(t.input(name)), now,
+                                                   source=source, agent=specs[-1]))
+        prices = []
+        for model, price in declared.prices.items():
+            with _located(f'prices."{model}"'):
+                prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
+                                          source))
+        return self.store.apply_declared(source, specs, [t.row() for t in new], now,
+                                         declared_prices=prices)
+
+    def apply(self, source: str, agents: Sequence[AgentInput],
+              triggers: Sequence[TriggerInput], now: datetime | None = None
+              ) -> dict[str, int]:
+        """Make ``agents`` and ``triggers`` the ones ``source`` owns (the Python API's
+        declarations): all validated before anything is written; an unnamed trigger is
+        named after its schedule, so declaring it again finds it."""
+        now = now_or_store(self.store, now)
+        specs = [self.agents.build(agent, source) for agent in agents]
+        rows = [self.triggers.build(with_default_name(t), now, source=source).row()
+                for t in triggers]
+        return self.store.apply_declared(source, specs, rows, now)
+
+
+@contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Prefix a ValidationError's field with where it is in a declarative file."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None

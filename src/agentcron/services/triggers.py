@@ -1,0 +1,375 @@
+"""Triggers in the service layer: ``TriggerInput`` (a trigger as every front door states it),
+``NewTrigger`` (one validated, ready to store) and ``TriggerService``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from agentcron.errors import NotFoundError, ValidationError
+from agentcron.executors.templates import TemplateError, check_renders
+from agentcron.models import (
+    AgentKind,
+    AgentSpec,
+    CatchupMode,
+    OverlapPolicy,
+    Trigger,
+    TriggerKind,
+)
+from agentcron.rules.ids import new_trigger_id
+from agentcron.schedule.base import Schedule
+from agentcron.schedule.durations import parse_duration
+from agentcron.schedule.spec import (
+    SPEC_FIELDS,
+    ScheduleSpec,
+    build_schedule,
+    parse_at,
+    parse_payload,
+    validate_schedule,
+)
+from agentcron.services.agents import Duration
+from agentcron.services.validate import (
+    check_aware,
+    check_int_between,
+    check_name,
+    check_one_of,
+    known_id,
+    now_or_store,
+)
+from agentcron.store import Store
+
+_TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
+
+
+@dataclass(frozen=True)
+class TriggerInput:
+    """A trigger as a user states it (strings as typed on a command line or in TOML)."""
+
+    agent: str
+    cron: str | None = None
+    every: Duration | None = None
+    at: str | datetime | None = None
+    tz: str | None = None
+    payload: Any = None
+    payload_is_json_text: bool = False
+    overlap: str | None = None  # default: skip; allow for a webhook trigger
+    catchup: Duration = "10m"
+    catchup_mode: str = "coalesce"
+    jitter: Duration = 0
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    name: str | None = None
+    paused: bool = False
+    webhook: bool = False
+
+
+# The fields ``TriggerService.update`` takes (a PATCH): all a user states but what the trigger
+# is for and what kind it is.
+TRIGGER_CHANGES: tuple[str, ...] = tuple(
+    f.name for f in fields(TriggerInput)
+    if f.name not in ("agent", "payload_is_json_text", "webhook"))
+
+
+@dataclass(frozen=True)
+class NewTrigger:
+    """A validated trigger, ready to store: its schedule, its settings and its first fire
+    time. ``webhook_secret`` is set for a webhook trigger only (and handed out once)."""
+
+    id: str
+    agent: str
+    name: str | None
+    schedule: ScheduleSpec
+    jitter_s: float
+    payload: Any
+    overlap: OverlapPolicy
+    catchup_window_s: float
+    catchup_mode: CatchupMode
+    paused: bool
+    next_fire_at: datetime | None
+    source: str
+    webhook_secret: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The trigger's columns as the store writes them (the schedule's fields are columns
+        of the same names; no ``webhook_secret`` column for a trigger without one)."""
+        values: dict[str, Any] = {
+            name: getattr(self.schedule, name) for name in SPEC_FIELDS}
+        values.update({f.name: getattr(self, f.name) for f in fields(self)
+                       if f.name != "schedule"})
+        if self.webhook_secret is None:
+            del values["webhook_secret"]
+        return {k: v.value if isinstance(v, Enum) else v for k, v in values.items()}
+
+
+def input_of(trigger: Trigger) -> TriggerInput:
+    """A stored trigger as the input that would create it again."""
+    kind = trigger.kind
+    return TriggerInput(
+        agent=trigger.agent,
+        cron=trigger.cron if kind is TriggerKind.CRON else None,
+        every=trigger.every_s if kind is TriggerKind.INTERVAL else None,
+        at=trigger.at if kind is TriggerKind.ONCE else None,
+        tz=None if kind is TriggerKind.INTERVAL else trigger.timezone,
+        payload=trigger.payload, overlap=trigger.overlap.value,
+        catchup=trigger.catchup_window_s, catchup_mode=trigger.catchup_mode.value,
+        jitter=trigger.jitter_s, start=trigger.start_at, end=trigger.end_at,
+        name=trigger.name, paused=trigger.paused, webhook=kind is TriggerKind.WEBHOOK,
+    )
+
+
+def with_default_name(spec: TriggerInput) -> TriggerInput:
+    """Declared triggers (agents file, Python API) are synced by (agent, name); an unnamed
+    one gets a stable name from its schedule so re-syncing finds the same trigger."""
+    if spec.name is not None:
+        return spec
+    if spec.cron is not None:
+        name = f"cron {spec.cron}" + (f" {spec.tz}" if spec.tz else "")
+    elif spec.every is not None:
+        name = f"every {spec.every}"
+    else:
+        name = f"at {spec.at}"
+    return replace(spec, name=name[:100])
+
+
+class TriggerService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def build(self, spec: TriggerInput, now: datetime, *, source: str = "cli",
+              agent: AgentSpec | None = None) -> NewTrigger:
+        """Validate a trigger and return it ready to store, with its first fire time.
+        ``agent`` is the trigger's agent when the caller has it (else it is read from the
+        store): an llm agent's templates must render with the trigger's payload."""
+        check_name(spec.agent, "agent")
+        if spec.name is not None and not _TRIGGER_NAME.match(spec.name):
+            raise ValidationError("name", f"{spec.name!r} is not a valid trigger name",
+                                  "1-100 printable characters, no leading/trailing space")
+        given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
+                 if v is not None]
+        if not isinstance(spec.paused, bool):
+            raise ValidationError("paused", f"{spec.paused!r} is not true or false",
+                                  "give true or false")
+        if spec.webhook and given:
+            raise ValidationError(
+                "webhook", f"a webhook trigger has no schedule, but {' and '.join(given)} "
+                "was given", "drop --cron/--every/--at, or drop --webhook")
+        if spec.webhook:
+            pass
+        elif len(given) != 1:
+            raise ValidationError(
+                "schedule",
+                "no schedule given" if not given else f"{' and '.join(given)} given together",
+                "give exactly one of --cron EXPR, --every 30s, --at ISO-TIME or --webhook",
+            )
+        if spec.tz is not None and spec.every is not None:
+            raise ValidationError("tz", "a time zone does not apply to --every",
+                                  "use --tz with --cron or --at")
+        timezone = spec.tz or "UTC"
+        start = self._time(spec.start, timezone, "start")
+        end = self._time(spec.end, timezone, "end")
+        extra: dict[str, Any]
+        if spec.webhook:
+            kind, extra = TriggerKind.WEBHOOK, {}
+        elif spec.cron is not None:
+            kind, extra = TriggerKind.CRON, {"cron": spec.cron.strip()}
+        elif spec.every is not None:
+            every_s = parse_duration(spec.every, "every")
+            # Anchored to whole seconds, so "every 30s" reads (and fires) on round times.
+            anchor = start or now.replace(microsecond=0)
+            kind, extra = TriggerKind.INTERVAL, {"every_s": every_s, "anchor_at": anchor}
+        else:
+            kind, extra = TriggerKind.ONCE, {"at": self._time(spec.at, spec.tz, "at")}
+        schedule_spec = ScheduleSpec(kind=kind, timezone=timezone, start_at=start, end_at=end,
+                                     **extra)
+        with _renamed({"start_at": "start", "end_at": "end", "anchor_at": "start"}):
+            schedule = validate_schedule(schedule_spec, now)
+        payload = (
+            parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
+        )
+        self._check_templates(spec.agent, kind, payload, agent)
+        overlap = spec.overlap or ("allow" if spec.webhook else "skip")
+        secret = None
+        if spec.webhook:
+            from agentcron.services.access import new_webhook_secret
+
+            secret = new_webhook_secret()
+        return NewTrigger(
+            id=new_trigger_id(),
+            agent=spec.agent,
+            name=spec.name,
+            schedule=schedule_spec,
+            jitter_s=parse_duration(spec.jitter, "jitter", allow_zero=True),
+            payload=payload,
+            overlap=check_one_of(overlap, OverlapPolicy, "overlap"),
+            catchup_window_s=parse_duration(spec.catchup, "catchup", allow_zero=True),
+            catchup_mode=check_one_of(spec.catchup_mode, CatchupMode, "catchup-mode"),
+            paused=spec.paused,
+            next_fire_at=schedule.next_after(now),
+            source=source,
+            webhook_secret=secret,
+        )
+
+    def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,
+                         agent: AgentSpec | None) -> None:
+        """A trigger's payload is static (a webhook's arrives with each delivery): an llm
+        agent's prompt and system templates must render with it, or the trigger is refused
+        now rather than every one of its runs failing later."""
+        if kind is TriggerKind.WEBHOOK:
+            return
+        if agent is None:
+            try:
+                agent = self.store.get_agent(agent_name)
+            except NotFoundError:
+                return  # storing the trigger reports the unknown agent
+        if agent.kind is not AgentKind.LLM:
+            return
+        for field in ("system", "prompt"):
+            text = agent.config.get(field)
+            if not text:
+                continue
+            try:
+                check_renders(str(text), payload, agent.name)
+            except TemplateError as exc:
+                raise ValidationError(
+                    "payload", f"the {field} template of agent {agent.name!r} cannot be "
+                    f"rendered with this payload: {exc}",
+                    "add the missing keys to the payload, or change the template",
+                ) from None
+
+    @staticmethod
+    def _time(value: str | datetime | None, timezone: str | None, field: str
+              ) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return check_aware(value, field)
+        return parse_at(value, timezone, field)
+
+    def add(self, spec: TriggerInput, now: datetime | None = None,
+            source: str = "cli") -> Trigger:
+        return self.create(spec, now, source)[0]
+
+    def create(self, spec: TriggerInput, now: datetime | None = None,
+                       source: str = "cli") -> tuple[Trigger, str | None]:
+        """Add a trigger; returns it and, for a webhook trigger, its new secret (the only
+        time the secret is handed out)."""
+        now = now_or_store(self.store, now)
+        new = self.build(spec, now, source=source)
+        self.store.insert_trigger(new.row(), now)
+        return self.store.get_trigger(new.id), new.webhook_secret
+
+    def get(self, trigger_id: str) -> Trigger:
+        return self.store.get_trigger(known_id(trigger_id, "trigger"))
+
+    def update(self, trigger_id: str, changes: Mapping[str, Any],
+                       now: datetime | None = None) -> Trigger:
+        """Change some of a trigger's settings (names as in ``TRIGGER_CHANGES``); the
+        result is validated like a new trigger. A trigger whose schedule is unchanged
+        keeps its next fire time; a new schedule starts from now."""
+        unknown = sorted(set(changes) - set(TRIGGER_CHANGES))
+        if unknown:
+            raise ValidationError(unknown[0], "cannot be changed",
+                                  "change one of " + ", ".join(TRIGGER_CHANGES))
+        now = now_or_store(self.store, now)
+        current = self.get(trigger_id)
+        base = input_of(current)
+        when = {k: v for k, v in changes.items() if k in ("cron", "every", "at")}
+        if when and current.kind is TriggerKind.WEBHOOK:
+            raise ValidationError("webhook", "a webhook trigger has no schedule",
+                                  "create a new trigger for a schedule")
+        if when:
+            base = replace(base, cron=None, every=None, at=None)
+        if "every" in when and "tz" not in changes:
+            base = replace(base, tz=None)
+        merged = replace(base, **changes)
+        new = self.build(merged, now, source=current.source)
+        values = new.row()
+        for key in ("id", "source", "webhook_secret"):
+            values.pop(key, None)
+        if _when(new.schedule) == _when(schedule_spec_for(current)):
+            values.pop("next_fire_at")
+            values.pop("anchor_at")
+            if merged.paused != current.paused and not merged.paused:
+                values["next_fire_at"] = schedule_of(current).next_after(now)
+        self.store.update_trigger(current.id, values, now)
+        return self.store.get_trigger(current.id)
+
+    def page(self, agent: str | None = None, limit: int = 100, offset: int = 0
+                      ) -> tuple[list[Trigger], int]:
+        """A page of triggers (by agent, then creation) and how many there are."""
+        if agent is not None:
+            check_name(agent, "agent")
+        check_int_between(limit, "limit", 1, 500)
+        check_int_between(offset, "offset", 0, 10_000_000)
+        return self.store.triggers_page(agent, limit, offset)
+
+    def delete(self, trigger_id: str) -> None:
+        self.store.delete_trigger(known_id(trigger_id, "trigger"))
+
+    def pause(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        self.store.update_trigger(known_id(trigger_id, "trigger"), {"paused": True}, now)
+        return self.store.get_trigger(trigger_id)
+
+    def resume(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        """Unpause. The schedule restarts from now: times that passed while paused are not
+        fired (that is what pausing means), and are not counted as missed."""
+        now = now_or_store(self.store, now)
+        trigger = self.get(trigger_id)
+        schedule = schedule_of(trigger)
+        self.store.update_trigger(
+            trigger_id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
+        )
+        return self.store.get_trigger(trigger_id)
+
+    def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
+                        ) -> list[datetime]:
+        """The trigger's next ``count`` scheduled times (before jitter), from its
+        ``next_fire_at`` (or from now for a paused trigger)."""
+        check_int_between(count, "n", 1, 1000)
+        trigger = self.get(trigger_id)
+        schedule = schedule_of(trigger)
+        current = trigger.next_fire_at if not trigger.paused else schedule.next_after(
+            now_or_store(self.store, now))
+        times: list[datetime] = []
+        while current is not None and len(times) < count:
+            times.append(current)
+            current = schedule.next_after(current)
+        return times
+
+    def all(self, agent: str | None = None) -> list[Trigger]:
+        """Every trigger (of ``agent``, when given), by agent then creation."""
+        return self.store.list_triggers(agent)
+
+    @staticmethod
+    def describe(trigger: Trigger) -> str:
+        """The trigger's schedule in words, e.g. "At 09:00 on Monday through Friday"."""
+        return schedule_of(trigger).describe()
+
+
+@contextmanager
+def _renamed(names: dict[str, str]) -> Iterator[None]:
+    """Report a field by the name the user typed (``--end``), not its column (``end_at``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        if exc.field in names:
+            raise ValidationError(names[exc.field], exc.message, exc.hint) from None
+        raise
+
+
+def _when(spec: ScheduleSpec) -> ScheduleSpec:
+    """What decides when a trigger fires: its schedule but the interval anchor, which a
+    re-validated trigger takes from now."""
+    return replace(spec, anchor_at=None)
+
+
+def schedule_spec_for(trigger: Trigger) -> ScheduleSpec:
+    return ScheduleSpec(**{name: getattr(trigger, name) for name in SPEC_FIELDS})
+
+
+def schedule_of(trigger: Trigger) -> Schedule:
+    """The schedule of a stored trigger (already validated when it was stored)."""
+    return build_schedule(schedule_spec_for(trigger))
