@@ -23,7 +23,7 @@ from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_stor
 from agentcron.engine.waiting import Wakeup
 from agentcron.executors import Executors, RunContext
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
-from agentcron.rules.retry import MAX_BACKOFF_S, backoff_delay_s
+from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
@@ -41,7 +41,7 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     """Success, a retry (retryable failure with attempts left) or a final failure.
 
     A retry waits the agent's backoff, or the ``retry_after_s`` the agent's server asked
-    for if that is longer (capped at ``MAX_BACKOFF_S``, like the backoff itself).
+    for if that is longer (capped at ``MAX_RETRY_DELAY_S``, like the backoff itself).
     """
     usage = result.usage or Usage()
     if result.ok:
@@ -51,7 +51,7 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     if result.retryable and run.attempt < run.agent.max_attempts:
         delay = backoff_delay_s(run.attempt, run.agent.retry_backoff_s)
         if result.retry_after_s is not None:
-            delay = max(delay, min(result.retry_after_s, MAX_BACKOFF_S))
+            delay = max(delay, min(result.retry_after_s, MAX_RETRY_DELAY_S))
     return Outcome(
         run.run_id, run.lease, RunStatus.FAILED, output=result.output, error=result.error,
         usage=usage, retry_delay_s=delay,
