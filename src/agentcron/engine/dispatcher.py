@@ -5,6 +5,9 @@ nodes); this node's own limit is ``max_inflight`` runs executing at once. A run 
 in-flight set only after its outcome is written, or when the store says it is no longer
 ours (revoked); a run whose outcome only waits to be written no longer takes a slot, but
 the in-flight set as a whole stays under twice ``max_inflight``.
+
+The in-flight set is keyed by ``Attempt`` (run id and lease): a revoke or a forget meant
+for one attempt never touches the next attempt of the same run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import datetime
 
 import structlog
 
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, StoreTimeline
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.waiting import Wakeup
@@ -35,6 +39,10 @@ class InFlight:
     ctx: RunContext
     task: asyncio.Task[None] | None = None
     revoked: bool = False
+
+    @property
+    def attempt(self) -> Attempt:
+        return Attempt.of(self.run)
 
 
 def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
@@ -75,7 +83,7 @@ class Dispatcher:
         self.submit = submit
         self.on_progress = on_progress
         self.timeline = timeline or StoreTimeline()
-        self.inflight: dict[str, InFlight] = {}
+        self.inflight: dict[Attempt, InFlight] = {}
         self.wakeup = Wakeup()
         self.started = 0
         self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
@@ -87,8 +95,13 @@ class Dispatcher:
         return max(0, min(self.max_inflight - self.running,
                           2 * self.max_inflight - len(self.inflight)))
 
-    def leases(self) -> list[tuple[str, int]]:
-        return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
+    def leases(self) -> list[Attempt]:
+        """The attempts in flight (executing or waiting for their outcome to be written)."""
+        return list(self.inflight)
+
+    def holds(self, run_id: str) -> bool:
+        """Whether any attempt of this run is in flight here."""
+        return any(attempt.run_id == run_id for attempt in self.inflight)
 
     def run_once(self, slots: int | None = None) -> list[ClaimedRun]:
         """Claim up to ``slots`` runs (default: as many as this node may start now)."""
@@ -99,7 +112,7 @@ class Dispatcher:
     def start(self, run: ClaimedRun) -> None:
         ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress))
         entry = InFlight(run=run, ctx=ctx)
-        self.inflight[run.run_id] = entry
+        self.inflight[entry.attempt] = entry
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
         self.started += 1
         self.running += 1
@@ -137,7 +150,7 @@ class Dispatcher:
                 retryable=True, usage=entry.ctx.usage,
             )
         if entry.revoked:
-            self.forget(run.run_id)
+            self.forget(entry.attempt)
             return
         self.submit(outcome_for(run, result))
 
@@ -154,35 +167,38 @@ class Dispatcher:
         while (delay := wake - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
-    def forget(self, run_id: str) -> None:
-        """Drop a run from the in-flight set (its outcome is written or it was revoked)."""
-        if self.inflight.pop(run_id, None) is not None:
+    def forget(self, attempt: Attempt) -> None:
+        """Drop an attempt from the in-flight set (its outcome is written or it was
+        revoked). Another attempt of the same run stays."""
+        if self.inflight.pop(attempt, None) is not None:
             self.wakeup.set()
 
-    def revoke(self, run_id: str, reason: str) -> None:
-        """The store says this run is no longer ours: stop it, write nothing."""
-        entry = self.inflight.get(run_id)
+    def revoke(self, attempt: Attempt, reason: str) -> None:
+        """The store says this attempt is no longer ours: stop it, write nothing. Does
+        nothing if that attempt is not in flight, even if another attempt of the same run
+        is (the store's verdict was about that lease only)."""
+        entry = self.inflight.get(attempt)
         if entry is None:
             return
-        log.warning("run_revoked", run_id=run_id, agent=entry.run.agent.name, reason=reason,
-                    node_id=self.node_id)
+        log.warning("run_revoked", run_id=attempt.run_id, lease=attempt.lease,
+                    agent=entry.run.agent.name, reason=reason, node_id=self.node_id)
         entry.revoked = True
         entry.ctx.cancel(reason)
         if entry.task is not None and not entry.task.done():
             entry.task.cancel()
-        self.forget(run_id)
+        self.forget(attempt)
 
-    async def cancel_all(self, reason: str, wait_s: float) -> list[str]:
-        """Cancel every run still executing (drain past its timeout); returns their ids.
+    async def cancel_all(self, reason: str, wait_s: float) -> list[Attempt]:
+        """Cancel every attempt still executing (drain past its timeout); returns them.
         They stay in the in-flight set: release() hands them back to the queue."""
         cancelled = []
         tasks = []
-        for run_id, entry in self.inflight.items():
+        for attempt, entry in self.inflight.items():
             if entry.task is not None and not entry.task.done():
                 entry.ctx.cancel(reason)
                 entry.task.cancel()
                 tasks.append(entry.task)
-                cancelled.append(run_id)
+                cancelled.append(attempt)
         if tasks:
             await asyncio.wait(tasks, timeout=wait_s)
         return cancelled
@@ -202,7 +218,7 @@ class Dispatcher:
                 if stopping():
                     # Claimed while a drain began: hand straight back via release().
                     for run in claimed:
-                        self.inflight[run.run_id] = InFlight(run, RunContext(run))
+                        self.inflight[Attempt.of(run)] = InFlight(run, RunContext(run))
                     return
                 for run in claimed:
                     self.start(run)

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from agentcron import __version__
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
 from agentcron.engine.dispatcher import Dispatcher
@@ -101,10 +102,10 @@ class Node:
         if self.metrics is not None:
             inflight = self.dispatcher.inflight
             self.metrics.on_written(
-                (entry.run.agent.name if (entry := inflight.get(o.run_id)) else None, o)
+                (entry.run.agent.name if (entry := inflight.get(Attempt.of(o))) else None, o)
                 for o in outcomes)
         for outcome in outcomes:
-            self.dispatcher.forget(outcome.run_id)
+            self.dispatcher.forget(Attempt.of(outcome))
         if any(o.retry_delay_s is not None for o in outcomes):
             self.dispatcher.wakeup.set()
 
@@ -115,7 +116,7 @@ class Node:
             try:
                 if not self.store.record_progress(run.run_id, run.lease, self.id, progress,
                                                   self.clock.store_now()):
-                    self.dispatcher_revoke_threadsafe(run.run_id)
+                    self.dispatcher_revoke_threadsafe(Attempt.of(run))
             except Exception as exc:  # progress is best effort; the node beat covers liveness
                 log.warning("progress_write_failed", run_id=run.run_id, error=str(exc))
 
@@ -123,8 +124,8 @@ class Node:
             lambda: self._loop.run_in_executor(None, write)
         )
 
-    def dispatcher_revoke_threadsafe(self, run_id: str) -> None:
-        self._loop.call_soon_threadsafe(self.dispatcher.revoke, run_id, "lease lost")
+    def dispatcher_revoke_threadsafe(self, attempt: Attempt) -> None:
+        self._loop.call_soon_threadsafe(self.dispatcher.revoke, attempt, "lease lost")
 
     def _on_topic(self, topic: str) -> None:
         if topic == "reconnected":
