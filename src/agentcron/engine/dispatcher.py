@@ -23,8 +23,8 @@ import structlog
 
 from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, StoreTimeline
-from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
+from agentcron.engine.loop import Service
+from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.executors import Executors, RunContext
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
 from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
@@ -66,25 +66,25 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     )
 
 
-class Dispatcher:
+class Dispatcher(Service):
+    name = "dispatcher"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, executors: Executors,
                  node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
                  submit: Callable[[Outcome], None],
                  on_progress: Callable[[ClaimedRun, str | None], None],
                  timeline: StoreTimeline | None = None) -> None:
+        super().__init__(health, interval_s=poll_interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.executors = executors
         self.node_id = node_id
         self.max_inflight = max_inflight
         self.claim_batch = claim_batch
-        self.poll_interval_s = poll_interval_s
         self.submit = submit
         self.on_progress = on_progress
         self.timeline = timeline or StoreTimeline()
         self.inflight: dict[Attempt, InFlight] = {}
-        self.wakeup = Wakeup()
         self.started = 0
         self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
 
@@ -206,23 +206,21 @@ class Dispatcher:
     def executing_tasks(self) -> list[asyncio.Task[None]]:
         return [e.task for e in self.inflight.values() if e.task is not None and not e.task.done()]
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            free = min(self.free_slots(), self.claim_batch)
-            if free > 0:
-                try:
-                    claimed = await call_store(self.health, "claim_runs", self.run_once, free)
-                except StoreUnavailable as exc:
-                    await self.health.backoff(self.wakeup, exc.retry_in_s)
-                    continue
-                if stopping():
-                    # Claimed while a drain began: hand straight back via release().
-                    for run in claimed:
-                        self.inflight[Attempt.of(run)] = InFlight(run, RunContext(run))
-                    return
-                for run in claimed:
-                    self.start(run)
-                if len(claimed) == free:
-                    await asyncio.sleep(0)  # let the runs start before claiming more
-                    continue
-            await self.wakeup.wait(self.poll_interval_s)
+    async def step(self) -> float | None:
+        """Claim what this node may start now and start it; sleep until woken (a run is
+        queued, an outcome written) or the poll interval."""
+        free = min(self.free_slots(), self.claim_batch)
+        if free <= 0:
+            return self.interval_s
+        claimed = await call_store(self.health, "claim_runs", self.run_once, free)
+        if self.stopping():
+            # Claimed while a drain began: hand straight back via release() (the loop
+            # ends before its next pass).
+            for run in claimed:
+                self.inflight[Attempt.of(run)] = InFlight(run, RunContext(run))
+            return None
+        for run in claimed:
+            self.start(run)
+        if len(claimed) == free:
+            return None  # more may be ready: claim again once the runs have started
+        return self.interval_s

@@ -9,25 +9,25 @@ import structlog
 
 from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock
+from agentcron.engine.loop import Service
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
 from agentcron.store import HeartbeatResult, NodeInfo, Store
 
 log = structlog.get_logger(__name__)
 
 
-class Heartbeat:
+class Heartbeat(Service):
+    name = "heartbeat"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, node: NodeInfo, *,
                  interval_s: float, leases: Callable[[], list[Attempt]],
                  revoke: Callable[[Attempt, str], None]) -> None:
+        super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.node = node
-        self.interval_s = interval_s
         self.leases = leases
         self.revoke = revoke
-        self.wakeup = Wakeup()
         self.last_beat: float | None = None
 
     def run_once(self, leases: list[Attempt] | None = None) -> HeartbeatResult:
@@ -75,11 +75,10 @@ class Heartbeat:
         self.last_beat = self.clock.monotonic()
         return self.apply(leases, result)
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            try:
-                await self.beat()
-            except StoreUnavailable as exc:
-                await self.health.backoff(self.wakeup, min(exc.retry_in_s, self.interval_s))
-                continue
-            await self.wakeup.wait(self.interval_s)
+    async def step(self) -> float:
+        await self.beat()
+        return self.interval_s
+
+    def backoff_s(self, exc: StoreUnavailable) -> float:
+        # Never longer than a beat: the zombie timeout counts beats, not back-offs.
+        return min(exc.retry_in_s, self.interval_s)
