@@ -135,3 +135,16 @@ def test_revoke_and_forget_touch_only_their_own_attempt(store: Store) -> None:
         return kept, gone
 
     assert asyncio.run(main()) == (True, True)
+
+
+def test_the_beat_asks_about_the_newest_attempt_of_each_run(sqlite_store: Store) -> None:
+    """Attempt 1's outcome is written but not yet forgotten when attempt 2 starts: the
+    beat sends one lease per run, the newest, and a verdict lands on that attempt."""
+    revokes: list[Attempt] = []
+    heartbeat = Heartbeat(sqlite_store, DatabaseClock(), StoreHealth(time.monotonic),
+                          NodeInfo("n1", "h", 1, "t", 30), interval_s=1.0, leases=list,
+                          revoke=lambda attempt, reason: revokes.append(attempt))
+    sent = [Attempt("r", 1), Attempt("other", 5), Attempt("r", 2)]
+    assert heartbeat.judged(sent) == {"r": 2, "other": 5}
+    revoked = heartbeat.apply(sent, HeartbeatResult(known=True, revoked=["r"]))
+    assert revoked == revokes == [Attempt("r", 2)]

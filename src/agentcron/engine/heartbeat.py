@@ -49,8 +49,9 @@ class Heartbeat(Service):
     @staticmethod
     def judged(leases: list[Attempt]) -> dict[str, int]:
         """The lease the store is asked about for each run: the newest in flight. (Two
-        attempts of one run are in flight together only for a moment: the older one's
-        outcome is written and it waits to be forgotten.)"""
+        attempts of one run are in flight together only while the older one's outcome,
+        already written, waits to be forgotten, or after a pause made it stale: the
+        store's verdict on the newer one is the one that matters.)"""
         newest: dict[str, int] = {}
         for run_id, lease in leases:
             newest[run_id] = max(lease, newest.get(run_id, lease))
