@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import DatabaseClock
 from agentcron.engine.dispatcher import Dispatcher
 from agentcron.engine.resilience import StoreHealth
@@ -37,7 +38,7 @@ def test_unwritten_outcomes_free_their_slots_up_to_twice_the_limit(store: Store)
             await asyncio.gather(*dispatcher.executing_tasks())
             free.append(dispatcher.free_slots())  # finished, outcomes not written
         for outcome in submitted:  # what the completion writer does once it has written
-            dispatcher.forget(outcome.run_id)
+            dispatcher.forget(Attempt.of(outcome))
         free.append(dispatcher.free_slots())
         return free
 

@@ -226,6 +226,7 @@ def test_an_agent_with_a_budget_is_not_fired_ahead(store: Store) -> None:
 def test_a_run_cancelled_before_it_starts_gives_its_slot_back(store: Store) -> None:
     """Revoked while it waits for its time (its task cancelled before its first step),
     a run still frees its slot."""
+    from agentcron.engine.attempt import Attempt
     from agentcron.engine.clock import DatabaseClock
     from agentcron.engine.dispatcher import Dispatcher
     from agentcron.engine.resilience import StoreHealth
@@ -238,7 +239,7 @@ def test_a_run_cancelled_before_it_starts_gives_its_slot_back(store: Store) -> N
             max_inflight=3, claim_batch=10, poll_interval_s=1.0, submit=lambda o: None,
             on_progress=lambda r, p: None)
         dispatcher.start(run)
-        dispatcher.revoke(run.run_id, "cancelled by a test")
+        dispatcher.revoke(Attempt.of(run), "cancelled by a test")
         busy = dispatcher.running
         await asyncio.sleep(0)  # the cancelled task completes
         await asyncio.sleep(0)

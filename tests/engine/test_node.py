@@ -119,7 +119,7 @@ def test_cancelling_a_running_run_stops_the_agent(store: Store) -> None:
     async def scenario(node: Node) -> None:
         await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
         store.cancel_run(run_id)
-        await _wait(lambda: run_id not in node.dispatcher.inflight, what="the agent to stop")
+        await _wait(lambda: not node.dispatcher.holds(run_id), what="the agent to stop")
         assert store.get_run(run_id).status is RunStatus.CANCELLED
 
     _run_node(store, scenario)

@@ -204,17 +204,19 @@ def test_the_sweeper_does_not_sweep_while_the_store_has_not_answered() -> None:
         store = _SweepCounter()
         sweeper = Sweeper(store, DatabaseClock(), health,  # type: ignore[arg-type]
                           zombie_timeout_s=2.0, interval_s=0.02, timeout_grace_s=1.0)
+        signals = sweeper.test_signals
+        signals.init()
         task = asyncio.create_task(sweeper.loop(lambda: False))
-        await asyncio.sleep(0.2)  # ten sweep intervals: every one of them a chance to sweep
+        for _ in range(10):  # ten sweep intervals: every one of them a chance to sweep
+            assert await signals.backed_off.wait() == 0.02
         while_down = store.sweeps
         recovered = time.monotonic()
         health.ok("heartbeat")  # the store is back
-        await asyncio.sleep(0.2)
+        for _ in range(10):  # ten passes that wait out the zombie timeout
+            await signals.stepped.wait()
         within_zombie_timeout = store.sweeps if time.monotonic() - recovered < 2.0 else 0
-        for _ in range(500):  # then it sweeps again, once the zombie timeout is over
-            if store.sweeps:
-                break
-            await asyncio.sleep(0.02)
+        while not store.sweeps:  # then it sweeps again, once the zombie timeout is over
+            await signals.stepped.wait()
         task.cancel()
         return while_down, within_zombie_timeout, store.sweeps
 

@@ -226,7 +226,7 @@ def test_retry_after_parsing(header: str | None, expected: float | None) -> None
 
 
 def test_retry_after_never_shortens_the_backoff_and_is_capped() -> None:
-    from agentcron.rules.retry import MAX_BACKOFF_S
+    from agentcron.rules.retry import MAX_RETRY_DELAY_S
 
     run = make_run({"base_url": "http://127.0.0.1:9/v1", "model": "m", "prompt": "hi"})
     slow_backoff = ClaimedRun(**{**run.__dict__,
@@ -236,6 +236,6 @@ def test_retry_after_never_shortens_the_backoff_and_is_capped() -> None:
     delay = outcome_for(slow_backoff, short).retry_delay_s
     assert delay is not None and delay >= 50.0
     huge = ExecutionResult(ok=False, error="429", retryable=True, retry_after_s=10**9)
-    assert outcome_for(run, huge).retry_delay_s == MAX_BACKOFF_S
+    assert outcome_for(run, huge).retry_delay_s == MAX_RETRY_DELAY_S
     final = ClaimedRun(**{**run.__dict__, "attempt": run.agent.max_attempts})
     assert outcome_for(final, huge).retry_delay_s is None  # no attempts left: fails

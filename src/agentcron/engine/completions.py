@@ -50,9 +50,12 @@ class CompletionWriter:
 
     def run_once(self, outcomes: list[Outcome]) -> FinishResult:
         result = self.store.finish(self.node_id, outcomes, self.clock.store_now())
-        for run_id in result.fenced:
-            log.warning("completion_fenced", run_id=run_id, node_id=self.node_id,
-                        reason="the run was cancelled or taken over; outcome discarded")
+        fenced = set(result.fenced)
+        for outcome in outcomes:
+            if outcome.run_id in fenced:
+                log.warning("completion_fenced", run_id=outcome.run_id, lease=outcome.lease,
+                            node_id=self.node_id,
+                            reason="the run was cancelled or taken over; outcome discarded")
         return result
 
     async def flush(self) -> None:

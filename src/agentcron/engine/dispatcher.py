@@ -5,6 +5,9 @@ nodes); this node's own limit is ``max_inflight`` runs executing at once. A run 
 in-flight set only after its outcome is written, or when the store says it is no longer
 ours (revoked); a run whose outcome only waits to be written no longer takes a slot, but
 the in-flight set as a whole stays under twice ``max_inflight``.
+
+The in-flight set is keyed by ``Attempt`` (run id and lease): a revoke or a forget meant
+for one attempt never touches the next attempt of the same run.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from datetime import datetime
 
 import structlog
 
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, StoreTimeline
-from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
+from agentcron.engine.loop import Service
+from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.executors import Executors, RunContext
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
-from agentcron.rules.retry import MAX_BACKOFF_S, backoff_delay_s
+from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
@@ -36,12 +40,16 @@ class InFlight:
     task: asyncio.Task[None] | None = None
     revoked: bool = False
 
+    @property
+    def attempt(self) -> Attempt:
+        return Attempt.of(self.run)
+
 
 def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     """Success, a retry (retryable failure with attempts left) or a final failure.
 
     A retry waits the agent's backoff, or the ``retry_after_s`` the agent's server asked
-    for if that is longer (capped at ``MAX_BACKOFF_S``, like the backoff itself).
+    for if that is longer (capped at ``MAX_RETRY_DELAY_S``, like the backoff itself).
     """
     usage = result.usage or Usage()
     if result.ok:
@@ -51,32 +59,32 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     if result.retryable and run.attempt < run.agent.max_attempts:
         delay = backoff_delay_s(run.attempt, run.agent.retry_backoff_s)
         if result.retry_after_s is not None:
-            delay = max(delay, min(result.retry_after_s, MAX_BACKOFF_S))
+            delay = max(delay, min(result.retry_after_s, MAX_RETRY_DELAY_S))
     return Outcome(
         run.run_id, run.lease, RunStatus.FAILED, output=result.output, error=result.error,
         usage=usage, retry_delay_s=delay,
     )
 
 
-class Dispatcher:
+class Dispatcher(Service):
+    name = "dispatcher"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, executors: Executors,
                  node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
                  submit: Callable[[Outcome], None],
                  on_progress: Callable[[ClaimedRun, str | None], None],
                  timeline: StoreTimeline | None = None) -> None:
+        super().__init__(health, interval_s=poll_interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.executors = executors
         self.node_id = node_id
         self.max_inflight = max_inflight
         self.claim_batch = claim_batch
-        self.poll_interval_s = poll_interval_s
         self.submit = submit
         self.on_progress = on_progress
         self.timeline = timeline or StoreTimeline()
-        self.inflight: dict[str, InFlight] = {}
-        self.wakeup = Wakeup()
+        self.inflight: dict[Attempt, InFlight] = {}
         self.started = 0
         self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
 
@@ -87,8 +95,13 @@ class Dispatcher:
         return max(0, min(self.max_inflight - self.running,
                           2 * self.max_inflight - len(self.inflight)))
 
-    def leases(self) -> list[tuple[str, int]]:
-        return [(run_id, entry.run.lease) for run_id, entry in self.inflight.items()]
+    def leases(self) -> list[Attempt]:
+        """The attempts in flight (executing or waiting for their outcome to be written)."""
+        return list(self.inflight)
+
+    def holds(self, run_id: str) -> bool:
+        """Whether any attempt of this run is in flight here."""
+        return any(attempt.run_id == run_id for attempt in self.inflight)
 
     def run_once(self, slots: int | None = None) -> list[ClaimedRun]:
         """Claim up to ``slots`` runs (default: as many as this node may start now)."""
@@ -99,7 +112,7 @@ class Dispatcher:
     def start(self, run: ClaimedRun) -> None:
         ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress))
         entry = InFlight(run=run, ctx=ctx)
-        self.inflight[run.run_id] = entry
+        self.inflight[entry.attempt] = entry
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
         self.started += 1
         self.running += 1
@@ -137,7 +150,7 @@ class Dispatcher:
                 retryable=True, usage=entry.ctx.usage,
             )
         if entry.revoked:
-            self.forget(run.run_id)
+            self.forget(entry.attempt)
             return
         self.submit(outcome_for(run, result))
 
@@ -154,35 +167,38 @@ class Dispatcher:
         while (delay := wake - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
-    def forget(self, run_id: str) -> None:
-        """Drop a run from the in-flight set (its outcome is written or it was revoked)."""
-        if self.inflight.pop(run_id, None) is not None:
+    def forget(self, attempt: Attempt) -> None:
+        """Drop an attempt from the in-flight set (its outcome is written or it was
+        revoked). Another attempt of the same run stays."""
+        if self.inflight.pop(attempt, None) is not None:
             self.wakeup.set()
 
-    def revoke(self, run_id: str, reason: str) -> None:
-        """The store says this run is no longer ours: stop it, write nothing."""
-        entry = self.inflight.get(run_id)
+    def revoke(self, attempt: Attempt, reason: str) -> None:
+        """The store says this attempt is no longer ours: stop it, write nothing. Does
+        nothing if that attempt is not in flight, even if another attempt of the same run
+        is (the store's verdict was about that lease only)."""
+        entry = self.inflight.get(attempt)
         if entry is None:
             return
-        log.warning("run_revoked", run_id=run_id, agent=entry.run.agent.name, reason=reason,
-                    node_id=self.node_id)
+        log.warning("run_revoked", run_id=attempt.run_id, lease=attempt.lease,
+                    agent=entry.run.agent.name, reason=reason, node_id=self.node_id)
         entry.revoked = True
         entry.ctx.cancel(reason)
         if entry.task is not None and not entry.task.done():
             entry.task.cancel()
-        self.forget(run_id)
+        self.forget(attempt)
 
-    async def cancel_all(self, reason: str, wait_s: float) -> list[str]:
-        """Cancel every run still executing (drain past its timeout); returns their ids.
+    async def cancel_all(self, reason: str, wait_s: float) -> list[Attempt]:
+        """Cancel every attempt still executing (drain past its timeout); returns them.
         They stay in the in-flight set: release() hands them back to the queue."""
         cancelled = []
         tasks = []
-        for run_id, entry in self.inflight.items():
+        for attempt, entry in self.inflight.items():
             if entry.task is not None and not entry.task.done():
                 entry.ctx.cancel(reason)
                 entry.task.cancel()
                 tasks.append(entry.task)
-                cancelled.append(run_id)
+                cancelled.append(attempt)
         if tasks:
             await asyncio.wait(tasks, timeout=wait_s)
         return cancelled
@@ -190,23 +206,21 @@ class Dispatcher:
     def executing_tasks(self) -> list[asyncio.Task[None]]:
         return [e.task for e in self.inflight.values() if e.task is not None and not e.task.done()]
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            free = min(self.free_slots(), self.claim_batch)
-            if free > 0:
-                try:
-                    claimed = await call_store(self.health, "claim_runs", self.run_once, free)
-                except StoreUnavailable as exc:
-                    await self.health.backoff(self.wakeup, exc.retry_in_s)
-                    continue
-                if stopping():
-                    # Claimed while a drain began: hand straight back via release().
-                    for run in claimed:
-                        self.inflight[run.run_id] = InFlight(run, RunContext(run))
-                    return
-                for run in claimed:
-                    self.start(run)
-                if len(claimed) == free:
-                    await asyncio.sleep(0)  # let the runs start before claiming more
-                    continue
-            await self.wakeup.wait(self.poll_interval_s)
+    async def step(self) -> float | None:
+        """Claim what this node may start now and start it; sleep until woken (a run is
+        queued, an outcome written) or the poll interval."""
+        free = min(self.free_slots(), self.claim_batch)
+        if free <= 0:
+            return self.interval_s
+        claimed = await call_store(self.health, "claim_runs", self.run_once, free)
+        if self.stopping():
+            # Claimed while a drain began: hand straight back via release() (the loop
+            # ends before its next pass).
+            for run in claimed:
+                self.inflight[Attempt.of(run)] = InFlight(run, RunContext(run))
+            return None
+        for run in claimed:
+            self.start(run)
+        if len(claimed) == free:
+            return None  # more may be ready: claim again once the runs have started
+        return self.interval_s

@@ -7,35 +7,38 @@ from collections.abc import Callable
 
 import structlog
 
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock
+from agentcron.engine.loop import Service
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
 from agentcron.store import HeartbeatResult, NodeInfo, Store
 
 log = structlog.get_logger(__name__)
 
 
-class Heartbeat:
+class Heartbeat(Service):
+    name = "heartbeat"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, node: NodeInfo, *,
-                 interval_s: float, leases: Callable[[], list[tuple[str, int]]],
-                 revoke: Callable[[str, str], None]) -> None:
+                 interval_s: float, leases: Callable[[], list[Attempt]],
+                 revoke: Callable[[Attempt, str], None]) -> None:
+        super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.node = node
-        self.interval_s = interval_s
         self.leases = leases
         self.revoke = revoke
-        self.wakeup = Wakeup()
         self.last_beat: float | None = None
 
-    def run_once(self, leases: list[tuple[str, int]] | None = None) -> HeartbeatResult:
+    def run_once(self, leases: list[Attempt] | None = None) -> HeartbeatResult:
         """Beat; if the node row was gone (declared dead during a pause), register again.
-        ``leases``: the in-flight runs, read on the event loop's thread (the loop changes
-        that set; this runs in a worker thread)."""
+        ``leases``: the in-flight attempts, read on the event loop's thread (the loop
+        changes that set; this runs in a worker thread)."""
         if leases is None:
             leases = self.leases()
-        result = self.store.heartbeat(self.node.id, leases, self.clock.store_now())
+        judged = self.judged(leases)
+        result = self.store.heartbeat(self.node.id, list(judged.items()),
+                                      self.clock.store_now())
         if not result.known:
             log.warning("node_was_declared_dead", node_id=self.node.id,
                         reason="no heartbeat within the zombie timeout (paused or cut off?); "
@@ -43,18 +46,40 @@ class Heartbeat:
             self.store.register_node(self.node, self.clock.store_now())
         return result
 
-    def apply(self, result: HeartbeatResult) -> None:
-        for run_id in result.revoked:
-            self.revoke(run_id, "cancelled or taken over by another node")
+    @staticmethod
+    def judged(leases: list[Attempt]) -> dict[str, int]:
+        """The lease the store is asked about for each run: the newest in flight. (Two
+        attempts of one run are in flight together only while the older one's outcome,
+        already written, waits to be forgotten, or after a pause made it stale: the
+        store's verdict on the newer one is the one that matters.)"""
+        newest: dict[str, int] = {}
+        for run_id, lease in leases:
+            newest[run_id] = max(lease, newest.get(run_id, lease))
+        return newest
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            try:
-                result = await call_store(self.health, "heartbeat", self.run_once,
-                                          self.leases())
-            except StoreUnavailable as exc:
-                await self.health.backoff(self.wakeup, min(exc.retry_in_s, self.interval_s))
-                continue
-            self.last_beat = self.clock.monotonic()
-            self.apply(result)
-            await self.wakeup.wait(self.interval_s)
+    def apply(self, leases: list[Attempt], result: HeartbeatResult) -> list[Attempt]:
+        """Revoke the attempts the store judged lost; ``leases`` are those the beat sent.
+        The store names runs, and it judged the lease sent for each: that attempt, not
+        whichever attempt of the run is in flight by now, is revoked. Returns them."""
+        judged = self.judged(leases)
+        revoked = [Attempt(run_id, judged[run_id]) for run_id in result.revoked
+                   if run_id in judged]
+        for attempt in revoked:
+            self.revoke(attempt, "cancelled or taken over by another node")
+        return revoked
+
+    async def beat(self) -> list[Attempt]:
+        """One beat off the event loop, then revoke what the store judged lost; returns
+        those attempts. Raises StoreUnavailable."""
+        leases = self.leases()
+        result = await call_store(self.health, "heartbeat", self.run_once, leases)
+        self.last_beat = self.clock.monotonic()
+        return self.apply(leases, result)
+
+    async def step(self) -> float:
+        await self.beat()
+        return self.interval_s
+
+    def backoff_s(self, exc: StoreUnavailable) -> float:
+        # Never longer than a beat: the zombie timeout counts beats, not back-offs.
+        return min(exc.retry_in_s, self.interval_s)

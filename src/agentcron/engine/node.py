@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from agentcron import __version__
+from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
 from agentcron.engine.dispatcher import Dispatcher
 from agentcron.engine.heartbeat import Heartbeat
+from agentcron.engine.loop import Service
 from agentcron.engine.metrics import EngineMetrics
 from agentcron.engine.pruner import Pruner
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
@@ -101,10 +103,10 @@ class Node:
         if self.metrics is not None:
             inflight = self.dispatcher.inflight
             self.metrics.on_written(
-                (entry.run.agent.name if (entry := inflight.get(o.run_id)) else None, o)
+                (entry.run.agent.name if (entry := inflight.get(Attempt.of(o))) else None, o)
                 for o in outcomes)
         for outcome in outcomes:
-            self.dispatcher.forget(outcome.run_id)
+            self.dispatcher.forget(Attempt.of(outcome))
         if any(o.retry_delay_s is not None for o in outcomes):
             self.dispatcher.wakeup.set()
 
@@ -115,7 +117,7 @@ class Node:
             try:
                 if not self.store.record_progress(run.run_id, run.lease, self.id, progress,
                                                   self.clock.store_now()):
-                    self.dispatcher_revoke_threadsafe(run.run_id)
+                    self.dispatcher_revoke_threadsafe(Attempt.of(run))
             except Exception as exc:  # progress is best effort; the node beat covers liveness
                 log.warning("progress_write_failed", run_id=run.run_id, error=str(exc))
 
@@ -123,8 +125,8 @@ class Node:
             lambda: self._loop.run_in_executor(None, write)
         )
 
-    def dispatcher_revoke_threadsafe(self, run_id: str) -> None:
-        self._loop.call_soon_threadsafe(self.dispatcher.revoke, run_id, "lease lost")
+    def dispatcher_revoke_threadsafe(self, attempt: Attempt) -> None:
+        self._loop.call_soon_threadsafe(self.dispatcher.revoke, attempt, "lease lost")
 
     def _on_topic(self, topic: str) -> None:
         if topic == "reconnected":
@@ -151,7 +153,13 @@ class Node:
         task = asyncio.create_task(self._guard(name, coro), name=name)
         self._tasks.append(task)
 
+    def _spawn_service(self, service: Service, stopping: Callable[[], bool]) -> None:
+        self._spawn(service.name, service.loop(stopping))
+
     async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Log a loop that crashed (a bug: store outages never end a loop). This is where
+        supervision goes, restarting the crashed loop with a back-off; today the loop
+        stays down and the rest of the node runs on."""
         try:
             await coro
         except asyncio.CancelledError:
@@ -176,12 +184,10 @@ class Node:
         log.info("node_started", node_id=self.id, backend=self.store.backend,
                  zombie_timeout_s=self.settings.zombie_timeout_s,
                  drain_timeout_s=self.settings.drain_timeout_s)
-        self._spawn("ticker", self.ticker.loop(self.claims_stopped))
-        self._spawn("dispatcher", self.dispatcher.loop(self.claims_stopped))
-        self._spawn("sweeper", self.sweeper.loop(self.claims_stopped))
-        self._spawn("pruner", self.pruner.loop(self.claims_stopped))
+        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
+            self._spawn_service(service, self.claims_stopped)
         self._spawn("completions", self.completions.loop(self.stopped))
-        self._spawn("heartbeat", self.heartbeat.loop(self.beats_stopped))
+        self._spawn_service(self.heartbeat, self.beats_stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
             self._spawn("listener", listener.run())
@@ -234,7 +240,7 @@ class Node:
         database timeouts.)"""
         self._beating = False
         self.heartbeat.wakeup.set()
-        beating = [task for task in self._tasks if task.get_name() == "heartbeat"]
+        beating = [task for task in self._tasks if task.get_name() == self.heartbeat.name]
         if beating:
             await asyncio.wait(beating)
 

@@ -3,14 +3,13 @@ holds long locks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
 
 from agentcron.engine.clock import Clock
-from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
+from agentcron.engine.loop import Service
+from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
@@ -18,16 +17,16 @@ log = structlog.get_logger(__name__)
 WEBHOOK_DELIVERY_RETENTION = timedelta(hours=1)
 
 
-class Pruner:
+class Pruner(Service):
+    name = "pruner"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, retention_s: float,
                  interval_s: float, batch: int = 5000) -> None:
+        super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.retention = timedelta(seconds=retention_s)
-        self.interval_s = interval_s
         self.batch = batch
-        self.wakeup = Wakeup()
 
     def run_once(self) -> int:
         now = self.clock.store_now() or self.store.now()
@@ -44,11 +43,6 @@ class Pruner:
         self.store.prune_webhook_deliveries(now - WEBHOOK_DELIVERY_RETENTION)
         return total
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            try:
-                await call_store(self.health, "prune", self.run_once)
-            except StoreUnavailable as exc:
-                await self.health.backoff(self.wakeup, exc.retry_in_s)
-                continue
-            await self.wakeup.wait(self.interval_s)
+    async def step(self) -> float:
+        await call_store(self.health, "prune", self.run_once)
+        return self.interval_s

@@ -37,7 +37,9 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-MAX_BACKOFF_S = 10.0
+#: The longest a node's loop backs off after its store calls fail (an outage): short,
+#: because a loop backing off is also woken the moment the store answers again.
+MAX_LOOP_BACKOFF_S = 10.0
 
 
 class StoreHealth:
@@ -76,10 +78,10 @@ class StoreHealth:
 
     def failed(self, what: str, exc: BaseException) -> float:
         """Record a failure of ``what``; returns how long that operation backs off
-        (exponential in its own failures, jittered, at most ``MAX_BACKOFF_S``)."""
+        (exponential in its own failures, jittered, at most ``MAX_LOOP_BACKOFF_S``)."""
         self.available = False
         count = self._failures[what] = self._failures.get(what, 0) + 1
-        delay: float = (min(MAX_BACKOFF_S, 0.25 * 2.0 ** min(count, 6))
+        delay: float = (min(MAX_LOOP_BACKOFF_S, 0.25 * 2.0 ** min(count, 6))
                         * random.uniform(0.5, 1.0))
         log.warning("store_unavailable", operation=what, error=str(exc).splitlines()[0],
                     retry_in_s=round(delay, 2), failures=count)

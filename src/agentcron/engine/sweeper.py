@@ -14,25 +14,25 @@ from collections.abc import Callable
 import structlog
 
 from agentcron.engine.clock import Clock
+from agentcron.engine.loop import Service
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
 from agentcron.store import Store, SweepResult
 
 log = structlog.get_logger(__name__)
 
 
-class Sweeper:
+class Sweeper(Service):
+    name = "sweeper"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *,
                  zombie_timeout_s: float, interval_s: float, timeout_grace_s: float,
                  on_swept: Callable[[SweepResult], None] | None = None) -> None:
+        super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.zombie_timeout_s = zombie_timeout_s
-        self.interval_s = interval_s
         self.timeout_grace_s = timeout_grace_s
         self.on_swept = on_swept
-        self.wakeup = Wakeup()
 
     def run_once(self) -> SweepResult:
         result = self.store.sweep(
@@ -51,18 +51,13 @@ class Sweeper:
             self.on_swept(result)
         return result
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        while not stopping():
-            if not self.health.available:
-                # Woken when another loop (the heartbeat, at the latest) gets through.
-                await self.health.backoff(self.wakeup, self.interval_s)
-                continue
-            if self.health.seconds_since_recovery() < self.zombie_timeout_s:
-                await self.wakeup.wait(self.interval_s)
-                continue
-            try:
-                await call_store(self.health, "sweep", self.run_once)
-            except StoreUnavailable as exc:
-                await self.health.backoff(self.wakeup, exc.retry_in_s)
-                continue
-            await self.wakeup.wait(self.interval_s)
+    async def step(self) -> float:
+        if not self.health.available:
+            # Back off as if the sweep had failed (without counting it): woken when
+            # another loop (the heartbeat, at the latest) gets through.
+            raise StoreUnavailable("the store has not answered since it failed",
+                                   self.interval_s)
+        if self.health.seconds_since_recovery() < self.zombie_timeout_s:
+            return self.interval_s
+        await call_store(self.health, "sweep", self.run_once)
+        return self.interval_s

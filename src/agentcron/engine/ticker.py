@@ -10,28 +10,28 @@ from datetime import datetime
 import structlog
 
 from agentcron.engine.clock import Clock, StoreTimeline
-from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
-from agentcron.engine.waiting import Wakeup
+from agentcron.engine.loop import Service
+from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.store import FireResult, Store
 
 log = structlog.get_logger(__name__)
 
 
-class Ticker:
+class Ticker(Service):
+    name = "ticker"
+
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, batch: int,
                  poll_interval_s: float, on_fired: Callable[[FireResult], None],
                  claim_for: Callable[[], tuple[str, int] | None] = lambda: None,
                  lookahead_s: float = 0.0, timeline: StoreTimeline | None = None) -> None:
+        super().__init__(health, interval_s=poll_interval_s)
         self.store = store
         self.clock = clock
-        self.health = health
         self.batch = batch
-        self.poll_interval_s = poll_interval_s
         self.on_fired = on_fired
         self.claim_for = claim_for
         self.lookahead_s = lookahead_s
         self.timeline = timeline or StoreTimeline()
-        self.wakeup = Wakeup()
 
     def _lookahead(self) -> float:
         """Fire ahead only on the database's clock, once this node knows where that clock
@@ -68,7 +68,7 @@ class Ticker:
         """How long to sleep after a firing pass: until the next trigger is due less the
         lookahead; at once if more may be ready to fire ahead; never a spin."""
         if next_due is None:
-            return self.poll_interval_s
+            return self.interval_s
         until_due = (next_due - now).total_seconds()
         # Rows selected to fire ahead but left for later fired nothing.
         fired = any(r.triggers > r.left_for_later for r in results)
@@ -78,33 +78,27 @@ class Ticker:
         elif fired and not any(r.left_for_later for r in results):
             until_due = 0.0  # more may be ready to fire ahead now
         # Otherwise what is next is not ours to fire ahead: wait until it is due.
-        delay = max(0.0, min(self.poll_interval_s, until_due))
+        delay = max(0.0, min(self.interval_s, until_due))
         if delay == 0.0 and not fired:
             # Due but not ours to take (locked by another node mid-batch): don't spin.
-            delay = min(self.poll_interval_s, 0.05)
+            delay = min(self.interval_s, 0.05)
         return delay
 
-    async def loop(self, stopping: Callable[[], bool]) -> None:
-        """One batch per step, reported (and its claimed runs started) on the event loop
-        before the next batch is fired, so a large burst is worked on while it is still
-        being fired."""
-        while not stopping():
-            try:
-                results: list[FireResult] = []
-                while not stopping():
-                    result = await call_store(self.health, "fire_due", self.store.fire_due,
-                                              self.clock.store_now(), self.batch,
-                                              self.claim_for(), self._lookahead())
-                    results.append(result)
-                    self._report(result)
-                    if not result.full:
-                        break
-                next_due, sample = await call_store(self.health, "next_due_at",
-                                                    self.store.next_due_at)
-                if self.clock.store_now() is None:
-                    self.timeline.observe(*sample)
-            except StoreUnavailable as exc:
-                await self.health.backoff(self.wakeup, exc.retry_in_s)
-                continue
-            delay = self._delay(next_due, self.clock.store_now() or sample.now, results)
-            await self.wakeup.wait(delay)
+    async def step(self) -> float:
+        """Fire one batch per store call, reported (and its claimed runs started) on the
+        event loop before the next batch is fired, so a large burst is worked on while it
+        is still being fired; then sleep until the next fire is due."""
+        results: list[FireResult] = []
+        while not self.stopping():
+            result = await call_store(self.health, "fire_due", self.store.fire_due,
+                                      self.clock.store_now(), self.batch,
+                                      self.claim_for(), self._lookahead())
+            results.append(result)
+            self._report(result)
+            if not result.full:
+                break
+        next_due, sample = await call_store(self.health, "next_due_at",
+                                            self.store.next_due_at)
+        if self.clock.store_now() is None:
+            self.timeline.observe(*sample)
+        return self._delay(next_due, self.clock.store_now() or sample.now, results)
