@@ -1,5 +1,6 @@
 """The API's response models and the JSON documents both front doors show must not drift,
-and the front doors share the documents without importing each other.
+and the documents stay light enough for the command line's start-up. (That no front door
+imports another is checked by ``tests/unit/test_layers.py``.)
 
 A response model is built from its document (``services.documents``) and pydantic drops a
 key the model does not declare, silently: that is how the API once lost agents' budgets.
@@ -11,19 +12,16 @@ model) are checked the same way.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 import types
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
 
-import agentcron
 from agentcron.api.schemas import AgentOut, NodeOut, RunDetail, RunOut, TriggerOut
 from agentcron.models import Usage
 from agentcron.services import Services
@@ -146,33 +144,6 @@ def test_the_api_answers_with_the_documents_unchanged(store: Store, rows: Servic
                 == run_detail_json(run, events))
     for node, alive in rows.nodes(NOW):
         assert NodeOut.of(node, alive).model_dump(mode="json") == node_json(node, alive)
-
-
-def imported_modules(package: str) -> dict[str, set[str]]:
-    """Every ``agentcron`` module each file of ``package`` imports, wherever the import
-    stands (top level, a function, ``if TYPE_CHECKING``)."""
-    root = Path(agentcron.__file__).parent
-    found: dict[str, set[str]] = {}
-    for path in sorted((root / package).rglob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
-            elif isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-        found[str(path.relative_to(root))] = {n for n in names if n.startswith("agentcron")}
-    return found
-
-
-def test_the_api_and_the_command_line_do_not_import_each_other() -> None:
-    def reaching(package: str, others: tuple[str, ...]) -> list[str]:
-        return [f"{path} imports {name}" for path, names in imported_modules(package).items()
-                for name in sorted(names)
-                if any(name == o or name.startswith(o + ".") for o in others)]
-
-    assert reaching("api", ("agentcron.cli", "agentcron.python_api", "agentcron.server")) == []
-    # ``serve`` starts the server process, which builds the API: the one way across.
-    assert reaching("cli", ("agentcron.api", "agentcron.python_api")) == []
 
 
 def test_the_documents_load_without_the_store_or_the_web_framework() -> None:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentcron.errors import ConflictError, NotFoundError, ValidationError
 from agentcron.executors.signing import SignatureError
+from agentcron.store.errors import is_refused_value
 
 log = structlog.get_logger(__name__)
 
@@ -88,9 +89,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from sqlalchemy.exc import DataError
-
-        if isinstance(exc, DataError):
+        if is_refused_value(exc):
             # A value the database cannot store that validation let through.
             return error_response(422, "a value was refused by the database (for example "
                                   "a NUL character in a text field)", "body")

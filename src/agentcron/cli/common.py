@@ -81,35 +81,17 @@ def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def hide_password(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
+    from agentcron.store.errors import hide_password as masked  # lazy: --help stays quick
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL never reaches the database; show nothing of it
-        return "<the configured database URL>"
-
-
-def _first_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
+    return masked(url)
 
 
 def _database_error(exc: Exception, url: str) -> str | None:
     """The one-line message for a database that cannot be reached or used, else None."""
-    from sqlalchemy.exc import OperationalError
+    from agentcron.store.errors import unusable_database
 
-    if not isinstance(exc, OperationalError):
-        return None
-    reason = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        password = None
-    if password:
-        reason = reason.replace(str(password), "***")
-    return f"cannot use the database {hide_password(url)}: {reason}"
+    reason = unusable_database(exc, url)
+    return None if reason is None else f"cannot use the database {hide_password(url)}: {reason}"
 
 
 class AgentcronGroup(TyperGroup):

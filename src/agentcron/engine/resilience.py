@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import structlog
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from agentcron.engine.waiting import Wakeup
+from agentcron.store.errors import is_connection_error
 
 log = structlog.get_logger(__name__)
 
@@ -29,12 +28,6 @@ class StoreUnavailable(Exception):
     def __init__(self, what: str, retry_in_s: float) -> None:
         super().__init__(what)
         self.retry_in_s = retry_in_s
-
-
-def is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | PoolTimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 #: The longest a node's loop backs off after its store calls fail (an outage): short,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.executors.validation import validate_agent_config
@@ -19,7 +19,9 @@ from agentcron.services.validate import (
     check_one_of,
     check_printable,
 )
-from agentcron.store import Store
+
+if TYPE_CHECKING:  # the store brings in SQLAlchemy; the CLI imports this at start-up
+    from agentcron.store import Store
 
 MAX_DESCRIPTION = 2000
 
