@@ -98,7 +98,7 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
              responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
         try:
-            await asyncio.to_thread(store.ensure_migrated)
+            await asyncio.to_thread(services.ready)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "reason": str(exc).splitlines()[0]},
                                 status_code=503)

@@ -8,7 +8,6 @@ queued in the last 24 h by status, nodes alive and registered.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agentcron.services import Services
+from agentcron.services.overview import gauges
 
 log = structlog.get_logger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -27,11 +27,7 @@ class DatabaseGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            store = self.services.store
-            now = store.now()
-            active = store.active_counts(now)
-            nodes = self.services.nodes(now)
-            last_day = store.status_by_hour(now - timedelta(hours=24), now)
+            read = gauges(self.services)
         except Exception as exc:  # a scrape during an outage reports what it can
             log.warning("metrics_database_unavailable", error=str(exc).splitlines()[0])
             up = GaugeMetricFamily("agentcron_database_up", "Whether the last scrape could "
@@ -45,24 +41,21 @@ class DatabaseGauges(Collector):
         yield up
         queue = GaugeMetricFamily("agentcron_queue_depth", "Queued runs; ready: due to start "
                                   "now.", labels=["state"])
-        queue.add_metric(["queued"], active.queued)
-        queue.add_metric(["ready"], active.ready)
+        queue.add_metric(["queued"], read.queued)
+        queue.add_metric(["ready"], read.ready)
         yield queue
         running = GaugeMetricFamily("agentcron_runs_running", "Runs running on any node.")
-        running.add_metric([], active.running)
+        running.add_metric([], read.running)
         yield running
-        by_status: dict[str, int] = {}
-        for _hour, status, count in last_day:
-            by_status[status] = by_status.get(status, 0) + count
         runs = GaugeMetricFamily("agentcron_runs_last_24h", "Runs queued in the last 24 hours, "
                                  "by current status.", labels=["status"])
-        for status, count in sorted(by_status.items()):
+        for status, count in sorted(read.last_24h.items()):
             runs.add_metric([status], count)
         yield runs
         alive = GaugeMetricFamily("agentcron_nodes", "Registered nodes; alive: heartbeat "
                                   "within the zombie timeout.", labels=["state"])
-        alive.add_metric(["alive"], sum(1 for _, ok in nodes if ok))
-        alive.add_metric(["registered"], len(nodes))
+        alive.add_metric(["alive"], sum(1 for _, ok in read.nodes if ok))
+        alive.add_metric(["registered"], len(read.nodes))
         yield alive
 
 

@@ -65,10 +65,11 @@ def open_store(ctx: typer.Context, *, prepare: bool = True) -> Store:
     return st._store
 
 
-def services(ctx: typer.Context) -> Services:
+def services(ctx: typer.Context, *, prepare: bool = True) -> Services:
+    """The services over the store named by ``--db`` (see ``open_store`` for ``prepare``)."""
     from agentcron.services import Services
 
-    return Services(open_store(ctx))
+    return Services(open_store(ctx, prepare=prepare))
 
 
 # -- errors ---------------------------------------------------------------------------------

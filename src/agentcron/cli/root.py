@@ -31,7 +31,7 @@ from agentcron.cli import costs as cli_costs
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import tokens as cli_tokens
 from agentcron.cli import triggers as cli_triggers
-from agentcron.cli.common import AgentcronGroup, CliState, hide_password, open_store
+from agentcron.cli.common import AgentcronGroup, CliState, hide_password, services
 from agentcron.cli.render import say
 from agentcron.engine.settings import DEFAULT_DATABASE_URL
 
@@ -72,9 +72,9 @@ def root(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or upgrade the schema to this version's (safe to run on every deploy)."""
-    store = open_store(ctx, prepare=False)
-    before, after = store.upgrade()
-    url = hide_password(store.url)
+    opened = services(ctx, prepare=False)
+    before, after = opened.upgrade_schema()
+    url = hide_password(opened.database_url)
     if before == after:
         say(f"{url}: already at revision {after}")
     else:

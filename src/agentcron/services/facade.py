@@ -40,6 +40,19 @@ class Services:
         self.access = Access(store)
         self.spending = Spending(store)
 
+    @property
+    def database_url(self) -> str:
+        """The store's URL as normalised (with its password: mask it before showing it)."""
+        return self.store.url
+
+    def ready(self) -> None:
+        """Raise unless the database answers and its schema is this version's (``/readyz``)."""
+        self.store.ensure_migrated()
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Apply the migrations the database lacks: (revision before, revision after)."""
+        return self.store.upgrade()
+
     def now(self, now: datetime | None = None) -> datetime:
         """``now`` if given, else the database's clock."""
         return now_or_store(self.store, now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agentcron.models import RunStatus
+from agentcron.models import Node, RunStatus
 from agentcron.services import Services
 from agentcron.services.validate import check_int_between
 from agentcron.store.stats import AgentDayUsage
@@ -82,6 +82,30 @@ def overview(services: Services, now: datetime | None = None) -> Overview:
         hours=[HourBucket(start, counts) for start, counts in sorted(buckets.items())],
         fire_lag=_lag(fire), start_lag=_lag(start),
     )
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What ``/metrics`` reads from the database at scrape time (bounded queries)."""
+
+    queued: int
+    ready: int
+    running: int
+    nodes: list[tuple[Node, bool]]
+    last_24h: dict[str, int]
+
+
+def gauges(services: Services) -> Gauges:
+    """Queue depth, running runs, nodes (with whether each is alive) and the last 24 hours'
+    runs by current status, at the database's clock."""
+    store = services.store
+    now = store.now()
+    active = store.active_counts(now)
+    last_24h: dict[str, int] = {}
+    for _hour, status, count in store.status_by_hour(now - timedelta(hours=24), now):
+        last_24h[status] = last_24h.get(status, 0) + count
+    return Gauges(queued=active.queued, ready=active.ready, running=active.running,
+                  nodes=services.nodes(now), last_24h=last_24h)
 
 
 def usage_by_day(services: Services, days: int = 7, now: datetime | None = None
