@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec, RunStatus, Trigger
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
 from agentcron.store.schema import agents, runs, triggers
@@ -19,8 +19,7 @@ from agentcron.store.schema import agents, runs, triggers
 def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
     """Create the agent or replace its settings; its triggers and runs are kept."""
     row = agent_to_row(agent)
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(agents).values(**row, created_at=now, updated_at=now)
+    stmt = dialect_insert(conn, agents).values(**row, created_at=now, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["name"],

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.types import JSON
 
@@ -33,6 +32,7 @@ from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import agent_slots, lock_agents
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
@@ -380,9 +380,8 @@ def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:
     if conn.dialect.name == "sqlite":
         # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT to parse it.
         select_rows = select_rows.where(and_(True))
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
-        insert(runs)
+        dialect_insert(conn, runs)
         .from_select(names, select_rows)
         .on_conflict_do_nothing(index_elements=["trigger_id", "scheduled_for"])
         .returning(runs.c.id)

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agentcron.models import Node, RunStatus
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import SWEPT_FOR_TIME
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.rows import node_from_row
 from agentcron.store.schema import agents, nodes, run_events, runs
@@ -67,8 +67,7 @@ def register(conn: Connection, node: NodeInfo, now: datetime) -> list[str]:
         "started_at": now, "heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
         "draining": False,
     }
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(nodes).values(values)
+    stmt = dialect_insert(conn, nodes).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"],

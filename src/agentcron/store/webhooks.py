@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import run_events, runs, triggers, webhook_deliveries
 
@@ -88,9 +88,8 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
     if trigger.paused:
         raise ConflictError(f"trigger {trigger_id} is paused; resume it to accept deliveries")
     run_id = new_run_id()
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     recorded = conn.execute(
-        insert_fn(webhook_deliveries)
+        dialect_insert(conn, webhook_deliveries)
         .values(trigger_id=trigger_id, webhook_id=webhook_id, received_at=now, run_id=run_id)
         .on_conflict_do_nothing(index_elements=["trigger_id", "webhook_id"])
         .returning(webhook_deliveries.c.run_id)
