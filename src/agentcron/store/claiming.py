@@ -15,7 +15,6 @@ from sqlalchemy import (
     and_,
     case,
     func,
-    insert,
     or_,
     select,
     union_all,
@@ -23,11 +22,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunStatus
+from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import budgets
 from agentcron.store.bulk import bulk_source
+from agentcron.store.events import record_events
 from agentcron.store.rows import agent_from_row
-from agentcron.store.schema import agents, run_events, runs
+from agentcron.store.schema import agents, runs
 from agentcron.store.types import UTCDateTime
 
 _QUEUED = RunStatus.QUEUED.value
@@ -281,20 +281,12 @@ def finish(
         .returning(runs.c.id, runs.c.attempt)
     )
     attempts = {run_id: attempt for run_id, attempt in applied_rows}
-    events = [
-        {
-            "run_id": o.run_id,
-            "at": now,
-            "kind": "retry" if o.retry_delay_s is not None else o.status.value,
-            "attempt": attempts[o.run_id],
-            "node_id": node_id,
-            "message": o.error,
-        }
+    record_events(conn, [
+        RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
+                 attempts[o.run_id], node_id, o.error)
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
-    ]
-    if events:
-        conn.execute(insert(run_events), events)
+    ])
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],

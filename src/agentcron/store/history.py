@@ -13,6 +13,7 @@ from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
 from agentcron.rules.ids import new_run_id
 from agentcron.store.catalog import get_agent
+from agentcron.store.events import record_events
 from agentcron.store.notify import notify
 from agentcron.store.rows import event_from_row, run_from_row
 from agentcron.store.schema import run_events, runs
@@ -90,9 +91,8 @@ def cancel_run(conn: Connection, run_id: str, now: datetime) -> RunStatus:
     ).rowcount
     if not changed:
         raise ConflictError(f"run {run_id} changed while cancelling; try again")
-    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="cancelled",
-                                           attempt=run.attempt, node_id=run.node_id,
-                                           message="cancelled by a user"))
+    record_events(conn, [RunEvent(run_id, now, "cancelled", run.attempt, run.node_id,
+                                  "cancelled by a user")])
     notify(conn, "cancel")
     return run.status
 
@@ -110,9 +110,8 @@ def retry_run(conn: Connection, run_id: str, now: datetime) -> None:
                 finished_at=None, started_at=None, deadline_at=None, reason=None,
                 error=None, output=None)
     )
-    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="retried",
-                                           attempt=run.attempt, node_id=None,
-                                           message=f"retried by a user after {run.status}"))
+    record_events(conn, [RunEvent(run_id, now, "retried", run.attempt, None,
+                                  f"retried by a user after {run.status}")])
     notify(conn, "runs")
 
 

@@ -7,17 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, case, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, String, case, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from agentcron.models import Node, RunStatus
+from agentcron.models import Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import SWEPT_FOR_TIME
 from agentcron.store.database import dialect_insert
+from agentcron.store.events import record_events
 from agentcron.store.notify import notify
 from agentcron.store.rows import node_from_row
-from agentcron.store.schema import agents, nodes, run_events, runs
+from agentcron.store.schema import agents, nodes, runs
 from agentcron.store.types import UTCDateTime
 
 _RUNNING = RunStatus.RUNNING.value
@@ -222,12 +223,8 @@ def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) 
         .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
     ).all()
     by_id = {u["id"]: u for u in updates}
-    if applied:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": row.id, "at": now, "kind": "lost", "attempt": row.attempt,
-              "node_id": row.node_id, "message": by_id[row.id]["error"]} for row in applied],
-        )
+    record_events(conn, [RunEvent(row.id, now, "lost", row.attempt, row.node_id,
+                                  by_id[row.id]["error"]) for row in applied])
     return [row.id for row in applied]
 
 
@@ -245,12 +242,8 @@ def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[s
                 error="cancelled by the sweeper: the run exceeded its agent's timeout")
         .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
     ).all()
-    if rows:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": r.id, "at": now, "kind": "timeout", "attempt": r.attempt,
-              "node_id": r.node_id, "message": "exceeded the agent's timeout"} for r in rows],
-        )
+    record_events(conn, [RunEvent(r.id, now, "timeout", r.attempt, r.node_id,
+                                  "exceeded the agent's timeout") for r in rows])
     return [r.id for r in rows]
 
 
@@ -283,11 +276,8 @@ def release(conn: Connection, node_id: str, now: datetime) -> list[str]:
         .returning(runs.c.id, runs.c.attempt)
     ).all()
     if rows:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": r.id, "at": now, "kind": "released", "attempt": r.attempt + 1,
-              "node_id": node_id, "message": "node drained; run re-queued"} for r in rows],
-        )
+        record_events(conn, [RunEvent(r.id, now, "released", r.attempt + 1, node_id,
+                                      "node drained; run re-queued") for r in rows])
         notify(conn, "runs")
     conn.execute(delete(nodes).where(nodes.c.id == node_id))
     return [r.id for r in rows]

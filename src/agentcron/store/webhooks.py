@@ -11,11 +11,12 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import OverlapPolicy, RunEvent, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
 from agentcron.store.database import dialect_insert
+from agentcron.store.events import record_events
 from agentcron.store.notify import notify
-from agentcron.store.schema import run_events, runs, triggers, webhook_deliveries
+from agentcron.store.schema import runs, triggers, webhook_deliveries
 
 _ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -138,10 +139,8 @@ def _overlap(conn: Connection, trigger_id: str, policy: OverlapPolicy, now: date
             .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
         ).all()
         if replaced:
-            conn.execute(insert(run_events), [
-                {"run_id": r.id, "at": now, "kind": "cancelled", "attempt": r.attempt,
-                 "node_id": r.node_id, "message": "replaced by a newer delivery"}
-                for r in replaced])
+            record_events(conn, [RunEvent(r.id, now, "cancelled", r.attempt, r.node_id,
+                                          "replaced by a newer delivery") for r in replaced])
             notify(conn, "cancel")
     return RunStatus.QUEUED, None
 
