@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.types import JSON
 
 from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
@@ -37,7 +36,6 @@ from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import agent_slots, lock_agents
-from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
@@ -357,22 +355,7 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
 
 def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:
     source = bulk_source(conn, _RUN_COLUMNS, new_runs)
-    names = list(_RUN_COLUMNS)
-    columns = [
-        cast(source[name], JSON) if name == "payload" and conn.dialect.name == "postgresql"
-        else source[name]
-        for name in names
-    ]
-    select_rows = select(*columns).select_from(source.from_clause)
-    if conn.dialect.name == "sqlite":
-        # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT to parse it.
-        select_rows = select_rows.where(and_(True))
-    stmt = (
-        dialect_insert(conn, runs)
-        .from_select(names, select_rows)
-        .on_conflict_do_nothing(index_elements=["trigger_id", "scheduled_for"])
-        .returning(runs.c.id)
-    )
+    stmt = transitions.insert_fired(conn, source, list(_RUN_COLUMNS))
     return [row[0] for row in conn.execute(stmt)]
 
 

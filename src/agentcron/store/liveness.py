@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, case, delete, func, or_, select, update
+from sqlalchemy import Integer, String, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.models import Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
+from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
-from agentcron.store.claiming import SWEPT_FOR_TIME
 from agentcron.store.database import dialect_insert
 from agentcron.store.events import record_events
 from agentcron.store.notify import notify
@@ -206,22 +206,9 @@ _LOST_COLUMNS: dict[str, Any] = {
 }
 
 
-def _not_before_its_time(run_after: Any) -> Any:
-    """``run_after``, or the run's own if that is later: a run fired ahead and handed back
-    before its time (lost, drained) must still not start before it."""
-    return case((runs.c.run_after > run_after, runs.c.run_after), else_=run_after)
-
-
 def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
     source = bulk_source(conn, _LOST_COLUMNS, updates)
-    applied = conn.execute(
-        update(runs)
-        .where(runs.c.id == source["id"], runs.c.lease == source["lease"],
-               runs.c.status == _RUNNING)
-        .values(status=source["status"], run_after=_not_before_its_time(source["run_after"]),
-                finished_at=source["finished_at"], error=source["error"])
-        .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
-    ).all()
+    applied = conn.execute(transitions.lose(source)).all()
     by_id = {u["id"]: u for u in updates}
     record_events(conn, [RunEvent(row.id, now, "lost", row.attempt, row.node_id,
                                   by_id[row.id]["error"]) for row in applied])
@@ -234,14 +221,7 @@ def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[s
     next heartbeat and abandons the run. If the run had in fact succeeded and its success
     was only waiting to be written, that success still lands (``claiming.finish``)."""
     cutoff = now - timedelta(seconds=grace_s)
-    rows = conn.execute(
-        update(runs)
-        .where(runs.c.status == _RUNNING, runs.c.deadline_at < cutoff)
-        .values(status=RunStatus.CANCELLED.value, finished_at=now,
-                reason=SWEPT_FOR_TIME,
-                error="cancelled by the sweeper: the run exceeded its agent's timeout")
-        .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
-    ).all()
+    rows = conn.execute(transitions.time_out(cutoff, now)).all()
     record_events(conn, [RunEvent(r.id, now, "timeout", r.attempt, r.node_id,
                                   "exceeded the agent's timeout") for r in rows])
     return [r.id for r in rows]
@@ -268,13 +248,7 @@ def release(conn: Connection, node_id: str, now: datetime) -> list[str]:
     """Drain's last step: every run still running on this node goes back to ``queued``
     with its attempt given back (it was interrupted, not failed), and the node row is
     deleted. Other nodes are notified so they resume the runs at once."""
-    rows = conn.execute(
-        update(runs)
-        .where(runs.c.node_id == node_id, runs.c.status == _RUNNING)
-        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
-                run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
-        .returning(runs.c.id, runs.c.attempt)
-    ).all()
+    rows = conn.execute(transitions.release(node_id, now)).all()
     if rows:
         record_events(conn, [RunEvent(r.id, now, "released", r.attempt + 1, node_id,
                                       "node drained; run re-queued") for r in rows])

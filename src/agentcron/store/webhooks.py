@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
@@ -105,7 +105,7 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
         scheduled = trigger.last_fired_at + ONE_MICROSECOND
     new_run = _overlap(conn, trigger_id, OverlapPolicy(trigger.overlap), now)
     status, reason = new_run.status, new_run.reason
-    conn.execute(insert(runs).values(
+    conn.execute(transitions.insert_one(
         id=run_id, trigger_id=trigger_id, agent=trigger.agent, scheduled_for=scheduled,
         status=status.value, reason=reason, payload=payload, coalesced=1, queued_at=now,
         run_after=now, finished_at=None if status is RunStatus.QUEUED else now,
