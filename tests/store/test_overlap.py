@@ -90,3 +90,23 @@ def test_skip_and_queue_decide_alike(store: Store, how: str, overlap: str,
     newer = max(runs_of(store, trigger_id), key=lambda r: r.scheduled_for)
     expected = RunStatus.QUEUED if reason is None else RunStatus.SKIPPED
     assert (newer.status, newer.reason) == (expected, reason)
+
+
+def test_replacing_many_triggers_is_still_a_constant_number_of_statements(
+        store: Store) -> None:
+    """Replacing (cancel, record events, notify) costs the same statements for 2 triggers
+    as for 100: never one per trigger or per replaced run."""
+    add_agent(store, "a", T0, max_concurrency=1000)
+
+    def statements_to_replace(n: int, second: int) -> int:
+        for _ in range(n):
+            add_trigger(store, T0 + timedelta(seconds=second - 1), every="1s",
+                        overlap="replace")
+        store.fire_due(T0 + timedelta(seconds=second))
+        store.claim_runs("n1", 1000, T0 + timedelta(seconds=second))
+        with store.count_statements() as statements:
+            result = store.fire_due(T0 + timedelta(seconds=second + 1))
+        assert result.replaced == result.queued == result.triggers
+        return len(statements)
+
+    assert statements_to_replace(2, 10) == statements_to_replace(98, 100)
