@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import ACTIVE_STATUSES, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, NewRun, decide_overlap
 from agentcron.store import transitions
@@ -19,7 +19,7 @@ from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers, webhook_deliveries
 
-_ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
