@@ -1,4 +1,5 @@
-"""The database boundary. All SQL in agentcron lives in this package."""
+"""The database boundary. All SQL in agentcron lives in this package; every change of a
+run's status is built in ``transitions`` (its docstring tables them all)."""
 
 from agentcron.store.claiming import FinishResult
 from agentcron.store.firing import FireResult, MissedFires

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 
 from agentcron.models import AgentSpec, Budget, OnBudget, RunStatus
 from agentcron.rules.budgets import AgentUsage, WindowUsage, day_start, decide, month_start
+from agentcron.store import transitions
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 
-_QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
 _counts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
@@ -128,14 +128,7 @@ def _skip_and_pause(conn: Connection, over: dict[str, str], budgeted: dict[str, 
         name: reason + ("; the agent's triggers are paused" if name in pausing else "")
         for name, reason in over.items()
     }
-    skipped = conn.execute(
-        update(runs)
-        .where(runs.c.agent.in_(list(over)), runs.c.status == _QUEUED,
-               runs.c.run_after <= now)
-        .values(status=RunStatus.SKIPPED.value, finished_at=now, node_id=None,
-                reason=case(reasons, value=runs.c.agent))
-        .returning(runs.c.agent)
-    ).scalars().all()
+    skipped = conn.execute(transitions.skip_over_budget(reasons, now)).scalars().all()
     paused: list[tuple[str, str]] = []
     if pausing:
         paused = [

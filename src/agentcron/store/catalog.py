@@ -6,21 +6,21 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import AgentSpec, RunStatus, Trigger
+from agentcron.models import AgentSpec, Trigger
+from agentcron.store import transitions
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
-from agentcron.store.schema import agents, runs, triggers
+from agentcron.store.schema import agents, triggers
 
 
 def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
     """Create the agent or replace its settings; its triggers and runs are kept."""
     row = agent_to_row(agent)
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(agents).values(**row, created_at=now, updated_at=now)
+    stmt = dialect_insert(conn, agents).values(**row, created_at=now, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["name"],
@@ -47,11 +47,7 @@ def delete_agent(conn: Connection, name: str, now: datetime) -> int:
     """Delete the agent and (by cascade) its triggers; its queued runs are cancelled and
     its run history is kept. Returns the number of queued runs cancelled."""
     get_agent(conn, name)
-    cancelled = conn.execute(
-        update(runs)
-        .where(runs.c.agent == name, runs.c.status == RunStatus.QUEUED.value)
-        .values(status=RunStatus.CANCELLED.value, reason="agent removed", finished_at=now)
-    ).rowcount
+    cancelled = conn.execute(transitions.cancel_queued_of_agent(name, now)).rowcount
     conn.execute(delete(triggers).where(triggers.c.agent == name))
     conn.execute(delete(agents).where(agents.c.name == name))
     return cancelled

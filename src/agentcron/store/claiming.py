@@ -12,33 +12,23 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    and_,
-    case,
     func,
-    insert,
-    or_,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.engine import Connection
 
-from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunStatus
-from agentcron.store import budgets
+from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.store import budgets, transitions
 from agentcron.store.bulk import bulk_source
+from agentcron.store.events import record_events
 from agentcron.store.rows import agent_from_row
-from agentcron.store.schema import agents, run_events, runs
+from agentcron.store.schema import agents, runs
 from agentcron.store.types import UTCDateTime
 
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
-_SUCCEEDED = RunStatus.SUCCEEDED.value
-_CANCELLED = RunStatus.CANCELLED.value
 
-SWEPT_FOR_TIME = "timeout: still running past its deadline"
-"""The ``reason`` of a run the sweeper cancelled as still running past its deadline."""
-LATE_SUCCESS = ("succeeded: its success was written after the sweeper had cancelled it as "
-                "past its deadline")
 
 _OUTCOME_COLUMNS: dict[str, Any] = {
     "id": String(36),
@@ -166,26 +156,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     deadlines = {
         name: now + timedelta(seconds=locked[name].timeout_s) for name in capacity
     }
-    claimed = conn.execute(
-        update(runs)
-        .where(runs.c.id.in_(picked), runs.c.status == _QUEUED)
-        .values(
-            status=_RUNNING,
-            node_id=node_id,
-            lease=runs.c.lease + 1,
-            attempt=runs.c.attempt + 1,
-            started_at=now,
-            heartbeat_at=now,
-            deadline_at=case(
-                {name: deadline for name, deadline in deadlines.items()},
-                value=runs.c.agent,
-            ),
-        )
-        .returning(
-            runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.trigger_id,
-            runs.c.scheduled_for, runs.c.payload,
-        )
-    ).mappings()
+    claimed = conn.execute(transitions.claim(picked, node_id, now, deadlines)).mappings()
     return [
         ClaimedRun(
             run_id=row["id"],
@@ -200,11 +171,6 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         )
         for row in claimed
     ]
-
-
-def _accumulate(column: Any, value: Any) -> Any:
-    """column + value, where an unknown (NULL) value leaves the column as it is."""
-    return case((value.is_(None), column), else_=func.coalesce(column, 0) + value)
 
 
 @dataclass(frozen=True)
@@ -253,48 +219,14 @@ def finish(
         for o in outcomes
     ]
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
-    retrying = source["status"] == _QUEUED
-    swept_for_time = and_(runs.c.status == _CANCELLED, runs.c.reason == SWEPT_FOR_TIME)
-    applied_rows = conn.execute(
-        update(runs)
-        .where(
-            runs.c.id == source["id"],
-            runs.c.lease == source["lease"],
-            runs.c.node_id == node_id,
-            or_(runs.c.status == _RUNNING,
-                and_(source["status"] == _SUCCEEDED, swept_for_time)),
-        )
-        .values(
-            reason=case((swept_for_time, LATE_SUCCESS), else_=runs.c.reason),
-            status=source["status"],
-            output=source["output"],
-            error=source["error"],
-            finished_at=source["finished_at"],
-            run_after=func.coalesce(source["run_after"], runs.c.run_after),
-            node_id=case((retrying, None), else_=runs.c.node_id),
-            # Usage adds up over attempts: a retried run cost what all its attempts cost.
-            input_tokens=_accumulate(runs.c.input_tokens, source["input_tokens"]),
-            output_tokens=_accumulate(runs.c.output_tokens, source["output_tokens"]),
-            cost_usd=_accumulate(runs.c.cost_usd, source["cost_usd"]),
-            model=func.coalesce(source["model"], runs.c.model),
-        )
-        .returning(runs.c.id, runs.c.attempt)
-    )
+    applied_rows = conn.execute(transitions.finish(source, node_id))
     attempts = {run_id: attempt for run_id, attempt in applied_rows}
-    events = [
-        {
-            "run_id": o.run_id,
-            "at": now,
-            "kind": "retry" if o.retry_delay_s is not None else o.status.value,
-            "attempt": attempts[o.run_id],
-            "node_id": node_id,
-            "message": o.error,
-        }
+    record_events(conn, [
+        RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
+                 attempts[o.run_id], node_id, o.error)
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
-    ]
-    if events:
-        conn.execute(insert(run_events), events)
+    ])
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
@@ -306,12 +238,7 @@ def record_progress(
 ) -> bool:
     """A worker's progress beat for one run. Fenced like ``finish``; False when the run is
     no longer this worker's (the worker should stop)."""
-    result = conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.lease == lease, runs.c.node_id == node_id,
-               runs.c.status == _RUNNING)
-        .values(heartbeat_at=now, progress=progress)
-    )
+    result = conn.execute(transitions.progress(run_id, lease, node_id, now, progress))
     return result.rowcount == 1
 
 

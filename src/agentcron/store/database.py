@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -151,3 +152,12 @@ def db_now(conn: Connection, now: datetime | None) -> datetime:
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
     return datetime.now(UTC)
+
+
+def dialect_insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` in the connection's own dialect, the one that has
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update`` (the generic insert has neither).
+    Both backends spell the clause alike, so callers need not know which one they run on."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

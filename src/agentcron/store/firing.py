@@ -6,12 +6,15 @@ The statements, whatever the number of due triggers:
 1. select and lock due triggers (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite the
    ``BEGIN IMMEDIATE`` write lock already excludes every other writer), with whether each
    trigger has a queued and a running run, for the overlap policy;
-2. (only if a trigger has overlap ``replace``) cancel the runs being replaced;
+2. (only if a trigger has overlap ``replace`` and active runs) cancel the runs being
+   replaced, record their run events, and (if one was running) notify its worker
+   (``transitions.replace``, shared with webhook deliveries);
 3. insert the new runs, ``ON CONFLICT (trigger_id, scheduled_for) DO NOTHING``;
 4. advance every trigger's ``next_fire_at`` and its missed-fire counters;
 5. (PostgreSQL, only if a run was queued) ``pg_notify`` so idle nodes claim at once.
 
-Deciding what to insert is pure Python (``decide``) over the schedule maths.
+Deciding what to insert is pure Python (``decide``) over the schedule maths and the overlap
+rule (``rules.overlap``).
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.types import JSON
 
 from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
+from agentcron.rules.overlap import ActiveRuns, decide_overlap
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
+from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.claiming import agent_slots, lock_agents
 from agentcron.store.notify import notify
@@ -191,22 +194,14 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
             max_runs=budget,
         )
         budget -= len(plan.fire_times)
-        overlap = OverlapPolicy(row["overlap"])
-        n_queued, n_running = int(row["n_queued"]), int(row["n_running"])
-        if overlap is OverlapPolicy.REPLACE and plan.fire_times and n_queued + n_running:
+        overlap = decide_overlap(
+            OverlapPolicy(row["overlap"]),
+            ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
+            len(plan.fire_times))
+        if overlap.cancel_active:
             decision.replace_trigger_ids.append(row["id"])
-            n_queued = n_running = 0
-        last = len(plan.fire_times) - 1
-        for i, scheduled in enumerate(plan.fire_times):
-            status, reason = RunStatus.QUEUED, None
-            if overlap is OverlapPolicy.SKIP and n_queued + n_running:
-                status, reason = RunStatus.SKIPPED, "overlap: the previous run is still active"
-            elif overlap is OverlapPolicy.QUEUE and n_queued:
-                status, reason = RunStatus.SKIPPED, "overlap: a run is already queued"
-            elif overlap is OverlapPolicy.REPLACE and i < last:
-                status, reason = RunStatus.CANCELLED, "replaced by a newer fire"
-            if status is RunStatus.QUEUED:
-                n_queued += 1
+        for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
+            status, reason = new_run.status, new_run.reason
             run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
             decision.new_runs.append(
                 {
@@ -278,17 +273,7 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     decision = decide(rows, now)
     result.missed = decision.missed
 
-    if decision.replace_trigger_ids:
-        replaced = conn.execute(
-            update(runs)
-            .where(
-                runs.c.trigger_id.in_(decision.replace_trigger_ids),
-                runs.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
-            )
-            .values(status=RunStatus.CANCELLED.value, reason="replaced by a newer fire",
-                    finished_at=now)
-        )
-        result.replaced = replaced.rowcount
+    result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
 
     claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
                             decision.ahead_trigger_ids) if claim_for else [])
@@ -370,23 +355,7 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
 
 def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:
     source = bulk_source(conn, _RUN_COLUMNS, new_runs)
-    names = list(_RUN_COLUMNS)
-    columns = [
-        cast(source[name], JSON) if name == "payload" and conn.dialect.name == "postgresql"
-        else source[name]
-        for name in names
-    ]
-    select_rows = select(*columns).select_from(source.from_clause)
-    if conn.dialect.name == "sqlite":
-        # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT to parse it.
-        select_rows = select_rows.where(and_(True))
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        insert(runs)
-        .from_select(names, select_rows)
-        .on_conflict_do_nothing(index_elements=["trigger_id", "scheduled_for"])
-        .returning(runs.c.id)
-    )
+    stmt = transitions.insert_fired(conn, source, list(_RUN_COLUMNS))
     return [row[0] for row in conn.execute(stmt)]
 
 

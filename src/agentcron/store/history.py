@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
 from agentcron.rules.ids import new_run_id
+from agentcron.store import transitions
 from agentcron.store.catalog import get_agent
+from agentcron.store.events import record_events
 from agentcron.store.notify import notify
 from agentcron.store.rows import event_from_row, run_from_row
 from agentcron.store.schema import run_events, runs
@@ -64,7 +66,7 @@ def fire_now(conn: Connection, agent: str, payload: Any, now: datetime) -> str:
     get_agent(conn, agent)
     run_id = new_run_id()
     conn.execute(
-        insert(runs).values(
+        transitions.insert_one(
             id=run_id, trigger_id=None, agent=agent, scheduled_for=now,
             status=RunStatus.QUEUED.value, payload=payload, coalesced=1, queued_at=now,
             run_after=now,
@@ -82,17 +84,12 @@ def cancel_run(conn: Connection, run_id: str, now: datetime) -> RunStatus:
     if run.status.terminal:
         raise ConflictError(f"run {run_id} is already {run.status.value}; nothing to cancel")
     changed = conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.status == run.status.value,
-               runs.c.lease == run.lease)
-        .values(status=RunStatus.CANCELLED.value, reason="cancelled by a user",
-                finished_at=now)
+        transitions.cancel_by_user(run_id, run.status, run.lease, now)
     ).rowcount
     if not changed:
         raise ConflictError(f"run {run_id} changed while cancelling; try again")
-    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="cancelled",
-                                           attempt=run.attempt, node_id=run.node_id,
-                                           message="cancelled by a user"))
+    record_events(conn, [RunEvent(run_id, now, "cancelled", run.attempt, run.node_id,
+                                  "cancelled by a user")])
     notify(conn, "cancel")
     return run.status
 
@@ -103,33 +100,21 @@ def retry_run(conn: Connection, run_id: str, now: datetime) -> None:
     if run.status not in TERMINAL_STATUSES:
         raise ConflictError(f"run {run_id} is {run.status.value}; only a finished run can be "
                             "retried")
-    conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.status == run.status.value)
-        .values(status=RunStatus.QUEUED.value, attempt=0, run_after=now, node_id=None,
-                finished_at=None, started_at=None, deadline_at=None, reason=None,
-                error=None, output=None)
-    )
-    conn.execute(insert(run_events).values(run_id=run_id, at=now, kind="retried",
-                                           attempt=run.attempt, node_id=None,
-                                           message=f"retried by a user after {run.status}"))
+    conn.execute(transitions.retry_by_user(run_id, run.status, now))
+    record_events(conn, [RunEvent(run_id, now, "retried", run.attempt, None,
+                                  f"retried by a user after {run.status}")])
     notify(conn, "runs")
 
 
 def prune(conn: Connection, finished_before: datetime, limit: int) -> int:
     """Delete up to ``limit`` finished runs (and their events) that ended before the
     cutoff. Active runs are never pruned."""
-    doomed = (
-        select(runs.c.id)
-        .where(runs.c.finished_at < finished_before,
-               runs.c.status.in_([s.value for s in TERMINAL_STATUSES]))
-        .limit(limit)
-    )
-    ids = [row[0] for row in conn.execute(doomed)]
+    ids = [row[0] for row in conn.execute(transitions.prunable(finished_before, limit))]
     if not ids:
         return 0
-    conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
-    return conn.execute(delete(runs).where(runs.c.id.in_(ids))).rowcount
+    events, doomed = transitions.prune(ids)
+    conn.execute(events)
+    return conn.execute(doomed).rowcount
 
 
 def count_by_status(conn: Connection, since: datetime | None = None) -> dict[str, int]:

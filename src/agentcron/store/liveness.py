@@ -7,17 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, String, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from agentcron.models import Node, RunStatus
+from agentcron.models import Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
+from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
-from agentcron.store.claiming import SWEPT_FOR_TIME
+from agentcron.store.database import dialect_insert
+from agentcron.store.events import record_events
 from agentcron.store.notify import notify
 from agentcron.store.rows import node_from_row
-from agentcron.store.schema import agents, nodes, run_events, runs
+from agentcron.store.schema import agents, nodes, runs
 from agentcron.store.types import UTCDateTime
 
 _RUNNING = RunStatus.RUNNING.value
@@ -67,8 +68,7 @@ def register(conn: Connection, node: NodeInfo, now: datetime) -> list[str]:
         "started_at": now, "heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
         "draining": False,
     }
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert_fn(nodes).values(values)
+    stmt = dialect_insert(conn, nodes).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"],
@@ -206,29 +206,12 @@ _LOST_COLUMNS: dict[str, Any] = {
 }
 
 
-def _not_before_its_time(run_after: Any) -> Any:
-    """``run_after``, or the run's own if that is later: a run fired ahead and handed back
-    before its time (lost, drained) must still not start before it."""
-    return case((runs.c.run_after > run_after, runs.c.run_after), else_=run_after)
-
-
 def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
     source = bulk_source(conn, _LOST_COLUMNS, updates)
-    applied = conn.execute(
-        update(runs)
-        .where(runs.c.id == source["id"], runs.c.lease == source["lease"],
-               runs.c.status == _RUNNING)
-        .values(status=source["status"], run_after=_not_before_its_time(source["run_after"]),
-                finished_at=source["finished_at"], error=source["error"])
-        .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
-    ).all()
+    applied = conn.execute(transitions.lose(source)).all()
     by_id = {u["id"]: u for u in updates}
-    if applied:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": row.id, "at": now, "kind": "lost", "attempt": row.attempt,
-              "node_id": row.node_id, "message": by_id[row.id]["error"]} for row in applied],
-        )
+    record_events(conn, [RunEvent(row.id, now, "lost", row.attempt, row.node_id,
+                                  by_id[row.id]["error"]) for row in applied])
     return [row.id for row in applied]
 
 
@@ -238,20 +221,9 @@ def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[s
     next heartbeat and abandons the run. If the run had in fact succeeded and its success
     was only waiting to be written, that success still lands (``claiming.finish``)."""
     cutoff = now - timedelta(seconds=grace_s)
-    rows = conn.execute(
-        update(runs)
-        .where(runs.c.status == _RUNNING, runs.c.deadline_at < cutoff)
-        .values(status=RunStatus.CANCELLED.value, finished_at=now,
-                reason=SWEPT_FOR_TIME,
-                error="cancelled by the sweeper: the run exceeded its agent's timeout")
-        .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
-    ).all()
-    if rows:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": r.id, "at": now, "kind": "timeout", "attempt": r.attempt,
-              "node_id": r.node_id, "message": "exceeded the agent's timeout"} for r in rows],
-        )
+    rows = conn.execute(transitions.time_out(cutoff, now)).all()
+    record_events(conn, [RunEvent(r.id, now, "timeout", r.attempt, r.node_id,
+                                  "exceeded the agent's timeout") for r in rows])
     return [r.id for r in rows]
 
 
@@ -276,19 +248,10 @@ def release(conn: Connection, node_id: str, now: datetime) -> list[str]:
     """Drain's last step: every run still running on this node goes back to ``queued``
     with its attempt given back (it was interrupted, not failed), and the node row is
     deleted. Other nodes are notified so they resume the runs at once."""
-    rows = conn.execute(
-        update(runs)
-        .where(runs.c.node_id == node_id, runs.c.status == _RUNNING)
-        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
-                run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
-        .returning(runs.c.id, runs.c.attempt)
-    ).all()
+    rows = conn.execute(transitions.release(node_id, now)).all()
     if rows:
-        conn.execute(
-            insert(run_events),
-            [{"run_id": r.id, "at": now, "kind": "released", "attempt": r.attempt + 1,
-              "node_id": node_id, "message": "node drained; run re-queued"} for r in rows],
-        )
+        record_events(conn, [RunEvent(r.id, now, "released", r.attempt + 1, node_id,
+                                      "node drained; run re-queued") for r in rows])
         notify(conn, "runs")
     conn.execute(delete(nodes).where(nodes.c.id == node_id))
     return [r.id for r in rows]

@@ -15,12 +15,12 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import delete, select, true
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.errors import NotFoundError
 from agentcron.models import ModelPrice, Outcome
 from agentcron.rules.pricing import cost_of, needs_price
+from agentcron.store.database import dialect_insert
 from agentcron.store.schema import model_prices
 
 log = structlog.get_logger(__name__)
@@ -83,9 +83,8 @@ def set_price(conn: Connection, price: ModelPrice, now: datetime) -> None:
     values = {"model": price.model, "input_per_mtok": price.input_per_mtok,
               "output_per_mtok": price.output_per_mtok, "source": price.source,
               "updated_at": now}
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(
-        insert(model_prices).values(**values).on_conflict_do_update(
+        dialect_insert(conn, model_prices).values(**values).on_conflict_do_update(
             index_elements=["model"], set_={k: v for k, v in values.items() if k != "model"})
     )
 

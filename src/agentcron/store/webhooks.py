@@ -7,17 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import ACTIVE_STATUSES, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
+from agentcron.rules.overlap import ActiveRuns, NewRun, decide_overlap
+from agentcron.store import transitions
+from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
-from agentcron.store.schema import run_events, runs, triggers, webhook_deliveries
+from agentcron.store.schema import runs, triggers, webhook_deliveries
 
-_ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+_ACTIVE = [s.value for s in ACTIVE_STATUSES]
 ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -73,8 +75,9 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
       together. The run's ``scheduled_for`` is the receive time, moved to one microsecond
       after the trigger's previous fire when needed, so two deliveries in the same
       microsecond never collide on the unique (trigger_id, scheduled_for) key;
-    - the trigger's overlap policy applies as for scheduled fires (``skip``/``queue`` may
-      record the run as ``skipped``; ``replace`` cancels the active runs).
+    - the trigger's overlap policy applies exactly as for scheduled fires, through the same
+      rule and side effects (``rules.overlap``; ``replace`` goes through
+      ``transitions.replace``): ``skip``/``queue`` may record the run as ``skipped``.
     A paused trigger refuses deliveries (ConflictError) and records nothing, so the sender
     can deliver again after a resume.
     """
@@ -88,9 +91,8 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
     if trigger.paused:
         raise ConflictError(f"trigger {trigger_id} is paused; resume it to accept deliveries")
     run_id = new_run_id()
-    insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     recorded = conn.execute(
-        insert_fn(webhook_deliveries)
+        dialect_insert(conn, webhook_deliveries)
         .values(trigger_id=trigger_id, webhook_id=webhook_id, received_at=now, run_id=run_id)
         .on_conflict_do_nothing(index_elements=["trigger_id", "webhook_id"])
         .returning(webhook_deliveries.c.run_id)
@@ -101,8 +103,9 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
     scheduled = now
     if trigger.last_fired_at is not None and trigger.last_fired_at >= now:
         scheduled = trigger.last_fired_at + ONE_MICROSECOND
-    status, reason = _overlap(conn, trigger_id, OverlapPolicy(trigger.overlap), now)
-    conn.execute(insert(runs).values(
+    new_run = _overlap(conn, trigger_id, OverlapPolicy(trigger.overlap), now)
+    status, reason = new_run.status, new_run.reason
+    conn.execute(transitions.insert_one(
         id=run_id, trigger_id=trigger_id, agent=trigger.agent, scheduled_for=scheduled,
         status=status.value, reason=reason, payload=payload, coalesced=1, queued_at=now,
         run_after=now, finished_at=None if status is RunStatus.QUEUED else now,
@@ -115,36 +118,19 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
 
 
 def _overlap(conn: Connection, trigger_id: str, policy: OverlapPolicy, now: datetime
-             ) -> tuple[RunStatus, str | None]:
+             ) -> NewRun:
+    """The overlap rule for one delivery, with its side effects (``replace``) applied."""
     if policy is OverlapPolicy.ALLOW:
-        return RunStatus.QUEUED, None
-    active = {
-        status: int(n) for status, n in conn.execute(
-            select(runs.c.status, func.count())
-            .where(runs.c.trigger_id == trigger_id, runs.c.status.in_(_ACTIVE))
-            .group_by(runs.c.status)
-        )
-    }
-    queued, running = active.get(RunStatus.QUEUED.value, 0), active.get("running", 0)
-    if policy is OverlapPolicy.SKIP and queued + running:
-        return RunStatus.SKIPPED, "overlap: the previous run is still active"
-    if policy is OverlapPolicy.QUEUE and queued:
-        return RunStatus.SKIPPED, "overlap: a run is already queued"
-    if policy is OverlapPolicy.REPLACE and queued + running:
-        replaced = conn.execute(
-            update(runs)
-            .where(runs.c.trigger_id == trigger_id, runs.c.status.in_(_ACTIVE))
-            .values(status=RunStatus.CANCELLED.value, reason="replaced by a newer delivery",
-                    finished_at=now)
-            .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
-        ).all()
-        if replaced:
-            conn.execute(insert(run_events), [
-                {"run_id": r.id, "at": now, "kind": "cancelled", "attempt": r.attempt,
-                 "node_id": r.node_id, "message": "replaced by a newer delivery"}
-                for r in replaced])
-            notify(conn, "cancel")
-    return RunStatus.QUEUED, None
+        return decide_overlap(policy, ActiveRuns(), 1).new_runs[0]
+    active = set(conn.execute(
+        select(runs.c.status).distinct()
+        .where(runs.c.trigger_id == trigger_id, runs.c.status.in_(_ACTIVE))
+    ).scalars())
+    decision = decide_overlap(policy, ActiveRuns(queued=RunStatus.QUEUED.value in active,
+                                                 running=RunStatus.RUNNING.value in active), 1)
+    if decision.cancel_active:
+        transitions.replace(conn, [trigger_id], now)
+    return decision.new_runs[0]
 
 
 def prune_deliveries(conn: Connection, received_before: datetime) -> int:
