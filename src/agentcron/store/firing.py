@@ -160,7 +160,7 @@ def _due_query(now: datetime, horizon: datetime, limit: int) -> Any:
             triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
             triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
         )
-        .where(~triggers.c.paused, due)
+        .where(~triggers.c.paused, triggers.c.broken_at.is_(None), due)
         .order_by(triggers.c.next_fire_at)
         .limit(limit)
         .with_for_update(skip_locked=True, of=triggers)
@@ -374,9 +374,11 @@ def _advance_triggers(conn: Connection, advances: list[dict[str, Any]], now: dat
 
 
 def next_due_at(conn: Connection) -> datetime | None:
-    """The earliest ``next_fire_at`` of an unpaused trigger (the ticker sleeps until then)."""
+    """The earliest ``next_fire_at`` of an unpaused, unbroken trigger (the ticker sleeps until
+    then)."""
     value = conn.execute(
-        select(func.min(triggers.c.next_fire_at)).where(~triggers.c.paused)
+        select(func.min(triggers.c.next_fire_at)).where(~triggers.c.paused,
+                                                        triggers.c.broken_at.is_(None))
     ).scalar_one_or_none()
     return value if isinstance(value, datetime) else None
 

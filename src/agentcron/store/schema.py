@@ -83,13 +83,19 @@ triggers = Table(
     # Webhook triggers only: the Standard Webhooks secret (whsec_...) deliveries are signed
     # with. Kept out of the Trigger dataclass so that no listing can show it.
     Column("webhook_secret", String(100)),
+    # Quarantine: a trigger whose firing keeps failing is left out of firing until fixed.
+    Column("broken_at", UTCDateTime),
+    Column("broken_reason", Text),
+    # Fires the overlap policy skipped, counted here rather than kept as run rows forever.
+    Column("skipped_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_skipped_at", UTCDateTime),
     UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
     # The ticker's only read: due, unpaused triggers in time order.
     Index(
         "ix_triggers_due",
         "next_fire_at",
-        postgresql_where=text("NOT paused AND next_fire_at IS NOT NULL"),
-        sqlite_where=text("NOT paused AND next_fire_at IS NOT NULL"),
+        postgresql_where=text("NOT paused AND next_fire_at IS NOT NULL AND broken_at IS NULL"),
+        sqlite_where=text("NOT paused AND next_fire_at IS NOT NULL AND broken_at IS NULL"),
     ),
     Index("ix_triggers_agent", "agent"),
 )
