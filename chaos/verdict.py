@@ -57,12 +57,13 @@ def figures(storm: Storm) -> dict[str, Any]:
     hold_of: dict[str, float] = {}
     delivers: set[str] = set()  # triggers whose runs post to the receiver
     for group in storm.groups:
+        times = [_us(t) for t in group.times()]
         for trigger_id in group.ids:
             trigger_ids.add(trigger_id)
             hold_of[trigger_id] = group.hold_s
             if storm.agents[group.agent].kind == "http":
                 delivers.add(trigger_id)
-            expected.update((trigger_id, _us(t)) for t in group.times(trigger_id))
+            expected.update((trigger_id, t) for t in times)
 
     def read(conn: Any) -> tuple[list[Any], list[Any]]:
         rows = conn.execute(select(
