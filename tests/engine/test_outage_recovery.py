@@ -23,7 +23,7 @@ from agentcron.engine.waiting import Wakeup
 from agentcron.models import Outcome, RunStatus
 from agentcron.store import FinishResult, NodeInfo, Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent, add_trigger
+from tests.support.helpers import add_agent, add_trigger, await_until
 
 
 def _down() -> OperationalError:
@@ -211,10 +211,8 @@ def test_the_sweeper_does_not_sweep_while_the_store_has_not_answered() -> None:
         health.ok("heartbeat")  # the store is back
         await asyncio.sleep(0.2)
         within_zombie_timeout = store.sweeps if time.monotonic() - recovered < 2.0 else 0
-        for _ in range(500):  # then it sweeps again, once the zombie timeout is over
-            if store.sweeps:
-                break
-            await asyncio.sleep(0.02)
+        # Then it sweeps again, once the zombie timeout is over.
+        await await_until(lambda: store.sweeps, 10, "a sweep after the zombie timeout")
         task.cancel()
         return while_down, within_zombie_timeout, store.sweeps
 
