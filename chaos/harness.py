@@ -337,7 +337,15 @@ class Storm:
     # -- the storm -------------------------------------------------------------------------
 
     def begin(self) -> None:
-        self.storm_started = time.time()
+        """Start the storm's clock at the triggers' first fire time, waiting for it if the
+        inserts were quick, so that ``at(offset)`` is ``offset`` seconds into the schedule
+        whatever creating the triggers took. (Counted from the end of the inserts, a pause
+        5 s in could strike before the first runs were claimed on a quiet machine, and find
+        nothing to take over.)"""
+        starts = [g.start.timestamp() for g in self.groups if g.start is not None]
+        begin_at = max([time.time(), *starts])
+        time.sleep(max(0.0, begin_at - time.time()))
+        self.storm_started = begin_at
 
     def until_end(self) -> float:
         return self.storm_started + self.duration_s - time.time()
