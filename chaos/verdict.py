@@ -21,6 +21,9 @@ Words (the README's "Fault injection" section states them too):
   Allowed, and reported: a node can deliver and then die (or be paused past its lease)
   before its completion is written, and the run is then delivered again as a new attempt.
   The receiver can drop the repeat by its ``Idempotency-Key`` (the run id).
+- **leak** (the soak): a node's RSS or the database's connections rising over the samples
+  taken after warm-up by more than noise and a step can explain (``chaos.trend``). Must
+  not happen.
 - **recovery time** of a fault: from the moment the fault ended (the node was killed, the
   paused node was resumed, the draining node exited, the database accepted connections
   again) until every run scheduled before that moment had succeeded; the verdict line
