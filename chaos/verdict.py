@@ -21,6 +21,9 @@ Words (the README's "Fault injection" section states them too):
   Allowed, and reported: a node can deliver and then die (or be paused past its lease)
   before its completion is written, and the run is then delivered again as a new attempt.
   The receiver can drop the repeat by its ``Idempotency-Key`` (the run id).
+- **leak** (the soak): a node's RSS or the database's connections rising over the samples
+  taken after warm-up by more than noise and a step can explain (``chaos.trend``). Must
+  not happen.
 - **recovery time** of a fault: from the moment the fault ended (the node was killed, the
   paused node was resumed, the draining node exited, the database accepted connections
   again) until every run scheduled before that moment had succeeded; the verdict line
@@ -54,15 +57,14 @@ def _epoch_us(text: str) -> int:
 def figures(storm: Storm) -> dict[str, Any]:
     expected: set[tuple[str, int]] = set()
     trigger_ids: set[str] = set()
-    hold_of: dict[str, float] = {}
     delivers: set[str] = set()  # triggers whose runs post to the receiver
     for group in storm.groups:
+        times = [_us(t) for t in group.times()]
         for trigger_id in group.ids:
             trigger_ids.add(trigger_id)
-            hold_of[trigger_id] = group.hold_s
             if storm.agents[group.agent].kind == "http":
                 delivers.add(trigger_id)
-            expected.update((trigger_id, _us(t)) for t in group.times(trigger_id))
+            expected.update((trigger_id, t) for t in times)
 
     def read(conn: Any) -> tuple[list[Any], list[Any]]:
         rows = conn.execute(select(
@@ -82,18 +84,18 @@ def figures(storm: Storm) -> dict[str, Any]:
     requests = 0
     runs_per_key: dict[tuple[str, int], set[str]] = defaultdict(set)
     early_deliveries = 0
-    received_at: dict[tuple[str, int], float] = {}
+    answered_at: dict[tuple[str, int], float] = {}
     if storm.ledger_path.exists():
         with storm.ledger_path.open(encoding="utf-8") as ledger:
             for line in ledger:
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) != 8:
                     continue
-                got, _answered, run_id, attempt, trigger_id, scheduled, _key, ok = parts
+                got, answered, run_id, attempt, trigger_id, scheduled, _key, ok = parts
                 requests += 1
                 scheduled_us = _epoch_us(scheduled)
                 runs_per_key[(trigger_id, scheduled_us)].add(run_id)
-                received_at[(run_id, int(attempt))] = float(got)
+                answered_at[(run_id, int(attempt))] = float(answered)
                 if float(got) * 1_000_000 < scheduled_us:
                     early_deliveries += 1
                 if ok == "1":
@@ -184,8 +186,7 @@ def figures(storm: Storm) -> dict[str, Any]:
             "p99": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
             "max": round(lags[-1], 3) if lags else None,
         },
-        "_received_at": received_at,
-        "_hold_of": hold_of,
+        "_answered_at": answered_at,
         "_released": released,
         "_events": events,
         "_rows": rows,
@@ -201,19 +202,6 @@ def error_lines(storm: Storm) -> list[str]:
                     or line.startswith(("ERROR", "CRITICAL", "Traceback"))):
                 found.append(f"{node_id}: {line[:400]}")
     return found
-
-
-def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (seconds, value) points, per hour."""
-    if len(points) < 3:
-        return None
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    if var == 0:
-        return None
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var * 3600
 
 
 def public(figs: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import RunFilter, Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent, add_trigger, runs_of
+from tests.support.helpers import add_agent, add_trigger, await_until, runs_of
 
 AHEAD = timedelta(milliseconds=300)
 
@@ -146,16 +146,16 @@ def test_a_node_starts_runs_fired_ahead_at_their_time_never_before(store: Store)
         return [r for r in store.list_runs(RunFilter(agent="lag"), limit=1000)
                 if r.status is RunStatus.SUCCEEDED]
 
+    def fifteen_succeeded() -> list[Any]:
+        done = succeeded()
+        return done if len(done) >= 15 else []
+
     async def main() -> list[Any]:
         node = Node(store, settings, Executors())
         await node.start()
         try:
-            for _ in range(1000):
-                done = await asyncio.to_thread(succeeded)
-                if len(done) >= 15:
-                    return done
-                await asyncio.sleep(0.05)
-            raise AssertionError("fewer than 15 runs succeeded")
+            return await await_until(fifteen_succeeded, 60, "15 runs to succeed",
+                                     interval=0.05)
         finally:
             await node.drain()
 

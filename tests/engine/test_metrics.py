@@ -57,3 +57,17 @@ def test_each_node_has_its_own_registry() -> None:
     one.fired("manual")
     assert value(two, "agentcron_fires_total", kind="manual") == 0
     assert b"agentcron_fires_total" in generate_latest(one.registry)
+
+
+def test_budget_skips_and_pauses_are_exported(store: Store) -> None:
+    """The store counts budget events where it enforces budgets; /metrics shows them."""
+    from tests.support.budgets import agent_with_budget, queue
+
+    metrics = EngineMetrics()
+    before = value(metrics, "agentcron_budget_runs_skipped_total")
+    agent_with_budget(store, "a", {"tokens_per_day": 10}, now=T0,
+                      history=[(T0, Usage(60, 40))])
+    queue(store, "a", 2, T0 + timedelta(hours=1))
+    store.claim_runs("n1", 10, T0 + timedelta(hours=1))
+    assert value(metrics, "agentcron_budget_runs_skipped_total") == before + 2
+    assert b"agentcron_budget_pauses_total" in generate_latest(metrics.registry)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from agentcron.executors import Executors
 from agentcron.models import Run, RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import HeartbeatResult, RunFilter, Store
+from tests.support.helpers import await_until
 
 
 def _settings(store: Store, **overrides: Any) -> NodeSettings:
@@ -28,17 +28,6 @@ def _settings(store: Store, **overrides: Any) -> NodeSettings:
 def _agent(store: Store, name: str, target: str, **kwargs: Any) -> None:
     services = Services(store)
     services.add_agent(services.build_agent(name, "python", {"target": target}, **kwargs))
-
-
-async def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _runs(store: Store, agent: str) -> list[Run]:
@@ -63,8 +52,9 @@ def test_a_trigger_fires_runs_and_records_output_and_usage(store: Store) -> None
     Services(store).add_trigger(TriggerInput(agent="u", every="1s"))
 
     async def scenario(node: Node) -> None:
-        runs = await _wait(lambda: [r for r in _runs(store, "u")
-                                    if r.status is RunStatus.SUCCEEDED], what="a success")
+        runs = await await_until(lambda: [r for r in _runs(store, "u")
+                                          if r.status is RunStatus.SUCCEEDED],
+                                 message="a success")
         run = runs[0]
         assert run.output == "used tokens" and run.node_id == node.id
         assert (run.input_tokens, run.output_tokens, run.model) == (100, 20, "test-model")
@@ -78,8 +68,8 @@ def test_a_retryable_failure_is_retried_as_the_next_attempt(store: Store) -> Non
     run_id = store.fire_now("f", None)
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.SUCCEEDED,
-                    what="success on retry")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.SUCCEEDED,
+                          message="success on retry")
         run = store.get_run(run_id)
         assert run.attempt == 2 and run.output == "ok on attempt 2"
         assert [e.kind for e in store.run_history(run_id)] == ["retry"]
@@ -92,7 +82,8 @@ def test_a_permanent_error_fails_without_retry(store: Store) -> None:
     run_id = store.fire_now("b", None)
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.FAILED, what="failure")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.FAILED,
+                          message="failure")
         run = store.get_run(run_id)
         assert run.attempt == 1 and "never works" in (run.error or "")
 
@@ -105,7 +96,8 @@ def test_a_run_past_its_timeout_is_stopped_and_retried_then_failed(store: Store)
     run_id = store.fire_now("s", {"seconds": 30})
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.FAILED, what="timeout")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.FAILED,
+                          message="timeout")
         run = store.get_run(run_id)
         assert run.attempt == 2 and "timed out" in (run.error or "")
 
@@ -117,9 +109,11 @@ def test_cancelling_a_running_run_stops_the_agent(store: Store) -> None:
     run_id = store.fire_now("s", {"seconds": 60})
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.RUNNING,
+                          message="start")
         store.cancel_run(run_id)
-        await _wait(lambda: not node.dispatcher.holds(run_id), what="the agent to stop")
+        await await_until(lambda: not node.dispatcher.holds(run_id),
+                          message="the agent to stop")
         assert store.get_run(run_id).status is RunStatus.CANCELLED
 
     _run_node(store, scenario)
@@ -130,7 +124,8 @@ def test_drain_lets_short_runs_finish(store: Store) -> None:
     run_id = store.fire_now("s", {"seconds": 0.5})
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.RUNNING,
+                          message="start")
         await node.drain()
         run = store.get_run(run_id)
         assert run.status is RunStatus.SUCCEEDED and run.attempt == 1
@@ -188,7 +183,8 @@ def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(
     run_id = store.fire_now("s", {"seconds": 60})
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: store.get_run(run_id).status is RunStatus.RUNNING, what="start")
+        await await_until(lambda: store.get_run(run_id).status is RunStatus.RUNNING,
+                          message="start")
         await node.drain()
         run = store.get_run(run_id)
         assert run.status is RunStatus.QUEUED and run.attempt == 0 and run.node_id is None
@@ -203,7 +199,8 @@ def test_node_statement_per_heartbeat_does_not_grow_with_runs(store: Store) -> N
         store.fire_now("s", {"seconds": 30})
 
     async def scenario(node: Node) -> None:
-        await _wait(lambda: len(node.dispatcher.inflight) == 30, what="30 runs in flight")
+        await await_until(lambda: len(node.dispatcher.inflight) == 30,
+                          message="30 runs in flight")
         with store.count_statements(this_thread_only=True) as statements:
             beat = node.heartbeat.run_once()  # in this thread, so only its statements count
         assert beat.known and beat.revoked == []

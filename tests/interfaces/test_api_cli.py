@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentcron.cli import app
+from tests.support.helpers import wait_until
 from tests.support.procs import REPO, free_port
 
 
@@ -68,15 +68,8 @@ def test_a_fresh_loopback_node_prints_one_admin_token_once(tmp_path: Path) -> No
         token = lines[2].strip()
         assert "admin token named 'local-admin'" in lines[0] and token.startswith("act_")
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 30,
+                   "/readyz to answer 200", interval=0.05, ignoring=(httpx.HTTPError,))
         assert httpx.get(f"{base}/login").status_code == 200
         agents = httpx.get(f"{base}/api/v1/agents", headers={"Authorization": f"Bearer {token}"})
         assert agents.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from agentcron.services import Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.services.spending import Spending
 from agentcron.store import Store
-from agentcron.store.pricing import forget_warnings
 from tests.conftest import T0
 from tests.support.budgets import agent_with_budget, spend
 
@@ -62,16 +62,17 @@ def test_cost_comes_from_the_price_table_unless_the_agent_reported_one(store: St
 
 def test_an_unknown_model_keeps_tokens_no_cost_and_is_logged_once(store: Store) -> None:
     agent_with_budget(store, "a", None, now=T0)
-    forget_warnings()
+    # Warnings are once per model per process: names no other test uses start unwarned.
+    mystery, another = f"mystery-{uuid.uuid4().hex}", f"another-{uuid.uuid4().hex}"
     with structlog.testing.capture_logs() as logs:
-        first = _finish(store, "a", Usage(10, 20, model="mystery"))
-        _finish(store, "a", Usage(1, 2, model="mystery"))
-        _finish(store, "a", Usage(1, 2, model="another"))
+        first = _finish(store, "a", Usage(10, 20, model=mystery))
+        _finish(store, "a", Usage(1, 2, model=mystery))
+        _finish(store, "a", Usage(1, 2, model=another))
     run = store.get_run(first)
     assert (run.input_tokens, run.output_tokens, run.cost_usd, run.model) == (10, 20, None,
-                                                                              "mystery")
+                                                                              mystery)
     warned = [e["model"] for e in logs if e["event"] == "model_price_unknown"]
-    assert warned == ["mystery", "another"]
+    assert warned == [mystery, another]
 
 
 def test_a_new_price_applies_to_later_runs_only(store: Store) -> None:

@@ -15,6 +15,7 @@ from agentcron.executors.signing import sign
 from agentcron.services.access import Access
 from agentcron.store import Store
 from tests.conftest import _truncate
+from tests.support.helpers import wait_until
 from tests.support.procs import ServeProcess, free_port
 
 SCOPES = ("read", "write", "admin")
@@ -34,16 +35,16 @@ class ApiServer:
     def wait_run(self, run_id: str, statuses: tuple[str, ...] = ("succeeded",),
                  timeout: float = 30.0) -> dict[str, Any]:
         """Poll the API until the run has one of ``statuses`` (never a fixed sleep)."""
-        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
         with self.client("read") as client:
-            while True:
-                run: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
-                if run.get("status") in statuses:
-                    return run
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"run {run_id} is {run.get('status')}, not {statuses}"
-                                         f"\n{self.proc.log()[-3000:]}")
-                time.sleep(0.05)
+            def reached() -> dict[str, Any] | None:
+                last.update(client.get(f"/api/v1/runs/{run_id}").json())
+                return dict(last) if last.get("status") in statuses else None
+
+            run: dict[str, Any] = wait_until(
+                reached, timeout, lambda: f"run {run_id} (it is {last.get('status')}) to be "
+                f"{' or '.join(statuses)}\n{self.proc.log()[-3000:]}", interval=0.05)
+            return run
 
 
 @contextmanager
@@ -62,17 +63,14 @@ def api_server(db_url: str, log_dir: Path, node_id: str = "api-node", *,
     proc = ServeProcess(db_url, node_id, log_dir, api_port=port, env=env, extra=extra,
                         heartbeat_interval="0.5s", zombie_timeout="5s")
     server = ApiServer(proc, f"http://127.0.0.1:{port}", store, tokens)
+    def ready() -> bool:
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"serve exited before it got ready:\n{proc.log()[-3000:]}")
+        return httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"serve did not get ready:\n{proc.log()[-3000:]}")
-            time.sleep(0.05)
+        wait_until(ready, 30, lambda: f"serve to get ready:\n{proc.log()[-3000:]}",
+                   interval=0.05, ignoring=(httpx.HTTPError,))
         yield server
     finally:
         proc.stop(timeout=30)

@@ -1,16 +1,21 @@
-"""Small builders shared by the store and engine tests."""
+"""Small builders shared by the tests, and the two ways a test waits for a condition:
+``wait_until`` and, inside an event loop, ``await_until``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agentcron.models import AgentSpec, Trigger
 from agentcron.services import AgentInput, Services, TriggerInput
 from agentcron.store import Store
+
+T = TypeVar("T")
 
 
 def add_agent(store: Store, name: str = "a", now: datetime | None = None,
@@ -33,17 +38,53 @@ def runs_of(store: Store, trigger_id: str | None = None) -> list[Any]:
     return store.list_runs(RunFilter(trigger_id=trigger_id), limit=10_000)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0,
-               message: str = "condition") -> Any:
-    """Wait for a condition the system under test will make true (never a fixed sleep)."""
+def _describe(message: str | Callable[[], str]) -> str:
+    return message() if callable(message) else message
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 20.0,
+               message: str | Callable[[], str] = "condition", *, interval: float = 0.02,
+               ignoring: tuple[type[BaseException], ...] = ()) -> T:
+    """Poll ``predicate`` until it returns a truthy value, and return that value: the one
+    way a test waits for something the system under test will make true (never a fixed
+    sleep).
+
+    An exception of a type in ``ignoring`` counts as "not yet" (a server still starting, a
+    database restarting); any other propagates at once, so a predicate can end the wait
+    early (a process that exited). After ``timeout`` seconds raise ``AssertionError`` with
+    ``message``, called then if it is callable so it can show the state (a log's tail)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        value: T | None = None
+        with contextlib.suppress(*ignoring):
+            value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{_describe(message)}")
+        time.sleep(interval)
+
+
+async def await_until(predicate: Callable[[], T], timeout: float = 20.0,
+                      message: str | Callable[[], str] = "condition", *,
+                      interval: float = 0.02,
+                      ignoring: tuple[type[BaseException], ...] = ()) -> T:
+    """``wait_until`` for a test running an event loop: the same contract, with the
+    predicate run in a worker thread so that a predicate that blocks (a store query, a
+    file read) does not stall the loop that runs the system under test, and the waits
+    between tries given back to that loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value: T | None = None
+        with contextlib.suppress(*ignoring):
+            value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{_describe(message)}")
+        await asyncio.sleep(interval)
 
 
 def race(stores: list[Store], work: Callable[[Store, int], Any]) -> list[Any]:

@@ -6,8 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.support.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,14 +78,16 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log():
+        def logged() -> bool:
+            if text in self.log():
+                return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.node_id} exited ({self.proc.returncode}):\n"
                                      f"{self.log()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.node_id}: no {text!r} in log:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
+            return False
+
+        wait_until(logged, timeout, lambda: f"{text!r} in the log of {self.node_id}:\n"
+                   f"{self.log()[-3000:]}", interval=0.05)
 
     def cleanup(self) -> None:
         if self.proc.poll() is None:

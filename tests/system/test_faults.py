@@ -31,6 +31,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import nodes, run_events, runs
+from tests.support.helpers import wait_until
 from tests.support.procs import REPO, ServeProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -81,19 +82,9 @@ def _every_second(store: Store, agent: str, count: int, start: datetime,
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, message: str) -> Any:
-    """Poll a condition until it holds; a database that is momentarily unreachable (the
-    restart test) counts as "not yet"."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except DBAPIError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.05)
+    """``wait_until`` where a database that is momentarily unreachable (the restart test)
+    counts as "not yet"."""
+    return wait_until(predicate, timeout, message, interval=0.05, ignoring=(DBAPIError,))
 
 
 def _run(store: Store, run_id: str) -> RowMapping:

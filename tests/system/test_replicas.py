@@ -16,6 +16,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import run_events, runs
+from tests.support.helpers import wait_until
 from tests.support.procs import ServeProcess
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -67,10 +68,7 @@ def test_three_nodes_kill_one_no_duplicate_none_missing(pg_store: Store, tmp_pat
                 ).scalar_one()
             return pending == 0
 
-        deadline = time.monotonic() + ZOMBIE_S + 20
-        while not settled():
-            assert time.monotonic() < deadline, "runs did not all succeed"
-            time.sleep(0.2)
+        wait_until(settled, ZOMBIE_S + 20, "every run to succeed", interval=0.2)
         for name, node in nodes.items():
             if name != victim_name:
                 assert node.stop() == 0, node.log()[-2000:]
@@ -109,15 +107,14 @@ def test_three_nodes_kill_one_no_duplicate_none_missing(pg_store: Store, tmp_pat
 
 def _busiest_node(store: Store) -> str:
     """The node with the most runs in flight right now (waits until some node has one)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    def busiest() -> str | None:
         with store.engine.connect() as conn:
             row = conn.execute(
                 select(runs.c.node_id, func.count().label("n"))
                 .where(runs.c.status == RunStatus.RUNNING.value)
                 .group_by(runs.c.node_id).order_by(func.count().desc()).limit(1)
             ).first()
-        if row is not None:
-            return str(row.node_id)
-        time.sleep(0.05)
-    raise AssertionError("no node ever had a run in flight")
+        return None if row is None else str(row.node_id)
+
+    node_id: str = wait_until(busiest, 10, "a node with a run in flight", interval=0.05)
+    return node_id

@@ -40,28 +40,6 @@ class DatabaseClock:
         return time.monotonic()
 
 
-class ManualClock:
-    """Tests: time moves only when the test says so."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._mono = 0.0
-
-    def store_now(self) -> datetime | None:
-        return self._now
-
-    def local_now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> datetime:
-        self._now += timedelta(seconds=seconds)
-        self._mono += seconds
-        return self._now
-
-
 class StoreTimeline:
     """Maps the store's time onto this host's ``time.monotonic()``, so a run fired ahead
     starts at its time on the database's clock, whatever this host's wall clock says.

@@ -8,20 +8,38 @@ Counters count what this node did; sum them over nodes in Prometheus.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from agentcron.models import Outcome, RunStatus
 from agentcron.store import FireResult, SweepResult
+from agentcron.store.budgets import budget_event_counts
 
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+
+
+class BudgetEvents(Collector):
+    """What budgets did in this process: the store counts them inside its claiming
+    transactions (``store.budgets``), whichever of the node's threads ran them."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = budget_event_counts()
+        yield CounterMetricFamily(
+            "agentcron_budget_runs_skipped", "Queued runs skipped because their agent was "
+            "over budget.", value=counts["runs_skipped"])
+        yield CounterMetricFamily(
+            "agentcron_budget_pauses", "Times an agent's triggers were paused for its budget "
+            "(on_budget = pause).", value=counts["pauses"])
 
 
 class EngineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        r.register(BudgetEvents())
         self.fires = Counter(
             "agentcron_fires", "Runs queued, by trigger kind (cron, interval, once, webhook; "
             "manual for fire-now).", ["kind"], registry=r)

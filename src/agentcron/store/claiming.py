@@ -241,6 +241,3 @@ def record_progress(
     result = conn.execute(transitions.progress(run_id, lease, node_id, now, progress))
     return result.rowcount == 1
 
-
-def agent_specs(conn: Connection) -> list[AgentSpec]:
-    return [agent_from_row(row) for row in conn.execute(select(agents)).mappings()]

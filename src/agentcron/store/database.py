@@ -21,8 +21,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from agentcron.errors import ValidationError
 
-DEFAULT_URL = "sqlite:///agentcron.db"
-
 _READ_ONLY = "agentcron_read_only"
 
 

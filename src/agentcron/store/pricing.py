@@ -66,12 +66,6 @@ def _warn_unpriced(model: str) -> None:
                        "[prices] in the agents file (logged once per model per process)")
 
 
-def forget_warnings() -> None:
-    """Log unknown models again (tests)."""
-    with _warned_lock:
-        _warned.clear()
-
-
 def _price(row: RowMapping) -> ModelPrice:
     return ModelPrice(model=row["model"], input_per_mtok=row["input_per_mtok"],
                       output_per_mtok=row["output_per_mtok"], source=row["source"],

@@ -56,10 +56,6 @@ class Session:
         return scope_allows(self.token.scope, Scope.WRITE)
 
 
-class SignInRequired(Exception):
-    pass
-
-
 def _when(value: datetime | None, now: datetime) -> str:
     if value is None:
         return "-"
