@@ -49,6 +49,10 @@ class EngineMetrics:
         self.cost = Counter(
             "agentcron_cost_usd", "Cost agents reported, in US dollars, by agent.", ["agent"],
             registry=r)
+        self.loop_crashes = Counter(
+            "agentcron_loop_crashes", "Crashes of this node's loops (an exception that was "
+            "not a store outage), by loop; each crashed loop is restarted after a back-off.",
+            ["loop"], registry=r)
 
     # -- hooks the node calls -------------------------------------------------------------
 
