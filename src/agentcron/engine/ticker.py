@@ -57,8 +57,8 @@ class Ticker(Service):
             # of firing until a user resumes or updates it.
             log.error("trigger_quarantined", trigger_id=broken.trigger_id,
                       agent=broken.agent, reason=broken.reason,
-                      fix="fix it with `agentcron triggers update`, or "
-                          "`agentcron triggers resume` to try it again")
+                      fix="change it (PATCH /api/v1/triggers/ID), or fix the cause and "
+                          "`agentcron triggers resume ID`")
         for missed in result.missed:
             log.warning(
                 "fires_missed", trigger_id=missed.trigger_id, agent=missed.agent,
