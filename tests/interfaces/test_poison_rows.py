@@ -82,6 +82,18 @@ def test_poison_rows_are_quarantined_and_a_canary_keeps_firing(
             ready = httpx.get(f"{srv.base}/readyz", timeout=5)
             assert ready.status_code == 200, ready.text
 
+        # The dashboard's Triggers page lists them too, broken with their reason.
+        with httpx.Client(base_url=srv.base, timeout=30) as browser:
+            signed_in = browser.post("/login", data={"token": srv.tokens["read"]},
+                                     headers={"Origin": srv.base})
+            assert signed_in.status_code == 303, signed_in.text
+            page = browser.get("/triggers", params={"agent": "victim"})
+            assert page.status_code == 200
+            for trigger_id in ids.values():
+                row = page.text.split(f'id="trigger-{trigger_id}"', 1)[1].split("</tr>", 1)[0]
+                assert "status s-failed broken" in row and "Resume" in row
+            assert "sometimes" in page.text
+
         log = srv.proc.log()
         assert "trigger_quarantined" in log
         assert "loop_crashed" not in log and "Traceback" not in log
