@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import datetime
 
 import httpx
+import pytest
 
 from agentcron.api.app import create_app
 from agentcron.engine.node import Node
@@ -20,7 +22,7 @@ from agentcron.executors import Executors
 from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.services.access import Access
-from agentcron.store import Store
+from agentcron.store import HeartbeatResult, Store
 from tests.engine.test_node import _agent, _runs, _settings, _wait
 
 BASE = "http://node.test"
@@ -112,3 +114,43 @@ def test_a_crashed_loop_is_counted_reported_and_restarted_while_others_work(
 def test_restart_back_off_doubles_up_to_its_cap() -> None:
     policy = RestartPolicy(first_s=0.5, max_s=30.0)
     assert [policy.delay(n) for n in (1, 2, 3, 7, 8, 50)] == [0.5, 1.0, 2.0, 30.0, 30.0, 30.0]
+
+
+class CrashingBeatStore(Store):
+    """A store whose first heartbeat raises a bug."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.crashed = False
+
+    def heartbeat(self, node_id: str, inflight: list[tuple[str, int]],
+                  now: datetime | None = None) -> HeartbeatResult:
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("beat blew up")
+        return super().heartbeat(node_id, inflight, now)
+
+
+def test_a_drain_does_not_wait_out_the_back_off_of_a_crashed_loop(store: Store) -> None:
+    """The drain waits for the heartbeat loop to end; a heartbeat that crashed and is down
+    for its back-off must not hold the drain for that long, nor be restarted."""
+    crashing = CrashingBeatStore(store.url)
+
+    async def main() -> None:
+        node = Node(crashing, _settings(store), Executors())
+        node.supervisor.policy = RestartPolicy(first_s=120.0)
+        node.supervisor.test_signals.init()
+        await node.start()
+        try:
+            down = await node.supervisor.test_signals.crashed.wait(timeout=20)
+            assert down.loop == "heartbeat" and not node.supervisor.healthy()
+            started = time.monotonic()
+            await asyncio.wait_for(node.drain(), timeout=30)
+            assert time.monotonic() - started < 10
+            assert node.supervisor.healthy()
+            with pytest.raises(TimeoutError):
+                await node.supervisor.test_signals.restarted.wait(timeout=0.01)
+        finally:
+            crashing.close()
+
+    asyncio.run(main())

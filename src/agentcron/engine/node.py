@@ -151,14 +151,16 @@ class Node:
     def beats_stopped(self) -> bool:
         return not self._beating
 
-    def _spawn(self, name: str, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def _spawn(self, name: str, start: Callable[[], Coroutine[Any, Any, None]],
+               stopping: Callable[[], bool] = lambda: False) -> None:
         """Run a loop as a task under the node's supervisor (``engine/supervisor.py``): a
-        crash is logged, counted and the loop restarted after a back-off."""
-        task = asyncio.create_task(self.supervisor.run(name, start), name=name)
+        crash is logged, counted and the loop restarted after a back-off, unless
+        ``stopping()`` is true by then."""
+        task = asyncio.create_task(self.supervisor.run(name, start, stopping), name=name)
         self._tasks.append(task)
 
     def _spawn_service(self, service: Service, stopping: Callable[[], bool]) -> None:
-        self._spawn(service.name, lambda: service.loop(stopping))
+        self._spawn(service.name, lambda: service.loop(stopping), stopping)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -178,7 +180,7 @@ class Node:
                  drain_timeout_s=self.settings.drain_timeout_s)
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
             self._spawn_service(service, self.claims_stopped)
-        self._spawn("completions", lambda: self.completions.loop(self.stopped))
+        self._spawn("completions", lambda: self.completions.loop(self.stopped), self.stopped)
         self._spawn_service(self.heartbeat, self.beats_stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
@@ -193,6 +195,7 @@ class Node:
         """Graceful stop (guarantee 4). Returns when the node is deregistered."""
         timeout = self.settings.drain_timeout_s
         self._claiming = False
+        self.supervisor.wake()
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
             service.wakeup.set()
         with contextlib.suppress(Exception):
@@ -218,6 +221,7 @@ class Node:
         if released:
             log.info("runs_released", node_id=self.id, count=len(released))
         self._running = False
+        self.supervisor.wake()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -231,6 +235,7 @@ class Node:
         again, leaving a stale row behind. (A beat is one store call, bounded by the
         database timeouts.)"""
         self._beating = False
+        self.supervisor.wake()
         self.heartbeat.wakeup.set()
         beating = [task for task in self._tasks if task.get_name() == self.heartbeat.name]
         if beating:

@@ -12,13 +12,16 @@ backs off by itself, ``engine/loop.py``); anything else that escapes a loop is a
   most ``max_s``; a loop that then ran ``healthy_after_s`` without crashing starts again
   from ``first_s``.
 
-A loop that returns normally (it was asked to stop) is not restarted. Cancelling the task
-(the drain) ends supervision at once, also during a back-off.
+A loop that returns normally (it was asked to stop) is not restarted, nor is one whose
+``stopping()`` became true while it was down: the drain waits for some loops to end (the
+heartbeat), and must not wait out a back-off of up to ``max_s`` for a loop that would stop
+at once. Cancelling the task ends supervision at once, also during a back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +88,7 @@ class Supervisor:
         self.policy = policy or RestartPolicy()
         self._monotonic = monotonic
         self._down: dict[str, LoopDown] = {}
+        self._woken = asyncio.Event()
         self.test_signals = SupervisorSignals()
 
     def down(self) -> list[LoopDown]:
@@ -94,9 +98,11 @@ class Supervisor:
     def healthy(self) -> bool:
         return not self._down
 
-    async def run(self, name: str, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``start()`` until it returns; restart it after each crash (see module doc).
-        ``start`` is called again for each restart: a coroutine runs only once."""
+    async def run(self, name: str, start: Callable[[], Coroutine[Any, Any, None]],
+                  stopping: Callable[[], bool] = lambda: False) -> None:
+        """Run ``start()`` until it returns; restart it after each crash (see module doc)
+        unless ``stopping()`` is true by then. ``start`` is called again for each restart:
+        a coroutine runs only once."""
         crashes = 0
         while True:
             started = self._monotonic()
@@ -118,9 +124,28 @@ class Supervisor:
                     self.metrics.loop_crashes.labels(loop=name).inc()
                 self.test_signals.crashed.signal(down)
             try:
-                await asyncio.sleep(delay)
+                await self._back_off(delay, stopping)
             finally:
                 # Cancelled while down (a drain): the loop is not coming back either way.
                 self._down.pop(name, None)
+            if stopping():
+                log.info("loop_not_restarted", loop=name, node_id=self.node_id,
+                         reason="stopping")
+                return
             log.info("loop_restarted", loop=name, node_id=self.node_id)
             self.test_signals.restarted.signal(name)
+
+    def wake(self) -> None:
+        """A stop condition changed (the node calls this as its drain proceeds): every loop
+        that is down looks at its ``stopping()`` again now."""
+        woken, self._woken = self._woken, asyncio.Event()
+        woken.set()
+
+    async def _back_off(self, delay: float, stopping: Callable[[], bool]) -> None:
+        """Sleep ``delay`` seconds, ending early once ``stopping()`` is true (looked at
+        again on each ``wake``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while not stopping() and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), left)
