@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from agentcron.executors import Executors
 from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.services.access import Access
-from agentcron.store import HeartbeatResult, Store
+from agentcron.store import FireResult, HeartbeatResult, Store
 from tests.engine.test_node import _agent, _runs, _settings, _wait
 
 BASE = "http://node.test"
@@ -151,6 +152,49 @@ def test_a_drain_does_not_wait_out_the_back_off_of_a_crashed_loop(store: Store) 
             with pytest.raises(TimeoutError):
                 await node.supervisor.test_signals.restarted.wait(timeout=0.01)
         finally:
+            crashing.close()
+
+    asyncio.run(main())
+
+
+class CrashingFireStore(Store):
+    """A store whose first ``fire_due`` raises a bug: the ticker's pass, as a poison row
+    used to make it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.crashed = False
+
+    def fire_due(self, *args: Any, **kwargs: Any) -> FireResult:
+        if not self.crashed:
+            self.crashed = True
+            raise ValueError("time data '999-01-01' does not match format")
+        return super().fire_due(*args, **kwargs)
+
+
+def test_a_crashed_ticker_is_restarted_and_firing_goes_on(store: Store) -> None:
+    _agent(store, "ok", "tests.support.agents:usage")
+    trigger = Services(store).add_trigger(TriggerInput(agent="ok", every="1s"))
+    crashing = CrashingFireStore(store.url)
+
+    async def main() -> None:
+        from agentcron.engine.metrics import EngineMetrics
+
+        node = Node(crashing, _settings(store), Executors(), metrics=EngineMetrics())
+        node.supervisor.policy = RestartPolicy(first_s=0.1)
+        node.supervisor.test_signals.init()
+        await node.start()
+        try:
+            down = await node.supervisor.test_signals.crashed.wait(timeout=20)
+            assert down.loop == "ticker" and _crashes(node, "ticker") == 1
+            assert await node.supervisor.test_signals.restarted.wait(timeout=10) == "ticker"
+            await _wait(lambda: len([r for r in _runs(store, "ok")
+                                     if r.trigger_id == trigger.id
+                                     and r.status is RunStatus.SUCCEEDED]) >= 2,
+                        what="the trigger to fire after the ticker came back")
+            assert _crashes(node, "ticker") == 1 and node.supervisor.healthy()
+        finally:
+            await node.drain()
             crashing.close()
 
     asyncio.run(main())
