@@ -245,6 +245,10 @@ class Trigger:
     last_missed_at: datetime | None
     created_at: datetime
     source: str = "cli"
+    #: Quarantine: set when firing could not plan this trigger (or its row could not be
+    #: read); a broken trigger does not fire until it is resumed or updated.
+    broken_at: datetime | None = None
+    broken_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -430,7 +430,7 @@ def test_postgres_restart_mid_run(pg_store: Store, tmp_path: Path,
     executed = Counter(e[0] for e in _ledger(ledger))
     assert executed[run_id] == 1 and max(executed.values()) == 1, "a run executed twice"
     _assert_each_second_exactly_once(store, ticking, start, cutoff)
-    assert "service_crashed" not in a.log() + b.log()
+    assert "loop_crashed" not in a.log() + b.log()
     print(f"\nrestart: database down {outage:.1f}s; run written "
           f"{(row['finished_at'] - row['started_at']).total_seconds():.1f}s after it started")
 

@@ -1,7 +1,8 @@
 """The node's HTTP surface, built by ``create_app``:
 
-- ``/healthz`` (the process answers) and ``/readyz`` (the database answers and its schema
-  is current), open, for load balancers and orchestrators;
+- ``/healthz`` (the process answers) and ``/readyz`` (the database answers, its schema is
+  current, and none of the node's loops is down after a crash), open, for load balancers
+  and orchestrators;
 - the API under ``/api/v1`` (bearer tokens; OpenAPI at ``/openapi.json``, docs at
   ``/docs``);
 - ``POST /hooks/{trigger_id}`` for webhook triggers (signed, no token);
@@ -29,6 +30,7 @@ from agentcron.api.dashboard.pages import install as install_dashboard
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
 from agentcron.api.routes import agents, hooks, nodes, runs, triggers
 from agentcron.engine.metrics import EngineMetrics
+from agentcron.engine.supervisor import Supervisor
 from agentcron.services import Services
 from agentcron.services.access import Access
 from agentcron.services.access import Scope as TokenScope
@@ -78,12 +80,17 @@ class SecurityHeaders:
 
 def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = None,
                metrics_public: bool = False,
-               webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES) -> FastAPI:
+               webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES,
+               supervisor: Supervisor | None = None) -> FastAPI:
+    """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
+    dashboard report a loop that is down; None for an app without a node."""
     app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION)
     services = Services(store)
     app.state.services = services
     app.state.access = Access(store)
     app.state.metrics = metrics
+    app.state.supervisor = supervisor
+    app.state.node_id = node_id
     app.state.webhook_max_bytes = webhook_max_bytes
     app.state.limiter = anyio.CapacityLimiter(API_THREADS)
     registry = (metrics or EngineMetrics()).registry
@@ -94,9 +101,19 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "node_id": node_id, "version": __version__}
 
-    @app.get("/readyz", tags=["health"], summary="The database answers and is migrated",
+    @app.get("/readyz", tags=["health"],
+             summary="The database answers and is migrated, and no loop of the node is down",
              responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
+        down = supervisor.down() if supervisor is not None else []
+        if down:
+            # A node whose ticker or dispatcher crashed looks alive (it still beats) but
+            # does not do its work: take it out of rotation until the loop is back.
+            return JSONResponse(
+                {"status": "unavailable",
+                 "reason": "; ".join(f"loop {d.loop} is down: {d.error}" for d in down),
+                 "loops_down": [d.loop for d in down], "node_id": node_id},
+                status_code=503)
         try:
             await asyncio.to_thread(services.ready)
         except Exception as exc:

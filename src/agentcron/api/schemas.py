@@ -136,6 +136,11 @@ class TriggerCreate(TriggerChange):
     webhook: bool = False
 
 
+class BrokenOut(BaseModel):
+    at: str | None
+    reason: str | None
+
+
 class TriggerOut(BaseModel):
     id: str
     agent: str
@@ -155,6 +160,9 @@ class TriggerOut(BaseModel):
     catchup_window_s: float
     catchup_mode: str
     paused: bool
+    broken: BrokenOut | None = Field(
+        None, description="Set when firing could not plan this trigger (or its row could "
+                          "not be read): it does not fire until resumed or updated.")
     next_fire_at: str | None
     last_fired_at: str | None
     missed_count: int

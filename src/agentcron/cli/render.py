@@ -195,10 +195,11 @@ def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
         return
     print_table(
         None,
-        ["ID", "AGENT", "NAME", "SCHEDULE", "NEXT FIRE", "LAST FIRED", "PAUSED", "MISSED"],
+        ["ID", "AGENT", "NAME", "SCHEDULE", "NEXT FIRE", "LAST FIRED", "PAUSED", "MISSED",
+         "BROKEN"],
         (
             [t.id, t.agent, t.name, description, t.next_fire_at, t.last_fired_at, t.paused,
-             t.missed_count]
+             t.missed_count, _broken(t)]
             for t, description in triggers
         ),
         no_wrap=["ID", "NEXT FIRE", "LAST FIRED"],
@@ -229,6 +230,7 @@ def print_trigger(trigger: Trigger, description: str) -> None:
         ("catch-up", f"{format_duration(t.catchup_window_s)} ({t.catchup_mode.value})"),
         ("payload", json.dumps(t.payload, ensure_ascii=False)),
         ("paused", t.paused),
+        ("broken", _broken(t)),
         ("next fire", "- (paused)" if t.paused else _both_zones(t.next_fire_at, t.timezone)),
         ("last fired", _both_zones(t.last_fired_at, t.timezone)),
         ("missed", f"{t.missed_count} times beyond the catch-up window"),
@@ -239,12 +241,24 @@ def print_trigger(trigger: Trigger, description: str) -> None:
     print_fields(f"trigger {t.id}", pairs)
 
 
+def _broken(t: Trigger) -> str:
+    """Why a quarantined trigger does not fire, or "-"."""
+    if t.broken_at is None and t.broken_reason is None:
+        return "-"
+    since = f"since {human_time(t.broken_at)}: " if t.broken_at is not None else ""
+    return f"{since}{t.broken_reason or 'broken'}"
+
+
 def _both_zones(value: datetime | None, zone: str) -> str:
     if value is None:
         return "-"
     if zone == "UTC":
         return human_time(value)
-    return f"{human_time(value, zone)}  ({human_time(value)})"
+    try:
+        local = human_time(value, zone)
+    except Exception:  # a zone that does not load (a broken trigger): UTC only
+        return human_time(value)
+    return f"{local}  ({human_time(value)})"
 
 
 def print_next_fires(trigger: Trigger, times: Sequence[datetime]) -> None:

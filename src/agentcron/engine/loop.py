@@ -11,7 +11,7 @@ owns the rest, so every loop behaves the same way in an outage (README guarantee
   connection is back (``StoreHealth.poke``), and by its own wake-up;
 - any other exception ends the loop and reaches whoever runs it (the node logs it).
   Restarting a crashed loop is a supervisor's job: it wraps ``Service.loop`` from the
-  outside (see ``Node._spawn``), the loop itself never swallows a bug.
+  outside (``engine/supervisor.py``), the loop itself never swallows a bug.
 
 Tests await a service's ``test_signals`` instead of sleeping (River's test signals):
 they are off, and cost one attribute check per pass, until a test calls ``init()``.

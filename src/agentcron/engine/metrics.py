@@ -67,6 +67,13 @@ class EngineMetrics:
         self.cost = Counter(
             "agentcron_cost_usd", "Cost agents reported, in US dollars, by agent.", ["agent"],
             registry=r)
+        self.quarantined = Counter(
+            "agentcron_triggers_quarantined", "Triggers this node marked broken because "
+            "their schedule could not be computed or their row read.", registry=r)
+        self.loop_crashes = Counter(
+            "agentcron_loop_crashes", "Crashes of this node's loops (an exception that was "
+            "not a store outage), by loop; each crashed loop is restarted after a back-off.",
+            ["loop"], registry=r)
 
     # -- hooks the node calls -------------------------------------------------------------
 
@@ -81,6 +88,8 @@ class EngineMetrics:
             self.fire_lag.observe(max(0.0, lag))
         if result.skipped:
             self.skipped.inc(result.skipped)
+        if result.broken:
+            self.quarantined.inc(len(result.broken))
         missed = sum(m.count for m in result.missed)
         if missed:
             self.missed.inc(missed)

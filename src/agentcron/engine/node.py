@@ -27,6 +27,7 @@ from agentcron.engine.metrics import EngineMetrics
 from agentcron.engine.pruner import Pruner
 from agentcron.engine.resilience import StoreHealth, StoreUnavailable, call_store
 from agentcron.engine.settings import NodeSettings
+from agentcron.engine.supervisor import Supervisor
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
 from agentcron.executors import Executors
@@ -82,6 +83,7 @@ class Node:
                                on_swept=metrics.on_swept if metrics is not None else None)
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
                              interval_s=settings.prune_interval_s)
+        self.supervisor = Supervisor(self.id, self.clock.monotonic, metrics)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- wiring -----------------------------------------------------------------------------
@@ -149,24 +151,16 @@ class Node:
     def beats_stopped(self) -> bool:
         return not self._beating
 
-    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guard(name, coro), name=name)
+    def _spawn(self, name: str, start: Callable[[], Coroutine[Any, Any, None]],
+               stopping: Callable[[], bool] = lambda: False) -> None:
+        """Run a loop as a task under the node's supervisor (``engine/supervisor.py``): a
+        crash is logged, counted and the loop restarted after a back-off, unless
+        ``stopping()`` is true by then."""
+        task = asyncio.create_task(self.supervisor.run(name, start, stopping), name=name)
         self._tasks.append(task)
 
     def _spawn_service(self, service: Service, stopping: Callable[[], bool]) -> None:
-        self._spawn(service.name, service.loop(stopping))
-
-    async def _guard(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
-        """Log a loop that crashed (a bug: store outages never end a loop). This is where
-        supervision goes, restarting the crashed loop with a back-off; today the loop
-        stays down and the rest of the node runs on."""
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("service_crashed", service=name, node_id=self.id)
-            raise
+        self._spawn(service.name, lambda: service.loop(stopping), stopping)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -186,11 +180,11 @@ class Node:
                  drain_timeout_s=self.settings.drain_timeout_s)
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
             self._spawn_service(service, self.claims_stopped)
-        self._spawn("completions", self.completions.loop(self.stopped))
+        self._spawn("completions", lambda: self.completions.loop(self.stopped), self.stopped)
         self._spawn_service(self.heartbeat, self.beats_stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
-            self._spawn("listener", listener.run())
+            self._spawn("listener", listener.run)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -201,6 +195,7 @@ class Node:
         """Graceful stop (guarantee 4). Returns when the node is deregistered."""
         timeout = self.settings.drain_timeout_s
         self._claiming = False
+        self.supervisor.wake()
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
             service.wakeup.set()
         with contextlib.suppress(Exception):
@@ -226,6 +221,7 @@ class Node:
         if released:
             log.info("runs_released", node_id=self.id, count=len(released))
         self._running = False
+        self.supervisor.wake()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -239,6 +235,7 @@ class Node:
         again, leaving a stale row behind. (A beat is one store call, bounded by the
         database timeouts.)"""
         self._beating = False
+        self.supervisor.wake()
         self.heartbeat.wakeup.set()
         beating = [task for task in self._tasks if task.get_name() == self.heartbeat.name]
         if beating:

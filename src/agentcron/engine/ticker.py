@@ -52,6 +52,13 @@ class Ticker(Service):
                 return results
 
     def _report(self, result: FireResult) -> None:
+        for broken in result.broken:
+            # Quarantined by the store in the batch that failed to plan it; it stays out
+            # of firing until a user resumes or updates it.
+            log.error("trigger_quarantined", trigger_id=broken.trigger_id,
+                      agent=broken.agent, reason=broken.reason,
+                      fix="change it (PATCH /api/v1/triggers/ID), or fix the cause and "
+                          "`agentcron triggers resume ID`")
         for missed in result.missed:
             log.warning(
                 "fires_missed", trigger_id=missed.trigger_id, agent=missed.agent,

@@ -92,6 +92,7 @@ def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
         "catchup_window_s": trigger.catchup_window_s,
         "catchup_mode": trigger.catchup_mode.value,
         "paused": trigger.paused,
+        "broken": broken_json(trigger),
         "next_fire_at": iso(trigger.next_fire_at),
         "last_fired_at": iso(trigger.last_fired_at),
         "missed_count": trigger.missed_count,
@@ -99,6 +100,14 @@ def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
         "created_at": iso(trigger.created_at),
         "source": trigger.source,
     }
+
+
+def broken_json(trigger: Trigger) -> dict[str, Any] | None:
+    """A quarantined trigger's ``{"at", "reason"}`` (``at`` is null for a row found
+    unreadable by a listing before firing marked it), or None for a healthy one."""
+    if trigger.broken_at is None and trigger.broken_reason is None:
+        return None
+    return {"at": iso(trigger.broken_at), "reason": trigger.broken_reason}
 
 
 def next_fires_json(trigger: Trigger, times: Sequence[datetime]) -> dict[str, Any]:

@@ -345,8 +345,13 @@ class TriggerService:
 
     @staticmethod
     def describe(trigger: Trigger) -> str:
-        """The trigger's schedule in words, e.g. "At 09:00 on Monday through Friday"."""
-        return schedule_of(trigger).describe()
+        """The trigger's schedule in words, e.g. "At 09:00 on Monday through Friday".
+        Never raises: a listing shows a stored schedule that does not parse (a broken
+        trigger) as such rather than failing."""
+        try:
+            return schedule_of(trigger).describe()
+        except Exception:
+            return "(cannot read this schedule)"
 
 
 @contextmanager

@@ -2,12 +2,13 @@
 run's status is built in ``transitions`` (its docstring tables them all)."""
 
 from agentcron.store.claiming import FinishResult
-from agentcron.store.firing import FireResult, MissedFires
+from agentcron.store.firing import BrokenTrigger, FireResult, MissedFires
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
 from agentcron.store.store import Store
 
 __all__ = [
+    "BrokenTrigger",
     "FinishResult",
     "FireResult",
     "HeartbeatResult",

@@ -1,20 +1,39 @@
-"""Agents and triggers: the things users declare."""
+"""Agents and triggers: the things users declare.
+
+Every read of whole trigger rows goes through ``read_triggers``, which never fails
+because of one row: a row whose values do not read back (a time SQLite cannot parse,
+payload text that is not JSON, an unknown kind or policy: nothing a front door writes, but
+a database can hold anything) is shown as broken, with what could not be read.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import delete, select, true, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import JSON, Select, String, delete, select, true, type_coerce, update
+from sqlalchemy.engine import Connection, Dialect, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import AgentSpec, Trigger
+from agentcron.models import AgentSpec, CatchupMode, OverlapPolicy, Trigger, TriggerKind
 from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
 from agentcron.store.schema import agents, triggers
+from agentcron.store.types import UTCDateTime
+
+# Shown for a row whose creation time cannot be read.
+_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_ENUMS: tuple[tuple[str, type[StrEnum], StrEnum], ...] = (
+    ("kind", TriggerKind, TriggerKind.CRON),
+    ("overlap", OverlapPolicy, OverlapPolicy.SKIP),
+    ("catchup_mode", CatchupMode, CatchupMode.COALESCE),
+)
 
 
 def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
@@ -72,6 +91,11 @@ def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime) -> N
 
 def update_trigger(conn: Connection, trigger_id: str, values: dict[str, Any],
                    now: datetime) -> None:
+    """Write ``values``. Any change but a pause also lifts a quarantine (``broken_at``):
+    a resume or an update is the user's fix, and the next firing judges it again (and
+    quarantines it again if it still cannot be planned). A pause keeps the reason shown."""
+    if values.get("paused") is not True:
+        values = {**values, "broken_at": None, "broken_reason": None}
     result = conn.execute(
         update(triggers).where(triggers.c.id == trigger_id).values(**values, updated_at=now)
     )
@@ -84,24 +108,92 @@ def get_trigger(conn: Connection, trigger_id: str, *, lock: bool = False) -> Tri
     stmt = select(triggers).where(triggers.c.id == trigger_id)
     if lock:
         stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
-    if row is None:
+    found = read_triggers(conn, stmt)
+    if not found:
         raise NotFoundError("trigger", trigger_id)
-    return trigger_from_row(row)
+    return found[0]
 
 
 def find_trigger(conn: Connection, agent: str, name: str) -> Trigger | None:
-    row = conn.execute(
-        select(triggers).where(triggers.c.agent == agent, triggers.c.name == name)
-    ).mappings().first()
-    return None if row is None else trigger_from_row(row)
+    found = read_triggers(
+        conn, select(triggers).where(triggers.c.agent == agent, triggers.c.name == name))
+    return found[0] if found else None
 
 
 def list_triggers(conn: Connection, agent: str | None = None) -> list[Trigger]:
     stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
-    return [trigger_from_row(row) for row in conn.execute(stmt).mappings()]
+    return read_triggers(conn, stmt)
+
+
+def read_triggers(conn: Connection, stmt: Select[Any]) -> list[Trigger]:
+    """The triggers ``stmt`` (a ``select(triggers)``) selects. One statement; only if a row
+    does not read back, a second one that reads the stored values as they are, and each
+    unreadable row comes back as a trigger with ``broken_reason`` saying what could not be
+    read (``broken_at`` stays as stored: firing quarantines it when it is due)."""
+    result = conn.execute(stmt).mappings()
+    try:
+        return [trigger_from_row(row) for row in result]
+    except DBAPIError:
+        raise  # the database's own error: not a bad row
+    except Exception:
+        result.close()
+    raw = stmt.with_only_columns(*_raw_columns(), maintain_column_froms=True)
+    return [_lenient_trigger(row, conn.dialect) for row in conn.execute(raw).mappings()]
+
+
+def _raw_columns() -> list[Any]:
+    """Every trigger column, times and JSON without their result conversion."""
+    return [type_coerce(c, String).label(c.name)
+            if isinstance(c.type, UTCDateTime | JSON) else c for c in triggers.c]
+
+
+def _lenient_trigger(raw: RowMapping, dialect: Dialect) -> Trigger:
+    values = dict(raw)
+    problems: list[str] = []
+
+    def unreadable(name: str, exc: Exception) -> None:
+        lines = str(exc).strip().splitlines()
+        problems.append(f"{name}: {lines[0] if lines else type(exc).__name__}")
+
+    times = UTCDateTime()
+    for column in triggers.c:
+        if isinstance(column.type, UTCDateTime):
+            try:
+                values[column.name] = times.process_result_value(values[column.name], dialect)
+            except Exception as exc:
+                unreadable(column.name, exc)
+                values[column.name] = _UNKNOWN_TIME if column.name == "created_at" else None
+    # PostgreSQL's driver has decoded jsonb already; SQLite hands over the stored text.
+    if dialect.name == "sqlite" and isinstance(values["payload"], str):
+        try:
+            values["payload"] = json.loads(values["payload"])
+        except ValueError as exc:
+            unreadable("payload", exc)
+            values["payload"] = None
+    for name, enum, default in _ENUMS:
+        try:
+            enum(values[name])
+        except ValueError as exc:
+            unreadable(name, exc)
+            values[name] = default.value
+    try:
+        trigger = trigger_from_row(cast(RowMapping, values))
+    except Exception as exc:  # a value no check above foresaw: still show the row
+        unreadable("row", exc)
+        trigger = Trigger(
+            id=str(values["id"]), agent=str(values["agent"]), kind=TriggerKind.CRON,
+            name=None, cron=None, timezone="UTC", every_s=None, at=None, anchor_at=None,
+            start_at=None, end_at=None, jitter_s=0.0, payload=None,
+            overlap=OverlapPolicy.SKIP, catchup_window_s=0.0,
+            catchup_mode=CatchupMode.COALESCE, paused=bool(values.get("paused")),
+            next_fire_at=None, last_fired_at=None, missed_count=0, last_missed_at=None,
+            created_at=_UNKNOWN_TIME, broken_at=None, broken_reason=None)
+    if not problems or trigger.broken_reason is not None:
+        return trigger  # healthy, or already quarantined with its reason
+    reason = "cannot read this row: " + "; ".join(problems)
+    return replace(trigger, broken_reason=reason[:500])
 
 
 def delete_trigger(conn: Connection, trigger_id: str) -> None:

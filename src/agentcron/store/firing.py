@@ -15,6 +15,16 @@ The statements, whatever the number of due triggers:
 
 Deciding what to insert is pure Python (``decide``) over the schedule maths and the overlap
 rule (``rules.overlap``).
+
+Quarantine (README guarantee 6): a trigger row that cannot be planned (a cron string or
+time zone that does not parse, a time that does not read back, an unknown policy: rows no
+front door accepts, written some other way) must not stop the batch, or every later
+batch, since it would be selected again. Its planning error is caught, the trigger is
+marked broken (``broken_at``, ``broken_reason``) in the same transaction (one more
+statement, only when there is one) and the rest of the batch fires. A broken trigger is
+left out of firing until a user resumes or updates it (``catalog``). A batch whose rows
+cannot even be read is read again one row at a time to find the bad ones: a slow path
+taken only then.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
@@ -64,6 +75,9 @@ _RUN_COLUMNS: dict[str, Any] = {
     "heartbeat_at": UTCDateTime(),
     "deadline_at": UTCDateTime(),
 }
+_BROKEN_COLUMNS: dict[str, Any] = {"id": String(40), "reason": Text()}
+# A broken_reason is one line, at most this long.
+MAX_REASON_CHARS = 500
 _ADVANCE_COLUMNS: dict[str, Any] = {
     "id": String(40),
     "next_fire_at": UTCDateTime(),
@@ -80,6 +94,22 @@ class MissedFires:
     count: int
     first: datetime | None
     last: datetime | None
+
+
+@dataclass(frozen=True)
+class BrokenTrigger:
+    """A trigger this batch quarantined, with why (one line)."""
+
+    trigger_id: str
+    agent: str
+    reason: str
+
+
+def broken_reason(exc: BaseException) -> str:
+    """``Type: first line of the message``, bounded: what ``broken_reason`` stores."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:MAX_REASON_CHARS]
 
 
 @dataclass
@@ -102,6 +132,8 @@ class FireResult:
     # Triggers selected to fire ahead whose runs could not be claimed: left to fire at
     # their time.
     left_for_later: int = 0
+    # Triggers quarantined by this batch (their planning raised): marked broken, not fired.
+    broken: list[BrokenTrigger] = field(default_factory=list)
 
 
 @dataclass
@@ -112,6 +144,7 @@ class _Decision:
     missed: list[MissedFires] = field(default_factory=list)
     # Triggers fired ahead of their time: kept only if their run is claimed at once.
     ahead_trigger_ids: set[str] = field(default_factory=set)
+    broken: list[BrokenTrigger] = field(default_factory=list)
 
     def drop_ahead_unless_claimed(self) -> int:
         """A run fired ahead must be started by this node at its time; one it could not
@@ -142,24 +175,34 @@ def _has_run(status: RunStatus) -> Any:
     )
 
 
-def _due_query(now: datetime, horizon: datetime, limit: int) -> Any:
+def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool = False,
+               sqlite: bool = False) -> Any:
     """Due triggers, and (``horizon`` > ``now``) ``allow``-overlap triggers due by then:
-    their overlap check cannot change in between, so they may be fired ahead."""
+    their overlap check cannot change in between, so they may be fired ahead.
+    ``ids_only``: only their ids and agents (plain strings, always readable). ``sqlite``:
+    also whether the payload text is JSON (``payload_ok``; PostgreSQL's jsonb always is),
+    since the payload is copied into runs undecoded and a run whose payload does not
+    decode could never be claimed."""
     queued = _has_run(RunStatus.QUEUED)
     running = _has_run(RunStatus.RUNNING)
     due = triggers.c.next_fire_at <= now
     if horizon > now:
         due = and_(triggers.c.next_fire_at <= horizon,
                    or_(due, triggers.c.overlap == OverlapPolicy.ALLOW.value))
-    return (
-        select(
-            triggers.c.id, triggers.c.agent, triggers.c.kind, triggers.c.cron,
+    columns: tuple[Any, ...] = (triggers.c.id, triggers.c.agent)
+    if not ids_only:
+        columns += (
+            triggers.c.kind, triggers.c.cron,
             triggers.c.timezone, triggers.c.every_s, triggers.c.at, triggers.c.anchor_at,
             triggers.c.start_at, triggers.c.end_at, triggers.c.jitter_s,
             cast(triggers.c.payload, Text).label("payload"),
             triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
             triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
         )
+        if sqlite:
+            columns += (func.json_valid(triggers.c.payload).label("payload_ok"),)
+    return (
+        select(*columns)
         .where(~triggers.c.paused, triggers.c.broken_at.is_(None), due)
         .order_by(triggers.c.next_fire_at)
         .limit(limit)
@@ -176,68 +219,88 @@ def decide(rows: list[RowMapping], now: datetime) -> _Decision:
     """Pure: which runs to insert and how to advance each trigger, for locked due rows.
 
     A row not due yet (``next_fire_at`` after ``now``: the caller fires ahead) gets exactly
-    one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``."""
+    one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``. A row whose
+    planning raises is listed in ``broken`` with the error and contributes nothing else."""
     decision = _Decision()
     budget = MAX_RUNS_PER_BATCH
     for row in rows:
         if budget <= 0:
             break  # left locked but untouched: the next batch takes it
-        schedule = build_schedule(schedule_spec_of(row))
-        mode = CatchupMode(row["catchup_mode"])
-        plan_at = now
-        if row["next_fire_at"] > now:
-            # Planned as if it were that moment: one fire time, nothing missed.
-            plan_at = row["next_fire_at"]
-            decision.ahead_trigger_ids.add(row["id"])
-        plan = plan_fires(
-            schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
-            max_runs=budget,
-        )
-        budget -= len(plan.fire_times)
-        overlap = decide_overlap(
-            OverlapPolicy(row["overlap"]),
-            ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
-            len(plan.fire_times))
-        if overlap.cancel_active:
-            decision.replace_trigger_ids.append(row["id"])
-        for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
-            status, reason = new_run.status, new_run.reason
-            run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
-            decision.new_runs.append(
-                {
-                    "id": new_run_id(),
-                    "trigger_id": row["id"],
-                    "agent": row["agent"],
-                    "scheduled_for": scheduled,
-                    "status": status.value,
-                    "reason": reason,
-                    "payload": row["payload"],
-                    "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
-                    "queued_at": now,
-                    "run_after": run_after,
-                    "finished_at": None if status is RunStatus.QUEUED else now,
-                    "node_id": None,
-                    "lease": 0,
-                    "attempt": 0,
-                    "started_at": None,
-                    "heartbeat_at": None,
-                    "deadline_at": None,
-                }
-            )
-        if plan.missed:
-            decision.missed.append(
-                MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
-                            plan.last_missed)
-            )
-        decision.advances.append(
+        try:
+            planned = _plan_row(row, now, budget)
+        except Exception as exc:  # any planning error of this row: quarantine it
+            decision.broken.append(BrokenTrigger(row["id"], row["agent"], broken_reason(exc)))
+            continue
+        budget -= len(planned.new_runs)
+        decision.new_runs += planned.new_runs
+        decision.advances += planned.advances
+        decision.replace_trigger_ids += planned.replace_trigger_ids
+        decision.missed += planned.missed
+        decision.ahead_trigger_ids |= planned.ahead_trigger_ids
+    return decision
+
+
+def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
+    """One row's part of ``decide`` (raises whatever its schedule maths raises; nothing
+    is added to the batch's decision until the whole row is planned)."""
+    decision = _Decision()
+    if row.get("payload_ok", 1) == 0 and row["payload"] is not None:
+        raise ValueError("the payload stored for this trigger is not valid JSON")
+    schedule = build_schedule(schedule_spec_of(row))
+    mode = CatchupMode(row["catchup_mode"])
+    plan_at = now
+    if row["next_fire_at"] > now:
+        # Planned as if it were that moment: one fire time, nothing missed.
+        plan_at = row["next_fire_at"]
+        decision.ahead_trigger_ids.add(row["id"])
+    plan = plan_fires(
+        schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
+        max_runs=budget,
+    )
+    overlap = decide_overlap(
+        OverlapPolicy(row["overlap"]),
+        ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
+        len(plan.fire_times))
+    if overlap.cancel_active:
+        decision.replace_trigger_ids.append(row["id"])
+    for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
+        status, reason = new_run.status, new_run.reason
+        run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
+        decision.new_runs.append(
             {
-                "id": row["id"],
-                "next_fire_at": plan.next_fire_at,
-                "missed": plan.missed,
-                "last_missed_at": plan.last_missed,
-                "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+                "id": new_run_id(),
+                "trigger_id": row["id"],
+                "agent": row["agent"],
+                "scheduled_for": scheduled,
+                "status": status.value,
+                "reason": reason,
+                "payload": row["payload"],
+                "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
+                "queued_at": now,
+                "run_after": run_after,
+                "finished_at": None if status is RunStatus.QUEUED else now,
+                "node_id": None,
+                "lease": 0,
+                "attempt": 0,
+                "started_at": None,
+                "heartbeat_at": None,
+                "deadline_at": None,
             }
         )
+    if plan.missed:
+        decision.missed.append(
+            MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
+                        plan.last_missed)
+        )
+    decision.advances.append(
+        {
+            "id": row["id"],
+            "next_fire_at": plan.next_fire_at,
+            "missed": plan.missed,
+            "last_missed_at": plan.last_missed,
+            "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+        }
+    )
     return decision
 
 
@@ -266,12 +329,17 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     burst is written before its second comes, and its runs start on time.
     """
     horizon = now + timedelta(seconds=lookahead_s) if claim_for and lookahead_s > 0 else now
-    rows = list(conn.execute(_due_query(now, horizon, limit)).mappings())
-    result = FireResult(now=now, triggers=len(rows), full=len(rows) >= limit)
-    if not rows:
+    rows, unreadable = _read_due(conn, now, horizon, limit)
+    selected = len(rows) + len(unreadable)
+    result = FireResult(now=now, triggers=selected, full=selected >= limit)
+    if not selected:
         return result
     decision = decide(rows, now)
+    decision.broken = unreadable + decision.broken
     result.missed = decision.missed
+    if decision.broken:
+        _mark_broken(conn, decision.broken, now)
+        result.broken = decision.broken
 
     result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
 
@@ -280,7 +348,7 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     result.left_for_later = decision.drop_ahead_unless_claimed()
     # A batch that fired none of its triggers is not "full": firing again at once would
     # only select the same ones. (Left ones sort first, so each full batch fires some.)
-    result.full = result.full and result.left_for_later < len(rows)
+    result.full = result.full and result.left_for_later < selected
     if decision.new_runs:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
@@ -305,6 +373,46 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result
+
+
+def _read_due(conn: Connection, now: datetime, horizon: datetime, limit: int
+              ) -> tuple[list[RowMapping], list[BrokenTrigger]]:
+    """The locked due rows, and the due triggers whose row cannot be read (each found by
+    reading the batch again one row at a time, only when the batch read fails)."""
+    sqlite = conn.dialect.name == "sqlite"
+    result = conn.execute(_due_query(now, horizon, limit, sqlite=sqlite)).mappings()
+    try:
+        return list(result), []
+    except DBAPIError:
+        raise  # the database's own error (an outage, a lock timeout): not a bad row
+    except Exception:
+        result.close()
+    rows: list[RowMapping] = []
+    unreadable: list[BrokenTrigger] = []
+    for trigger_id, agent in conn.execute(_due_query(now, horizon, limit, ids_only=True)).all():
+        try:
+            row = conn.execute(_due_query(now, horizon, 1, sqlite=sqlite)
+                               .where(triggers.c.id == trigger_id)).mappings().first()
+        except DBAPIError:
+            raise
+        except Exception as exc:
+            unreadable.append(BrokenTrigger(trigger_id, agent,
+                                            broken_reason(exc) + " (the row cannot be read)"))
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows, unreadable
+
+
+def _mark_broken(conn: Connection, broken: list[BrokenTrigger], now: datetime) -> None:
+    """Quarantine: one statement for every broken trigger of the batch."""
+    source = bulk_source(conn, _BROKEN_COLUMNS,
+                         [{"id": b.trigger_id, "reason": b.reason} for b in broken])
+    conn.execute(
+        update(triggers)
+        .where(triggers.c.id == source["id"])
+        .values(broken_at=now, broken_reason=source["reason"])
+    )
 
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],

@@ -79,6 +79,8 @@ def trigger_from_row(row: RowMapping) -> Trigger:
         last_missed_at=row["last_missed_at"],
         created_at=row["created_at"],
         source=row["source"],
+        broken_at=row["broken_at"],
+        broken_reason=row["broken_reason"],
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from agentcron.models import RunStatus, Trigger
-from agentcron.store.rows import trigger_from_row
+from agentcron.store.catalog import read_triggers
 from agentcron.store.schema import runs, triggers
 
 _QUEUED = RunStatus.QUEUED.value
@@ -129,8 +129,7 @@ def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
         total = total.where(triggers.c.agent == agent)
-    rows = conn.execute(stmt.limit(limit).offset(offset)).mappings()
-    page = [trigger_from_row(row) for row in rows]
+    page = read_triggers(conn, stmt.limit(limit).offset(offset))
     return page, int(conn.execute(total).scalar_one())
 
 

@@ -219,8 +219,11 @@ def install(app: FastAPI) -> None:
         svc = services(request)
         view = await blocking(request, overview, svc)
         nodes = await blocking(request, svc.nodes, view.now)
+        supervisor = request.app.state.supervisor
         return render("overview.html", request, session, view=view, nodes=nodes,
-                      chart=Markup(status_bars(view.hours)), when=_when)
+                      chart=Markup(status_bars(view.hours)), when=_when,
+                      loops_down=supervisor.down() if supervisor is not None else [],
+                      this_node=request.app.state.node_id)
 
     @page("/triggers")
     async def triggers(request: Request, session: Session) -> Response:
