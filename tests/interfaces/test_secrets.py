@@ -10,10 +10,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from structlog.testing import capture_logs
 
+from agentcron.server import check_secrets_at_rest
 from agentcron.services import AgentInput, Services
 from agentcron.services.documents import SECRET_MASK, mask_url
 from agentcron.services.opening import open_store
+from agentcron.store import Store
+from agentcron.store.schema import agents
+from agentcron.store.secrets import SECRET_KEY_ENV, SecretBox
 from tests.conftest import Cli
 from tests.support.api_server import ApiServer, api_server
 
@@ -135,3 +142,52 @@ def test_cli_inherit_env_applies_to_command_agents_only(cli: Cli) -> None:
                        "--inherit-env", "AGENTCRON_DATABASE_URL")
     assert refused.exit_code == 2
     assert "never passed" in refused.stderr
+
+
+# -- encryption at rest through the CLI and serve ----------------------------------------------
+
+
+def test_cli_key_rotate_and_a_wrong_key(cli: Cli, db_url: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    first: Any = cli("secrets", "key")
+    assert first.exit_code == 0
+    key = first.stdout.strip()
+    assert Fernet(key.encode())  # a usable key
+    assert cli("agents", "add", "web", "--http", "https://h.example/",
+               "--secret", SIGNING).exit_code == 0  # stored before the key was set
+    monkeypatch.setenv(SECRET_KEY_ENV, key)
+    rotated: Any = cli("secrets", "rotate", "--json")
+    assert rotated.exit_code == 0, rotated.stderr
+    assert json.loads(rotated.stdout) == {"agents": 1, "webhook_triggers": 0}
+    store = Store(db_url, secrets=SecretBox(None))
+    try:
+        with store.engine.connect() as conn:
+            assert SIGNING not in json.dumps(conn.execute(select(agents.c.config)).scalar_one())
+    finally:
+        store.close()
+
+    monkeypatch.setenv(SECRET_KEY_ENV, Fernet.generate_key().decode())
+    for args in (("agents", "list"), ("serve", "--no-api")):
+        wrong: Any = cli(*args)
+        assert wrong.exit_code == 1
+        assert SECRET_KEY_ENV in wrong.stderr and "cannot decrypt" in wrong.stderr
+        assert "Traceback" not in wrong.stderr + wrong.stdout
+    monkeypatch.setenv(SECRET_KEY_ENV, "not-a-key")
+    malformed: Any = cli("agents", "list")
+    assert malformed.exit_code == 2 and SECRET_KEY_ENV in malformed.stderr
+
+
+def test_serve_warns_at_start_when_secrets_are_stored_in_plain_text(db_url: str) -> None:
+    plain = open_store(db_url)
+    keyed = Store(db_url, secrets=SecretBox(Fernet.generate_key().decode()))
+    try:
+        with capture_logs() as logs:
+            check_secrets_at_rest(plain)
+        assert [e["event"] for e in logs] == ["secrets_stored_in_plain_text"]
+        assert SECRET_KEY_ENV in logs[0]["fix"]
+        with capture_logs() as logs:
+            check_secrets_at_rest(keyed)
+        assert [e["event"] for e in logs] == ["secrets_encrypted_at_rest"]
+    finally:
+        plain.close()
+        keyed.close()
