@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,12 +169,20 @@ def test_cli_key_rotate_and_a_wrong_key(cli: Cli, db_url: str,
     finally:
         store.close()
 
-    monkeypatch.setenv(SECRET_KEY_ENV, Fernet.generate_key().decode())
-    for args in (("agents", "list"), ("serve", "--no-api")):
-        wrong: Any = cli(*args)
-        assert wrong.exit_code == 1
-        assert SECRET_KEY_ENV in wrong.stderr and "cannot decrypt" in wrong.stderr
-        assert "Traceback" not in wrong.stderr + wrong.stdout
+    wrong_key = Fernet.generate_key().decode()
+    monkeypatch.setenv(SECRET_KEY_ENV, wrong_key)
+    wrong: Any = cli("agents", "list")
+    assert wrong.exit_code == 1
+    assert SECRET_KEY_ENV in wrong.stderr and "cannot decrypt" in wrong.stderr
+    assert "Traceback" not in wrong.stderr + wrong.stdout
+    # serve, in its own process (it configures the process's logging): refuses to start
+    serve = subprocess.run(
+        [sys.executable, "-m", "agentcron", "--db", db_url, "serve", "--no-api"],
+        env={**os.environ, SECRET_KEY_ENV: wrong_key}, capture_output=True, text=True,
+        timeout=120, check=False)
+    assert serve.returncode == 1, serve.stderr
+    assert SECRET_KEY_ENV in serve.stderr and "cannot decrypt" in serve.stderr
+    assert "Traceback" not in serve.stderr
     monkeypatch.setenv(SECRET_KEY_ENV, "not-a-key")
     malformed: Any = cli("agents", "list")
     assert malformed.exit_code == 2 and SECRET_KEY_ENV in malformed.stderr
