@@ -13,20 +13,19 @@ command line can import this module without paying for the store or the web fram
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
 from agentcron.rules.budgets import budget_to_json
+from agentcron.rules.secrets import SECRET_MASK, mask_url
+
+__all__ = ["SECRET_MASK", "mask_url"]  # shown by both front doors, defined with the rules
 
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
-
-SECRET_MASK = "********"
 
 
 # -- values -------------------------------------------------------------------------------
@@ -39,31 +38,8 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# Query parameters whose values are credentials (``?api_key=...``, ``&token=...``).
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
 _URL_KEYS = ("url", "base_url")
 _TABLE_KEYS = ("headers", "env")  # names shown, values masked
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its user name and password, and the values of query parameters named
-    like credentials, replaced by the mask; any other URL unchanged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return SECRET_MASK  # not a URL we can take apart: show nothing of it
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{SECRET_MASK}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(name) for name, _ in pairs):
-            query = urlencode([(n, SECRET_MASK if _SECRET_PARAM.search(n) else v)
-                               for n, v in pairs], safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def masked_config(config: dict[str, Any]) -> dict[str, Any]:
