@@ -71,6 +71,21 @@ def prepare_api_access(store: Store, host: str) -> str | None:
 CLOCK_OFFSET_ENV = "AGENTCRON_CLOCK_OFFSET_S"
 
 
+def check_secrets_at_rest(store: Store) -> None:
+    """Refuse to start when the key cannot open the stored secrets (``SecretKeyError``
+    names ``AGENTCRON_SECRET_KEY`` and the row), rather than failing each claim later; and
+    say so when secrets are stored in plain text."""
+    encrypted = store.check_secrets()
+    if not store.secrets.enabled:
+        log.warning("secrets_stored_in_plain_text",
+                    detail="agent secrets (http secret and headers, command env, URL "
+                    "credentials) and webhook secrets are stored unencrypted",
+                    fix="set AGENTCRON_SECRET_KEY to a Fernet key (`agentcron secrets key`) "
+                    "on every node and run `agentcron secrets rotate` once")
+    else:
+        log.info("secrets_encrypted_at_rest", encrypted=encrypted)
+
+
 def clock_from_env(environ: dict[str, str] | None = None) -> Clock | None:
     """Fault injection, not a setting: ``AGENTCRON_CLOCK_OFFSET_S=300`` makes every clock
     read of this node's own (the engine's ``local_now`` and the time the http and llm agents
@@ -98,6 +113,7 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
     store = open_store(settings.database_url, pool_size=max(5, settings.max_inflight // 200))
     api_store: Store | None = None
     try:
+        check_secrets_at_rest(store)
         first_token = prepare_api_access(store, settings.host) if settings.api else None
         if config_path is not None:
             report = Services(store).sync_agents_file(load_agents_file(config_path))

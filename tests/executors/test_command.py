@@ -156,6 +156,32 @@ def test_environment_carries_the_run() -> None:
     assert env["PATH"] == os.environ["PATH"]
 
 
+def test_a_command_starts_from_a_clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``env`` itself shows what a command sees: the base variables, the allowlist, its own
+    env and the run's; never the database URL or the secret key, even when listed."""
+    monkeypatch.setenv("AGENTCRON_DATABASE_URL", "postgresql://agentcron:hunter2@db/agentcron")
+    monkeypatch.setenv("AGENTCRON_SECRET_KEY", "a-fernet-key")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-listed")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-not-listed")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("TZ", "Europe/Zurich")
+    monkeypatch.delenv("HOME", raising=False)
+    # As if written straight into the database: validation refuses AGENTCRON_* names.
+    inherit = ["OPENAI_API_KEY", "AGENTCRON_DATABASE_URL", "AGENTCRON_SECRET_KEY", "UNSET_VAR"]
+    result = run_command(["env"], payload={"n": 1}, env={"MY_SETTING": "on"},
+                         inherit_env=inherit)
+    assert result.ok and result.output is not None
+    env = dict(line.split("=", 1) for line in result.output.splitlines())
+    assert set(env) == {
+        "PATH", "LANG", "TZ", "OPENAI_API_KEY", "MY_SETTING", "AGENTCRON_RUN_ID",
+        "AGENTCRON_ATTEMPT", "AGENTCRON_AGENT", "AGENTCRON_TRIGGER_ID",
+        "AGENTCRON_SCHEDULED_FOR", "AGENTCRON_PAYLOAD",
+    }
+    assert env["OPENAI_API_KEY"] == "sk-listed"
+    assert env["TZ"] == "Europe/Zurich" and env["LANG"] == "C.UTF-8"
+    assert "hunter2" not in result.output and "sk-not-listed" not in result.output
+
+
 def test_payload_is_written_to_stdin() -> None:
     script = "import sys; sys.stdout.write(sys.stdin.read())"
     result = run_command([PY, "-c", script], payload={"items": [1, 2, 3]})

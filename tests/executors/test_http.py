@@ -280,3 +280,14 @@ def test_signature_timestamp_comes_from_the_injected_clock(server: Server) -> No
     [request] = server.requests
     assert request.headers["webhook-timestamp"] == str(int(fixed.timestamp()))
     verify(WHSEC, request.headers, request.body, now=fixed + timedelta(seconds=299))
+
+
+@pytest.mark.parametrize("url", [
+    "ftp://bot:hunter2@127.0.0.1/run",  # not requestable: the error names the URL
+    "http://bot:hunter2@127.0.0.1:1/run?api_key=qs-token",  # nothing listens on port 1
+])
+def test_errors_never_show_credentials_in_the_url(url: str) -> None:
+    """A run's error is shown to every token that can read runs."""
+    result, _ = post(url)
+    assert not result.ok and result.error
+    assert "hunter2" not in result.error and "qs-token" not in result.error

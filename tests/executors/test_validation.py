@@ -42,6 +42,12 @@ def test_command_argv_env_cwd_and_limits() -> None:
     assert validate_agent_config(CMD, raw) == {**raw, "kill_grace_s": 2.0}
 
 
+def test_command_inherit_env_is_kept_once_per_name() -> None:
+    raw = {"command": "x", "inherit_env": ["OPENAI_API_KEY", "HTTPS_PROXY", "OPENAI_API_KEY"]}
+    config = validate_agent_config(CMD, raw)
+    assert config["inherit_env"] == ["OPENAI_API_KEY", "HTTPS_PROXY"]
+
+
 def test_http() -> None:
     assert validate_agent_config(HTTP, {"url": "https://agents.example.com/run"}) == {
         "url": "https://agents.example.com/run",
@@ -82,6 +88,14 @@ def test_http() -> None:
         (CMD, {"command": "x", "env": {"1BAD": "v"}}, "env", "invalid variable name"),
         (CMD, {"command": "x", "env": {"A=B": "v"}}, "env", "invalid variable name"),
         (CMD, {"command": "x", "env": {"AGENTCRON_RUN_ID": "v"}}, "env", "reserved"),
+        (CMD, {"command": "x", "inherit_env": "OPENAI_API_KEY"}, "inherit_env", "list of names"),
+        (CMD, {"command": "x", "inherit_env": ["A B"]}, "inherit_env", "invalid variable"),
+        (CMD, {"command": "x", "inherit_env": [1]}, "inherit_env", "invalid variable"),
+        (CMD, {"command": "x", "inherit_env": ["AGENTCRON_DATABASE_URL"]}, "inherit_env",
+         "never passed"),
+        (CMD, {"command": "x", "inherit_env": ["agentcron_secret_key"]}, "inherit_env",
+         "never passed"),
+        (CMD, {"command": "x", "inherit_env": ["V"] * 101}, "inherit_env", "at most 100"),
         (CMD, {"command": "x", "cwd": ""}, "cwd", "invalid directory"),
         (CMD, {"command": "x", "kill_grace_s": -1}, "kill_grace_s", "invalid"),
         (CMD, {"command": "x", "kill_grace_s": float("inf")}, "kill_grace_s", "invalid"),

@@ -94,6 +94,18 @@ def test_unknown_keys_are_refused_with_their_location(tmp_path: Path) -> None:
     assert "agents.a.max_concurency" in info.value.field
 
 
+def test_a_command_agent_declares_the_variables_it_inherits(store: Store,
+                                                            tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text('[agents.a]\ncommand = "env"\ninherit_env = ["OPENAI_API_KEY"]\n')
+    Services(store).sync_agents_file(load_agents_file(path), now=T0)
+    assert store.get_agent("a").config["inherit_env"] == ["OPENAI_API_KEY"]
+    path.write_text('[agents.a]\ncommand = "env"\ninherit_env = ["AGENTCRON_SECRET_KEY"]\n')
+    with pytest.raises(ValidationError) as info:
+        Services(store).sync_agents_file(load_agents_file(path), now=T0)
+    assert "inherit_env" in info.value.field and "never passed" in str(info.value)
+
+
 @pytest.mark.slow
 def test_python_api_runs_a_decorated_agent_in_process(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.txt"

@@ -3,6 +3,8 @@
 - ``ValidationError`` (from the service layer) -> 422, with the field and the same text the
   CLI prints; a request that does not parse (wrong type, missing field) -> 422 the same way;
 - ``NotFoundError`` -> 404, ``ConflictError`` -> 409, a bad webhook signature -> 401;
+- ``SecretKeyError`` (the node's ``AGENTCRON_SECRET_KEY`` cannot open a stored secret) -> 500
+  naming the setting;
 - anything else -> 500 with a fixed message; the traceback goes to the log, never into a
   response.
 """
@@ -20,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agentcron.errors import ConflictError, NotFoundError, ValidationError
 from agentcron.executors.signing import SignatureError
 from agentcron.store.errors import is_refused_value
+from agentcron.store.secrets import SECRET_KEY_ENV, SecretKeyError
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +81,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SignatureError)
     async def _signature(_request: Request, exc: SignatureError) -> JSONResponse:
         return error_response(401, f"webhook signature refused: {exc}")
+
+    @app.exception_handler(SecretKeyError)
+    async def _secret_key(_request: Request, exc: SecretKeyError) -> JSONResponse:
+        # The node's key does not open a stored secret: its operator must fix the setting.
+        return error_response(500, str(exc), SECRET_KEY_ENV,
+                              "set the key the secrets were encrypted with on this node")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -55,8 +55,9 @@ class AgentBody(_In):
 
     kind: str = Field(description="python, command, http or llm")
     config: dict[str, Any] = Field(
-        description="python: {target}; command: {command | argv, env, cwd}; "
-                    "http: {url, secret, headers}")
+        description="python: {target}; command: {command | argv, env, inherit_env, cwd}; "
+                    "http: {url, secret, headers}. Secret values are shown as ******** and "
+                    "a ******** sent back keeps the stored value")
     max_concurrency: int = 1
     timeout: Duration = "5m"
     max_attempts: int = 3

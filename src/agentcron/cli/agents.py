@@ -27,6 +27,9 @@ def add(
         "--secret", help="Sign --http requests with this secret (whsec_...).")] = None,
     command: Annotated[str | None, typer.Option(
         "--command", metavar="CMD", help="Run this command line (no shell).")] = None,
+    inherit_env: Annotated[list[str] | None, typer.Option(
+        "--inherit-env", metavar="NAME", help="--command: pass this variable of the node's "
+        "environment on (repeat for more); commands start from a clean environment.")] = None,
     python: Annotated[str | None, typer.Option(
         "--python", metavar="MODULE:FUNC", help="Call this Python function.")] = None,
     llm: Annotated[str | None, typer.Option(
@@ -88,6 +91,9 @@ def add(
     if secret is not None and kind != "http":
         raise ValidationError("secret", f"does not apply to a {kind} agent",
                               "use --secret with --http")
+    if inherit_env and kind != "command":
+        raise ValidationError("inherit-env", f"does not apply to a {kind} agent",
+                              "use --inherit-env with --command")
     llm_settings = {"base_url": base_url, "prompt": prompt, "system": system,
                     "api_key_env": api_key_env, "temperature": temperature,
                     "max_tokens": max_tokens}
@@ -106,6 +112,8 @@ def add(
         config = {"url": http, "secret": secret}
     elif kind == "command":
         config = {"command": command}
+        if inherit_env:
+            config["inherit_env"] = inherit_env
     else:
         config = {"target": python}
     agents = services(ctx).agents

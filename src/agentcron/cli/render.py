@@ -23,6 +23,7 @@ from agentcron.services.documents import (
     agent_json,
     event_json,
     iso,
+    mask_url,
     masked_config,
     next_fires_json,
     run_detail_json,
@@ -160,9 +161,9 @@ def agent_target(agent: AgentSpec) -> str:
     if "target" in config:
         return str(config["target"])
     if "url" in config:
-        return str(config["url"])
+        return mask_url(str(config["url"]))
     if "model" in config and "base_url" in config:
-        return f"{config['model']} @ {config['base_url']}"
+        return f"{config['model']} @ {mask_url(str(config['base_url']))}"
     if "argv" in config:
         import shlex
 

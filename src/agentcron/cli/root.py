@@ -29,6 +29,7 @@ import typer
 from agentcron.cli import agents as cli_agents
 from agentcron.cli import costs as cli_costs
 from agentcron.cli import runs as cli_runs
+from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
 from agentcron.cli import triggers as cli_triggers
 from agentcron.cli.common import AgentcronGroup, CliState, hide_password, services
@@ -50,6 +51,7 @@ app.add_typer(cli_agents.app, name="agents")
 app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
 app.add_typer(cli_tokens.app, name="tokens")
+app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)

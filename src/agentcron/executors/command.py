@@ -1,8 +1,12 @@
 """Command agents: run a program, pass the run in its environment and on stdin.
 
-Config: ``{"argv": [...], "env": {...}, "cwd": str | None, "output_limit": int,
-"kill_grace_s": float}``. The child gets ``os.environ`` + ``env`` + ``AGENTCRON_RUN_ID``,
-``AGENTCRON_ATTEMPT``, ``AGENTCRON_AGENT``, ``AGENTCRON_TRIGGER_ID`` (empty for a manual fire),
+Config: ``{"argv": [...], "env": {...}, "inherit_env": [...], "cwd": str | None,
+"output_limit": int, "kill_grace_s": float}``. The child starts from a clean environment, not
+the node's (which holds the database URL, the secret key, every API key): it gets ``PATH``,
+``HOME``, ``LANG`` and ``TZ`` when the node has them, the node's variables named in
+``inherit_env`` (never an ``AGENTCRON_*`` one, even if listed), the agent's ``env``, and
+``AGENTCRON_RUN_ID``, ``AGENTCRON_ATTEMPT``, ``AGENTCRON_AGENT``, ``AGENTCRON_TRIGGER_ID``
+(empty for a manual fire),
 ``AGENTCRON_SCHEDULED_FOR`` (ISO 8601 UTC) and ``AGENTCRON_PAYLOAD`` (JSON; left out when over
 ``ENV_PAYLOAD_LIMIT`` bytes, the kernel's per-string limit is 128 KiB); the payload JSON is
 always written to stdin, which is then closed.
@@ -50,6 +54,8 @@ DEFAULT_KILL_GRACE_S = 5.0
 ERROR_TAIL = 4 * 1024
 """Bytes of stderr an error keeps: its end, where programs say what went wrong."""
 ENV_PAYLOAD_LIMIT = 100 * 1024
+BASE_ENV = ("PATH", "HOME", "LANG", "TZ")
+"""The node's variables every command gets: enough to find programs and format text."""
 PIPE_EOF_WAIT_S = 2.0
 """After the group is gone, how long to wait for pipes still held by a process that left it."""
 
@@ -143,7 +149,7 @@ async def _spawn(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cfg.get("cwd") or None,
-            env=_child_env(run, cfg.get("env"), payload),
+            env=_child_env(run, cfg, payload),
             start_new_session=True,  # own process group: one signal stops all it starts
         )
     )
@@ -192,10 +198,21 @@ def _result(
     return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported))
 
 
-def _child_env(run: ClaimedRun, extra: Any, payload: bytes) -> dict[str, str]:
-    env = dict(os.environ)
-    if isinstance(extra, dict):
-        env.update({str(k): str(v) for k, v in extra.items()})
+def _child_env(run: ClaimedRun, cfg: dict[str, Any], payload: bytes) -> dict[str, str]:
+    """The command's whole environment; nothing of the node's passes unless named here."""
+    env = {name: os.environ[name] for name in BASE_ENV if name in os.environ}
+    inherit = cfg.get("inherit_env")
+    if isinstance(inherit, list):
+        for name in inherit:
+            # Checked again here: a list written straight into the database is not validated.
+            if isinstance(name, str) and not name.upper().startswith("AGENTCRON_"):
+                value = os.environ.get(name)
+                if value is not None:
+                    env[name] = value
+    extra = cfg.get("env")
+    if isinstance(extra, dict):  # AGENTCRON_* names are agentcron's (refused by validation)
+        env.update({str(k): str(v) for k, v in extra.items()
+                    if not str(k).upper().startswith("AGENTCRON_")})
     env.update(
         AGENTCRON_RUN_ID=run.run_id,
         AGENTCRON_ATTEMPT=str(run.attempt),
@@ -205,8 +222,6 @@ def _child_env(run: ClaimedRun, extra: Any, payload: bytes) -> dict[str, str]:
     )
     if len(payload) <= ENV_PAYLOAD_LIMIT:
         env["AGENTCRON_PAYLOAD"] = payload.decode()
-    else:  # too big for an environment string: the payload is on stdin only
-        env.pop("AGENTCRON_PAYLOAD", None)
     return env
 
 

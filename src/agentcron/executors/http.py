@@ -39,6 +39,7 @@ from agentcron.executors.netguard import OutboundAddressDenied, guarded_client
 from agentcron.executors.response import parse_reported
 from agentcron.executors.signing import sign
 from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.rules.secrets import mask_url
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
 
@@ -133,10 +134,11 @@ class HttpExecutor:
             log.info("http agent timed out", timeout_s=timeout)
             return _fail(ctx, f"request timed out after {timeout:.1f}s ({type(exc).__name__})")
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            return _fail(ctx, f"cannot request {url!r}: {exc}", retryable=False)
+            return _fail(ctx, f"cannot request {mask_url(url)!r}: {_masked(exc, url)}",
+                         retryable=False)
         except httpx.HTTPError as exc:  # connection refused/reset, protocol and decoding errors
-            log.info("http agent request failed", error=str(exc))
-            return _fail(ctx, f"request failed: {type(exc).__name__}: {exc}")
+            log.info("http agent request failed", error=_masked(exc, url))
+            return _fail(ctx, f"request failed: {type(exc).__name__}: {_masked(exc, url)}")
         log.debug("http agent answered", status=status)
         if 200 <= status < 300:
             output, reported = parse_reported(text, log, limit)
@@ -156,6 +158,12 @@ class HttpExecutor:
         """Close the client if this executor created it; a shared client is the caller's."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def _masked(exc: Exception, url: str) -> str:
+    """The error's text with the URL's credentials masked: a run's error is shown to every
+    token that can read runs."""
+    return str(exc).replace(url, mask_url(url))
 
 
 def _body(run: ClaimedRun) -> bytes:

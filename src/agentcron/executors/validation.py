@@ -6,8 +6,10 @@ touches no file: a python target or a cwd may exist only on the nodes that run t
 
 - python: ``{"target": "pkg.module:function"}`` -> same
 - command: ``{"command": "echo hi"}`` (split like a shell, no shell features) or
-  ``{"argv": [...]}``, plus ``env`` (str -> str), ``cwd``, ``output_limit``, ``kill_grace_s``
-  -> ``{"argv", "env", "cwd", "output_limit"}`` (+ ``kill_grace_s`` when given)
+  ``{"argv": [...]}``, plus ``env`` (str -> str), ``inherit_env`` (names of the node's
+  environment variables to pass on), ``cwd``, ``output_limit``, ``kill_grace_s``
+  -> ``{"argv", "env", "cwd", "output_limit"}`` (+ ``inherit_env`` and ``kill_grace_s`` when
+  given)
 - http: ``{"url", "secret", "headers", "output_limit"}`` -> ``{"url", "secret", "headers"}``
   (+ ``output_limit`` when given)
 - llm: see ``agents.llm_config`` (+ ``output_limit`` when given)
@@ -33,12 +35,14 @@ _DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 _TARGET = re.compile(rf"{_DOTTED}:{_DOTTED}", re.ASCII)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+MAX_INHERIT_ENV = 100
 _RESERVED_HEADERS = frozenset(
     {"idempotency-key", "content-type", "content-length", "host", "user-agent", "transfer-encoding"}
 )
 _KEYS = {
     AgentKind.PYTHON: ("target", "output_limit"),
-    AgentKind.COMMAND: ("command", "argv", "env", "cwd", "output_limit", "kill_grace_s"),
+    AgentKind.COMMAND: ("command", "argv", "env", "inherit_env", "cwd", "output_limit",
+                        "kill_grace_s"),
     AgentKind.HTTP: ("url", "secret", "headers", "output_limit"),
     AgentKind.LLM: LLM_KEYS,
 }
@@ -123,6 +127,8 @@ def _command(raw: dict[str, Any]) -> dict[str, Any]:
         "cwd": _cwd(raw.get("cwd")),
         "output_limit": OUTPUT_LIMIT,
     }
+    if raw.get("inherit_env") is not None:
+        config["inherit_env"] = _inherit_env(raw["inherit_env"])
     if "kill_grace_s" in raw:
         grace = raw["kill_grace_s"]
         number = isinstance(grace, int | float) and not isinstance(grace, bool)
@@ -153,6 +159,30 @@ def _env(value: Any) -> dict[str, str]:
             raise ValidationError("env", f"{name} contains a NUL byte")
         env[name] = val
     return env
+
+
+def _inherit_env(value: Any) -> list[str]:
+    """Names of the node's variables a command agent may see (it starts from a clean
+    environment). agentcron's own settings are refused: the database URL and the secret
+    key must never reach an agent, and the executor drops them even from a stored list."""
+    hint = 'names of the node\'s environment variables, e.g. ["OPENAI_API_KEY"]'
+    if not isinstance(value, list):
+        raise ValidationError("inherit_env", f"must be a list of names, got {_kind(value)}", hint)
+    if len(value) > MAX_INHERIT_ENV:
+        raise ValidationError("inherit_env", f"lists {len(value)} names",
+                              f"at most {MAX_INHERIT_ENV}")
+    names: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise ValidationError("inherit_env", f"invalid variable name {name!r}", hint)
+        if name.upper().startswith("AGENTCRON_"):
+            raise ValidationError(
+                "inherit_env", f"{name} is agentcron's own setting and is never passed to "
+                "agents", "agentcron sets AGENTCRON_RUN_ID and the other run variables itself"
+            )
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def _cwd(value: Any) -> str | None:

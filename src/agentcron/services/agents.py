@@ -13,6 +13,7 @@ from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec
 from agentcron.rules.budgets import parse_budget
 from agentcron.schedule.durations import parse_duration
+from agentcron.services.documents import has_masked, restore_masked
 from agentcron.services.validate import (
     check_int_between,
     check_name,
@@ -73,7 +74,7 @@ class AgentService:
         return AgentSpec(
             name=spec.name,
             kind=agent_kind,
-            config=validate_agent_config(agent_kind, dict(spec.config)),
+            config=validate_agent_config(agent_kind, self._unmasked(spec)),
             max_concurrency=check_int_between(spec.max_concurrency, "max-concurrency", 1,
                                               100_000),
             timeout_s=parse_duration(spec.timeout, "timeout"),
@@ -87,6 +88,18 @@ class AgentService:
             source=source,
             budget=parse_budget(spec.budget, spec.on_budget),
         )
+
+    def _unmasked(self, spec: AgentInput) -> dict[str, Any]:
+        """The config with secrets sent back masked (a shown document, PUT back as it is)
+        replaced by the stored ones; the store is read only when there is a mask."""
+        config = dict(spec.config)
+        if not has_masked(config):
+            return config
+        try:
+            stored: dict[str, Any] | None = self.store.get_agent(spec.name).config
+        except NotFoundError:
+            stored = None
+        return restore_masked(config, stored)
 
     def save(self, spec: AgentSpec, now: datetime | None = None) -> AgentSpec:
         """Create or replace an agent (validated with ``build``)."""

@@ -72,6 +72,7 @@ class AgentEntry(BaseModel):
     secret: str | None = None
     headers: dict[str, str] | None = None
     env: dict[str, str] | None = None
+    inherit_env: list[str] | None = None  # the node's variables a command may see
     cwd: str | None = None
     max_concurrency: int = 1
     timeout: str | int | float = "5m"
@@ -122,6 +123,8 @@ class AgentEntry(BaseModel):
             )
             if self.env is not None:
                 config["env"] = self.env
+            if self.inherit_env is not None:
+                config["inherit_env"] = self.inherit_env
             if self.cwd is not None:
                 config["cwd"] = self.cwd
             return "command", config

@@ -7,8 +7,8 @@ ISO 8601 in UTC with a ``Z`` (``2026-01-05T12:00:00Z``), durations in seconds. A
 never shown. The API's response models (``api/schemas.py``) declare the same keys; a test in
 ``tests/interfaces/test_documents.py`` fails when the two drift.
 
-Only the models, the pure rules and the standard library are imported, so the command line
-can import this module without paying for the store or the web framework.
+Only the models, the errors, the pure rules and the standard library are imported, so the
+command line can import this module without paying for the store or the web framework.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from agentcron.errors import ValidationError
 from agentcron.rules.budgets import budget_to_json
+from agentcron.rules.secrets import SECRET_MASK, mask_url
+
+__all__ = ["SECRET_MASK", "mask_url"]  # shown by both front doors, defined with the rules
 
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
-
-SECRET_MASK = "********"
 
 
 # -- values -------------------------------------------------------------------------------
@@ -36,12 +38,73 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+_URL_KEYS = ("url", "base_url")
+_TABLE_KEYS = ("headers", "env")  # names shown, values masked
+
+
 def masked_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as shown: an HTTP agent's signing secret is never printed."""
+    """The config as shown, to every scope and in every listing: an http agent's signing
+    ``secret``, the values of its ``headers`` and of a command's ``env``, and credentials in
+    ``url``/``base_url`` are replaced by ``SECRET_MASK`` (names stay, so a user can see what
+    is set). The one masking function: the CLI and the API both show its result."""
     shown = dict(config)
     if shown.get("secret"):
         shown["secret"] = SECRET_MASK
+    for key in _TABLE_KEYS:
+        if isinstance(shown.get(key), dict):
+            shown[key] = {name: SECRET_MASK for name in shown[key]}
+    for key in _URL_KEYS:
+        if isinstance(shown.get(key), str):
+            shown[key] = mask_url(shown[key])
     return shown
+
+
+def has_masked(config: dict[str, Any]) -> bool:
+    """True when some secret value of ``config`` is (or holds) the mask."""
+    values = [config.get("secret"), *(config.get(k) for k in _URL_KEYS)]
+    for key in _TABLE_KEYS:
+        if isinstance(config.get(key), dict):
+            values.extend(config[key].values())
+    return any(isinstance(v, str) and SECRET_MASK in v for v in values)
+
+
+def restore_masked(config: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """``config`` with every secret value that is still the mask (a document shown by
+    ``masked_config``, sent back as it is) replaced by the value ``stored`` holds, so a
+    GET-then-PUT keeps the secrets. A masked value with nothing stored behind it raises
+    ``ValidationError``: the mask is never stored as if it were the secret."""
+    stored = stored or {}
+    restored = dict(config)
+
+    def refuse(field: str) -> ValidationError:
+        return ValidationError(field, "is the mask shown in place of a secret, not a value",
+                               "give the real value")
+
+    if restored.get("secret") == SECRET_MASK:
+        if not stored.get("secret"):
+            raise refuse("secret")
+        restored["secret"] = stored["secret"]
+    for key in _TABLE_KEYS:
+        table = restored.get(key)
+        if not isinstance(table, dict):
+            continue
+        old_table = stored.get(key)
+        old: dict[str, Any] = old_table if isinstance(old_table, dict) else {}
+        fixed = dict(table)
+        for name, value in table.items():
+            if value == SECRET_MASK:
+                if name not in old:
+                    raise refuse(f"{key}.{name}")
+                fixed[name] = old[name]
+        restored[key] = fixed
+    for key in _URL_KEYS:
+        value = restored.get(key)
+        if isinstance(value, str) and SECRET_MASK in value:
+            old_url = stored.get(key)
+            if not isinstance(old_url, str) or mask_url(old_url) != value:
+                raise refuse(key)
+            restored[key] = old_url
+    return restored
 
 
 def run_duration_s(run: Run) -> float | None:

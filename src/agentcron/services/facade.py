@@ -53,6 +53,12 @@ class Services:
         """Apply the migrations the database lacks: (revision before, revision after)."""
         return self.store.upgrade()
 
+    def rotate_secrets(self) -> dict[str, int]:
+        """Encrypt every stored secret with the first key of ``AGENTCRON_SECRET_KEY``
+        (``ValidationError`` without one); returns the agents and webhook triggers
+        rewritten."""
+        return self.store.reseal_secrets()
+
     def now(self, now: datetime | None = None) -> datetime:
         """``now`` if given, else the database's clock."""
         return now_or_store(self.store, now)

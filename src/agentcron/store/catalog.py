@@ -25,6 +25,7 @@ from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
 from agentcron.store.schema import agents, triggers
+from agentcron.store.secrets import box_of
 from agentcron.store.types import UTCDateTime
 
 # Shown for a row whose creation time cannot be read.
@@ -38,7 +39,7 @@ _ENUMS: tuple[tuple[str, type[StrEnum], StrEnum], ...] = (
 
 def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
     """Create the agent or replace its settings; its triggers and runs are kept."""
-    row = agent_to_row(agent)
+    row = agent_to_row(agent, box_of(conn))
     stmt = dialect_insert(conn, agents).values(**row, created_at=now, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(
@@ -52,12 +53,13 @@ def get_agent(conn: Connection, name: str) -> AgentSpec:
     row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
     if row is None:
         raise NotFoundError("agent", name)
-    return agent_from_row(row)
+    return agent_from_row(row, box_of(conn))
 
 
 def list_agents(conn: Connection) -> list[AgentSpec]:
+    box = box_of(conn)
     return [
-        agent_from_row(row)
+        agent_from_row(row, box)
         for row in conn.execute(select(agents).order_by(agents.c.name)).mappings()
     ]
 
@@ -85,7 +87,8 @@ def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime) -> N
             raise ConflictError(
                 f"agent {values['agent']!r} already has a trigger named {values['name']!r}"
             )
-    conn.execute(triggers.insert().values(**values, created_at=now, updated_at=now))
+    conn.execute(triggers.insert().values(**_sealed(conn, values), created_at=now,
+                                          updated_at=now))
     notify(conn, "triggers")
 
 
@@ -97,11 +100,19 @@ def update_trigger(conn: Connection, trigger_id: str, values: dict[str, Any],
     if values.get("paused") is not True:
         values = {**values, "broken_at": None, "broken_reason": None}
     result = conn.execute(
-        update(triggers).where(triggers.c.id == trigger_id).values(**values, updated_at=now)
+        update(triggers).where(triggers.c.id == trigger_id)
+        .values(**_sealed(conn, values), updated_at=now)
     )
     if result.rowcount == 0:
         raise NotFoundError("trigger", trigger_id)
     notify(conn, "triggers")
+
+
+def _sealed(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """Trigger values with the webhook secret sealed (when the store has a key)."""
+    if values.get("webhook_secret"):
+        return {**values, "webhook_secret": box_of(conn).seal(values["webhook_secret"])}
+    return values
 
 
 def get_trigger(conn: Connection, trigger_id: str, *, lock: bool = False) -> Trigger:

@@ -24,6 +24,7 @@ from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.rows import agent_from_row
 from agentcron.store.schema import agents, runs
+from agentcron.store.secrets import box_of
 from agentcron.store.types import UTCDateTime
 
 _QUEUED = RunStatus.QUEUED.value
@@ -61,7 +62,8 @@ def lock_agents(conn: Connection, names: Any) -> dict[str, AgentSpec]:
     rows = conn.execute(
         select(agents).where(agents.c.name.in_(names)).with_for_update(skip_locked=True)
     ).mappings()
-    return {spec.name: spec for spec in (agent_from_row(row) for row in rows)}
+    box = box_of(conn)
+    return {spec.name: spec for spec in (agent_from_row(row, box) for row in rows)}
 
 
 def agent_slots(conn: Connection, locked: dict[str, AgentSpec], now: datetime
@@ -240,4 +242,3 @@ def record_progress(
     no longer this worker's (the worker should stop)."""
     result = conn.execute(transitions.progress(run_id, lease, node_id, now, progress))
     return result.rowcount == 1
-

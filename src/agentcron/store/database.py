@@ -10,6 +10,7 @@ longer than ``idle_in_transaction_session_timeout``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,7 @@ def make_engine(url: str, *, pool_size: int = 5, lock_timeout_s: float = 30.0) -
 
 
 def _sqlite_engine(url: str, lock_timeout_s: float) -> Engine:
+    _create_private(make_url(url).database)
     engine = create_engine(url, pool_size=pool_size_for_sqlite(), max_overflow=0,
                            pool_pre_ping=False, connect_args={"check_same_thread": False})
 
@@ -82,6 +84,22 @@ def _sqlite_engine(url: str, lock_timeout_s: float) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _create_private(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only (0600) when it does not exist yet:
+    it holds the agents' configs, webhook secrets and run outputs. SQLite gives the -wal and
+    -shm files the database file's permissions, so they are private too. An existing file
+    keeps the permissions its owner chose."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing directory or no permission: sqlite3 reports it when it opens
+    os.close(fd)
 
 
 def pool_size_for_sqlite() -> int:

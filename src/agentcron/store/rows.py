@@ -19,13 +19,15 @@ from agentcron.models import (
     TriggerKind,
 )
 from agentcron.rules.budgets import budget_from_json, budget_to_json
+from agentcron.store.secrets import SecretBox
 
 
-def agent_from_row(row: RowMapping) -> AgentSpec:
+def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
+    """The agent with its secrets opened (``SecretKeyError`` if the key cannot)."""
     return AgentSpec(
         name=row["name"],
         kind=AgentKind(row["kind"]),
-        config=dict(row["config"] or {}),
+        config=box.open_config(dict(row["config"] or {}), f"agent {row['name']!r}"),
         max_concurrency=row["max_concurrency"],
         timeout_s=row["timeout_s"],
         max_attempts=row["max_attempts"],
@@ -38,11 +40,12 @@ def agent_from_row(row: RowMapping) -> AgentSpec:
     )
 
 
-def agent_to_row(agent: AgentSpec) -> dict[str, Any]:
+def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
+    """The row to store, with the config's secrets sealed when the box has a key."""
     return {
         "name": agent.name,
         "kind": agent.kind.value,
-        "config": agent.config,
+        "config": box.seal_config(agent.config),
         "max_concurrency": agent.max_concurrency,
         "timeout_s": agent.timeout_s,
         "max_attempts": agent.max_attempts,

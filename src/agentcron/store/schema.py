@@ -82,7 +82,9 @@ triggers = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # Webhook triggers only: the Standard Webhooks secret (whsec_...) deliveries are signed
     # with. Kept out of the Trigger dataclass so that no listing can show it.
-    Column("webhook_secret", String(100)),
+    # Encrypted ("agentcron-fernet:...", ~170 characters) when AGENTCRON_SECRET_KEY is set:
+    # TEXT on PostgreSQL; SQLite does not enforce a VARCHAR's length (migration 0005).
+    Column("webhook_secret", String(100).with_variant(Text, "postgresql")),
     # Quarantine: a trigger whose firing keeps failing is left out of firing until fixed.
     Column("broken_at", UTCDateTime),
     Column("broken_reason", Text),

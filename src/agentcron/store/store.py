@@ -43,11 +43,13 @@ from agentcron.store import (
     tokens,
     webhooks,
 )
+from agentcron.store import secrets as store_secrets
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
 from agentcron.store.webhooks import Delivery, WebhookTarget
@@ -61,9 +63,14 @@ class StoreTimeSample(NamedTuple):
     monotonic_after: float
 
 class Store:
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, secrets: SecretBox | None = None
+                 ) -> None:
+        """``secrets``: the box that seals secrets at rest; by default the one
+        ``AGENTCRON_SECRET_KEY`` describes (no key: stored as they are)."""
         self.url = normalise_url(url)
+        self.secrets = secrets if secrets is not None else SecretBox.from_env()
         self.engine: Engine = make_engine(self.url, pool_size=pool_size)
+        store_secrets.attach(self.engine, self.secrets)
 
     @property
     def backend(self) -> str:
@@ -347,6 +354,19 @@ class Store:
     def delete_session(self, id_hash: str) -> None:
         with self._write() as conn:
             tokens.delete_session(conn, id_hash)
+
+    # -- secrets at rest ------------------------------------------------------------------
+
+    def check_secrets(self) -> int:
+        """Open every stored secret once; ``SecretKeyError`` names the setting and the first
+        row the key cannot open. Returns how many are stored encrypted."""
+        with self._read() as conn:
+            return store_secrets.open_all(conn)
+
+    def reseal_secrets(self) -> dict[str, int]:
+        """Encrypt every secret afresh with the first key (rotation), in one transaction."""
+        with self._write() as conn:
+            return store_secrets.reseal_all(conn)
 
     # -- webhook triggers -----------------------------------------------------------------
 

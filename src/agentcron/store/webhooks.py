@@ -18,6 +18,7 @@ from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers, webhook_deliveries
+from agentcron.store.secrets import box_of
 
 _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -48,14 +49,15 @@ def webhook_target(conn: Connection, trigger_id: str) -> WebhookTarget:
     ).first()
     if row is None or not row.webhook_secret:
         raise NotFoundError("webhook trigger", trigger_id)
-    return WebhookTarget(row.id, row.agent, bool(row.paused), row.webhook_secret)
+    secret = box_of(conn).open(row.webhook_secret, f"webhook trigger {row.id}")
+    return WebhookTarget(row.id, row.agent, bool(row.paused), secret)
 
 
 def set_webhook_secret(conn: Connection, trigger_id: str, secret: str) -> None:
     changed = conn.execute(
         update(triggers)
         .where(triggers.c.id == trigger_id, triggers.c.kind == TriggerKind.WEBHOOK.value)
-        .values(webhook_secret=secret)
+        .values(webhook_secret=box_of(conn).seal(secret))
     ).rowcount
     if not changed:
         raise NotFoundError("webhook trigger", trigger_id)
