@@ -29,7 +29,6 @@ from agentcron.schedule.spec import (
     ScheduleSpec,
     build_schedule,
     parse_at,
-    parse_payload,
     validate_schedule,
 )
 from agentcron.services.agents import Duration
@@ -38,6 +37,7 @@ from agentcron.services.validate import (
     check_int_between,
     check_name,
     check_one_of,
+    check_payload,
     known_id,
     now_or_store,
 )
@@ -188,9 +188,7 @@ class TriggerService:
                                      **extra)
         with _renamed({"start_at": "start", "end_at": "end", "anchor_at": "start"}):
             schedule = validate_schedule(schedule_spec, now)
-        payload = (
-            parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
-        )
+        payload = check_payload(spec.payload, spec.payload_is_json_text)
         self._check_templates(spec.agent, kind, payload, agent)
         overlap = spec.overlap or ("allow" if spec.webhook else "skip")
         secret = None
