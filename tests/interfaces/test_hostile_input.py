@@ -14,7 +14,7 @@ import pytest
 
 from agentcron import Agentcron
 from agentcron.errors import ValidationError
-from agentcron.services import Services, TriggerInput
+from agentcron.services import AgentInput, Services, TriggerInput
 from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
 from tests.conftest import T0, Cli
@@ -191,3 +191,12 @@ def test_the_python_api_refuses_hostile_values(tmp_path: Path) -> None:
                  start=datetime(1000, 1, 1, tzinfo=UTC))
     with pytest.raises(ValidationError, match="start"):
         app.sync()
+
+
+@pytest.mark.parametrize("kind", ["deep", "lone surrogate", "NaN", "huge"])
+def test_hostile_agent_configs_are_refused(store: Store, kind: str) -> None:
+    agents = Services(store).agents
+    config = {"target": "agentcron.examples:noop", "extra": HOSTILE[kind]}
+    with pytest.raises(ValidationError) as info:
+        agents.build(AgentInput(name="a", kind="python", config=config))
+    assert info.value.field == "config"

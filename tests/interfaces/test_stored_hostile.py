@@ -1,10 +1,11 @@
 """Whatever got into the database before it was refused, every listing still reads: each
 hostile value class is written straight into the tables (on SQLite and PostgreSQL; a class
-the database itself refuses cannot get in there) and the CLI and the API list and show
-agents, triggers and runs without an error, listings with a bounded preview."""
+the database itself refuses cannot get in there) and the CLI, the API and the dashboard list
+and show agents, triggers and runs without an error, listings with a bounded preview."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from agentcron.services.documents import PREVIEW_BYTES
 from agentcron.store import Store
 from agentcron.store.schema import metadata
 from tests.conftest import T0, _truncate
+from tests.interfaces.test_dashboard import session_client, sign_in
 from tests.support.api_server import api_server
 from tests.support.helpers import add_agent
 
@@ -134,3 +136,21 @@ def test_the_api_lists_and_shows_every_stored_value(planted: Planted, tmp_path: 
             full = api.get(f"/api/v1/runs/{planted.runs['huge']}").json()
             assert full["payload"] == HOSTILE["huge"] and not full["payload_truncated"]
     assert os.path.exists(tmp_path)
+
+
+def test_the_dashboard_shows_every_stored_value(planted: Planted) -> None:
+    store = Store(planted.url)
+    client, token = session_client(store, "read")
+
+    async def main() -> None:
+        async with client:
+            await sign_in(client, token)
+            for path in ("/", "/agents", "/triggers", "/runs",
+                         *(f"/runs/{run_id}" for run_id in planted.runs.values())):
+                page = await client.get(path)
+                assert page.status_code == 200, (path, page.text[:500])
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ from agentcron.rules.budgets import parse_budget
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.validate import (
     check_int_between,
+    check_json,
     check_name,
     check_one_of,
     check_printable,
@@ -73,7 +74,8 @@ class AgentService:
         return AgentSpec(
             name=spec.name,
             kind=agent_kind,
-            config=validate_agent_config(agent_kind, dict(spec.config)),
+            config=validate_agent_config(agent_kind,
+                                         dict(check_json(dict(spec.config), "config"))),
             max_concurrency=check_int_between(spec.max_concurrency, "max-concurrency", 1,
                                               100_000),
             timeout_s=parse_duration(spec.timeout, "timeout"),
