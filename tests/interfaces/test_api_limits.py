@@ -183,3 +183,14 @@ def test_times_outside_the_range_get_422(admin: httpx.Client, fields: dict[str, 
     assert "1970-01-01" in response.json()["hint"]
     since = admin.get("/api/v1/runs", params={"since": "0001-01-01T00:00:00+00:00"})
     assert since.status_code == 422 and since.json()["field"] == "since"
+
+
+def test_a_400_digit_webhook_timestamp_is_401_not_500(srv: ApiServer,
+                                                      admin: httpx.Client) -> None:
+    created = admin.post("/api/v1/triggers", json={"agent": "bot", "webhook": True}).json()
+    body = b'{"a": 1}'
+    headers = signed_headers(created["secret"], "m-stamp", body)
+    headers["webhook-timestamp"] = "9" * 400
+    answer = httpx.post(f"{srv.base}/hooks/{created['id']}", content=body, headers=headers)
+    assert answer.status_code == 401 and "unix seconds" in answer.json()["detail"]
+    assert "api_unexpected_error" not in srv.proc.log()
