@@ -200,3 +200,24 @@ def test_hostile_agent_configs_are_refused(store: Store, kind: str) -> None:
     with pytest.raises(ValidationError) as info:
         agents.build(AgentInput(name="a", kind="python", config=config))
     assert info.value.field == "config"
+
+
+@pytest.mark.parametrize("name", ["report\u202egnp.exe", "a\u2066b", "x\u200fy", "lone\ud800"])
+def test_names_and_descriptions_with_bidi_controls_are_refused(store: Store, name: str
+                                                               ) -> None:
+    add_agent(store, "a", T0)
+    with pytest.raises(ValidationError) as info:
+        Services(store).add_trigger(TriggerInput(agent="a", every="1m", name=name), T0)
+    assert info.value.field == "name"
+    agents = Services(store).agents
+    with pytest.raises(ValidationError) as described:
+        agents.build(AgentInput(name="b", kind="python", description=name,
+                                config={"target": "agentcron.examples:noop"}))
+    assert described.value.field == "description"
+    assert store.list_triggers() == []
+
+
+def test_the_cli_refuses_a_trigger_name_with_a_bidi_control(cli: Cli) -> None:
+    assert cli("agents", "add", "bot", "--python", "myapp.jobs:run").exit_code == 0
+    result = cli("triggers", "add", "bot", "--every", "1m", "--name", "daily\u202etxt.sh")
+    assert result.exit_code == 2 and result.stderr.startswith("error: name: ")

@@ -38,6 +38,7 @@ from agentcron.services.validate import (
     check_name,
     check_one_of,
     check_payload,
+    has_bidi_control,
     known_id,
     now_or_store,
 )
@@ -146,9 +147,11 @@ class TriggerService:
         ``agent`` is the trigger's agent when the caller has it (else it is read from the
         store): an llm agent's templates must render with the trigger's payload."""
         check_name(spec.agent, "agent")
-        if spec.name is not None and not _TRIGGER_NAME.match(spec.name):
+        if spec.name is not None and (not _TRIGGER_NAME.match(spec.name)
+                                      or has_bidi_control(spec.name)):
             raise ValidationError("name", f"{spec.name!r} is not a valid trigger name",
-                                  "1-100 printable characters, no leading/trailing space")
+                                  "1-100 printable characters, no leading/trailing space, "
+                                  "no bidirectional controls")
         given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
                  if v is not None]
         if not isinstance(spec.paused, bool):

@@ -44,12 +44,30 @@ def known_id(value: str, kind: str) -> str:
 E = TypeVar("E", bound=Enum)
 
 
+#: Characters that reorder or hide the text around them (bidirectional controls, and the
+#: invisible marks that steer them): a name with one can read as another name.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
+def has_bidi_control(text: str) -> bool:
+    """Also True for a lone surrogate, which no database stores as text either."""
+    if not BIDI_CONTROLS.isdisjoint(text):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def check_printable(value: str | None, field: str, limit: int) -> str | None:
     """Free text (None passes): at most ``limit`` characters, no control characters but
-    tab and line breaks."""
+    tab and line breaks, no bidirectional controls."""
     if value is None:
         return None
-    if len(value) > limit or any(ord(c) < 32 and c not in "\t\n\r" for c in value):
+    if len(value) > limit or any(ord(c) < 32 and c not in "\t\n\r" for c in value) \
+            or has_bidi_control(value):
         raise ValidationError(field, "is too long or contains control characters",
                               f"up to {limit} printable characters")
     return value
