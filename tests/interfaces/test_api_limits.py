@@ -122,7 +122,8 @@ def test_bodies_over_the_limit_get_413_while_streaming(srv: ApiServer, chunked: 
     sent, status, body = post_streaming(srv, "/api/v1/agents/bot/fire", token, HUGE,
                                         chunked=chunked)
     assert status == 413, body
-    assert "byte limit" in body["detail"] and body["field"] == "body"
+    # The limit is the one given to serve (--max-body-bytes), not the 1 MiB default.
+    assert f"{MAX_BODY:,} byte limit" in body["detail"] and body["field"] == "body"
     assert sent < HUGE // 4
     assert rss_kib(srv.proc.pid) - before < 64 * 1024
 
@@ -136,6 +137,9 @@ def test_a_declared_length_over_the_limit_is_413(admin: httpx.Client) -> None:
     response = admin.post("/api/v1/triggers", content=b" " * (MAX_BODY + 1),
                           headers={"content-type": "application/json"})
     assert response.status_code == 413 and response.json()["field"] == "body"
+    at_limit = admin.post("/api/v1/triggers", content=b" " * (MAX_BODY - 100) + b"{}",
+                          headers={"content-type": "application/json"})
+    assert at_limit.status_code == 422  # read and parsed: the agent is missing
 
 
 HOSTILE_BODIES: dict[str, str] = {
@@ -194,3 +198,14 @@ def test_a_400_digit_webhook_timestamp_is_401_not_500(srv: ApiServer,
     answer = httpx.post(f"{srv.base}/hooks/{created['id']}", content=body, headers=headers)
     assert answer.status_code == 401 and "unix seconds" in answer.json()["detail"]
     assert "api_unexpected_error" not in srv.proc.log()
+
+
+def test_the_body_limit_is_read_from_the_environment_and_checked() -> None:
+    from agentcron.engine.settings import settings_from_env
+    from agentcron.errors import ValidationError
+
+    assert settings_from_env({}).max_body_bytes == 1024 * 1024
+    assert settings_from_env({"AGENTCRON_MAX_BODY_BYTES": "2048"}).max_body_bytes == 2048
+    with pytest.raises(ValidationError) as info:
+        settings_from_env({"AGENTCRON_MAX_BODY_BYTES": "0"}).validate()
+    assert info.value.field == "max-body-bytes"
