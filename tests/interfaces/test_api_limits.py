@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from agentcron.engine.settings import settings_from_env
+from agentcron.errors import ValidationError
 from tests.support.api_server import ApiServer, api_server, signed_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -201,9 +203,6 @@ def test_a_400_digit_webhook_timestamp_is_401_not_500(srv: ApiServer,
 
 
 def test_the_body_limit_is_read_from_the_environment_and_checked() -> None:
-    from agentcron.engine.settings import settings_from_env
-    from agentcron.errors import ValidationError
-
     assert settings_from_env({}).max_body_bytes == 1024 * 1024
     assert settings_from_env({"AGENTCRON_MAX_BODY_BYTES": "2048"}).max_body_bytes == 2048
     with pytest.raises(ValidationError) as info:
