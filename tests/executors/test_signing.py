@@ -63,6 +63,8 @@ def signed() -> dict[str, str]:
         (lambda h: h.pop("webhook-timestamp"), "missing webhook-timestamp header"),
         (lambda h: h.pop("webhook-signature"), "missing webhook-signature header"),
         (lambda h: h.update({"webhook-timestamp": "12.5"}), "is not unix seconds"),
+        (lambda h: h.update({"webhook-timestamp": "9" * 400}), "is not unix seconds"),
+        (lambda h: h.update({"webhook-timestamp": "1" * 5000}), "is not unix seconds"),
         (lambda h: h.update({"webhook-timestamp": str(STAMP - 301)}), "too old"),
         (lambda h: h.update({"webhook-timestamp": str(STAMP + 301)}), "too new"),
         (lambda h: h.update({"webhook-id": "msg_2"}), "no webhook-signature matches"),

@@ -4,6 +4,10 @@
 The node under fuzz runs with an empty PATH (a fuzzed command agent finds no program to
 run) and AGENTCRON_HTTP_DENY_PRIVATE=1. The run is bounded: a fixed seed, a few examples
 per operation. Its summary, JUnit and NDJSON reports go to test-output/schemathesis/.
+
+Hostile values are in the database while it is fuzzed (written straight into the tables: a
+payload nested 300 deep, a 3 MiB one, a lone surrogate), so every read is also a read of
+them; and every operation that takes a body is sent each hostile JSON class by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentcron.store.schema import metadata
 from tests.support.api_server import ApiServer, api_server
 from tests.support.procs import REPO
 
@@ -44,7 +49,39 @@ def fuzzed(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
             admin.post("/api/v1/triggers", json={"agent": "fuzz", "cron": "*/5 * * * *"})
             admin.post("/api/v1/triggers", json={"agent": "fuzz", "webhook": True})
             admin.post("/api/v1/agents/fuzz/fire", json={"payload": {"name": "fuzz"}})
+            plant_hostile_values(server, admin)
         yield server
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# What PostgreSQL's json type lets in when written straight to it (it refuses NaN).
+STORED_HOSTILE = [nested(300), {"blob": "x" * (3 * 1024 * 1024)}, {"t": "\ud800"}]
+# Every hostile JSON class, as a body's text.
+HOSTILE_BODIES = ["[" * 65 + "]" * 65, "[" * 100_000 + "]" * 100_000, '{"t": "\\ud800"}',
+                  '{"payload": {"x": NaN}}', '{"payload": [Infinity]}',
+                  '{"payload": ' + "[" * 200 + "]" * 200 + "}",
+                  '{"payload": {"t": "\\udfff"}}',
+                  json.dumps({"payload": {"blob": "x" * (300 * 1024)}})]
+
+
+def plant_hostile_values(server: ApiServer, admin: httpx.Client) -> None:
+    triggers, runs = metadata.tables["triggers"], metadata.tables["runs"]
+    for value in STORED_HOSTILE:
+        created = admin.post("/api/v1/triggers", json={"agent": "fuzz", "every": "1h",
+                                                       "paused": True}).json()
+        run_id = admin.post("/api/v1/agents/fuzz/fire", json={}).json()["id"]
+        server.wait_run(run_id)
+        with server.store.engine.begin() as conn:
+            conn.execute(triggers.update().where(triggers.c.id == created["id"])
+                         .values(payload=value))
+            conn.execute(runs.update().where(runs.c.id == run_id)
+                         .values(payload=value, output="o" * (2 * 1024 * 1024)))
 
 
 def responses(ndjson: Path) -> tuple[int, Counter[int]]:
@@ -95,3 +132,30 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed: ApiS
     print(covered)
     log = Path(fuzzed.proc.log_path).read_text(errors="replace")
     assert "api_unexpected_error" not in log
+
+
+def test_every_body_taking_operation_refuses_hostile_json_without_a_server_error(
+        fuzzed: ApiServer) -> None:
+    schema = httpx.get(f"{fuzzed.base}/openapi.json").json()
+    with fuzzed.client("admin") as admin:
+        # The fuzzer may have deleted what the fixture made: make the targets again.
+        admin.put("/api/v1/agents/hostile", json={
+            "kind": "python", "config": {"target": "agentcron.examples:hello"}})
+        trigger = admin.post("/api/v1/triggers", json={"agent": "hostile", "every": "1h",
+                                                       "paused": True}).json()
+        run = admin.post("/api/v1/agents/hostile/fire", json={}).json()
+        ids = {"name": "hostile", "trigger_id": trigger["id"], "run_id": run["id"]}
+        sent = 0
+        for path, methods in schema["paths"].items():
+            for method, operation in methods.items():
+                if "requestBody" not in operation:
+                    continue
+                url = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+                for body in HOSTILE_BODIES:
+                    answer = admin.request(method, url, content=body.encode(),
+                                           headers={"content-type": "application/json"})
+                    assert answer.status_code < 500, (method, path, body[:80], answer.text)
+                    assert answer.status_code in (400, 401, 403, 404, 409, 413, 422), (
+                        method, path, body[:80], answer.status_code, answer.text[:300])
+                    sent += 1
+    assert sent >= 3 * len(HOSTILE_BODIES)

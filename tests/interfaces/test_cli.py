@@ -183,11 +183,12 @@ def test_trigger_show_has_every_field(ok: Callable[..., str], js: Callable[..., 
     shown = js("triggers", "show", trigger_id)
     assert list(shown) == [
         "id", "agent", "name", "kind", "description", "cron", "timezone", "every_s", "at",
-        "anchor_at", "start_at", "end_at", "jitter_s", "payload", "overlap",
-        "catchup_window_s", "catchup_mode", "paused", "broken", "next_fire_at",
+        "anchor_at", "start_at", "end_at", "jitter_s", "payload", "payload_truncated",
+        "overlap", "catchup_window_s", "catchup_mode", "paused", "broken", "next_fire_at",
         "last_fired_at", "missed_count", "last_missed_at", "created_at", "source",
     ]
     assert shown["broken"] is None
+    assert shown["payload_truncated"] is False
     assert shown["agent"] == bot
     assert shown["name"] == "morning"
     assert shown["timezone"] == "America/New_York"

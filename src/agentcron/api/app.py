@@ -6,6 +6,8 @@
 - the API under ``/api/v1`` (bearer tokens; OpenAPI at ``/openapi.json``, docs at
   ``/docs``);
 - ``POST /hooks/{trigger_id}`` for webhook triggers (signed, no token);
+- before any route: writes under ``/api/`` need a live token before their body is read,
+  and every body is capped while it streams in (``limits.py``);
 - ``/metrics`` for Prometheus (a read token unless ``metrics_public``);
 - the dashboard at ``/`` (a session cookie from signing in with a token).
 
@@ -27,6 +29,7 @@ from agentcron.api import errors
 from agentcron.api.auth import QueryTokenGuard, blocking, require
 from agentcron.api.common import ERRORS
 from agentcron.api.dashboard.pages import install as install_dashboard
+from agentcron.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenFirst
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
 from agentcron.api.routes import agents, hooks, nodes, runs, triggers
 from agentcron.engine.metrics import EngineMetrics
@@ -81,6 +84,7 @@ class SecurityHeaders:
 def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = None,
                metrics_public: bool = False,
                webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                supervisor: Supervisor | None = None) -> FastAPI:
     """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
     dashboard report a loop that is down; None for an app without a node."""
@@ -134,6 +138,11 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
     for module in (agents, triggers, runs, nodes, hooks):
         app.include_router(module.router)
     install_dashboard(app)
+    # The last added runs first: headers on every answer, then no token in a URL, then no
+    # body read without a live token, then no body over its limit.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes,
+                       webhook_max_bytes=webhook_max_bytes)
+    app.add_middleware(TokenFirst)
     app.add_middleware(QueryTokenGuard)
     app.add_middleware(SecurityHeaders)
     return app

@@ -2,8 +2,10 @@
 
 - Every API route depends on ``require(scope)``: no ``Authorization`` header or a token that
   is not live -> 401 (with ``WWW-Authenticate: Bearer``); a token whose scope is too low ->
-  403. Only ``/healthz``, ``/readyz``, ``/hooks/...`` (signed instead) and, when configured,
-  ``/metrics`` are open.
+  403. A write (``POST``/``PUT``/``PATCH``) is authenticated by ``limits.TokenFirst``
+  before its body is read, and the dependency reuses that token. Only ``/healthz``,
+  ``/readyz``, ``/hooks/...`` (signed instead) and, when configured, ``/metrics`` are
+  open.
 - A token in the query string is refused with 401 by ``QueryTokenGuard`` before any route
   runs: URLs end up in logs, histories and ``Referer`` headers.
 - Tokens are never logged: this module logs nothing about them, and uvicorn's access log
@@ -22,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentcron.api.errors import ApiError, error_response
+from agentcron.api.limits import CHALLENGE, INVALID_TOKEN, MISSING_TOKEN, TOKEN_KEY
 from agentcron.services.access import Access, looks_like_token, scope_allows
 from agentcron.services.access import Scope as TokenScope
 from agentcron.store.tokens import ApiToken
@@ -30,7 +33,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `agentcron tokens create`")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 QUERY_TOKEN_NAMES = frozenset({"token", "access_token", "api_key", "apikey", "bearer",
                                "auth", "authorization"})
 
@@ -59,20 +61,33 @@ def require(scope: TokenScope) -> Callable[..., Awaitable[Caller]]:
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     ) -> Caller:
-        if credentials is None:
-            raise ApiError(401, "missing credentials: send 'Authorization: Bearer <token>' "
-                           "(create a token with `agentcron tokens create NAME`)",
-                           headers=_CHALLENGE)
-        access: Access = request.app.state.access
-        token = await blocking(request, access.authenticate, credentials.credentials.strip())
+        token: ApiToken | None = request.scope.get(TOKEN_KEY)  # checked by TokenFirst
         if token is None:
-            raise ApiError(401, "invalid or revoked token", headers=_CHALLENGE)
+            if credentials is None:
+                raise ApiError(401, MISSING_TOKEN, headers=CHALLENGE)
+            access: Access = request.app.state.access
+            token = await blocking(request, access.authenticate,
+                                   credentials.credentials.strip())
+        if token is None:
+            raise ApiError(401, INVALID_TOKEN, headers=CHALLENGE)
         if not scope_allows(token.scope, scope):
             raise ApiError(403, f"token {token.name!r} has scope {token.scope!r}; this needs "
                            f"{scope.value!r} or higher")
         return Caller(token)
 
     return dependency
+
+
+async def authenticate_header(scope: Scope) -> tuple[ApiToken | None, str]:
+    """The live token in the request's ``Authorization: Bearer`` header, from the headers
+    alone (the body is not touched); or None and why."""
+    request = Request(scope)
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None, MISSING_TOKEN
+    access: Access = request.app.state.access
+    token = await blocking(request, access.authenticate, value.strip())
+    return token, INVALID_TOKEN
 
 
 READ = Depends(require(TokenScope.READ))
@@ -90,7 +105,7 @@ class QueryTokenGuard:
         if scope["type"] == "http" and _has_query_token(scope.get("query_string", b"")):
             response = error_response(
                 401, "tokens are not accepted in the URL (URLs are logged); send "
-                "'Authorization: Bearer <token>' instead", "query", headers=_CHALLENGE)
+                "'Authorization: Bearer <token>' instead", "query", headers=CHALLENGE)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -93,6 +93,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:  # FastAPI's answer to a body that is not valid JSON
             return error_response(422, f"body: {exc.detail}", "body",
                                   "send a JSON document with Content-Type: application/json")
+        if exc.status_code == 413:  # a body that grew past its limit (api/limits.py)
+            return error_response(413, str(exc.detail), "body",
+                                  "send less, or raise the node's --max-body-bytes")
         return error_response(exc.status_code, str(exc.detail),
                               headers=getattr(exc, "headers", None))
 

@@ -157,6 +157,8 @@ class TriggerOut(BaseModel):
     end_at: str | None
     jitter_s: float
     payload: Any = None
+    payload_truncated: bool = Field(False, description="A listing's payload is the start of "
+                                    "its JSON text when longer than 1 KiB; show has it all.")
     overlap: str
     catchup_window_s: float
     catchup_mode: str
@@ -172,8 +174,8 @@ class TriggerOut(BaseModel):
     source: str
 
     @classmethod
-    def of(cls, trigger: Trigger, description: str) -> TriggerOut:
-        return cls(**trigger_json(trigger, description))
+    def of(cls, trigger: Trigger, description: str, *, preview: bool = False) -> TriggerOut:
+        return cls(**trigger_json(trigger, description, preview=preview))
 
 
 class TriggerCreated(TriggerOut):
@@ -229,7 +231,10 @@ class RunOut(BaseModel):
     duration_s: float | None
     coalesced: int
     payload: Any = None
+    payload_truncated: bool = Field(False, description="A listing's payload is the start of "
+                                    "its JSON text when longer than 1 KiB; show has it all.")
     output: str | None
+    output_truncated: bool = Field(False, description="A listing shows the first 1 KiB.")
     error: str | None
     input_tokens: int | None
     output_tokens: int | None
@@ -237,8 +242,8 @@ class RunOut(BaseModel):
     model: str | None
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
-        return cls(**run_json(run))
+    def of(cls, run: Run, *, preview: bool = False) -> RunOut:
+        return cls(**run_json(run, preview=preview))
 
 
 class EventOut(BaseModel):

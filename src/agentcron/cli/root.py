@@ -118,6 +118,9 @@ def serve(
     webhook_max_bytes: Annotated[int | None, typer.Option(
         "--webhook-max-bytes", help="Largest webhook body accepted (default 262144).")
     ] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(
+        "--max-body-bytes", help="Largest API request body accepted, counted as it arrives "
+        "(default 1048576; AGENTCRON_MAX_BODY_BYTES).")] = None,
 ) -> None:
     """Run a node: fire triggers, execute runs, recover lost ones; drain on SIGTERM."""
     from agentcron.engine.settings import settings_from_env
@@ -138,6 +141,7 @@ def serve(
         fire_lookahead_s=fire_lookahead,
         metrics_public=metrics_public,
         webhook_max_bytes=webhook_max_bytes,
+        max_body_bytes=max_body_bytes,
     ).validate()
     from agentcron.server import run_node
 

@@ -34,7 +34,7 @@ def list_(
     runs = services(ctx).list_runs(agent=agent, trigger_id=trigger, status=status,
                                    limit=limit, before=before).runs
     if as_json:
-        emit_json([run_json(r) for r in runs])
+        emit_json([run_json(r, preview=True) for r in runs])
     else:
         print_runs(runs)
 

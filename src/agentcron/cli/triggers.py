@@ -97,7 +97,8 @@ def list_(
     svc = services(ctx)
     triggers = [(t, svc.describe(t)) for t in svc.triggers.all(agent)]
     if as_json:
-        emit_json([trigger_json(t, description) for t, description in triggers])
+        emit_json([trigger_json(t, description, preview=True)
+                   for t, description in triggers])
     else:
         print_triggers(triggers)
 

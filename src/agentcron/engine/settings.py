@@ -46,6 +46,7 @@ class NodeSettings:
     port: int = 8080
     metrics_public: bool = False  # serve /metrics without a token
     webhook_max_bytes: int = 256 * 1024  # bigger webhook bodies get 413
+    max_body_bytes: int = 1024 * 1024  # bigger request bodies get 413, counted as they arrive
 
     @property
     def effective_sweep_interval_s(self) -> float:
@@ -72,7 +73,7 @@ class NodeSettings:
                 f"use 0 (fire only when due) to {MAX_FIRE_LOOKAHEAD_S:g}s",
             )
         for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
-                     "webhook_max_bytes"):
+                     "webhook_max_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValidationError(name.replace("_", "-"), "must be at least 1")
         return self

@@ -75,7 +75,9 @@ def verify(
         lowered["webhook-timestamp"],
         lowered["webhook-signature"],
     )
-    if not (stamp.isascii() and stamp.isdigit()):
+    # Unix seconds have 10 digits until the year 2286; a longer number is no time at all
+    # (and one of hundreds of digits overflows the float arithmetic below).
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise SignatureError(f"webhook-timestamp {stamp[:40]!r} is not unix seconds")
     timestamp = int(stamp)
     now_s = now.timestamp() if isinstance(now, datetime) else float(now)

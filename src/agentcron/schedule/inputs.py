@@ -13,6 +13,13 @@ from agentcron.schedule.zones import get_zone
 #: Largest payload accepted, in bytes of UTF-8.
 MAX_PAYLOAD_BYTES = 256 * 1024
 
+#: The instants agentcron accepts, in UTC. Every one of them is stored and read back
+#: unchanged by both backends, and a schedule's arithmetic from the last of them (an
+#: interval, a catch-up window, a 50-year cron search) stays far from ``datetime.max``.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+_RANGE_HINT = "give a time between 1970-01-01T00:00:00Z and 9000-12-31T23:59:59Z"
+
 _AT_HINT = "use ISO 8601, e.g. 2026-12-01T09:00:00+01:00, or 2026-12-01T09:00 with --tz"
 
 
@@ -33,7 +40,7 @@ def parse_at(text: str, timezone: str | None, field: str = "at") -> datetime:
     except ValueError:
         raise ValidationError(field, f"'{value}' is not an ISO 8601 time", _AT_HINT) from None
     if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
+        return check_instant(parsed, field)
     if timezone is None:
         raise ValidationError(
             field,
@@ -56,7 +63,21 @@ def parse_at(text: str, timezone: str | None, field: str = "at") -> datetime:
             f"'{value}' happens twice in {timezone}: the clocks repeat it (daylight saving)",
             f"give an explicit offset: {first.isoformat()} or {second.isoformat()}",
         )
-    return first.astimezone(UTC)
+    return check_instant(first, field)
+
+
+def check_instant(value: datetime, field: str) -> datetime:
+    """``value`` (aware) in UTC, if it lies between ``EARLIEST`` and ``LATEST``; else a
+    ``ValidationError`` naming ``field``. A time near ``datetime.min``/``max`` whose offset
+    pushes it past them is refused the same way, not an ``OverflowError``."""
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValidationError(field, f"{value.isoformat()} is outside the accepted range",
+                              _RANGE_HINT)
+    return utc
 
 
 def parse_payload(text: str | None, field: str = "payload") -> Any:
@@ -87,6 +108,11 @@ def parse_payload(text: str | None, field: str = "payload") -> Any:
         ) from None
     except ValueError as exc:
         raise ValidationError(field, f"is not valid JSON: {exc}", "use null or a number") from None
+    except RecursionError:
+        # The parser recurses once per level: a document nested thousands deep is refused
+        # here, before any checker walks it.
+        raise ValidationError(field, "is nested too deeply",
+                              "nest objects and arrays at most 64 levels deep") from None
 
 
 def _reject_constant(name: str) -> Any:

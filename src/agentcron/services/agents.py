@@ -16,6 +16,7 @@ from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
 from agentcron.services.validate import (
     check_int_between,
+    check_json,
     check_name,
     check_one_of,
     check_printable,
@@ -74,7 +75,8 @@ class AgentService:
         return AgentSpec(
             name=spec.name,
             kind=agent_kind,
-            config=validate_agent_config(agent_kind, self._unmasked(spec)),
+            config=validate_agent_config(agent_kind,
+                                         dict(check_json(self._unmasked(spec), "config"))),
             max_concurrency=check_int_between(spec.max_concurrency, "max-concurrency", 1,
                                               100_000),
             timeout_s=parse_duration(spec.timeout, "timeout"),

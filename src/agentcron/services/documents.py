@@ -4,7 +4,10 @@ API answers with them, so the two never disagree.
 Contract, for every document here: a plain ``dict`` of JSON values (str, int, float, bool,
 None, lists, dicts), keys in a fixed order that does not change between calls, datetimes as
 ISO 8601 in UTC with a ``Z`` (``2026-01-05T12:00:00Z``), durations in seconds. A secret is
-never shown. The API's response models (``api/schemas.py``) declare the same keys; a test in
+never shown. Stored values are shown as JSON can carry them, whatever got into the database
+(``shown``); listings (``preview=True``) show at most ``PREVIEW_BYTES`` of a payload or an
+output and say so with ``payload_truncated``/``output_truncated``; a show is in full. The
+API's response models (``api/schemas.py``) declare the same keys; a test in
 ``tests/interfaces/test_documents.py`` fails when the two drift.
 
 Only the models, the errors, the pure rules and the standard library are imported, so the
@@ -13,6 +16,8 @@ command line can import this module without paying for the store or the web fram
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +31,12 @@ __all__ = ["SECRET_MASK", "mask_url"]  # shown by both front doors, defined with
 
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+
+#: Most of a payload or output a listing shows, in bytes of UTF-8 JSON (of text, for output).
+PREVIEW_BYTES = 1024
+#: Nesting deeper than this (only a value stored before it was refused) is shown as text.
+SHOWN_DEPTH = 64
+_TOO_DEEP = "(nested too deeply to show)"
 
 
 # -- values -------------------------------------------------------------------------------
@@ -105,6 +116,56 @@ def restore_masked(config: dict[str, Any], stored: dict[str, Any] | None) -> dic
                 raise refuse(key)
             restored[key] = old_url
     return restored
+def shown(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON can carry it, so that no stored value can break a listing: a
+    non-finite number is None, a lone surrogate is U+FFFD, nesting past ``SHOWN_DEPTH`` is a
+    note, and anything that is not JSON is its text. Plain JSON comes back equal."""
+    if isinstance(value, str):
+        return shown_text(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= SHOWN_DEPTH:
+            return _TOO_DEEP
+        if isinstance(value, dict):
+            return {shown_text(str(k)): shown(v, depth + 1) for k, v in value.items()}
+        return [shown(v, depth + 1) for v in value]
+    return shown_text(str(value))
+
+
+def shown_text(text: str | None) -> str | None:
+    """``text`` with any lone surrogate replaced by U+FFFD (it cannot be written as UTF-8)."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def preview(value: Any) -> tuple[Any, bool]:
+    """``shown(value)`` if its JSON is at most ``PREVIEW_BYTES``; else the start of that
+    JSON as text, and True (truncated)."""
+    safe = shown(value)
+    text = json.dumps(safe, ensure_ascii=False)
+    if len(text) <= PREVIEW_BYTES // 4 or len(text.encode("utf-8")) <= PREVIEW_BYTES:
+        return safe, False
+    return _cut(text), True
+
+
+def preview_text(text: str | None) -> tuple[str | None, bool]:
+    """``text`` (made writable) if it is at most ``PREVIEW_BYTES``, else its start and True."""
+    safe = shown_text(text)
+    if safe is None or len(safe.encode("utf-8")) <= PREVIEW_BYTES:
+        return safe, False
+    return _cut(safe), True
+
+
+def _cut(text: str) -> str:
+    return text.encode("utf-8")[:PREVIEW_BYTES].decode("utf-8", "ignore")
 
 
 def run_duration_s(run: Run) -> float | None:
@@ -121,7 +182,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
     return {
         "name": agent.name,
         "kind": agent.kind.value,
-        "config": masked_config(agent.config),
+        "config": shown(masked_config(agent.config)),
         "max_concurrency": agent.max_concurrency,
         "timeout_s": agent.timeout_s,
         "max_attempts": agent.max_attempts,
@@ -134,8 +195,11 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
     }
 
 
-def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
-    """``description`` is the schedule in words (``Services.describe``)."""
+def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
+                 ) -> dict[str, Any]:
+    """``description`` is the schedule in words (``Services.describe``); ``preview``: a
+    listing's row, with at most ``PREVIEW_BYTES`` of the payload."""
+    payload, payload_cut = _payload(trigger.payload, preview)
     return {
         "id": trigger.id,
         "agent": trigger.agent,
@@ -150,7 +214,8 @@ def trigger_json(trigger: Trigger, description: str) -> dict[str, Any]:
         "start_at": iso(trigger.start_at),
         "end_at": iso(trigger.end_at),
         "jitter_s": trigger.jitter_s,
-        "payload": trigger.payload,
+        "payload": payload,
+        "payload_truncated": payload_cut,
         "overlap": trigger.overlap.value,
         "catchup_window_s": trigger.catchup_window_s,
         "catchup_mode": trigger.catchup_mode.value,
@@ -185,7 +250,16 @@ def next_fires_json(trigger: Trigger, times: Sequence[datetime]) -> dict[str, An
     }
 
 
-def run_json(run: Run) -> dict[str, Any]:
+def _payload(value: Any, cut: bool) -> tuple[Any, bool]:
+    return preview(value) if cut else (shown(value), False)
+
+
+def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
+    """``preview``: a listing's row, with at most ``PREVIEW_BYTES`` of the payload and of
+    the output."""
+    payload, payload_cut = _payload(run.payload, preview)
+    output, output_cut = preview_text(run.output) if preview else (shown_text(run.output),
+                                                                   False)
     return {
         "id": run.id,
         "trigger_id": run.trigger_id,
@@ -202,9 +276,11 @@ def run_json(run: Run) -> dict[str, Any]:
         "deadline_at": iso(run.deadline_at),
         "duration_s": run_duration_s(run),
         "coalesced": run.coalesced,
-        "payload": run.payload,
-        "output": run.output,
-        "error": run.error,
+        "payload": payload,
+        "payload_truncated": payload_cut,
+        "output": output,
+        "output_truncated": output_cut,
+        "error": shown_text(run.error),
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,

@@ -10,7 +10,6 @@ from typing import Any
 
 from agentcron.errors import ValidationError
 from agentcron.models import Run, RunEvent, RunStatus
-from agentcron.schedule.spec import parse_payload
 from agentcron.services.validate import (
     ID,
     RUN_ID,
@@ -18,6 +17,7 @@ from agentcron.services.validate import (
     check_int_between,
     check_name,
     check_one_of,
+    check_payload,
     known_id,
 )
 from agentcron.store import RunFilter, Store
@@ -79,6 +79,5 @@ class RunService:
              now: datetime | None = None) -> str:
         """Queue a run of ``agent`` now (no trigger); returns its id."""
         check_name(agent, "agent")
-        value = parse_payload(payload) if payload_is_json_text and payload is not None \
-            else payload
+        value = check_payload(payload, payload_is_json_text)
         return self.store.fire_now(agent, value, now)

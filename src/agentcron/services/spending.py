@@ -74,8 +74,7 @@ def parse_day_or_time(value: str | date | datetime | None, field: str) -> dateti
     if value is None:
         return None
     if isinstance(value, datetime):
-        check_aware(value, field)
-        return value.astimezone(UTC)
+        return check_aware(value, field) or value
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     text = value.strip()

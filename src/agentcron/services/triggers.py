@@ -29,7 +29,6 @@ from agentcron.schedule.spec import (
     ScheduleSpec,
     build_schedule,
     parse_at,
-    parse_payload,
     validate_schedule,
 )
 from agentcron.services.agents import Duration
@@ -38,6 +37,8 @@ from agentcron.services.validate import (
     check_int_between,
     check_name,
     check_one_of,
+    check_payload,
+    has_bidi_control,
     known_id,
     now_or_store,
 )
@@ -146,9 +147,11 @@ class TriggerService:
         ``agent`` is the trigger's agent when the caller has it (else it is read from the
         store): an llm agent's templates must render with the trigger's payload."""
         check_name(spec.agent, "agent")
-        if spec.name is not None and not _TRIGGER_NAME.match(spec.name):
+        if spec.name is not None and (not _TRIGGER_NAME.match(spec.name)
+                                      or has_bidi_control(spec.name)):
             raise ValidationError("name", f"{spec.name!r} is not a valid trigger name",
-                                  "1-100 printable characters, no leading/trailing space")
+                                  "1-100 printable characters, no leading/trailing space, "
+                                  "no bidirectional controls")
         given = [f for f, v in (("cron", spec.cron), ("every", spec.every), ("at", spec.at))
                  if v is not None]
         if not isinstance(spec.paused, bool):
@@ -188,9 +191,7 @@ class TriggerService:
                                      **extra)
         with _renamed({"start_at": "start", "end_at": "end", "anchor_at": "start"}):
             schedule = validate_schedule(schedule_spec, now)
-        payload = (
-            parse_payload(spec.payload) if spec.payload_is_json_text else spec.payload
-        )
+        payload = check_payload(spec.payload, spec.payload_is_json_text)
         self._check_templates(spec.agent, kind, payload, agent)
         overlap = spec.overlap or ("allow" if spec.webhook else "skip")
         secret = None

@@ -3,13 +3,12 @@ run."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from agentcron.errors import ValidationError
 from agentcron.executors.signing import verify
-from agentcron.services.validate import known_id, now_or_store
+from agentcron.services.validate import check_payload, known_id, now_or_store
 from agentcron.store import Store
 from agentcron.store.webhooks import Delivery
 
@@ -36,9 +35,10 @@ class WebhookService:
         if len(webhook_id) > MAX_WEBHOOK_ID:
             raise ValidationError("webhook-id", "is too long", f"at most {MAX_WEBHOOK_ID}")
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError("body", f"is not JSON ({exc})",
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError("body", f"is not UTF-8 ({exc.reason})",
                                   "send a JSON document as the request body") from None
+        payload = check_payload(text, is_json_text=True, field="body")
         return self.store.deliver_webhook(target.trigger_id, webhook_id, payload,
                                           moment.astimezone(UTC))

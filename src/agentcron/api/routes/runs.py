@@ -28,7 +28,8 @@ async def list_runs(
     page = await blocking(request, services(request).list_runs, agent=agent,
                           trigger_id=trigger, status=status, since=since, until=until,
                           limit=limit, before=cursor)
-    return RunsPage(runs=[RunOut.of(r) for r in page.runs], next_cursor=page.next_cursor)
+    return RunsPage(runs=[RunOut.of(r, preview=True) for r in page.runs],
+                    next_cursor=page.next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunDetail, summary="Show a run and its events")

@@ -25,8 +25,8 @@ from agentcron.services import TriggerInput
 router = APIRouter(prefix="/api/v1/triggers", tags=["triggers"], responses=ERRORS)
 
 
-def _out(request: Request, trigger: Trigger) -> TriggerOut:
-    return TriggerOut.of(trigger, services(request).describe(trigger))
+def _out(request: Request, trigger: Trigger, *, preview: bool = False) -> TriggerOut:
+    return TriggerOut.of(trigger, services(request).describe(trigger), preview=preview)
 
 
 @router.get("", response_model=TriggersPage, summary="List triggers, a page at a time")
@@ -38,8 +38,8 @@ async def list_triggers(
 ) -> TriggersPage:
     svc = services(request)
     page, total = await blocking(request, svc.triggers_page, agent, limit, offset)
-    return TriggersPage(triggers=[_out(request, t) for t in page], total=total, limit=limit,
-                        offset=offset)
+    return TriggersPage(triggers=[_out(request, t, preview=True) for t in page], total=total,
+                        limit=limit, offset=offset)
 
 
 @router.post("", response_model=TriggerCreated, status_code=201,
