@@ -3,56 +3,23 @@ retries, timeouts, cancellation and drain. Waits are on conditions, never fixed 
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from agentcron.engine.node import Node
-from agentcron.engine.settings import NodeSettings
-from agentcron.executors import Executors
-from agentcron.models import Run, RunStatus
+from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
-from agentcron.store import HeartbeatResult, RunFilter, Store
+from agentcron.store import HeartbeatResult, Store
 from tests.support.helpers import await_until
-
-
-def _settings(store: Store, **overrides: Any) -> NodeSettings:
-    base = NodeSettings(database_url=store.url, heartbeat_interval_s=0.2,
-                        poll_interval_s=0.05, zombie_timeout_s=2.0, drain_timeout_s=2.0,
-                        api=False, sweep_interval_s=0.2)
-    return base.with_overrides(**overrides)
-
-
-def _agent(store: Store, name: str, target: str, **kwargs: Any) -> None:
-    services = Services(store)
-    services.add_agent(services.build_agent(name, "python", {"target": target}, **kwargs))
-
-
-def _runs(store: Store, agent: str) -> list[Run]:
-    return store.list_runs(RunFilter(agent=agent), limit=1000)
-
-
-def _run_node(store: Store, scenario: Callable[[Node], Any], **settings: Any) -> None:
-    async def main() -> None:
-        node = Node(store, _settings(store, **settings), Executors())
-        await node.start()
-        try:
-            await scenario(node)
-        finally:
-            if not node.drained.is_set():
-                await node.drain()
-
-    asyncio.run(main())
+from tests.support.nodes import agent_runs, python_agent, run_node
 
 
 def test_a_trigger_fires_runs_and_records_output_and_usage(store: Store) -> None:
-    _agent(store, "u", "tests.support.agents:usage")
+    python_agent(store, "u", "tests.support.agents:usage")
     Services(store).add_trigger(TriggerInput(agent="u", every="1s"))
 
     async def scenario(node: Node) -> None:
-        runs = await await_until(lambda: [r for r in _runs(store, "u")
+        runs = await await_until(lambda: [r for r in agent_runs(store, "u")
                                           if r.status is RunStatus.SUCCEEDED],
                                  message="a success")
         run = runs[0]
@@ -60,11 +27,11 @@ def test_a_trigger_fires_runs_and_records_output_and_usage(store: Store) -> None
         assert (run.input_tokens, run.output_tokens, run.model) == (100, 20, "test-model")
         assert run.cost_usd is not None and abs(run.cost_usd - 0.0012) < 1e-9
 
-    _run_node(store, scenario)
+    run_node(store, scenario)
 
 
 def test_a_retryable_failure_is_retried_as_the_next_attempt(store: Store) -> None:
-    _agent(store, "f", "tests.support.agents:flaky", retry_backoff="0.05s")
+    python_agent(store, "f", "tests.support.agents:flaky", retry_backoff="0.05s")
     run_id = store.fire_now("f", None)
 
     async def scenario(node: Node) -> None:
@@ -74,11 +41,11 @@ def test_a_retryable_failure_is_retried_as_the_next_attempt(store: Store) -> Non
         assert run.attempt == 2 and run.output == "ok on attempt 2"
         assert [e.kind for e in store.run_history(run_id)] == ["retry"]
 
-    _run_node(store, scenario)
+    run_node(store, scenario)
 
 
 def test_a_permanent_error_fails_without_retry(store: Store) -> None:
-    _agent(store, "b", "tests.support.agents:broken", max_attempts=5)
+    python_agent(store, "b", "tests.support.agents:broken", max_attempts=5)
     run_id = store.fire_now("b", None)
 
     async def scenario(node: Node) -> None:
@@ -87,11 +54,11 @@ def test_a_permanent_error_fails_without_retry(store: Store) -> None:
         run = store.get_run(run_id)
         assert run.attempt == 1 and "never works" in (run.error or "")
 
-    _run_node(store, scenario)
+    run_node(store, scenario)
 
 
 def test_a_run_past_its_timeout_is_stopped_and_retried_then_failed(store: Store) -> None:
-    _agent(store, "s", "tests.support.agents:async_sleepy", timeout="0.2s",
+    python_agent(store, "s", "tests.support.agents:async_sleepy", timeout="0.2s",
            max_attempts=2, retry_backoff="0.05s")
     run_id = store.fire_now("s", {"seconds": 30})
 
@@ -101,11 +68,11 @@ def test_a_run_past_its_timeout_is_stopped_and_retried_then_failed(store: Store)
         run = store.get_run(run_id)
         assert run.attempt == 2 and "timed out" in (run.error or "")
 
-    _run_node(store, scenario)
+    run_node(store, scenario)
 
 
-def test_cancelling_a_running_run_stops_the_agent(store: Store) -> None:
-    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+def test_cancelling_a_running_run_stops_thepython_agent(store: Store) -> None:
+    python_agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
     run_id = store.fire_now("s", {"seconds": 60})
 
     async def scenario(node: Node) -> None:
@@ -116,11 +83,11 @@ def test_cancelling_a_running_run_stops_the_agent(store: Store) -> None:
                           message="the agent to stop")
         assert store.get_run(run_id).status is RunStatus.CANCELLED
 
-    _run_node(store, scenario)
+    run_node(store, scenario)
 
 
 def test_drain_lets_short_runs_finish(store: Store) -> None:
-    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+    python_agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
     run_id = store.fire_now("s", {"seconds": 0.5})
 
     async def scenario(node: Node) -> None:
@@ -131,7 +98,7 @@ def test_drain_lets_short_runs_finish(store: Store) -> None:
         assert run.status is RunStatus.SUCCEEDED and run.attempt == 1
         assert store.list_nodes() == []
 
-    _run_node(store, scenario, drain_timeout_s=10.0)
+    run_node(store, scenario, drain_timeout_s=10.0)
 
 
 class _BeatDuringRelease(Store):
@@ -169,7 +136,7 @@ def test_a_beat_racing_the_drain_does_not_register_the_node_again(store: Store) 
     no row, registered the node again and left a stale row behind."""
     racing = _BeatDuringRelease(store.url)
     try:
-        _run_node(racing, lambda node: node.drain())
+        run_node(racing, lambda node: node.drain())
         assert racing.beat_started.is_set()  # the interleaving did happen
         assert store.list_nodes() == []
     finally:
@@ -179,7 +146,7 @@ def test_a_beat_racing_the_drain_does_not_register_the_node_again(store: Store) 
 def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(
     store: Store,
 ) -> None:
-    _agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
+    python_agent(store, "s", "tests.support.agents:sleepy", timeout="1m")
     run_id = store.fire_now("s", {"seconds": 60})
 
     async def scenario(node: Node) -> None:
@@ -190,11 +157,11 @@ def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(
         assert run.status is RunStatus.QUEUED and run.attempt == 0 and run.node_id is None
         assert [e.kind for e in store.run_history(run_id)] == ["released"]
 
-    _run_node(store, scenario, drain_timeout_s=0.3)
+    run_node(store, scenario, drain_timeout_s=0.3)
 
 
-def test_node_statement_per_heartbeat_does_not_grow_with_runs(store: Store) -> None:
-    _agent(store, "s", "tests.support.agents:async_sleepy", max_concurrency=50, timeout="1m")
+def test_node_statement_per_heartbeat_does_not_grow_withagent_runs(store: Store) -> None:
+    python_agent(store, "s", "tests.support.agents:async_sleepy", max_concurrency=50, timeout="1m")
     for _ in range(30):
         store.fire_now("s", {"seconds": 30})
 
@@ -206,4 +173,4 @@ def test_node_statement_per_heartbeat_does_not_grow_with_runs(store: Store) -> N
         assert beat.known and beat.revoked == []
         assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 1
 
-    _run_node(store, scenario, drain_timeout_s=0.1)
+    run_node(store, scenario, drain_timeout_s=0.1)

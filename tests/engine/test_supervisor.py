@@ -24,7 +24,8 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.services.access import Access
 from agentcron.store import FireResult, HeartbeatResult, Store
-from tests.engine.test_node import _agent, _runs, _settings, _wait
+from tests.support.helpers import await_until
+from tests.support.nodes import agent_runs, node_settings, python_agent
 
 BASE = "http://node.test"
 
@@ -60,13 +61,13 @@ def test_a_crashed_loop_is_counted_reported_and_restarted_while_others_work(
         store: Store) -> None:
     from agentcron.engine.metrics import EngineMetrics
 
-    _agent(store, "ok", "tests.support.agents:usage")
+    python_agent(store, "ok", "tests.support.agents:usage")
     Services(store).add_trigger(TriggerInput(agent="ok", every="1s"))
     _, token = Access(store).create_token("dash", "read")
     crashing = CrashingPruneStore(store.url, crashes=2)
 
     async def main() -> None:
-        node = Node(crashing, _settings(store, prune_interval_s=0.05), Executors(),
+        node = Node(crashing, node_settings(store, prune_interval_s=0.05), Executors(),
                     metrics=EngineMetrics())
         # Long enough to look at the node while the pruner is down, short enough for a test.
         node.supervisor.policy = RestartPolicy(first_s=1.0, max_s=2.0, healthy_after_s=60.0)
@@ -95,15 +96,16 @@ def test_a_crashed_loop_is_counted_reported_and_restarted_while_others_work(
             assert "pruner" in page.text
 
             assert await node.supervisor.test_signals.restarted.wait(timeout=10) == "pruner"
-            await _wait(lambda: crashing.prunes_ok >= 1, what="the restarted pruner to prune")
+            await await_until(lambda: crashing.prunes_ok >= 1,
+                              message="the restarted pruner to prune")
             assert node.supervisor.healthy() and _crashes(node, "pruner") == 2
             assert (await client.get("/readyz")).status_code == 200
             page = await client.get("/")
             assert 'id="node-unhealthy"' not in page.text
             # The ticker, dispatcher and completion writer never stopped.
-            await _wait(lambda: len([r for r in _runs(store, "ok")
-                                     if r.status is RunStatus.SUCCEEDED]) >= 2,
-                        what="runs to keep succeeding")
+            await await_until(lambda: len([r for r in agent_runs(store, "ok")
+                                           if r.status is RunStatus.SUCCEEDED]) >= 2,
+                              message="runs to keep succeeding")
         finally:
             await client.aclose()
             await node.drain()
@@ -138,7 +140,7 @@ def test_a_drain_does_not_wait_out_the_back_off_of_a_crashed_loop(store: Store) 
     crashing = CrashingBeatStore(store.url)
 
     async def main() -> None:
-        node = Node(crashing, _settings(store), Executors())
+        node = Node(crashing, node_settings(store), Executors())
         node.supervisor.policy = RestartPolicy(first_s=120.0)
         node.supervisor.test_signals.init()
         await node.start()
@@ -173,14 +175,14 @@ class CrashingFireStore(Store):
 
 
 def test_a_crashed_ticker_is_restarted_and_firing_goes_on(store: Store) -> None:
-    _agent(store, "ok", "tests.support.agents:usage")
+    python_agent(store, "ok", "tests.support.agents:usage")
     trigger = Services(store).add_trigger(TriggerInput(agent="ok", every="1s"))
     crashing = CrashingFireStore(store.url)
 
     async def main() -> None:
         from agentcron.engine.metrics import EngineMetrics
 
-        node = Node(crashing, _settings(store), Executors(), metrics=EngineMetrics())
+        node = Node(crashing, node_settings(store), Executors(), metrics=EngineMetrics())
         node.supervisor.policy = RestartPolicy(first_s=0.1)
         node.supervisor.test_signals.init()
         await node.start()
@@ -188,10 +190,10 @@ def test_a_crashed_ticker_is_restarted_and_firing_goes_on(store: Store) -> None:
             down = await node.supervisor.test_signals.crashed.wait(timeout=20)
             assert down.loop == "ticker" and _crashes(node, "ticker") == 1
             assert await node.supervisor.test_signals.restarted.wait(timeout=10) == "ticker"
-            await _wait(lambda: len([r for r in _runs(store, "ok")
-                                     if r.trigger_id == trigger.id
-                                     and r.status is RunStatus.SUCCEEDED]) >= 2,
-                        what="the trigger to fire after the ticker came back")
+            await await_until(lambda: len([r for r in agent_runs(store, "ok")
+                                           if r.trigger_id == trigger.id
+                                           and r.status is RunStatus.SUCCEEDED]) >= 2,
+                              message="the trigger to fire after the ticker came back")
             assert _crashes(node, "ticker") == 1 and node.supervisor.healthy()
         finally:
             await node.drain()

@@ -18,8 +18,8 @@ from agentcron.services import AgentInput, Services, TriggerInput
 from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
 from tests.conftest import T0, Cli
-from tests.interfaces.test_webhooks import headers, webhook
 from tests.support.helpers import add_agent
+from tests.support.webhooks import headers, webhook
 
 
 def nested(depth: int) -> Any:

@@ -23,8 +23,8 @@ from agentcron.services.documents import PREVIEW_BYTES
 from agentcron.store import Store
 from agentcron.store.schema import metadata
 from tests.conftest import T0, _truncate
-from tests.interfaces.test_dashboard import session_client, sign_in
 from tests.support.api_server import api_server
+from tests.support.dashboard import session_client, sign_in
 from tests.support.helpers import add_agent
 
 pytestmark = [pytest.mark.slow]

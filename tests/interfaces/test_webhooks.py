@@ -10,26 +10,13 @@ from datetime import timedelta
 import pytest
 
 from agentcron.errors import ConflictError, NotFoundError, ValidationError
-from agentcron.executors.signing import SignatureError, sign
+from agentcron.executors.signing import SignatureError
 from agentcron.models import RunStatus, TriggerKind
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent, runs_of
-
-
-def webhook(store: Store, **kwargs: object) -> tuple[str, str]:
-    add_agent(store, "a", T0)
-    trigger, secret = Services(store).create_trigger(TriggerInput(agent="a", webhook=True,
-                                                                  **kwargs), T0)  # type: ignore[arg-type]
-    assert secret is not None
-    return trigger.id, secret
-
-
-def headers(secret: str, msg_id: str, body: bytes, stamp: int | None = None) -> dict[str, str]:
-    stamp = int(T0.timestamp()) if stamp is None else stamp
-    return {"webhook-id": msg_id, "webhook-timestamp": str(stamp),
-            "webhook-signature": sign(secret, msg_id, stamp, body)}
+from tests.support.helpers import runs_of
+from tests.support.webhooks import headers, webhook
 
 
 def test_a_webhook_trigger_never_fires_on_its_own(store: Store) -> None:
