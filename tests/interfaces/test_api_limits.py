@@ -19,6 +19,7 @@ import pytest
 from agentcron.engine.settings import settings_from_env
 from agentcron.errors import ValidationError
 from tests.support.api_server import ApiServer, api_server, signed_headers
+from tests.support.hostile import HOSTILE_TEXT
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -144,20 +145,12 @@ def test_a_declared_length_over_the_limit_is_413(admin: httpx.Client) -> None:
     assert at_limit.status_code == 422  # read and parsed: the agent is missing
 
 
-HOSTILE_BODIES: dict[str, str] = {
-    "deep": "[" * 65 + "]" * 65,
-    "very deep": "[" * 100_000 + "]" * 100_000,
-    "lone surrogate": '{"t": "\\ud800"}',
-    "NaN": '{"x": NaN}',
-    "Infinity": "[Infinity]",
-    "huge": json.dumps({"blob": "x" * (300 * 1024)}),
-}
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE_BODIES))
+@pytest.mark.parametrize("kind", sorted(HOSTILE_TEXT))
 def test_hostile_payloads_get_422_on_every_api_door(srv: ApiServer, admin: httpx.Client,
                                                     kind: str) -> None:
-    payload = HOSTILE_BODIES[kind]
+    payload = HOSTILE_TEXT[kind]
     doors = [("/api/v1/agents/bot/fire", '{"payload": %s}'),
              ("/api/v1/triggers", '{"agent": "bot", "every": "1m", "payload": %s}')]
     for path, template in doors:

@@ -19,15 +19,8 @@ from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
 from tests.conftest import T0, Cli
 from tests.support.helpers import add_agent
+from tests.support.hostile import HOSTILE_TEXT, nested
 from tests.support.webhooks import headers, webhook
-
-
-def nested(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
-
 
 # Each class of hostile value, as a Python value.
 HOSTILE: dict[str, Any] = {
@@ -39,15 +32,6 @@ HOSTILE: dict[str, Any] = {
     "Infinity": [float("inf")],
     "huge": {"blob": "x" * (256 * 1024)},
     "not JSON": {"when": T0},
-}
-# The same classes as JSON text, as a command line or an HTTP body carries them.
-HOSTILE_TEXT: dict[str, str] = {
-    "deep": "[" * 65 + "]" * 65,
-    "very deep": "[" * 100_000 + "]" * 100_000,
-    "lone surrogate": '{"text": "\\ud800"}',
-    "NaN": '{"x": NaN}',
-    "Infinity": "[Infinity, -Infinity]",
-    "huge": json.dumps({"blob": "x" * (256 * 1024)}),
 }
 OUT_OF_RANGE = ["0999-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9001-01-01T00:00:00Z",
                 "9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"]

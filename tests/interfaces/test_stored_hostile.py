@@ -26,15 +26,9 @@ from tests.conftest import T0, _truncate
 from tests.support.api_server import api_server
 from tests.support.dashboard import session_client, sign_in
 from tests.support.helpers import add_agent
+from tests.support.hostile import nested
 
 pytestmark = [pytest.mark.slow]
-
-
-def nested(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
 
 
 HOSTILE: dict[str, Any] = {
