@@ -63,6 +63,7 @@ def api_server(db_url: str, log_dir: Path, node_id: str = "api-node", *,
     proc = ServeProcess(db_url, node_id, log_dir, api_port=port, env=env, extra=extra,
                         heartbeat_interval="0.5s", zombie_timeout="5s")
     server = ApiServer(proc, f"http://127.0.0.1:{port}", store, tokens)
+
     def ready() -> bool:
         if proc.proc.poll() is not None:
             raise AssertionError(f"serve exited before it got ready:\n{proc.log()[-3000:]}")
