@@ -28,7 +28,6 @@ class Heartbeat(Service):
         self.node = node
         self.leases = leases
         self.revoke = revoke
-        self.last_beat: float | None = None
 
     def run_once(self, leases: list[Attempt] | None = None) -> HeartbeatResult:
         """Beat; if the node row was gone (declared dead during a pause), register again.
@@ -73,7 +72,6 @@ class Heartbeat(Service):
         those attempts. Raises StoreUnavailable."""
         leases = self.leases()
         result = await call_store(self.health, "heartbeat", self.run_once, leases)
-        self.last_beat = self.clock.monotonic()
         return self.apply(leases, result)
 
     async def step(self) -> float:

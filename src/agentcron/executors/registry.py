@@ -67,11 +67,6 @@ class AgentRegistry:
         fn = self.get(target)
         return fn if fn is not None else cached_target(target)
 
-    def resolve(self, target: str) -> Callable[..., Any]:
-        """The registered callable for ``target``, else ``resolve_target(target)``."""
-        fn = self.get(target)
-        return fn if fn is not None else resolve_target(target)
-
     def resolve_target(self, target: str) -> Callable[..., Any]:
         """Import ``target``, ignoring registered names (the module-level ``resolve_target``)."""
         return resolve_target(target)
