@@ -128,6 +128,17 @@ def test_skipped_fires_are_counted_on_the_trigger(store: Store) -> None:
     assert document["last_skipped_at"] == "2026-01-05T12:00:04Z"
 
 
+def test_skipped_webhook_deliveries_are_counted_on_the_trigger(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=10)
+    trigger = add_trigger(store, T0, webhook=True, overlap="skip")
+    store.deliver_webhook(trigger.id, "m-1", None, T0 + timedelta(seconds=1))
+    store.deliver_webhook(trigger.id, "m-2", None, T0 + timedelta(seconds=2))
+    store.deliver_webhook(trigger.id, "m-3", None, T0 + timedelta(seconds=3))
+    stored = store.get_trigger(trigger.id)
+    assert stored.skipped_count == 2
+    assert stored.last_skipped_at == T0 + timedelta(seconds=3)
+
+
 def test_the_pruner_keeps_skipped_runs_only_for_their_short_window(store: Store) -> None:
     add_agent(store, now=T0, max_concurrency=10)
     trigger = add_trigger(store, T0, every="1s", overlap="skip")
