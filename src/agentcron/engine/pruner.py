@@ -38,12 +38,12 @@ class Pruner(Service):
         (shorter) skipped retention; returns how many runs were deleted."""
         now = self.clock.store_now() or self.store.now()
         total = 0
-        for cutoff, only_skipped in ((now - self.retention, False),
-                                     (now - self.skipped_retention, True)):
-            if only_skipped and self.skipped_retention >= self.retention:
-                break
+        passes = [(self.store.prune, now - self.retention)]
+        if self.skipped_retention < self.retention:
+            passes.append((self.store.prune_skipped, now - self.skipped_retention))
+        for prune, cutoff in passes:
             while True:
-                deleted = self.store.prune(cutoff, self.batch, only_skipped=only_skipped)
+                deleted = prune(cutoff, self.batch)
                 total += deleted
                 if deleted < self.batch:
                     break

@@ -266,10 +266,14 @@ class Store:
         with self._write() as conn:
             history.retry_run(conn, run_id, db_now(conn, now))
 
-    def prune(self, finished_before: datetime, limit: int = 5000, *,
-              only_skipped: bool = False) -> int:
+    def prune(self, finished_before: datetime, limit: int = 5000) -> int:
         with self._write() as conn:
-            return history.prune(conn, finished_before, limit, only_skipped=only_skipped)
+            return history.prune(conn, finished_before, limit)
+
+    def prune_skipped(self, finished_before: datetime, limit: int = 5000) -> int:
+        """Like ``prune``, for ``skipped`` runs only (kept for a shorter window)."""
+        with self._write() as conn:
+            return history.prune(conn, finished_before, limit, only_skipped=True)
 
     def count_by_status(self, since: datetime | None = None) -> dict[str, int]:
         with self._read() as conn:
