@@ -249,6 +249,10 @@ class Trigger:
     #: read); a broken trigger does not fire until it is resumed or updated.
     broken_at: datetime | None = None
     broken_reason: str | None = None
+    #: Fires the overlap policy skipped (counted here, so their run rows can be pruned
+    #: after a short window), and the scheduled time of the latest one.
+    skipped_count: int = 0
+    last_skipped_at: datetime | None = None
 
 
 @dataclass(frozen=True)

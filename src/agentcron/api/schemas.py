@@ -170,6 +170,9 @@ class TriggerOut(BaseModel):
     last_fired_at: str | None
     missed_count: int
     last_missed_at: str | None
+    skipped_count: int = Field(0, description="Fires skipped by the overlap policy (their "
+                               "run rows are pruned after AGENTCRON_SKIPPED_RETENTION).")
+    last_skipped_at: str | None = None
     created_at: str | None
     source: str
 

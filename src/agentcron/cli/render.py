@@ -236,6 +236,8 @@ def print_trigger(trigger: Trigger, description: str) -> None:
         ("last fired", _both_zones(t.last_fired_at, t.timezone)),
         ("missed", f"{t.missed_count} times beyond the catch-up window"),
         ("last missed", t.last_missed_at),
+        ("skipped", f"{t.skipped_count} fires skipped by the overlap policy"),
+        ("last skipped", t.last_skipped_at),
         ("created", t.created_at),
         ("source", t.source),
     ]

@@ -82,6 +82,7 @@ class Node:
                                timeout_grace_s=settings.effective_timeout_grace_s,
                                on_swept=metrics.on_swept if metrics is not None else None)
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
+                             skipped_retention_s=settings.skipped_retention_s,
                              interval_s=settings.prune_interval_s)
         self.supervisor = Supervisor(self.id, self.clock.monotonic, metrics)
         self._tasks: list[asyncio.Task[None]] = []

@@ -21,21 +21,32 @@ class Pruner(Service):
     name = "pruner"
 
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, retention_s: float,
-                 interval_s: float, batch: int = 5000) -> None:
+                 interval_s: float, batch: int = 5000,
+                 skipped_retention_s: float | None = None) -> None:
         super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
         self.retention = timedelta(seconds=retention_s)
+        # Skipped runs never go past the general retention (None: no shorter window).
+        self.skipped_retention = timedelta(
+            seconds=min(retention_s, skipped_retention_s
+                        if skipped_retention_s is not None else retention_s))
         self.batch = batch
 
     def run_once(self) -> int:
+        """Delete finished runs older than the retention, then skipped runs older than the
+        (shorter) skipped retention; returns how many runs were deleted."""
         now = self.clock.store_now() or self.store.now()
         total = 0
-        while True:
-            deleted = self.store.prune(now - self.retention, self.batch)
-            total += deleted
-            if deleted < self.batch:
-                break
+        passes = [(self.store.prune, now - self.retention)]
+        if self.skipped_retention < self.retention:
+            passes.append((self.store.prune_skipped, now - self.skipped_retention))
+        for prune, cutoff in passes:
+            while True:
+                deleted = prune(cutoff, self.batch)
+                total += deleted
+                if deleted < self.batch:
+                    break
         if total:
             log.info("runs_pruned", count=total, older_than=str(now - self.retention))
         # Webhook delivery ids only matter while their signed timestamp is acceptable

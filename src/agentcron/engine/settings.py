@@ -16,7 +16,7 @@ MAX_FIRE_LOOKAHEAD_S = 5.0
 
 _DURATIONS = {
     "zombie_timeout_s", "drain_timeout_s", "heartbeat_interval_s", "poll_interval_s",
-    "sweep_interval_s", "retention_s", "prune_interval_s", "timeout_grace_s",
+    "sweep_interval_s", "retention_s", "skipped_retention_s", "prune_interval_s", "timeout_grace_s",
     "fire_lookahead_s",
 }
 _ZERO_MEANS_OFF = {"fire_lookahead_s"}
@@ -33,6 +33,10 @@ class NodeSettings:
     sweep_interval_s: float = 0.0  # 0: a quarter of the zombie timeout, 1-15 s
     timeout_grace_s: float = 0.0  # 0: the zombie timeout
     retention_s: float = 30 * 86400.0
+    # Runs skipped by the overlap policy are kept this long only: the trigger counts them
+    # (skipped_count), and an always-busy every-second trigger would otherwise leave
+    # 86,400 rows a day for the whole retention.
+    skipped_retention_s: float = 3600.0
     prune_interval_s: float = 600.0
     fire_batch: int = 500
     # Triggers with overlap "allow" are fired and claimed up to this long before their

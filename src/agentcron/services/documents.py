@@ -225,6 +225,8 @@ def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
         "last_fired_at": iso(trigger.last_fired_at),
         "missed_count": trigger.missed_count,
         "last_missed_at": iso(trigger.last_missed_at),
+        "skipped_count": trigger.skipped_count,
+        "last_skipped_at": iso(trigger.last_skipped_at),
         "created_at": iso(trigger.created_at),
         "source": trigger.source,
     }

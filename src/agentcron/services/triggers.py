@@ -23,6 +23,7 @@ from agentcron.models import (
 )
 from agentcron.rules.ids import new_trigger_id
 from agentcron.schedule.base import Schedule
+from agentcron.schedule.cron import CronSchedule
 from agentcron.schedule.durations import parse_duration
 from agentcron.schedule.spec import (
     SPEC_FIELDS,
@@ -32,6 +33,7 @@ from agentcron.schedule.spec import (
     validate_schedule,
 )
 from agentcron.services.agents import Duration
+from agentcron.services.limits import Limits
 from agentcron.services.validate import (
     check_aware,
     check_int_between,
@@ -191,6 +193,7 @@ class TriggerService:
                                      **extra)
         with _renamed({"start_at": "start", "end_at": "end", "anchor_at": "start"}):
             schedule = validate_schedule(schedule_spec, now)
+        _check_frequency(schedule_spec)
         payload = check_payload(spec.payload, spec.payload_is_json_text)
         self._check_templates(spec.agent, kind, payload, agent)
         overlap = spec.overlap or ("allow" if spec.webhook else "skip")
@@ -259,7 +262,10 @@ class TriggerService:
         time the secret is handed out)."""
         now = now_or_store(self.store, now)
         new = self.build(spec, now, source=source)
-        self.store.insert_trigger(new.row(), now)
+        limits = Limits.from_env()
+        self.store.insert_trigger(
+            new.row(), now,
+            check_count=lambda n: limits.check_trigger_count(spec.agent, n))
         return self.store.get_trigger(new.id), new.webhook_secret
 
     def get(self, trigger_id: str) -> Trigger:
@@ -353,6 +359,16 @@ class TriggerService:
             return schedule_of(trigger).describe()
         except Exception:
             return "(cannot read this schedule)"
+
+
+def _check_frequency(spec: ScheduleSpec) -> None:
+    """The deployment's floor on how often one trigger may fire (``services/limits.py``);
+    ``spec`` is already valid."""
+    limits = Limits.from_env()
+    if spec.kind is TriggerKind.INTERVAL and spec.every_s is not None:
+        limits.check_every(spec.every_s)
+    elif spec.kind is TriggerKind.CRON and spec.cron is not None:
+        limits.check_cron(CronSchedule(spec.cron, spec.timezone))
 
 
 @contextmanager

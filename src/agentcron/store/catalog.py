@@ -9,12 +9,13 @@ a database can hold anything) is shown as broken, with what could not be read.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import JSON, Select, String, delete, select, true, type_coerce, update
+from sqlalchemy import JSON, Select, String, delete, func, select, true, type_coerce, update
 from sqlalchemy.engine import Connection, Dialect, RowMapping
 from sqlalchemy.exc import DBAPIError
 
@@ -74,8 +75,21 @@ def delete_agent(conn: Connection, name: str, now: datetime) -> int:
     return cancelled
 
 
-def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime) -> None:
-    """Insert a validated trigger; wakes tickers on PostgreSQL."""
+def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime,
+                   check_count: Callable[[int], None] | None = None) -> None:
+    """Insert a validated trigger; wakes tickers on PostgreSQL.
+
+    ``check_count`` is called with the agent's number of triggers before the insert (and
+    may raise to refuse it). The count is taken in this transaction while holding the
+    agent's row lock (``FOR UPDATE`` on PostgreSQL; SQLite writes one at a time), so two
+    concurrent creates for one agent cannot both pass a limit."""
+    if check_count is not None:
+        locked = conn.execute(select(agents.c.name).where(agents.c.name == values["agent"])
+                              .with_for_update()).first()
+        if locked is None:
+            raise NotFoundError("agent", values["agent"])
+        check_count(conn.execute(select(func.count()).select_from(triggers)
+                                 .where(triggers.c.agent == values["agent"])).scalar_one())
     get_agent(conn, values["agent"])
     if values.get("name") is not None:
         clash = conn.execute(

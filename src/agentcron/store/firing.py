@@ -84,6 +84,8 @@ _ADVANCE_COLUMNS: dict[str, Any] = {
     "missed": BigInteger(),
     "last_missed_at": UTCDateTime(),
     "last_fired_at": UTCDateTime(),
+    "skipped": BigInteger(),
+    "last_skipped_at": UTCDateTime(),
 }
 
 
@@ -287,6 +289,8 @@ def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
                 "deadline_at": None,
             }
         )
+    skipped = [run["scheduled_for"] for run in decision.new_runs
+               if run["status"] == RunStatus.SKIPPED.value]
     if plan.missed:
         decision.missed.append(
             MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
@@ -299,6 +303,8 @@ def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
             "missed": plan.missed,
             "last_missed_at": plan.last_missed,
             "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+            "skipped": len(skipped),
+            "last_skipped_at": max(skipped) if skipped else None,
         }
     )
     return decision
@@ -477,6 +483,11 @@ def _advance_triggers(conn: Connection, advances: list[dict[str, Any]], now: dat
             missed_count=triggers.c.missed_count + source["missed"],
             last_missed_at=func.coalesce(source["last_missed_at"], triggers.c.last_missed_at),
             last_fired_at=func.coalesce(source["last_fired_at"], triggers.c.last_fired_at),
+            # Skipped fires are counted in the same statement (their run rows are pruned
+            # after a short window; the count is what lasts).
+            skipped_count=triggers.c.skipped_count + source["skipped"],
+            last_skipped_at=func.coalesce(source["last_skipped_at"],
+                                          triggers.c.last_skipped_at),
         )
     )
 

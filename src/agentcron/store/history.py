@@ -106,10 +106,12 @@ def retry_run(conn: Connection, run_id: str, now: datetime) -> None:
     notify(conn, "runs")
 
 
-def prune(conn: Connection, finished_before: datetime, limit: int) -> int:
+def prune(conn: Connection, finished_before: datetime, limit: int, *,
+          only_skipped: bool = False) -> int:
     """Delete up to ``limit`` finished runs (and their events) that ended before the
-    cutoff. Active runs are never pruned."""
-    ids = [row[0] for row in conn.execute(transitions.prunable(finished_before, limit))]
+    cutoff; only ``skipped`` ones with ``only_skipped``. Active runs are never pruned."""
+    ids = [row[0] for row in conn.execute(
+        transitions.prunable(finished_before, limit, only_skipped=only_skipped))]
     if not ids:
         return 0
     events, doomed = transitions.prune(ids)

@@ -84,6 +84,8 @@ def trigger_from_row(row: RowMapping) -> Trigger:
         source=row["source"],
         broken_at=row["broken_at"],
         broken_reason=row["broken_reason"],
+        skipped_count=row["skipped_count"],
+        last_skipped_at=row["last_skipped_at"],
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -211,9 +211,12 @@ class Store:
         with self._write() as conn:
             return catalog.delete_agent(conn, name, db_now(conn, now))
 
-    def insert_trigger(self, values: dict[str, Any], now: datetime | None = None) -> None:
+    def insert_trigger(self, values: dict[str, Any], now: datetime | None = None,
+                       check_count: Callable[[int], None] | None = None) -> None:
+        """See ``catalog.insert_trigger`` (``check_count`` sees the agent's trigger count
+        under its row lock, in the insert's transaction)."""
         with self._write() as conn:
-            catalog.insert_trigger(conn, values, db_now(conn, now))
+            catalog.insert_trigger(conn, values, db_now(conn, now), check_count)
 
     def update_trigger(self, trigger_id: str, values: dict[str, Any],
                        now: datetime | None = None) -> None:
@@ -266,6 +269,11 @@ class Store:
     def prune(self, finished_before: datetime, limit: int = 5000) -> int:
         with self._write() as conn:
             return history.prune(conn, finished_before, limit)
+
+    def prune_skipped(self, finished_before: datetime, limit: int = 5000) -> int:
+        """Like ``prune``, for ``skipped`` runs only (kept for a shorter window)."""
+        with self._write() as conn:
+            return history.prune(conn, finished_before, limit, only_skipped=True)
 
     def count_by_status(self, since: datetime | None = None) -> dict[str, int]:
         with self._read() as conn:

@@ -314,12 +314,13 @@ def replace(conn: Connection, trigger_ids: Sequence[str], now: datetime) -> int:
     return len(replaced)
 
 
-def prunable(finished_before: datetime, limit: int) -> Any:
+def prunable(finished_before: datetime, limit: int, *, only_skipped: bool = False) -> Any:
     """Up to ``limit`` ids of finished runs that ended before the cutoff (never an active
-    run)."""
+    run); only ``skipped`` ones with ``only_skipped``."""
+    statuses = [_SKIPPED] if only_skipped else _TERMINAL
     return (
         select(runs.c.id)
-        .where(runs.c.finished_at < finished_before, runs.c.status.in_(_TERMINAL))
+        .where(runs.c.finished_at < finished_before, runs.c.status.in_(statuses))
         .limit(limit)
     )
 

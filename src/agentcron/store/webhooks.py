@@ -112,8 +112,13 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
         status=status.value, reason=reason, payload=payload, coalesced=1, queued_at=now,
         run_after=now, finished_at=None if status is RunStatus.QUEUED else now,
     ))
-    conn.execute(update(triggers).where(triggers.c.id == trigger_id)
-                 .values(last_fired_at=scheduled))
+    # A skipped delivery is counted on the trigger in the same statement (its run row is
+    # pruned after the short skipped retention).
+    skipped = status is RunStatus.SKIPPED
+    conn.execute(update(triggers).where(triggers.c.id == trigger_id).values(
+        last_fired_at=scheduled,
+        skipped_count=triggers.c.skipped_count + (1 if skipped else 0),
+        last_skipped_at=scheduled if skipped else triggers.c.last_skipped_at))
     if status is RunStatus.QUEUED:
         notify(conn, "runs")
     return Delivery(run_id, status, scheduled, reason)
