@@ -271,3 +271,40 @@ def test_proxy_variables_are_ignored_by_the_llm_client(
     result, _ = call(llm, "echo;noproxy=1", PAYLOAD)
     assert result.ok, result.error
     assert len(llm.requests_for("echo;noproxy=1")) == 1
+
+
+def test_a_template_that_loops_too_long_fails_without_retry_and_never_stalls_the_loop(
+    llm: LlmServer,
+) -> None:
+    model = "echo;slow_template=1"
+    prompt = ("{% for a in payload %}{% for b in payload %}{% for c in payload %}"
+              "{% endfor %}{% endfor %}{% endfor %}")
+    run = make_run({"base_url": llm.base_url, "model": model, "prompt": prompt},
+                   list(range(2000)))
+
+    async def main() -> tuple[ExecutionResult, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        executor = LlmExecutor(environ={})
+        try:
+            return await executor.execute(run, RunContext(run)), ticks
+        finally:
+            ticker.cancel()
+            await executor.aclose()
+
+    started = time.monotonic()
+    result, ticks = asyncio.run(main())
+    assert not result.ok and not result.retryable
+    assert "prompt template" in (result.error or "") and "longer than" in (result.error or "")
+    assert time.monotonic() - started < 10
+    # The render ran off the event loop: other coroutines kept running meanwhile
+    # (about 2 s of render at 10 ms a tick).
+    assert ticks >= 20, ticks
+    assert llm.requests_for(model) == []

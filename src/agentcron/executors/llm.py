@@ -28,6 +28,7 @@ Outcome:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -92,7 +93,9 @@ class LlmExecutor:
                 )
             headers["Authorization"] = f"Bearer {key}"
         try:
-            messages = _messages(cfg, run)
+            # Off the event loop: a payload-driven template may take up to its time limit
+            # (``templates.MAX_RENDER_SECONDS``), which must not stall the node's other runs.
+            messages = await asyncio.to_thread(_messages, cfg, run)
         except TemplateError as exc:
             return failed(f"prompt template: {exc}", retryable=False)
         body: dict[str, Any] = {"model": model, "messages": messages}
