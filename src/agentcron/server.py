@@ -210,6 +210,7 @@ async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: St
 
         app = create_app(api_store or store, node.id, metrics=metrics,
                          metrics_public=settings.metrics_public,
+                         api_docs=settings.api_docs,
                          webhook_max_bytes=settings.webhook_max_bytes,
                          max_body_bytes=settings.max_body_bytes,
                          supervisor=node.supervisor)

@@ -239,3 +239,72 @@ def test_retry_after_never_shortens_the_backoff_and_is_capped() -> None:
     assert outcome_for(run, huge).retry_delay_s == MAX_RETRY_DELAY_S
     final = ClaimedRun(**{**run.__dict__, "attempt": run.agent.max_attempts})
     assert outcome_for(final, huge).retry_delay_s is None  # no attempts left: fails
+
+
+def test_a_key_echoed_in_a_successful_answer_is_redacted_from_the_output(llm: LlmServer) -> None:
+    result, _ = call(llm, "echo;echo_key=1", PAYLOAD, api_key_env="LLM_KEY")
+    assert result.ok, result.error
+    assert "you sent Bearer ***" in (result.output or "")
+    assert KEY not in (result.output or "")
+
+
+def test_deny_private_refuses_an_llm_base_url_on_loopback_and_never_sends_the_key(
+    llm: LlmServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGENTCRON_HTTP_DENY_PRIVATE", "1")
+    before = len(llm.requests())
+    result, _ = call(llm, "echo;guarded=1", PAYLOAD, api_key_env="LLM_KEY")
+    assert not result.ok and not result.retryable
+    assert "127.0.0.1" in (result.error or "") and "DENY_PRIVATE" in (result.error or "")
+    assert llm.requests_for("echo;guarded=1") == []
+    assert len(llm.requests()) == before  # nothing reached the server, so neither did the key
+
+
+def test_proxy_variables_are_ignored_by_the_llm_client(
+    llm: LlmServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy that does not exist: honouring it would fail the request.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    result, _ = call(llm, "echo;noproxy=1", PAYLOAD)
+    assert result.ok, result.error
+    assert len(llm.requests_for("echo;noproxy=1")) == 1
+
+
+def test_a_template_that_loops_too_long_fails_without_retry_and_never_stalls_the_loop(
+    llm: LlmServer,
+) -> None:
+    model = "echo;slow_template=1"
+    prompt = ("{% for a in payload %}{% for b in payload %}{% for c in payload %}"
+              "{% endfor %}{% endfor %}{% endfor %}")
+    run = make_run({"base_url": llm.base_url, "model": model, "prompt": prompt},
+                   list(range(2000)))
+
+    async def main() -> tuple[ExecutionResult, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        executor = LlmExecutor(environ={})
+        try:
+            return await executor.execute(run, RunContext(run)), ticks
+        finally:
+            ticker.cancel()
+            await executor.aclose()
+
+    started = time.monotonic()
+    result, ticks = asyncio.run(main())
+    assert not result.ok and not result.retryable
+    assert "prompt template" in (result.error or "") and "longer than" in (result.error or "")
+    assert time.monotonic() - started < 10
+    # The render ran off the event loop: other coroutines kept running meanwhile
+    # (about 2 s of render at 10 ms a tick).
+    assert ticks >= 20, ticks
+    assert llm.requests_for(model) == []

@@ -62,6 +62,20 @@ def resolving(table: dict[str, list[str]]) -> Any:
     ("::ffff:10.0.0.1", True, "DENY_PRIVATE"),
     ("93.184.215.14", True, None),
     ("2606:4700::1111", True, None),
+    # Alibaba Cloud's metadata address.
+    ("100.100.100.200", False, "metadata"),
+    # IPv6 forms that carry an IPv4 address are judged by that address.
+    ("::169.254.169.254", False, "metadata"),            # IPv4-compatible
+    ("64:ff9b::a9fe:a9fe", False, "metadata"),           # NAT64 of 169.254.169.254
+    ("64:ff9b::169.254.10.1", False, "link-local"),
+    ("2002:a9fe:a9fe::1", False, "metadata"),            # 6to4 of 169.254.169.254
+    ("2002:a9fe:0a01::", False, "link-local"),
+    ("::ffff:100.100.100.200", False, "metadata"),
+    ("64:ff9b::7f00:1", True, "DENY_PRIVATE"),
+    ("2002:7f00:1::", True, "DENY_PRIVATE"),
+    ("::10.0.0.1", True, "DENY_PRIVATE"),
+    ("64:ff9b::7f00:1", False, None),
+    ("64:ff9b::5db8:d70e", True, None),                  # NAT64 of a public address
 ])
 def test_refusal_rules(address: str, deny_private: bool, refused: str | None) -> None:
     reason = refusal(address, deny_private)

@@ -109,10 +109,20 @@ def test_agents_add_takes_every_option(js: Callable[..., Any]) -> None:
     assert agent["source"] == "cli"
 
 
-def test_agents_add_replaces_an_agent_and_keeps_its_triggers(
+def test_agents_add_of_an_existing_name_is_refused_without_replace(
+        cli: Cli, js: Callable[..., Any], bot: str) -> None:
+    before = js("agents", "list")
+    result = cli("agents", "add", bot, "--command", "true")
+    assert result.exit_code == 1, result.output
+    assert "already exists" in result.stderr and "--replace" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert js("agents", "list") == before
+
+
+def test_agents_add_replace_replaces_an_agent_and_keeps_its_triggers(
         ok: Callable[..., str], js: Callable[..., Any], bot: str) -> None:
     trigger_id = ok("triggers", "add", bot, "--every", "1m").strip()
-    ok("agents", "add", bot, "--command", "true", "--max-concurrency", "2")
+    ok("agents", "add", bot, "--command", "true", "--max-concurrency", "2", "--replace")
     (agent,) = js("agents", "list")
     assert agent["kind"] == "command"
     assert agent["max_concurrency"] == 2

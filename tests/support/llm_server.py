@@ -120,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
         messages = body.get("messages") or []
         user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         answer = f"echo: {user}"
+        if opts.get("echo_key"):
+            answer += f"; you sent {self.headers.get('Authorization')}"
         doc: dict[str, Any] = {
             "id": "chatcmpl-test",
             "object": "chat.completion",

@@ -3,8 +3,11 @@
 - ``/healthz`` (the process answers) and ``/readyz`` (the database answers, its schema is
   current, and none of the node's loops is down after a crash), open, for load balancers
   and orchestrators;
-- the API under ``/api/v1`` (bearer tokens; OpenAPI at ``/openapi.json``, docs at
-  ``/docs``);
+- the API under ``/api/v1`` (bearer tokens; its OpenAPI document at ``/openapi.json``,
+  open: it is data, not a page, and holds nothing a token protects);
+- ``/docs`` and ``/redoc`` only with ``api_docs`` (``serve --api-docs``): FastAPI's pages
+  load Swagger UI and ReDoc from a CDN, and by default nothing on the node's origin loads a
+  third-party script (a compromised CDN would run in the origin of the dashboard's session);
 - ``POST /hooks/{trigger_id}`` for webhook triggers (signed, no token);
 - before any route: writes under ``/api/`` need a live token before their body is read,
   and every body is capped while it streams in (``limits.py``);
@@ -85,10 +88,13 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
                metrics_public: bool = False,
                webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               supervisor: Supervisor | None = None) -> FastAPI:
+               supervisor: Supervisor | None = None, api_docs: bool = False) -> FastAPI:
     """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
-    dashboard report a loop that is down; None for an app without a node."""
-    app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION)
+    dashboard report a loop that is down; None for an app without a node. ``api_docs``
+    turns on ``/docs`` and ``/redoc`` (off: they are 404)."""
+    app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION,
+                  docs_url="/docs" if api_docs else None,
+                  redoc_url="/redoc" if api_docs else None)
     services = Services(store)
     app.state.services = services
     app.state.access = Access(store)

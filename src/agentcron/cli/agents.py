@@ -74,9 +74,12 @@ def add(
     retry_backoff: Annotated[str, typer.Option(
         "--retry-backoff", help="Delay before the first retry (doubles).")] = "2s",
     description: Annotated[str | None, typer.Option("--description")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Add an agent, or replace the settings of one with the same name."""
+    """Add an agent; an existing name is refused (exit 1) unless --replace is given."""
     kinds = {"http": http, "command": command, "python": python, "llm": llm}
     given = [kind for kind, value in kinds.items() if value is not None]
     if len(given) != 1:
@@ -123,7 +126,11 @@ def add(
         description=description,
         budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
     )
-    saved = agents.save(agents.build(spec, source="cli"))
+    built = agents.build(spec, source="cli")
+    # Refusing by default keeps a typo'd name from silently overwriting another agent.
+    saved = agents.save(built) if replace else agents.create(
+        built, how_to_replace=f"use `agentcron agents add {built.name} ... --replace` "
+                              "to replace it")
     if as_json:
         emit_json(agent_json(saved))
     else:

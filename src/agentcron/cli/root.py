@@ -115,6 +115,10 @@ def serve(
         "--metrics-public/--metrics-private",
         help="Serve /metrics without a token (default: a read token is needed; "
              "AGENTCRON_METRICS_PUBLIC=1).")] = None,
+    api_docs: Annotated[bool | None, typer.Option(
+        "--api-docs/--no-api-docs",
+        help="Serve the interactive API docs at /docs and /redoc; they load Swagger UI and "
+             "ReDoc from a CDN (default off; AGENTCRON_API_DOCS=1).")] = None,
     webhook_max_bytes: Annotated[int | None, typer.Option(
         "--webhook-max-bytes", help="Largest webhook body accepted (default 262144).")
     ] = None,
@@ -140,6 +144,7 @@ def serve(
         max_inflight=max_inflight,
         fire_lookahead_s=fire_lookahead,
         metrics_public=metrics_public,
+        api_docs=api_docs,
         webhook_max_bytes=webhook_max_bytes,
         max_body_bytes=max_body_bytes,
     ).validate()

@@ -6,7 +6,10 @@ the agent's ``prompt`` template rendered from the run's payload (``agents.templa
 system message its ``system`` template if set. With ``api_key_env``, the key is read from
 that environment variable of the node *when the run starts* and sent as
 ``Authorization: Bearer``; it is never stored, logged, or kept in an error message (a server
-that echoes it back has it replaced by ``***``). Redirects are not followed. The request may
+that echoes it back, in an error or in a successful answer, has it replaced by ``***``).
+Connections go through the same outbound guard as http agents (``agents.netguard``: no
+redirects, refused addresses, no proxy from the environment); a refused address fails the run
+without retry and the request, key included, is never sent. The request may
 take the run's whole time budget (``agents.base.request_timeout_s``: not this host's clock,
 which may be wrong); the engine ends the run at its deadline.
 
@@ -25,6 +28,7 @@ Outcome:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -39,6 +43,7 @@ from structlog.typing import FilteringBoundLogger
 from agentcron.executors.base import failed, output_limit, request_timeout_s, truncate
 from agentcron.executors.context import RunContext
 from agentcron.executors.http import USER_AGENT, read_text
+from agentcron.executors.netguard import OutboundAddressDenied, guarded_client
 from agentcron.executors.templates import TemplateError, render
 from agentcron.models import ClaimedRun, ExecutionResult, Usage
 
@@ -65,7 +70,8 @@ class LlmExecutor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        # The same outbound guard as http agents: base_url is typed by a user too.
+        self._client = client or guarded_client()
         self._environ = environ if environ is not None else os.environ
         self._clock = clock
 
@@ -87,7 +93,9 @@ class LlmExecutor:
                 )
             headers["Authorization"] = f"Bearer {key}"
         try:
-            messages = _messages(cfg, run)
+            # Off the event loop: a payload-driven template may take up to its time limit
+            # (``templates.MAX_RENDER_SECONDS``), which must not stall the node's other runs.
+            messages = await asyncio.to_thread(_messages, cfg, run)
         except TemplateError as exc:
             return failed(f"prompt template: {exc}", retryable=False)
         body: dict[str, Any] = {"model": model, "messages": messages}
@@ -106,6 +114,9 @@ class LlmExecutor:
                 status, text = response.status_code, await read_text(response, MAX_BODY)
                 retry_after = parse_retry_after(response.headers.get("retry-after"), now)
                 content_type = response.headers.get("content-type", "")
+        except OutboundAddressDenied as exc:
+            log.warning("llm agent address refused", reason=str(exc))
+            return failed(str(exc), retryable=False)
         except httpx.TimeoutException as exc:
             log.info("llm request timed out", timeout_s=timeout)
             return failed(f"request to {url} timed out after {timeout:.1f}s "
@@ -174,7 +185,9 @@ def _completion(text: str, content_type: str, model: str, limit: int,
         return failed(f"the server's JSON has no choices[0].message.content: {snippet!r}",
                       retryable=False)
     usage = _usage(doc.get("usage") if isinstance(doc, dict) else None, model, log)
-    output = None if content is None else truncate(content, limit)
+    # A server that echoes the request (a proxy, a debug endpoint) must not put the key
+    # into the stored output, which every reader of the run sees.
+    output = None if content is None else truncate(_redact(content, key), limit)
     return ExecutionResult(ok=True, output=output, usage=usage)
 
 

@@ -6,9 +6,12 @@ layer, after DNS resolution and at connect time:
 
 1. resolve the host (``Resolver``, injectable for tests);
 2. check every address it resolves to: the metadata addresses (169.254.169.254,
-   fd00:ec2::254) and link-local ranges (169.254.0.0/16, fe80::/10, and IPv4-mapped forms)
-   are always refused; with ``AGENTCRON_HTTP_DENY_PRIVATE=1`` every address that is not
-   globally routable (loopback, private, shared, unspecified, reserved) is refused too;
+   100.100.100.200, fd00:ec2::254) and link-local ranges (169.254.0.0/16, fe80::/10) are
+   always refused; with ``AGENTCRON_HTTP_DENY_PRIVATE=1`` every address that is not
+   globally routable (loopback, private, shared, unspecified, reserved) is refused too.
+   An IPv6 address that embeds an IPv4 one (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible
+   ``::a.b.c.d``, NAT64 ``64:ff9b::/96``, 6to4 ``2002::/16``) is judged by the embedded
+   IPv4 address, since that is where the packets end up;
 3. connect to a checked address, never to the name again, so a DNS answer that changes
    between the check and the connect (rebinding) cannot slip through. The URL, the
    ``Host`` header and TLS SNI/certificate checks keep the original host name.
@@ -16,6 +19,11 @@ layer, after DNS resolution and at connect time:
 A refused connection raises ``OutboundAddressDenied``; the executor fails the run without
 retry and says which address was refused and why. Redirects are never followed (the
 executor's rule), so a public URL cannot bounce the request to a refused one either.
+
+Every agent kind that makes requests (http and llm) uses ``guarded_client``. Proxy
+environment variables (``HTTPS_PROXY`` ...) are ignored; a proxy is used only when set for
+agentcron explicitly with ``AGENTCRON_HTTP_PROXY`` (then the guard checks the proxy's
+address, and what the proxy reaches is the proxy's policy).
 """
 
 from __future__ import annotations
@@ -34,8 +42,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 DENY_PRIVATE_ENV = "AGENTCRON_HTTP_DENY_PRIVATE"
+PROXY_ENV = "AGENTCRON_HTTP_PROXY"
 METADATA = frozenset({ipaddress.ip_address("169.254.169.254"),
+                      ipaddress.ip_address("100.100.100.200"),
                       ipaddress.ip_address("fd00:ec2::254")})
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 
 
@@ -50,9 +63,7 @@ def deny_private_from_env(environ: dict[str, str] | None = None) -> bool:
 
 def refusal(address: str, deny_private: bool) -> str | None:
     """Why ``address`` is refused, or None when it may be connected to."""
-    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = embedded_ipv4(ipaddress.ip_address(address.split("%", 1)[0]))
     if ip in METADATA:
         return "the cloud metadata address is always refused"
     if any(ip in net for net in LINK_LOCAL):
@@ -61,6 +72,32 @@ def refusal(address: str, deny_private: bool) -> str | None:
         return (f"a loopback/private/non-global address, refused because "
                 f"{DENY_PRIVATE_ENV}=1")
     return None
+
+
+def embedded_ipv4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, 6to4), else ``ip``.
+
+    ``::`` and ``::1`` are IPv4-compatible in form but are the IPv6 unspecified and loopback
+    addresses, so they are judged as themselves (both are non-global either way).
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in NAT64:
+        return low32
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:
+        return low32
+    return ip
+
+
+def proxy_from_env(environ: dict[str, str] | None = None) -> str | None:
+    """The proxy URL set for agentcron (``AGENTCRON_HTTP_PROXY``), or None."""
+    value = (os.environ if environ is None else environ).get(PROXY_ENV, "").strip()
+    return value or None
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -124,11 +161,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 def guarded_client(*, resolver: Resolver | None = None, deny_private: bool | None = None,
                    **client_options: Any) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` whose every connection goes through the guard. It ignores
-    proxy environment variables (a proxy would make the checked address the proxy's)."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    """An ``httpx.AsyncClient`` whose every connection goes through the guard, never follows
+    redirects, and ignores the usual proxy environment variables (a proxy would make the
+    checked address the proxy's); ``AGENTCRON_HTTP_PROXY`` sets a proxy explicitly."""
+    proxy = proxy_from_env()
+    transport = httpx.AsyncHTTPTransport(trust_env=False, proxy=proxy)
     pool = transport._pool
     pool._network_backend = GuardedBackend(
         pool._network_backend, resolver or system_resolver,
         deny_private_from_env() if deny_private is None else deny_private)
+    client_options["follow_redirects"] = False
     return httpx.AsyncClient(transport=transport, trust_env=False, **client_options)

@@ -108,15 +108,17 @@ class AgentService:
         self.store.upsert_agent(spec, now)
         return self.store.get_agent(spec.name)
 
-    def create(self, spec: AgentSpec, now: datetime | None = None) -> AgentSpec:
+    def create(self, spec: AgentSpec, now: datetime | None = None, *,
+               how_to_replace: str | None = None) -> AgentSpec:
         """Create an agent; ``ConflictError`` if one of that name exists (``save`` replaces
-        it instead)."""
+        it instead). ``how_to_replace`` ends the error: the front door's way to replace
+        (default: the API's PUT)."""
         try:
             self.store.get_agent(spec.name)
         except NotFoundError:
             return self.save(spec, now)
-        raise ConflictError(f"agent {spec.name!r} already exists; PUT "
-                            f"/api/v1/agents/{spec.name} replaces it")
+        how = how_to_replace or f"PUT /api/v1/agents/{spec.name} replaces it"
+        raise ConflictError(f"agent {spec.name!r} already exists; {how}")
 
     def get(self, name: str) -> AgentSpec:
         check_name(name, "name")
