@@ -140,3 +140,25 @@ def test_rotation_reseals_everything_with_the_first_key(
     finally:
         both.close()
         new_only.close()
+
+
+def test_a_sealed_value_is_decrypted_once_however_often_it_is_read() -> None:
+    """Claiming opens each locked agent's config in its transaction: decryption must not
+    be paid on every claim."""
+    box = SecretBox(Fernet.generate_key().decode())
+    sealed = box.seal("s3cret")
+    fernet = box._fernet
+    assert fernet is not None
+    decrypt = fernet.decrypt
+    calls: list[bytes] = []
+
+    def counting(token: bytes | str, ttl: int | None = None) -> bytes:
+        calls.append(token if isinstance(token, bytes) else token.encode())
+        return decrypt(token, ttl)
+
+    fernet.decrypt = counting  # type: ignore[method-assign]
+    assert [box.open(sealed, "agent 'a'") for _ in range(100)] == ["s3cret"] * 100
+    assert len(calls) == 1
+    other = SecretBox(Fernet.generate_key().decode())  # another key: its own memory
+    with pytest.raises(SecretKeyError):
+        other.open(sealed, "agent 'a'")

@@ -39,6 +39,8 @@ from agentcron.store.schema import agents, triggers
 
 SECRET_KEY_ENV = "AGENTCRON_SECRET_KEY"
 SEALED_PREFIX = "agentcron-fernet:"
+#: Decrypted values kept in memory by one box (secrets of agents and webhook triggers).
+_OPENED_MAX = 4096
 _OPTION = "agentcron_secrets"
 _TABLE_KEYS = ("headers", "env")
 _URL_KEYS = ("url", "base_url")
@@ -56,6 +58,10 @@ class SecretBox:
 
     def __init__(self, keys: str | None = None) -> None:
         self._fernet: MultiFernet | None = None
+        # Claiming opens every locked agent's config inside its transaction, many times a
+        # second under load: a value is decrypted once, then read from here. Bounded; a
+        # sealed value maps to one plain value for the life of the keys, so nothing goes stale.
+        self._opened: dict[str, str] = {}
         names = [k.strip() for k in (keys or "").split(",") if k.strip()]
         if not names:
             return
@@ -90,13 +96,20 @@ class SecretBox:
             raise SecretKeyError(
                 f"{SECRET_KEY_ENV} is not set, but the secrets of {where} are stored "
                 f"encrypted: set it to the key they were encrypted with")
+        plain = self._opened.get(value)
+        if plain is not None:
+            return plain
         try:
-            return self._fernet.decrypt(value[len(SEALED_PREFIX):].encode()).decode()
+            plain = self._fernet.decrypt(value[len(SEALED_PREFIX):].encode()).decode()
         except InvalidToken:
             raise SecretKeyError(
                 f"{SECRET_KEY_ENV} cannot decrypt the secrets of {where}: they were "
                 "encrypted with another key (list the old key after the new one, "
                 "comma-separated, to read them)") from None
+        if len(self._opened) >= _OPENED_MAX:
+            self._opened.clear()
+        self._opened[value] = plain
+        return plain
 
     def reseal(self, value: str, where: str) -> str:
         """``value`` sealed afresh with the first key (rotation)."""
