@@ -66,6 +66,19 @@ class OnBudget(StrEnum):
     """The same, and the agent's triggers are paused until a user resumes them."""
 
 
+#: Most of a payload or an output a listing reads and shows, in bytes of UTF-8 JSON (of text,
+#: for output). The store reads no more than this many characters (plus one, to tell a cut).
+PREVIEW_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A stored payload too large for a listing: ``head`` is the start of its JSON text (at
+    least ``PREVIEW_BYTES`` characters, so that a reader knows it was cut)."""
+
+    head: str
+
+
 @dataclass(frozen=True)
 class Budget:
     """An agent's optional spending limits; ``None`` means no limit of that kind.

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import Outcome, RunStatus
+from agentcron.models import PREVIEW_BYTES, Cut, Outcome, RunStatus
 from agentcron.store import RunFilter, Store
 from tests.conftest import T0
 from tests.support.helpers import add_agent, add_trigger
@@ -89,3 +89,34 @@ def test_deleting_an_agent_cancels_its_queued_runs_and_keeps_history(store: Stor
     with pytest.raises(NotFoundError):
         store.get_trigger(trigger.id)
     assert [r.status for r in store.list_runs()] == [RunStatus.CANCELLED]
+
+
+def test_listings_read_only_the_start_of_large_values(store: Store) -> None:
+    """A listing moves at most ``PREVIEW_BYTES + 1`` characters of a payload or an output
+    from the database, however large the stored value; a small one reads back whole."""
+    add_agent(store, now=T0, max_concurrency=2)
+    big = {"blob": "é" * 100_000}
+    small = {"x": [1, "two", None]}
+    add_trigger(store, T0, every="1h", name="big", payload=big, paused=True)
+    add_trigger(store, T0, every="1h", name="small", payload=small, paused=True)
+    big_run, small_run = store.fire_now("a", big, NOW), store.fire_now("a", small, NOW)
+    store.finish("n1", [
+        Outcome(c.run_id, c.lease, RunStatus.SUCCEEDED,
+                output="o" * 300_000 if c.run_id == big_run else "done")
+        for c in store.claim_runs("n1", 5, NOW)], NOW)
+
+    listed = {t.name: t for t in store.list_triggers(preview=True)}
+    assert isinstance(listed["big"].payload, Cut)
+    assert PREVIEW_BYTES < len(listed["big"].payload.head) <= PREVIEW_BYTES + 1
+    assert listed["small"].payload == small
+    page, _ = store.triggers_page(None, 10, 0)
+    assert {t.name: t.payload for t in page}["small"] == small
+    assert isinstance({t.name: t.payload for t in page}["big"], Cut)
+
+    runs = {r.id: r for r in store.list_runs(limit=10, preview=True)}
+    assert isinstance(runs[big_run].payload, Cut)
+    assert runs[big_run].output == "o" * (PREVIEW_BYTES + 1)
+    assert runs[small_run].payload == small and runs[small_run].output == "done"
+    # A show (and the engine) still reads every byte.
+    assert store.get_run(big_run).payload == big
+    assert store.get_run(big_run).output == "o" * 300_000

@@ -95,7 +95,7 @@ def list_(
 ) -> None:
     """List triggers with their next fire times."""
     svc = services(ctx)
-    triggers = [(t, svc.describe(t)) for t in svc.triggers.all(agent)]
+    triggers = [(t, svc.describe(t)) for t in svc.triggers.all(agent, preview=True)]
     if as_json:
         emit_json([trigger_json(t, description, preview=True)
                    for t, description in triggers])

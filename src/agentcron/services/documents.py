@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
+from agentcron.models import PREVIEW_BYTES, Cut
 from agentcron.rules.budgets import budget_to_json
 from agentcron.rules.secrets import SECRET_MASK, mask_url
 
-__all__ = ["SECRET_MASK", "mask_url"]  # shown by both front doors, defined with the rules
+# Shown by both front doors, defined with the models and the rules.
+__all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
 
-#: Most of a payload or output a listing shows, in bytes of UTF-8 JSON (of text, for output).
-PREVIEW_BYTES = 1024
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
 _TOO_DEEP = "(nested too deeply to show)"
@@ -148,7 +148,10 @@ def shown_text(text: str | None) -> str | None:
 
 def preview(value: Any) -> tuple[Any, bool]:
     """``shown(value)`` if its JSON is at most ``PREVIEW_BYTES``; else the start of that
-    JSON as text, and True (truncated)."""
+    JSON as text, and True (truncated). A ``Cut`` (what a listing read of a longer value)
+    is always truncated."""
+    if isinstance(value, Cut):
+        return _cut(shown_text(value.head) or ""), True
     safe = shown(value)
     text = json.dumps(safe, ensure_ascii=False)
     if len(text) <= PREVIEW_BYTES // 4 or len(text.encode("utf-8")) <= PREVIEW_BYTES:

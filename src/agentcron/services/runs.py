@@ -40,7 +40,8 @@ class RunService:
                   until: datetime | None = None, limit: int = 50,
                   before: str | None = None) -> RunsPage:
         """Newest first, ``limit`` at a time; ``next_cursor`` (a run id, for ``before``)
-        is set when there are older runs."""
+        is set when there are older runs. A page is a listing: each run carries only the
+        start of its payload and output (see ``documents.run_json(preview=True)``)."""
         wanted = None if status is None else check_one_of(status.strip().lower(), RunStatus,
                                                           "status")
         check_int_between(limit, "limit", 1, MAX_RUNS_PAGE)
@@ -56,7 +57,7 @@ class RunService:
         check_aware(until, "until", "Z")
         filters = RunFilter(agent=agent, trigger_id=trigger_id, status=wanted, since=since,
                             until=until)
-        runs = self.store.list_runs(filters, limit=limit + 1, before=before)
+        runs = self.store.list_runs(filters, limit=limit + 1, before=before, preview=True)
         more = len(runs) > limit
         return RunsPage(runs[:limit], runs[limit - 1].id if more else None)
 

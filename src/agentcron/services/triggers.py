@@ -346,9 +346,10 @@ class TriggerService:
             current = schedule.next_after(current)
         return times
 
-    def all(self, agent: str | None = None) -> list[Trigger]:
-        """Every trigger (of ``agent``, when given), by agent then creation."""
-        return self.store.list_triggers(agent)
+    def all(self, agent: str | None = None, *, preview: bool = False) -> list[Trigger]:
+        """Every trigger (of ``agent``, when given), by agent then creation. ``preview``:
+        for a listing, each with only the start of its payload (a longer one is a ``Cut``)."""
+        return self.store.list_triggers(agent, preview=preview)
 
     @staticmethod
     def describe(trigger: Trigger) -> str:

@@ -24,6 +24,7 @@ from agentcron.models import AgentSpec, CatchupMode, OverlapPolicy, Trigger, Tri
 from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
+from agentcron.store.previews import payload_from_head, payload_head
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
 from agentcron.store.schema import agents, triggers
 from agentcron.store.secrets import box_of
@@ -145,36 +146,51 @@ def find_trigger(conn: Connection, agent: str, name: str) -> Trigger | None:
     return found[0] if found else None
 
 
-def list_triggers(conn: Connection, agent: str | None = None) -> list[Trigger]:
+def list_triggers(conn: Connection, agent: str | None = None, *, preview: bool = False
+                  ) -> list[Trigger]:
+    """By agent, then creation. ``preview``: see ``read_triggers``."""
     stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
-    return read_triggers(conn, stmt)
+    return read_triggers(conn, stmt, preview=preview)
 
 
-def read_triggers(conn: Connection, stmt: Select[Any]) -> list[Trigger]:
+def read_triggers(conn: Connection, stmt: Select[Any], *, preview: bool = False
+                  ) -> list[Trigger]:
     """The triggers ``stmt`` (a ``select(triggers)``) selects. One statement; only if a row
     does not read back, a second one that reads the stored values as they are, and each
     unreadable row comes back as a trigger with ``broken_reason`` saying what could not be
-    read (``broken_at`` stays as stored: firing quarantines it when it is due)."""
+    read (``broken_at`` stays as stored: firing quarantines it when it is due).
+    ``preview``: read only the start of each payload (``store.previews``); a payload longer
+    than that comes back as a ``Cut``."""
+    if preview:
+        headed = [payload_head(c) if c is triggers.c.payload else c for c in triggers.c]
+        stmt = stmt.with_only_columns(*headed, maintain_column_froms=True)
     result = conn.execute(stmt).mappings()
     try:
-        return [trigger_from_row(row) for row in result]
+        return [trigger_from_row(_with_payload_read(row) if preview else row)
+                for row in result]
     except DBAPIError:
         raise  # the database's own error: not a bad row
     except Exception:
         result.close()
-    raw = stmt.with_only_columns(*_raw_columns(), maintain_column_froms=True)
-    return [_lenient_trigger(row, conn.dialect) for row in conn.execute(raw).mappings()]
+    raw = stmt.with_only_columns(*_raw_columns(preview), maintain_column_froms=True)
+    return [_lenient_trigger(row, conn.dialect, preview)
+            for row in conn.execute(raw).mappings()]
 
 
-def _raw_columns() -> list[Any]:
+def _with_payload_read(row: RowMapping) -> RowMapping:
+    return cast(RowMapping, {**row, "payload": payload_from_head(row["payload"])})
+
+
+def _raw_columns(preview: bool) -> list[Any]:
     """Every trigger column, times and JSON without their result conversion."""
-    return [type_coerce(c, String).label(c.name)
+    return [payload_head(c) if preview and c is triggers.c.payload
+            else type_coerce(c, String).label(c.name)
             if isinstance(c.type, UTCDateTime | JSON) else c for c in triggers.c]
 
 
-def _lenient_trigger(raw: RowMapping, dialect: Dialect) -> Trigger:
+def _lenient_trigger(raw: RowMapping, dialect: Dialect, preview: bool) -> Trigger:
     values = dict(raw)
     problems: list[str] = []
 
@@ -191,7 +207,9 @@ def _lenient_trigger(raw: RowMapping, dialect: Dialect) -> Trigger:
                 unreadable(column.name, exc)
                 values[column.name] = _UNKNOWN_TIME if column.name == "created_at" else None
     # PostgreSQL's driver has decoded jsonb already; SQLite hands over the stored text.
-    if dialect.name == "sqlite" and isinstance(values["payload"], str):
+    if preview:
+        values["payload"] = payload_from_head(values["payload"])
+    elif dialect.name == "sqlite" and isinstance(values["payload"], str):
         try:
             values["payload"] = json.loads(values["payload"])
         except ValueError as exc:

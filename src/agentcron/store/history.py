@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
@@ -16,6 +16,7 @@ from agentcron.store import transitions
 from agentcron.store.catalog import get_agent
 from agentcron.store.events import record_events
 from agentcron.store.notify import notify
+from agentcron.store.previews import payload_from_head, payload_head, text_head
 from agentcron.store.rows import event_from_row, run_from_row
 from agentcron.store.schema import run_events, runs
 
@@ -30,10 +31,15 @@ class RunFilter:
 
 
 def list_runs(conn: Connection, filters: RunFilter, limit: int,
-              before: str | None = None) -> list[Run]:
+              before: str | None = None, *, preview: bool = False) -> list[Run]:
     """Newest first. ``before`` is a cursor (a run id): run ids are UUIDv7, ordered by
-    creation time, so paging is an index range scan however long the history is."""
-    stmt = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    creation time, so paging is an index range scan however long the history is.
+    ``preview``: read only the start of each payload and output (``store.previews``); a
+    payload longer than that comes back as a ``Cut``."""
+    columns = [payload_head(c) if c is runs.c.payload
+               else text_head(c) if c is runs.c.output else c for c in runs.c]
+    stmt = select(*columns) if preview else select(runs)
+    stmt = stmt.order_by(runs.c.id.desc()).limit(limit)
     if filters.agent is not None:
         stmt = stmt.where(runs.c.agent == filters.agent)
     if filters.trigger_id is not None:
@@ -46,7 +52,11 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
         stmt = stmt.where(runs.c.queued_at < filters.until)
     if before is not None:
         stmt = stmt.where(runs.c.id < before)
-    return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+    rows = conn.execute(stmt).mappings()
+    if not preview:
+        return [run_from_row(row) for row in rows]
+    return [run_from_row(cast(RowMapping, {**row, "payload": payload_from_head(row["payload"])}))
+            for row in rows]
 
 
 def get_run(conn: Connection, run_id: str) -> Run:

@@ -123,13 +123,14 @@ def lag_samples(conn: Connection, limit: int) -> list[LagSample]:
 
 def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int
                   ) -> tuple[list[Trigger], int]:
-    """One page of triggers (by agent, then creation) and the total count."""
+    """One page of triggers (by agent, then creation) and the total count; a listing, so
+    each trigger carries only the start of its payload (``read_triggers(preview=True)``)."""
     stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
     total = select(func.count()).select_from(triggers)
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
         total = total.where(triggers.c.agent == agent)
-    page = read_triggers(conn, stmt.limit(limit).offset(offset))
+    page = read_triggers(conn, stmt.limit(limit).offset(offset), preview=True)
     return page, int(conn.execute(total).scalar_one())
 
 

@@ -231,9 +231,10 @@ class Store:
         with self._read() as conn:
             return catalog.find_trigger(conn, agent, name)
 
-    def list_triggers(self, agent: str | None = None) -> list[Trigger]:
+    def list_triggers(self, agent: str | None = None, *, preview: bool = False
+                      ) -> list[Trigger]:
         with self._read() as conn:
-            return catalog.list_triggers(conn, agent)
+            return catalog.list_triggers(conn, agent, preview=preview)
 
     def delete_trigger(self, trigger_id: str) -> None:
         with self._write() as conn:
@@ -242,9 +243,10 @@ class Store:
     # -- runs -----------------------------------------------------------------------------
 
     def list_runs(self, filters: RunFilter | None = None, limit: int = 50,
-                  before: str | None = None) -> list[Run]:
+                  before: str | None = None, *, preview: bool = False) -> list[Run]:
         with self._read() as conn:
-            return history.list_runs(conn, filters or RunFilter(), limit, before)
+            return history.list_runs(conn, filters or RunFilter(), limit, before,
+                                     preview=preview)
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
