@@ -5,9 +5,9 @@
   and orchestrators;
 - the API under ``/api/v1`` (bearer tokens; its OpenAPI document at ``/openapi.json``,
   open: it is data, not a page, and holds nothing a token protects);
-- ``/docs`` and ``/redoc`` only with ``api_docs`` (``serve --api-docs``): FastAPI's pages
-  load Swagger UI and ReDoc from a CDN, and by default nothing on the node's origin loads a
-  third-party script (a compromised CDN would run in the origin of the dashboard's session);
+- ``/docs`` only with ``api_docs`` (``serve --api-docs``): Swagger UI served from the node
+  itself (``docs.py``); no page on the node's origin loads a third-party script (a
+  compromised CDN would run in the origin of the dashboard's session);
 - ``POST /hooks/{trigger_id}`` for webhook triggers (signed, no token);
 - before any route: writes under ``/api/`` need a live token before their body is read,
   and every body is capped while it streams in (``limits.py``);
@@ -32,6 +32,7 @@ from agentcron.api import errors
 from agentcron.api.auth import QueryTokenGuard, blocking, require
 from agentcron.api.common import ERRORS
 from agentcron.api.dashboard.pages import install as install_dashboard
+from agentcron.api.docs import DOCS_CSP, DOCS_PATH, install_docs
 from agentcron.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenFirst
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
 from agentcron.api.routes import agents, hooks, nodes, runs, triggers
@@ -68,16 +69,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        strict = not path.startswith(("/docs", "/redoc"))
+        policy = DOCS_CSP if path.startswith(DOCS_PATH) else self.CSP
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"same-origin")]
-                if strict:
-                    headers += [(b"content-security-policy", self.CSP.encode()),
-                                (b"x-frame-options", b"DENY")]
+                            (b"referrer-policy", b"same-origin"),
+                            (b"content-security-policy", policy.encode()),
+                            (b"x-frame-options", b"DENY")]
                 message["headers"] = headers
             await send(message)
 
@@ -91,10 +91,11 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
                supervisor: Supervisor | None = None, api_docs: bool = False) -> FastAPI:
     """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
     dashboard report a loop that is down; None for an app without a node. ``api_docs``
-    turns on ``/docs`` and ``/redoc`` (off: they are 404)."""
+    turns on ``/docs`` (off: 404)."""
     app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION,
-                  docs_url="/docs" if api_docs else None,
-                  redoc_url="/redoc" if api_docs else None)
+                  docs_url=None, redoc_url=None)
+    if api_docs:
+        install_docs(app)
     services = Services(store)
     app.state.services = services
     app.state.access = Access(store)

@@ -117,8 +117,8 @@ def serve(
              "AGENTCRON_METRICS_PUBLIC=1).")] = None,
     api_docs: Annotated[bool | None, typer.Option(
         "--api-docs/--no-api-docs",
-        help="Serve the interactive API docs at /docs and /redoc; they load Swagger UI and "
-             "ReDoc from a CDN (default off; AGENTCRON_API_DOCS=1).")] = None,
+        help="Serve the interactive API docs (Swagger UI, served by the node) at /docs "
+             "(default off; AGENTCRON_API_DOCS=1).")] = None,
     webhook_max_bytes: Annotated[int | None, typer.Option(
         "--webhook-max-bytes", help="Largest webhook body accepted (default 262144).")
     ] = None,

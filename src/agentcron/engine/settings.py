@@ -49,7 +49,7 @@ class NodeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     metrics_public: bool = False  # serve /metrics without a token
-    api_docs: bool = False  # serve /docs and /redoc (they load scripts from a CDN)
+    api_docs: bool = False  # serve Swagger UI at /docs
     webhook_max_bytes: int = 256 * 1024  # bigger webhook bodies get 413
     max_body_bytes: int = 1024 * 1024  # bigger request bodies get 413, counted as they arrive
 
