@@ -1,7 +1,8 @@
 """The issue's test for quarantine: poison trigger rows written straight into the database
 (raw SQL, on SQLite and PostgreSQL) never stop a real running node. A canary trigger keeps
 firing every second on time, the node stays ready, and the poison rows are reported broken
-by the API and CLI listings, each with its reason."""
+by the API and CLI listings, each with its reason; a run whose payload does not read back
+(SQLite) fails with its reason instead of failing every claim."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from agentcron.cli import app
 from agentcron.store import Store
 from tests.support.api_server import api_server
 from tests.support.helpers import add_agent, add_trigger, runs_of, wait_until
-from tests.support.poison import poison_trigger
+from tests.support.poison import poison_run, poison_trigger
 
 
 def _listed(client: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -50,6 +51,10 @@ def test_poison_rows_are_quarantined_and_a_canary_keeps_firing(
             poison_trigger(store, trigger.id, paused=False, **values)
             ids[label] = trigger.id
         canary = add_trigger(store, now, agent="canary", every="1s", overlap="allow")
+        poisoned_run = None
+        if store.backend == "sqlite":  # PostgreSQL's jsonb cannot hold it
+            poisoned_run = store.fire_now("victim", {"x": 1}, now)
+            poison_run(store, poisoned_run, payload="{not json")
 
         with srv.client("read") as client:
             listed = wait_until(
@@ -76,8 +81,12 @@ def test_poison_rows_are_quarantined_and_a_canary_keeps_firing(
                           key=lambda r: r.scheduled_for)
             for earlier, later in pairwise(runs):
                 assert later.scheduled_for - earlier.scheduled_for == timedelta(seconds=1)
-            for run in runs:
-                assert run.queued_at - run.scheduled_for < timedelta(seconds=2), run
+            # On time: the ticker fired each time as it came, missing none.
+            assert all(r.coalesced == 1 for r in runs)
+            assert client.get(f"/api/v1/triggers/{canary.id}").json()["missed_count"] == 0
+            if poisoned_run is not None:
+                failed = srv.wait_run(poisoned_run, ("failed",))
+                assert "payload" in failed["error"], failed
             assert all(runs_of(store, i) == [] for i in ids.values())
             ready = httpx.get(f"{srv.base}/readyz", timeout=5)
             assert ready.status_code == 200, ready.text

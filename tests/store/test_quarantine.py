@@ -8,14 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from agentcron.errors import ValidationError
 from agentcron.services import Services
 from agentcron.services.documents import trigger_json
 from agentcron.store import Store
+from agentcron.store.transitions import UNREADABLE
 from tests.conftest import T0
 from tests.support.helpers import add_agent, add_trigger, runs_of
-from tests.support.poison import poison_trigger
+from tests.support.poison import poison_run, poison_trigger
 
 
 def _scheduled(store: Store, trigger_id: str) -> list[object]:
@@ -173,3 +175,42 @@ def test_resume_and_update_lift_the_quarantine_and_pause_keeps_it(store: Store) 
     assert updated.broken_at is None and updated.broken_reason is None
     assert store.fire_due(T0 + timedelta(minutes=10)).broken == []
     assert _scheduled(store, cron.id) == [T0 + timedelta(minutes=10)]
+
+
+def test_a_queued_run_that_does_not_read_back_fails_and_the_rest_are_claimed(
+        sqlite_store: Store) -> None:
+    """Only SQLite can hold such a run (PostgreSQL's jsonb and timestamptz refuse it). The
+    claim that picks it fails it, with the reason and an event, in the same transaction,
+    and claims the others: no claim fails because of it, then or later."""
+    store = sqlite_store
+    add_agent(store, now=T0, max_concurrency=10)
+    bad_payload = store.fire_now("a", {"x": 1}, T0)
+    bad_time = store.fire_now("a", None, T0)
+    good = store.fire_now("a", {"y": 2}, T0)
+    poison_run(store, bad_payload, payload="{not json")
+    poison_run(store, bad_time, scheduled_for="999-01-01 00:00:00.000000")
+
+    claimed = store.claim_runs("n1", 10, T0 + timedelta(seconds=1))
+    assert [(c.run_id, c.payload) for c in claimed] == [(good, {"y": 2})]
+    for run_id, what in ((bad_payload, "payload"), (bad_time, "scheduled_for")):
+        history = store.run_history(run_id)
+        assert history[-1].kind == "failed" and what in (history[-1].message or "")
+        with store.engine.connect() as conn:
+            status, reason = conn.execute(
+                text("SELECT status, reason FROM runs WHERE id = :id"), {"id": run_id}).one()
+        assert (status, reason) == ("failed", UNREADABLE)
+    assert store.claim_runs("n1", 10, T0 + timedelta(seconds=2)) == []
+
+
+def test_a_run_that_does_not_read_back_is_still_listed_and_shown(sqlite_store: Store) -> None:
+    store = sqlite_store
+    add_agent(store, now=T0)
+    bad, good = store.fire_now("a", {"x": 1}, T0), store.fire_now("a", {"y": 2}, T0)
+    poison_run(store, bad, payload="{not json", queued_at="not a time")
+    shown = store.get_run(bad)
+    assert shown.payload == "{not json" and shown.error is not None
+    assert "payload" in shown.error and "queued_at" in shown.error
+    for preview in (False, True):
+        listed = {r.id: r for r in store.list_runs(limit=10, preview=preview)}
+        assert listed[good].payload == {"y": 2} and listed[good].error is None
+        assert "queued_at" in (listed[bad].error or "")

@@ -19,3 +19,12 @@ def poison_trigger(store: Store, trigger_id: str, **values: Any) -> None:
         updated = conn.execute(text(f"UPDATE triggers SET {assignments} WHERE id = :id"),
                                {**values, "id": trigger_id}).rowcount
     assert updated == 1, f"no trigger {trigger_id}"
+
+
+def poison_run(store: Store, run_id: str, **values: Any) -> None:
+    """``UPDATE runs SET <column> = <value>, ...`` for one run, as ``poison_trigger`` does."""
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    with store.engine.begin() as conn:
+        updated = conn.execute(text(f"UPDATE runs SET {assignments} WHERE id = :id"),
+                               {**values, "id": run_id}).rowcount
+    assert updated == 1, f"no run {run_id}"

@@ -8,14 +8,13 @@ a database can hold anything) is shown as broken, with what could not be read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import JSON, Select, String, delete, func, select, true, type_coerce, update
+from sqlalchemy import Select, delete, func, select, true, update
 from sqlalchemy.engine import Connection, Dialect, RowMapping
 from sqlalchemy.exc import DBAPIError
 
@@ -23,15 +22,13 @@ from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec, CatchupMode, OverlapPolicy, Trigger, TriggerKind
 from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
+from agentcron.store.lenient import UNKNOWN_TIME, problem, raw_columns, read_leniently
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
 from agentcron.store.schema import agents, triggers
 from agentcron.store.secrets import box_of
-from agentcron.store.types import UTCDateTime
 
-# Shown for a row whose creation time cannot be read.
-_UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _ENUMS: tuple[tuple[str, type[StrEnum], StrEnum], ...] = (
     ("kind", TriggerKind, TriggerKind.CRON),
     ("overlap", OverlapPolicy, OverlapPolicy.SKIP),
@@ -184,47 +181,25 @@ def _with_payload_read(row: RowMapping) -> RowMapping:
 
 
 def _raw_columns(preview: bool) -> list[Any]:
-    """Every trigger column, times and JSON without their result conversion."""
-    return [payload_head(c) if preview and c is triggers.c.payload
-            else type_coerce(c, String).label(c.name)
-            if isinstance(c.type, UTCDateTime | JSON) else c for c in triggers.c]
+    return raw_columns(triggers, {"payload": payload_head(triggers.c.payload)} if preview
+                       else None)
 
 
 def _lenient_trigger(raw: RowMapping, dialect: Dialect, preview: bool) -> Trigger:
-    values = dict(raw)
-    problems: list[str] = []
-
-    def unreadable(name: str, exc: Exception) -> None:
-        lines = str(exc).strip().splitlines()
-        problems.append(f"{name}: {lines[0] if lines else type(exc).__name__}")
-
-    times = UTCDateTime()
-    for column in triggers.c:
-        if isinstance(column.type, UTCDateTime):
-            try:
-                values[column.name] = times.process_result_value(values[column.name], dialect)
-            except Exception as exc:
-                unreadable(column.name, exc)
-                values[column.name] = _UNKNOWN_TIME if column.name == "created_at" else None
-    # PostgreSQL's driver has decoded jsonb already; SQLite hands over the stored text.
+    values, problems = read_leniently(raw, triggers, dialect, required_times=("created_at",),
+                                      as_read=("payload",) if preview else ())
     if preview:
         values["payload"] = payload_from_head(values["payload"])
-    elif dialect.name == "sqlite" and isinstance(values["payload"], str):
-        try:
-            values["payload"] = json.loads(values["payload"])
-        except ValueError as exc:
-            unreadable("payload", exc)
-            values["payload"] = None
     for name, enum, default in _ENUMS:
         try:
             enum(values[name])
         except ValueError as exc:
-            unreadable(name, exc)
+            problems.append(problem(name, exc))
             values[name] = default.value
     try:
         trigger = trigger_from_row(cast(RowMapping, values))
     except Exception as exc:  # a value no check above foresaw: still show the row
-        unreadable("row", exc)
+        problems.append(problem("row", exc))
         trigger = Trigger(
             id=str(values["id"]), agent=str(values["agent"]), kind=TriggerKind.CRON,
             name=None, cron=None, timezone="UTC", every_s=None, at=None, anchor_at=None,
@@ -232,7 +207,7 @@ def _lenient_trigger(raw: RowMapping, dialect: Dialect, preview: bool) -> Trigge
             overlap=OverlapPolicy.SKIP, catchup_window_s=0.0,
             catchup_mode=CatchupMode.COALESCE, paused=bool(values.get("paused")),
             next_fire_at=None, last_fired_at=None, missed_count=0, last_missed_at=None,
-            created_at=_UNKNOWN_TIME, broken_at=None, broken_reason=None)
+            created_at=UNKNOWN_TIME, broken_at=None, broken_reason=None)
     if not problems or trigger.broken_reason is not None:
         return trigger  # healthy, or already quarantined with its reason
     reason = "cannot read this row: " + "; ".join(problems)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import (
     BigInteger,
     Float,
@@ -16,7 +18,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import budgets, transitions
@@ -27,6 +29,8 @@ from agentcron.store.schema import agents, runs
 from agentcron.store.secrets import box_of
 from agentcron.store.types import UTCDateTime
 
+log = structlog.get_logger(__name__)
+_TIMES = UTCDateTime()
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
 
@@ -159,20 +163,56 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         name: now + timedelta(seconds=locked[name].timeout_s) for name in capacity
     }
     claimed = conn.execute(transitions.claim(picked, node_id, now, deadlines)).mappings()
-    return [
-        ClaimedRun(
+    result: list[ClaimedRun] = []
+    unreadable: list[RunEvent] = []
+    for row in claimed.all():
+        try:
+            scheduled_for, payload = read_claimed(row, conn.dialect)
+        except UnreadableValue as exc:
+            conn.execute(transitions.quarantine(row["id"], row["lease"], str(exc), now))
+            unreadable.append(RunEvent(row["id"], now, "failed", row["attempt"], node_id,
+                                       str(exc)))
+            continue
+        result.append(ClaimedRun(
             run_id=row["id"],
             lease=row["lease"],
             attempt=row["attempt"],
             agent=locked[row["agent"]],
             trigger_id=row["trigger_id"],
-            scheduled_for=row["scheduled_for"],
+            scheduled_for=scheduled_for,
             started_at=now,
             deadline_at=deadlines[row["agent"]],
-            payload=row["payload"],
-        )
-        for row in claimed
-    ]
+            payload=payload,
+        ))
+    if unreadable:
+        record_events(conn, unreadable)
+        log.error("run_quarantined", runs=[e.run_id for e in unreadable],
+                  reason=unreadable[0].message)
+    return result
+
+
+class UnreadableValue(ValueError):
+    """A stored value of a run that does not read back; the message says which and why."""
+
+
+def read_claimed(row: Any, dialect: Dialect) -> tuple[datetime, Any]:
+    """``scheduled_for`` and ``payload`` of a claimed row, read from the values as stored
+    (``transitions.claim`` returns them unconverted). On PostgreSQL the driver has decoded
+    both already; SQLite hands over text, which need not parse."""
+    try:
+        scheduled_for = _TIMES.process_result_value(row["scheduled_for"], dialect)
+    except Exception as exc:
+        raise UnreadableValue(f"cannot read scheduled_for {str(row['scheduled_for'])[:80]!r}: "
+                              f"{exc}") from exc
+    if scheduled_for is None:
+        raise UnreadableValue("scheduled_for is empty")
+    payload = row["payload"]
+    if isinstance(payload, str) and dialect.name == "sqlite":
+        try:
+            payload = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise UnreadableValue(f"cannot read payload as JSON: {exc}") from exc
+    return scheduled_for, payload
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Connection, Dialect, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
@@ -15,6 +16,7 @@ from agentcron.rules.ids import new_run_id
 from agentcron.store import transitions
 from agentcron.store.catalog import get_agent
 from agentcron.store.events import record_events
+from agentcron.store.lenient import problem, raw_columns, read_leniently
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head, text_head
 from agentcron.store.rows import event_from_row, run_from_row
@@ -38,7 +40,7 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
     payload longer than that comes back as a ``Cut``."""
     columns = [payload_head(c) if c is runs.c.payload
                else text_head(c) if c is runs.c.output else c for c in runs.c]
-    stmt = select(*columns) if preview else select(runs)
+    stmt: Select[Any] = select(*columns) if preview else select(runs)
     stmt = stmt.order_by(runs.c.id.desc()).limit(limit)
     if filters.agent is not None:
         stmt = stmt.where(runs.c.agent == filters.agent)
@@ -52,18 +54,52 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
         stmt = stmt.where(runs.c.queued_at < filters.until)
     if before is not None:
         stmt = stmt.where(runs.c.id < before)
-    rows = conn.execute(stmt).mappings()
-    if not preview:
-        return [run_from_row(row) for row in rows]
-    return [run_from_row(cast(RowMapping, {**row, "payload": payload_from_head(row["payload"])}))
-            for row in rows]
+    return _read_runs(conn, stmt, preview)
 
 
 def get_run(conn: Connection, run_id: str) -> Run:
-    row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
-    if row is None:
+    found = _read_runs(conn, select(runs).where(runs.c.id == run_id), preview=False)
+    if not found:
         raise NotFoundError("run", run_id)
-    return run_from_row(row)
+    return found[0]
+
+
+def _read_runs(conn: Connection, stmt: Select[Any], preview: bool) -> list[Run]:
+    """The runs ``stmt`` selects. Only if a row does not read back, a second statement
+    reads the values as stored, and each unreadable value is shown as what it is (a time
+    as None, JSON as its text), the row's ``error`` saying what could not be read."""
+    result = conn.execute(stmt).mappings()
+    try:
+        return [run_from_row(_with_payload_read(row) if preview else row) for row in result]
+    except DBAPIError:
+        raise  # the database's own error: not a bad row
+    except Exception:
+        result.close()
+    heads = {"payload": payload_head(runs.c.payload), "output": text_head(runs.c.output)}
+    raw = stmt.with_only_columns(*raw_columns(runs, heads if preview else None),
+                                 maintain_column_froms=True)
+    return [_lenient_run(row, conn.dialect, preview) for row in conn.execute(raw).mappings()]
+
+
+def _with_payload_read(row: RowMapping) -> RowMapping:
+    return cast(RowMapping, {**row, "payload": payload_from_head(row["payload"])})
+
+
+def _lenient_run(raw: RowMapping, dialect: Dialect, preview: bool) -> Run:
+    values, problems = read_leniently(raw, runs, dialect,
+                                      required_times=("scheduled_for", "queued_at"),
+                                      as_read=("payload",) if preview else ())
+    if preview:
+        values["payload"] = payload_from_head(values["payload"])
+    try:
+        RunStatus(values["status"])
+    except ValueError as exc:
+        problems.append(problem("status", exc))
+        values["status"] = RunStatus.FAILED.value
+    if problems:
+        note = "cannot read this row: " + "; ".join(problems)
+        values["error"] = f"{values['error']}\n{note}" if values["error"] else note
+    return run_from_row(cast(RowMapping, values))
 
 
 def run_history(conn: Connection, run_id: str) -> list[RunEvent]:

@@ -15,6 +15,7 @@ insert      none -> queued (running if claimed)     fire_due (firing)           
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
             queued -> skipped (over budget)         budgets.enforce in claims   agent rows
 claim       queued -> running                       claim_runs (claiming)       agent rows
+quarantine  running -> failed (row unreadable)      claim_runs (claiming)       agent rows
 finish      running -> succeeded/failed/cancelled   finish (claiming)           fenced (a)
             cancelled for time -> succeeded         finish (claiming)           fenced (a)
 retry       running -> queued (after a delay)       finish (claiming)           fenced (a)
@@ -50,6 +51,7 @@ from typing import Any
 from sqlalchemy import (
     Delete,
     Insert,
+    String,
     Update,
     and_,
     case,
@@ -59,6 +61,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -82,6 +85,8 @@ _TERMINAL = [s.value for s in sorted(TERMINAL_STATUSES)]
 
 SWEPT_FOR_TIME = "timeout: still running past its deadline"
 """The ``reason`` of a run the sweeper cancelled as still running past its deadline."""
+UNREADABLE = "unreadable: a stored value of this run does not read back"
+"""The ``reason`` of a run quarantined at claim time."""
 LATE_SUCCESS = ("succeeded: its success was written after the sweeper had cancelled it as "
                 "past its deadline")
 
@@ -152,8 +157,23 @@ def claim(picked: Any, node_id: str, now: datetime, deadlines: dict[str, datetim
         )
         .returning(
             runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.trigger_id,
-            runs.c.scheduled_for, runs.c.payload,
+            # As stored: the caller reads each row on its own (``quarantine`` for one that
+            # does not read back), so one bad row cannot fail every claim.
+            type_coerce(runs.c.scheduled_for, String).label("scheduled_for"),
+            type_coerce(runs.c.payload, String).label("payload"),
         )
+    )
+
+
+def quarantine(run_id: str, lease: int, problem: str, now: datetime) -> Update:
+    """quarantine: a run just claimed (``running`` under ``lease``) whose stored values do not
+    read back -> ``failed``, with ``problem`` as its error: retrying could only fail the
+    same way, and leaving it queued would fail every claim that picks it."""
+    return (
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.lease == lease, runs.c.status == _RUNNING)
+        .values(status=RunStatus.FAILED.value, reason=UNREADABLE, error=problem,
+                finished_at=now)
     )
 
 
