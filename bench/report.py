@@ -17,7 +17,7 @@ from bench.machine import describe
 console = Console(width=None if Console().is_terminal else 170)
 
 Column = tuple[str, str]  # (key in the row, header)
-TEXT_KEYS = {"system", "note", "script", "mode", "by_kind", "what"}
+TEXT_KEYS = {"system", "note", "script", "mode", "by_kind", "what", "case"}
 
 
 STEP_ERRORS: list[str] = []
