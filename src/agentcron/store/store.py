@@ -231,6 +231,17 @@ class Store:
         with self._read() as conn:
             return catalog.find_trigger(conn, agent, name)
 
+    def trigger_refs(self, ref: str, limit: int = 11) -> list[tuple[str, str, str | None]]:
+        """(id, agent, name) of the triggers whose id or name is ``ref``; see
+        ``catalog.trigger_refs``."""
+        with self._read() as conn:
+            return catalog.trigger_refs(conn, ref, limit)
+
+    def agent_footprint(self, name: str) -> tuple[int, int, int]:
+        """(triggers, queued runs, runs in all) of an agent; NotFoundError if none."""
+        with self._read() as conn:
+            return catalog.agent_footprint(conn, name)
+
     def list_triggers(self, agent: str | None = None) -> list[Trigger]:
         with self._read() as conn:
             return catalog.list_triggers(conn, agent)
@@ -249,6 +260,10 @@ class Store:
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
             return history.get_run(conn, run_id)
+
+    def run_ids_with_prefix(self, prefix: str, limit: int = 11) -> list[str]:
+        with self._read() as conn:
+            return history.run_ids_with_prefix(conn, prefix, limit)
 
     def run_history(self, run_id: str) -> list[RunEvent]:
         with self._read() as conn:
