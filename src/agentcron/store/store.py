@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from agentcron.models import (
     AgentSpec,
+    Budget,
     ClaimedRun,
     CostRow,
     ModelPrice,
@@ -30,7 +31,9 @@ from agentcron.models import (
     RunStatus,
     Trigger,
 )
+from agentcron.rules.budgets import AgentUsage
 from agentcron.store import (
+    budgets,
     catalog,
     claiming,
     costs,
@@ -431,6 +434,12 @@ class Store:
     def lag_samples(self, limit: int = 500) -> list[LagSample]:
         with self._read() as conn:
             return stats.lag_samples(conn, limit)
+
+    def budget_usage(self, budgeted: dict[str, Budget], now: datetime | None = None
+                     ) -> dict[str, AgentUsage]:
+        """What each budgeted agent has used in its windows (see ``budgets.usage``)."""
+        with self._read() as conn:
+            return budgets.usage(conn, budgeted, db_now(conn, now))
 
     def triggers_page(self, agent: str | None, limit: int, offset: int
                       ) -> tuple[list[Trigger], int]:
