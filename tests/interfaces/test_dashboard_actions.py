@@ -68,6 +68,13 @@ def test_fire_now_takes_a_payload_and_links_to_its_run(store: Store) -> None:
                                              headers={"Origin": BASE}))
             assert store.get_run(given["note_run"]).payload == {"from": "form"}
 
+            # The next action's note replaces this one, and its link goes with it.
+            back = f"/triggers?agent=a&{httpx.QueryParams(given)}"
+            paused = _query(await client.post(f"/triggers/{trigger.id}/pause",
+                                              data={**base, "next": back},
+                                              headers={"Origin": BASE}))
+            assert paused == {"agent": "a", "note": f"trigger {trigger.id} paused"}
+
             # A note_run that is not a run id is not made into a link.
             odd = await client.get("/agents?note=hi&note_run=javascript:alert(1)")
             assert "javascript:" not in odd.text and "view run" not in odd.text

@@ -13,7 +13,6 @@ from agentcron.models import Node
 from agentcron.services.validate import now_or_store
 from agentcron.store import Store
 
-
 #: How long a dead node is still listed (as dead) after it became dead.
 DEAD_NODE_SHOWN = timedelta(hours=1)
 

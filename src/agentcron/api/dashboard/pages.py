@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -178,10 +178,12 @@ def install(app: FastAPI) -> None:
                     metrics = request.app.state.metrics
                     if path.endswith("/fire") and metrics is not None:
                         metrics.fired("manual")
-                target = _back(form, "/")
-                sep = "&" if "?" in target else "?"
-                query = {"note": note, **({"note_run": run_id} if run_id else {})}
-                return RedirectResponse(f"{target}{sep}{urlencode(query)}", status_code=303)
+                back, _, kept = _back(form, "/").partition("?")
+                # The previous action's note (and its run) is not carried over.
+                query = [(k, v) for k, v in parse_qsl(kept, keep_blank_values=True)
+                         if k not in ("note", "note_run")]
+                query += [("note", note)] + ([("note_run", run_id)] if run_id else [])
+                return RedirectResponse(f"{back}?{urlencode(query)}", status_code=303)
 
             app.add_api_route(path, handler, methods=["POST"], include_in_schema=False)
         return wrap
