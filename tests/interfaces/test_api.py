@@ -66,6 +66,7 @@ def test_health_and_the_openapi_document_are_open_and_the_docs_pages_are_off(
                  "/api/v1/triggers/{trigger_id}/next", "/api/v1/triggers/{trigger_id}/fire",
                  "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/cancel",
                  "/api/v1/runs/{run_id}/retry", "/api/v1/nodes", "/api/v1/stats",
+                 "/api/v1/triggers/{trigger_id}/rotate-secret",
                  "/hooks/{trigger_id}", "/metrics", "/healthz", "/readyz"):
         assert path in paths, path
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
@@ -210,6 +211,50 @@ def test_trigger_lifecycle(srv: ApiServer, admin: httpx.Client, agent: str) -> N
     error_of(admin.post(f"/api/v1/triggers/{tid}/pause"), 404)
 
 
+def test_a_trigger_path_takes_a_unique_name(srv: ApiServer, admin: httpx.Client,
+                                            agent: str) -> None:
+    admin.put("/api/v1/agents/named-other", json=HELLO)
+    one = admin.post("/api/v1/triggers", json={"agent": agent, "every": "1h",
+                                               "name": "api nightly"}).json()
+    shown = admin.get("/api/v1/triggers/api nightly")
+    assert shown.status_code == 200 and shown.json()["id"] == one["id"]
+    assert admin.post("/api/v1/triggers/api nightly/pause").json()["paused"] is True
+    patched = admin.patch("/api/v1/triggers/api nightly", json={"every": "2h"}).json()
+    assert patched["id"] == one["id"] and patched["every_s"] == 7200.0
+    two = admin.post("/api/v1/triggers", json={"agent": "named-other", "every": "1h",
+                                               "name": "api nightly"}).json()
+    ambiguous = error_of(admin.post("/api/v1/triggers/api nightly/resume"), 422)
+    assert ambiguous["field"] == "trigger"
+    assert one["id"] in ambiguous["detail"] and two["id"] in ambiguous["detail"]
+    assert admin.delete(f"/api/v1/triggers/{two['id']}").json()["id"] == two["id"]
+    assert admin.delete("/api/v1/triggers/api nightly").json() == {"id": one["id"],
+                                                                    "deleted": True}
+    error_of(admin.get("/api/v1/triggers/api nightly"), 404)
+
+
+def test_rotating_a_webhook_secret_over_the_api(srv: ApiServer, admin: httpx.Client) -> None:
+    agent = "rotation"
+    admin.put(f"/api/v1/agents/{agent}", json=HELLO)
+    hook = admin.post("/api/v1/triggers", json={"agent": agent, "webhook": True,
+                                                "name": "rotated hook"}).json()
+    with srv.client("read") as read:
+        error_of(read.post(f"/api/v1/triggers/{hook['id']}/rotate-secret"), 403)
+    rotated = admin.post("/api/v1/triggers/rotated hook/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()
+    assert new["id"] == hook["id"] and new["hook_path"] == hook["hook_path"]
+    assert new["secret"].startswith("whsec_") and new["secret"] != hook["secret"]
+    assert new["secret"] not in admin.get(f"/api/v1/triggers/{hook['id']}").text
+    url, body = f"{srv.base}{hook['hook_path']}", b'{"rotated": true}'
+    old = httpx.post(url, content=body, headers=signed_headers(hook["secret"], "r-1", body))
+    error_of(old, 401)
+    accepted = httpx.post(url, content=body, headers=signed_headers(new["secret"], "r-2", body))
+    assert accepted.status_code == 202, accepted.text
+    timed = admin.post("/api/v1/triggers", json={"agent": agent, "every": "1h"}).json()
+    assert "no secret" in error_of(
+        admin.post(f"/api/v1/triggers/{timed['id']}/rotate-secret"), 422)["detail"]
+
+
 def test_trigger_list_is_paginated(admin: httpx.Client, agent: str) -> None:
     ids = [admin.post("/api/v1/triggers", json={"agent": agent, "every": f"{i + 1}h",
                                                 "name": f"page-{i}"}).json()["id"]
@@ -340,6 +385,8 @@ def test_run_show_cancel_and_retry(srv: ApiServer, admin: httpx.Client) -> None:
     error_of(admin.post(f"/api/v1/runs/{queued_id}/retry"), 409)
     admin.post(f"/api/v1/runs/{queued_id}/cancel")
 
+    assert admin.get(f"/api/v1/runs/{running_id[:13]}").json()["id"] == running_id
+    assert error_of(admin.get(f"/api/v1/runs/{running_id[:3]}"), 422)["field"] == "run"
     error_of(admin.get("/api/v1/runs/00000000-0000-7000-8000-000000000000"), 404)
     error_of(admin.get("/api/v1/runs/garbage"), 404)
     error_of(admin.post("/api/v1/runs/garbage/cancel"), 404)

@@ -88,9 +88,10 @@ def test_agents_add_list_rm_for_the_three_kinds(ok: Callable[..., str],
     for text in ("py", "myapp.jobs:run", "echo 'hello world'", "https://agents.example/run"):
         assert text in table
 
-    assert ok("agents", "rm", "sh") == "agent sh removed\n"
+    assert ok("agents", "rm", "sh", "--yes") == (
+        "agent sh removed: 0 triggers deleted, 0 queued runs cancelled\n")
     assert sorted(a["name"] for a in js("agents", "list")) == ["py", "web"]
-    again = cli("agents", "rm", "sh")
+    again = cli("agents", "rm", "sh", "--yes")
     assert again.exit_code == 1
     assert again.stderr == "error: agent 'sh' not found\n"
 
@@ -133,7 +134,8 @@ def test_removing_an_agent_removes_its_triggers(ok: Callable[..., str],
                                                 js: Callable[..., Any], bot: str) -> None:
     ok("triggers", "add", bot, "--every", "1m")
     ok("fire", bot)
-    assert ok("agents", "rm", bot) == "agent bot removed; 1 queued run(s) cancelled\n"
+    assert ok("agents", "rm", bot, "--yes") == (
+        "agent bot removed: 1 trigger deleted, 1 queued run cancelled\n")
     assert js("triggers", "list") == []
     assert [r["status"] for r in js("runs", "list")] == ["cancelled"]
 

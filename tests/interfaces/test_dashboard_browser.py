@@ -126,3 +126,43 @@ def test_a_read_token_can_look_but_not_act(browser: object, node: ApiServer) -> 
     page.click("nav >> text=Triggers")
     expect(page.locator("button", has_text="Fire now").first).to_be_disabled()
     context.close()
+
+
+def test_fire_now_with_a_payload_and_follow_the_note_to_the_run(browser: object,
+                                                                  node: ApiServer) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    expect = playwright_api.expect
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(node.base + "/login")
+    page.fill("#token", node.tokens["write"])
+    page.click("button[type=submit]")
+    page.click("nav >> text=Agents")
+    row = page.locator("tr[data-agent=hello]")
+    expect(row.locator("td.target")).to_have_text("agentcron.examples:hello")
+    expect(row.locator("td.budget")).to_contain_text("none")
+
+    # A payload that is not JSON is refused with the field named, and nothing is queued.
+    row.locator("details.fire-payload summary").click()
+    row.locator("textarea[name=payload]").fill('{"name": ')
+    row.locator("button", has_text="Fire with this payload").click()
+    expect(page.locator(".note.bad")).to_contain_text("error: payload")
+    expect(page.locator(".note a.note-run")).to_have_count(0)
+
+    row = page.locator("tr[data-agent=hello]")
+    row.locator("details.fire-payload summary").click()
+    row.locator("textarea[name=payload]").fill('{"name": "Payload"}')
+    page.screenshot(path=str(SHOTS / "agents-fire-payload.png"), full_page=True)
+    row.locator("button", has_text="Fire with this payload").click()
+    note = page.locator(".note")
+    expect(note).to_contain_text("of hello queued")
+    run_id = re.search(r"run (\S+) of hello", note.inner_text()).group(1)  # type: ignore[union-attr]
+    note.locator("a.note-run").click()
+    expect(page).to_have_url(f"{node.base}/runs/{run_id}")
+    expect(page.locator("h1 .status")).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("pre.output")).to_contain_text("hello, Payload")
+    page.screenshot(path=str(SHOTS / "run-from-payload.png"), full_page=True)
+    with node.client("read") as api:
+        assert api.get(f"/api/v1/runs/{run_id}").json()["payload"] == {"name": "Payload"}
+    context.close()

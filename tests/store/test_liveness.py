@@ -110,6 +110,36 @@ def test_long_dead_node_rows_are_removed(store: Store) -> None:
     assert [n.id for n in store.list_nodes()] == ["n2"]
 
 
+def test_a_dead_node_with_a_long_zombie_timeout_is_removed_within_a_day(store: Store
+                                                                        ) -> None:
+    _node(store, "n1", zombie=6 * 3600)  # ten zombie timeouts would be 60 hours
+    _node(store, "n2", zombie=6 * 3600)
+    store.heartbeat("n2", [], NOW + timedelta(hours=23))
+    assert store.sweep(NOW + timedelta(hours=23)).nodes_removed == []
+    later = NOW + timedelta(hours=24, seconds=1)
+    store.heartbeat("n2", [], later)
+    assert store.sweep(later).nodes_removed == ["n1"]
+
+
+def test_listings_leave_out_nodes_dead_for_over_an_hour(store: Store) -> None:
+    from agentcron.services import Services
+
+    _node(store, "n1", zombie=600)
+    _node(store, "n2", zombie=600)
+    svc = Services(store)
+    # Dead (silent past its zombie timeout), still listed as dead for an hour.
+    n2_beat = NOW + timedelta(minutes=80)
+    store.heartbeat("n2", [], n2_beat)
+    listed = {n.id: alive for n, alive in svc.nodes(NOW + timedelta(minutes=11))}
+    assert listed == {"n1": False, "n2": True}
+    listed = {n.id: alive for n, alive in svc.nodes(NOW + timedelta(minutes=70))}
+    assert listed == {"n1": False, "n2": True}
+    # Dead for more than an hour: gone from listings, though no sweeper removed the row.
+    listed = {n.id: alive for n, alive in svc.nodes(NOW + timedelta(minutes=71))}
+    assert listed == {"n2": True}
+    assert {n.id for n in store.list_nodes()} == {"n1", "n2"}
+
+
 def test_release_requeues_without_consuming_an_attempt(store: Store) -> None:
     _node(store, "n1")
     run = _claimed_run(store)

@@ -186,6 +186,12 @@ class TriggerCreated(TriggerOut):
     hook_path: str | None = None
 
 
+class WebhookSecret(BaseModel):
+    id: str
+    secret: str = Field(description="The new signing secret; shown this once.")
+    hook_path: str
+
+
 class TriggersPage(BaseModel):
     triggers: list[TriggerOut]
     total: int

@@ -1,13 +1,14 @@
-"""``agentcron agents``: add, list, rm."""
+"""``agentcron agents``: add, list, show, rm."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from agentcron.cli.common import services
-from agentcron.cli.render import agent_json, emit_json, print_agents, say
+from agentcron.cli.render import agent_json, emit_json, print_agent, print_agents, say
 from agentcron.errors import ValidationError
 from agentcron.services.agents import AgentInput
 
@@ -147,12 +148,44 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print_agents(agents)
 
 
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Agent name.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show an agent: what it runs, its limits and its budget (--json: the document
+    GET /api/v1/agents/NAME answers with)."""
+    agent = services(ctx).get_agent(name)
+    if as_json:
+        emit_json(agent_json(agent))
+    else:
+        print_agent(agent)
+
+
 @app.command("rm")
 def rm(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Agent name.")],
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")
+    ] = False,
 ) -> None:
-    """Remove an agent and its triggers; its queued runs are cancelled, history is kept."""
-    cancelled = services(ctx).remove_agent(name)
-    suffix = f"; {cancelled} queued run(s) cancelled" if cancelled else ""
-    say(f"agent {name} removed{suffix}")
+    """Remove an agent and its triggers; its queued runs are cancelled, history is kept.
+    Asks first, saying what will go, unless --yes is given."""
+    svc = services(ctx)
+    triggers, queued, total = svc.agents.footprint(name)
+    what = (f"agent {name}: deletes its {_count(triggers, 'trigger')}, cancels "
+            f"{_count(queued, 'queued run')}; its {_count(total, 'run')} stay in the history")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ValidationError("yes", f"removing {what}, and there is no terminal to "
+                                  "confirm it", "pass --yes to remove it")
+        typer.confirm(f"Remove {what}. Go on?", abort=True, err=True)
+    cancelled = svc.remove_agent(name)
+    say(f"agent {name} removed: {_count(triggers, 'trigger')} deleted, "
+        f"{_count(cancelled, 'queued run')} cancelled")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from agentcron.rules.budgets import describe_budget
 from agentcron.schedule.durations import format_duration
 from agentcron.services.documents import (
     agent_json,
+    agent_target,
     event_json,
     iso,
-    mask_url,
     masked_config,
     next_fires_json,
     run_detail_json,
@@ -48,6 +49,7 @@ __all__ = [
     "human_time",
     "iso",
     "next_fires_json",
+    "print_agent",
     "print_agents",
     "print_fields",
     "print_next_fires",
@@ -156,19 +158,36 @@ def _cell(value: Any) -> str:
 # -- agents -------------------------------------------------------------------------------
 
 
-def agent_target(agent: AgentSpec) -> str:
-    config = agent.config
-    if "target" in config:
-        return str(config["target"])
-    if "url" in config:
-        return mask_url(str(config["url"]))
-    if "model" in config and "base_url" in config:
-        return f"{config['model']} @ {mask_url(str(config['base_url']))}"
-    if "argv" in config:
-        import shlex
+def print_agent(agent: AgentSpec) -> None:
+    """One agent as a panel: what it runs, its limits, its budget (values as
+    ``agent_json`` shows them: secrets masked)."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
 
-        return shlex.join(config["argv"])
-    return json.dumps(masked_config(config))
+    a = agent
+    pairs: list[tuple[str, Any]] = [
+        ("kind", a.kind.value),
+        ("target", agent_target(a)),
+        ("config", masked_config(a.config)),
+        ("concurrency", a.max_concurrency),
+        ("timeout", format_duration(a.timeout_s)),
+        ("attempts", a.max_attempts),
+        ("retry backoff", format_duration(a.retry_backoff_s)),
+        ("zombie timeout", "the node's" if a.zombie_timeout_s is None
+         else format_duration(a.zombie_timeout_s)),
+        ("budget", describe_budget(a.budget)),
+        ("description", a.description),
+        ("source", a.source),
+        ("created", a.created_at),
+    ]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for name, value in pairs:
+        table.add_row(Text(name), Text(_cell(value)))
+    console().print(Panel(table, title=Text(f"agent {a.name}"), title_align="left",
+                          expand=False))
 
 
 def print_agents(agents: Sequence[AgentSpec]) -> None:
@@ -199,8 +218,8 @@ def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
         ["ID", "AGENT", "NAME", "SCHEDULE", "NEXT FIRE", "LAST FIRED", "PAUSED", "MISSED",
          "BROKEN"],
         (
-            [t.id, t.agent, t.name, description, t.next_fire_at, t.last_fired_at, t.paused,
-             t.missed_count, _broken(t)]
+            [t.id, t.agent, t.name, description, "paused" if t.paused else t.next_fire_at,
+             t.last_fired_at, t.paused, t.missed_count, _broken(t)]
             for t, description in triggers
         ),
         no_wrap=["ID", "NEXT FIRE", "LAST FIRED"],
@@ -268,8 +287,11 @@ def print_next_fires(trigger: Trigger, times: Sequence[datetime]) -> None:
     if not times:
         say(f"trigger {trigger.id} will not fire again")
         return
+    title = f"next fire times of {trigger.id}"
+    if trigger.paused:
+        title += " (paused: the times it would fire if resumed now)"
     print_table(
-        f"next fire times of {trigger.id}",
+        title,
         ["#", f"LOCAL ({trigger.timezone})", "UTC"],
         (
             [i, human_time(t, trigger.timezone), human_time(t)]

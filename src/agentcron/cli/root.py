@@ -3,8 +3,8 @@
 ::
 
     agentcron [--db URL] db upgrade
-    agentcron agents   add | list | rm
-    agentcron triggers add | list | show | next | pause | resume | rm
+    agentcron agents   add | list | show | rm
+    agentcron triggers add | list | show | next | update | pause | resume | rm | rotate-secret
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
     agentcron costs    [--by agent|trigger|model|day] [--since DATE]

@@ -12,7 +12,8 @@ from agentcron.cli.render import emit_json, print_run, print_runs, run_detail_js
 app = typer.Typer(help="Runs: the history of every firing.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-RunId = Annotated[str, typer.Argument(metavar="RUN_ID", help="Run id.")]
+RunId = Annotated[str, typer.Argument(
+    metavar="RUN_ID", help="Run id, or a unique prefix of it (at least 4 characters).")]
 
 
 @app.command("list")
@@ -52,15 +53,17 @@ def show(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> None:
 @app.command("cancel")
 def cancel(ctx: typer.Context, run_id: RunId) -> None:
     """Cancel a queued or running run."""
-    was = services(ctx).cancel_run(run_id)
-    say(f"run {run_id} cancelled (was {was.value})")
+    svc = services(ctx)
+    found = svc.runs.resolve(run_id)
+    was = svc.cancel_run(found)
+    say(f"run {found} cancelled (was {was.value})")
 
 
 @app.command("retry")
 def retry(ctx: typer.Context, run_id: RunId) -> None:
     """Queue a finished run again."""
-    services(ctx).retry_run(run_id)
-    say(f"run {run_id} queued again")
+    found = services(ctx).retry_run(run_id)
+    say(f"run {found} queued again")
 
 
 def fire(

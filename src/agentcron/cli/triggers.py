@@ -1,4 +1,5 @@
-"""``agentcron triggers``: add, list, show, next, pause, resume, rm."""
+"""``agentcron triggers``: add, list, show, next, update, pause, resume, rm, rotate-secret.
+A trigger is named by its id, or by its name when no other trigger has that name."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ app = typer.Typer(help="Triggers: when an agent runs, and with what payload.",
                   no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-TriggerId = Annotated[str, typer.Argument(metavar="TRIGGER_ID", help="Trigger id (tr_...).")]
+TriggerId = Annotated[str, typer.Argument(
+    metavar="TRIGGER", help="Trigger id (tr_...), or its name if no other trigger has it.")]
 
 
 @app.command("add")
@@ -32,7 +34,8 @@ def add(
     cron: Annotated[str | None, typer.Option(
         "--cron", metavar="EXPR", help="Cron expression, 5 fields (or 6 with seconds).")] = None,
     tz: Annotated[str | None, typer.Option(
-        "--tz", metavar="ZONE", help="IANA time zone for --cron / --at (default UTC).")] = None,
+        "--tz", "--zone", metavar="ZONE",
+        help="IANA time zone for --cron / --at (default UTC).")] = None,
     every: Annotated[str | None, typer.Option(
         "--every", metavar="DURATION", help="Fixed interval, e.g. 30s, 5m, 1h30m.")] = None,
     at: Annotated[str | None, typer.Option(
@@ -150,5 +153,71 @@ def resume(ctx: typer.Context, trigger_id: TriggerId) -> None:
 @app.command("rm")
 def rm(ctx: typer.Context, trigger_id: TriggerId) -> None:
     """Delete a trigger (its run history stays)."""
-    services(ctx).delete_trigger(trigger_id)
-    say(f"trigger {trigger_id} removed")
+    found = services(ctx).delete_trigger(trigger_id)
+    say(f"trigger {found} removed")
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    trigger_id: TriggerId,
+    cron: Annotated[str | None, typer.Option(
+        "--cron", metavar="EXPR", help="New cron expression (replaces the schedule).")] = None,
+    every: Annotated[str | None, typer.Option(
+        "--every", metavar="DURATION", help="New fixed interval (replaces the schedule).")
+    ] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", metavar="ISO", help="Fire once at this time (replaces the schedule).")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", "--zone", metavar="ZONE", help="IANA time zone for the cron or --at time.")
+    ] = None,
+    payload: Annotated[str | None, typer.Option(
+        "--payload", metavar="JSON", help="New JSON passed to every run.")] = None,
+    overlap: Annotated[str | None, typer.Option(
+        "--overlap", metavar="skip|queue|allow|replace")] = None,
+    catchup: Annotated[str | None, typer.Option("--catchup", metavar="DURATION")] = None,
+    catchup_mode: Annotated[str | None, typer.Option(
+        "--catchup-mode", metavar="coalesce|all")] = None,
+    jitter: Annotated[str | None, typer.Option("--jitter", metavar="DURATION")] = None,
+    start: Annotated[str | None, typer.Option("--start", metavar="ISO")] = None,
+    end: Annotated[str | None, typer.Option("--end", metavar="ISO")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change some of a trigger's settings; the rest stay. The result is checked like a new
+    trigger. A new schedule starts from now; an unchanged one keeps its next fire time."""
+    from agentcron.errors import ValidationError
+    from agentcron.services.validate import check_payload
+
+    options: dict[str, Any] = {
+        "cron": cron, "every": every, "at": at, "tz": tz, "overlap": overlap,
+        "catchup": catchup, "catchup_mode": catchup_mode, "jitter": jitter, "start": start,
+        "end": end, "name": name,
+    }
+    changes = {key: value for key, value in options.items() if value is not None}
+    if payload is not None:
+        changes["payload"] = check_payload(payload, is_json_text=True)
+    if not changes:
+        raise ValidationError("update", "nothing to change",
+                              "give at least one option, e.g. --cron '0 9 * * *'")
+    svc = services(ctx)
+    trigger = svc.update_trigger(trigger_id, changes)
+    description = svc.describe(trigger)
+    if as_json:
+        emit_json(trigger_json(trigger, description))
+    else:
+        print_trigger(trigger, description)
+
+
+@app.command("rotate-secret")
+def rotate_secret(ctx: typer.Context, trigger_id: TriggerId, as_json: JsonFlag = False
+                  ) -> None:
+    """Give a webhook trigger a new signing secret, printed this once; deliveries signed
+    with the old secret are refused from now on."""
+    trigger, secret = services(ctx).triggers.rotate_secret(trigger_id)
+    if as_json:
+        emit_json({"id": trigger.id, "secret": secret, "hook_path": f"/hooks/{trigger.id}"})
+    else:
+        say(secret)
+        typer.echo(f"new webhook secret of {trigger.id}, shown only this once; the old "
+                   "secret no longer verifies", err=True)

@@ -210,6 +210,45 @@ def decide(budget: Budget, usage: AgentUsage) -> Decision:
     return Decision(room=room)
 
 
+@dataclass(frozen=True)
+class LimitState:
+    """One limit of a budget as shown to people: ``label`` ("tokens per day"), what is
+    used and the limit (formatted), and whether the limit is reached."""
+
+    label: str
+    used: str
+    limit: str
+    reached: bool
+
+
+def _limits(budget: Budget, usage: AgentUsage) -> list[tuple[str, float | None, float]]:
+    return [
+        ("tokens per day", budget.tokens_per_day, usage.day.tokens),
+        ("USD per day", budget.usd_per_day, usage.day.usd),
+        (f"tokens per month ({budget.timezone})", budget.tokens_per_month,
+         usage.month.tokens),
+        (f"USD per month ({budget.timezone})", budget.usd_per_month, usage.month.usd),
+    ]
+
+
+def limit_states(budget: Budget, usage: AgentUsage) -> list[LimitState]:
+    """Each limit the budget sets, with the usage counted against it (as ``decide`` counts
+    it), in a fixed order."""
+    return [LimitState(label, _amount(label, used), _amount(label, limit), used >= limit)
+            for label, limit, used in _limits(budget, usage) if limit is not None]
+
+
+def describe_budget(budget: Budget | None) -> str:
+    """A budget in words: ``5,000 tokens per day; $2.0000 USD per month (UTC); over budget:
+    skip``, or ``none``."""
+    if budget is None or not budget.has_limits:
+        return "none"
+    parts = [f"{_amount(label, limit)} {label}"
+             for label, limit, _ in _limits(budget, AgentUsage(WindowUsage(), WindowUsage()))
+             if limit is not None]
+    return "; ".join(parts) + f"; over budget: {budget.on_budget.value}"
+
+
 def _room(limit: float, used: float, per_run: float, in_flight: int) -> int | None:
     if per_run <= 0:
         return None

@@ -43,3 +43,27 @@ def new_node_id() -> str:
 
     host = socket.gethostname().split(".")[0][:24]
     return f"{host}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
+#: The shape of a run id: ``x`` is a lower-case hex digit.
+RUN_ID_TEMPLATE = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+#: The shortest run-id prefix accepted in place of a whole id.
+MIN_RUN_PREFIX = 4
+
+
+def is_run_id_prefix(text: str) -> bool:
+    """True when ``text`` (lower case) is the start of a well-formed run id: hex digits,
+    with dashes where a run id has them."""
+    if not 0 < len(text) <= len(RUN_ID_TEMPLATE):
+        return False
+    return all(c == "-" if t == "-" else c in "0123456789abcdef"
+               for c, t in zip(text, RUN_ID_TEMPLATE, strict=False))
+
+
+def run_id_range(prefix: str) -> tuple[str, str]:
+    """The lowest and highest run ids that start with ``prefix`` (``is_run_id_prefix``).
+    Both have a run id's shape, dashes in the same places, so every id starting with the
+    prefix lies between them in any collation that orders hex digits (a plain ``LIKE``
+    alone cannot use the primary-key index under PostgreSQL's usual collations)."""
+    rest = RUN_ID_TEMPLATE[len(prefix):]
+    return (prefix + rest.replace("x", "0"), prefix + rest.replace("x", "f"))

@@ -127,6 +127,12 @@ class AgentService:
     def all(self) -> list[AgentSpec]:
         return self.store.list_agents()
 
+    def footprint(self, name: str) -> tuple[int, int, int]:
+        """What removing agent ``name`` touches: (its triggers, which are deleted; its
+        queued runs, which are cancelled; its runs in all, which stay in the history)."""
+        check_name(name, "name")
+        return self.store.agent_footprint(name)
+
     def remove(self, name: str, now: datetime | None = None) -> int:
         """Delete an agent and its triggers; returns how many queued runs were cancelled."""
         return self.store.delete_agent(name, now)

@@ -181,6 +181,23 @@ def run_duration_s(run: Run) -> float | None:
 # -- documents ----------------------------------------------------------------------------
 
 
+def agent_target(agent: AgentSpec) -> str:
+    """What an agent runs, in one line, secrets masked: ``module:function``, the command
+    line, the URL, or ``model @ base URL``."""
+    config = agent.config
+    if "target" in config:
+        return shown_text(str(config["target"])) or ""
+    if "url" in config:
+        return mask_url(str(config["url"]))
+    if "model" in config and "base_url" in config:
+        return f"{config['model']} @ {mask_url(str(config['base_url']))}"
+    if "argv" in config and isinstance(config["argv"], list):
+        import shlex
+
+        return shlex.join(str(arg) for arg in config["argv"])
+    return json.dumps(shown(masked_config(config)), ensure_ascii=False)
+
+
 def agent_json(agent: AgentSpec) -> dict[str, Any]:
     return {
         "name": agent.name,

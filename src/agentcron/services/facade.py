@@ -106,8 +106,9 @@ class Services:
                       ) -> tuple[list[Trigger], int]:
         return self.triggers.page(agent, limit, offset)
 
-    def delete_trigger(self, trigger_id: str) -> None:
-        self.triggers.delete(trigger_id)
+    def delete_trigger(self, trigger_id: str) -> str:
+        """Delete a trigger by id or name; returns its id."""
+        return self.triggers.delete(trigger_id)
 
     def pause_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
         return self.triggers.pause(trigger_id, now)
@@ -137,8 +138,8 @@ class Services:
     def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
         return self.runs.cancel(run_id, now)
 
-    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
-        self.runs.retry(run_id, now)
+    def retry_run(self, run_id: str, now: datetime | None = None) -> str:
+        return self.runs.retry(run_id, now)
 
     def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
              now: datetime | None = None) -> str:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agentcron.errors import ValidationError
+from agentcron.errors import NotFoundError, ValidationError
 from agentcron.models import Run, RunEvent, RunStatus
+from agentcron.rules.ids import MIN_RUN_PREFIX, is_run_id_prefix
 from agentcron.services.validate import (
     ID,
     RUN_ID,
@@ -18,11 +19,12 @@ from agentcron.services.validate import (
     check_name,
     check_one_of,
     check_payload,
-    known_id,
 )
 from agentcron.store import RunFilter, Store
 
 MAX_RUNS_PAGE = 1000
+#: Most runs an ambiguous prefix's error lists.
+MAX_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,45 @@ class RunService:
         has not run)."""
         return self.store.last_run_status(trigger_ids)
 
+    def resolve(self, ref: str) -> str:
+        """The id of the run ``ref`` names: a whole run id, or (as git does) a prefix of
+        at least ``MIN_RUN_PREFIX`` characters that only one run's id starts with. A
+        shorter or ambiguous prefix is refused (``ValidationError``; an ambiguous one lists
+        the runs it could mean); text that cannot start a run id is ``NotFoundError``."""
+        if not isinstance(ref, str):
+            raise NotFoundError("run", str(ref)[:80])
+        prefix = ref.strip().lower()
+        if RUN_ID.match(prefix):
+            return prefix
+        if not is_run_id_prefix(prefix):
+            raise NotFoundError("run", ref[:80])
+        if len(prefix) < MIN_RUN_PREFIX:
+            raise ValidationError("run", f"{ref!r} is too short to name a run",
+                                  f"give at least {MIN_RUN_PREFIX} characters of the run id")
+        found = self.store.run_ids_with_prefix(prefix, limit=MAX_CANDIDATES + 1)
+        if not found:
+            raise NotFoundError("run", ref)
+        if len(found) == 1:
+            return found[0]
+        count = (f"more than {MAX_CANDIDATES}" if len(found) > MAX_CANDIDATES
+                 else str(len(found)))
+        raise ValidationError(
+            "run", f"{ref!r} is the start of {count} run ids: "
+            + ", ".join(found[:MAX_CANDIDATES]), "give more characters of the run id")
+
     def get(self, run_id: str) -> tuple[Run, list[RunEvent]]:
-        known_id(run_id, "run")
-        return self.store.get_run(run_id), self.store.run_history(run_id)
+        """A run by id or unique id prefix (see ``resolve``), with its events."""
+        found = self.resolve(run_id)
+        return self.store.get_run(found), self.store.run_history(found)
 
     def cancel(self, run_id: str, now: datetime | None = None) -> RunStatus:
-        return self.store.cancel_run(known_id(run_id, "run"), now)
+        return self.store.cancel_run(self.resolve(run_id), now)
 
-    def retry(self, run_id: str, now: datetime | None = None) -> None:
-        self.store.retry_run(known_id(run_id, "run"), now)
+    def retry(self, run_id: str, now: datetime | None = None) -> str:
+        """Queue a finished run again; returns its id."""
+        found = self.resolve(run_id)
+        self.store.retry_run(found, now)
+        return found
 
     def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
              now: datetime | None = None) -> str:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from agentcron.errors import ValidationError
-from agentcron.models import CostRow, ModelPrice
+from agentcron.models import AgentSpec, CostRow, ModelPrice
+from agentcron.rules.budgets import LimitState, decide, limit_states
 from agentcron.rules.pricing import check_model, parse_price
 from agentcron.services.validate import check_aware, check_in, check_int_between
 from agentcron.store import Store
@@ -31,6 +32,15 @@ class CostReport:
     truncated: bool
 
 
+@dataclass(frozen=True)
+class BudgetState:
+    """An agent's budget as it stands: each limit with what is used of it, and ``over``
+    (the reason its runs are skipped) when a limit is reached."""
+
+    limits: list[LimitState]
+    over: str | None
+
+
 class Spending:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -42,6 +52,17 @@ class Spending:
         price = parse_price(model, input_per_mtok, output_per_mtok, source)
         self.store.set_price(price, now)
         return next(p for p in self.store.list_prices() if p.model == price.model)
+
+    def budget_states(self, agents: list[AgentSpec], now: datetime | None = None
+                      ) -> dict[str, BudgetState]:
+        """The budget state of each of ``agents`` that has a budget, by name, counted as
+        the claiming transaction counts it."""
+        budgeted = {a.name: a.budget for a in agents
+                    if a.budget is not None and a.budget.has_limits}
+        used = self.store.budget_usage(budgeted, now)
+        return {name: BudgetState(limit_states(budget, used[name]),
+                                  decide(budget, used[name]).over)
+                for name, budget in budgeted.items()}
 
     def list_prices(self) -> list[ModelPrice]:
         return self.store.list_prices()

@@ -35,18 +35,20 @@ from agentcron.schedule.spec import (
 from agentcron.services.agents import Duration
 from agentcron.services.limits import Limits
 from agentcron.services.validate import (
+    ID,
     check_aware,
     check_int_between,
     check_name,
     check_one_of,
     check_payload,
     has_bidi_control,
-    known_id,
     now_or_store,
 )
 from agentcron.store import Store
 
 _TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
+#: Most triggers an ambiguous name's error lists.
+MAX_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
@@ -268,8 +270,29 @@ class TriggerService:
             check_count=lambda n: limits.check_trigger_count(spec.agent, n))
         return self.store.get_trigger(new.id), new.webhook_secret
 
+    def resolve(self, ref: str) -> str:
+        """The id of the trigger ``ref`` names: its id, or its name when exactly one trigger
+        has that name (names are unique per agent only). An ambiguous name is refused
+        (``ValidationError``) listing the triggers it could mean; no match is
+        ``NotFoundError``. Every front door addresses a trigger through this."""
+        if not isinstance(ref, str) or not (ID.match(ref) or _TRIGGER_NAME.match(ref)):
+            raise NotFoundError("trigger", str(ref)[:80])
+        found = self.store.trigger_refs(ref, limit=MAX_CANDIDATES + 1)
+        if not found:
+            raise NotFoundError("trigger", ref)
+        if found[0][0] == ref or len(found) == 1:
+            return found[0][0]
+        listed = ", ".join(f"{tid} (agent {agent})"
+                           for tid, agent, _ in found[:MAX_CANDIDATES])
+        count = (f"more than {MAX_CANDIDATES}" if len(found) > MAX_CANDIDATES
+                 else str(len(found)))
+        raise ValidationError(
+            "trigger", f"{ref!r} is the name of {count} triggers: {listed}",
+            "give the trigger's id instead of its name")
+
     def get(self, trigger_id: str) -> Trigger:
-        return self.store.get_trigger(known_id(trigger_id, "trigger"))
+        """The trigger with this id, or this unambiguous name (see ``resolve``)."""
+        return self.store.get_trigger(self.resolve(trigger_id))
 
     def update(self, trigger_id: str, changes: Mapping[str, Any],
                        now: datetime | None = None) -> Trigger:
@@ -304,6 +327,21 @@ class TriggerService:
         self.store.update_trigger(current.id, values, now)
         return self.store.get_trigger(current.id)
 
+    def rotate_secret(self, trigger_id: str) -> tuple[Trigger, str]:
+        """Give a webhook trigger a new signing secret; returns the trigger and the secret
+        (the only time it is handed out). Deliveries signed with the old one are refused
+        from now on."""
+        from agentcron.services.access import new_webhook_secret
+
+        trigger = self.get(trigger_id)
+        if trigger.kind is not TriggerKind.WEBHOOK:
+            raise ValidationError(
+                "trigger", f"{trigger.id} is a {trigger.kind.value} trigger, which has no "
+                "secret", "give a webhook trigger")
+        secret = new_webhook_secret()
+        self.store.set_webhook_secret(trigger.id, secret)
+        return trigger, secret
+
     def page(self, agent: str | None = None, limit: int = 100, offset: int = 0
                       ) -> tuple[list[Trigger], int]:
         """A page of triggers (by agent, then creation) and how many there are."""
@@ -313,12 +351,16 @@ class TriggerService:
         check_int_between(offset, "offset", 0, 10_000_000)
         return self.store.triggers_page(agent, limit, offset)
 
-    def delete(self, trigger_id: str) -> None:
-        self.store.delete_trigger(known_id(trigger_id, "trigger"))
+    def delete(self, trigger_id: str) -> str:
+        """Delete a trigger (by id or name); returns its id."""
+        found = self.resolve(trigger_id)
+        self.store.delete_trigger(found)
+        return found
 
     def pause(self, trigger_id: str, now: datetime | None = None) -> Trigger:
-        self.store.update_trigger(known_id(trigger_id, "trigger"), {"paused": True}, now)
-        return self.store.get_trigger(trigger_id)
+        found = self.resolve(trigger_id)
+        self.store.update_trigger(found, {"paused": True}, now)
+        return self.store.get_trigger(found)
 
     def resume(self, trigger_id: str, now: datetime | None = None) -> Trigger:
         """Unpause. The schedule restarts from now: times that passed while paused are not
@@ -327,9 +369,9 @@ class TriggerService:
         trigger = self.get(trigger_id)
         schedule = schedule_of(trigger)
         self.store.update_trigger(
-            trigger_id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
+            trigger.id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
         )
-        return self.store.get_trigger(trigger_id)
+        return self.store.get_trigger(trigger.id)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
                         ) -> list[datetime]:

@@ -68,6 +68,13 @@ def enforce(conn: Connection, locked: dict[str, AgentSpec], now: datetime) -> di
     return room
 
 
+def usage(conn: Connection, budgeted: dict[str, Budget], now: datetime
+          ) -> dict[str, AgentUsage]:
+    """What each of the ``budgeted`` agents has used, counted as ``enforce`` counts it (a
+    read for people; no statement when there is nothing to count)."""
+    return _usage(conn, budgeted, now) if budgeted else {}
+
+
 def _usage(conn: Connection, budgeted: dict[str, Budget], now: datetime
            ) -> dict[str, AgentUsage]:
     """One grouped statement: per agent, tokens and cost summed (and the largest single run)

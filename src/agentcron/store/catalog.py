@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, select, true, update
+from sqlalchemy import Select, delete, func, or_, select, true, update
 from sqlalchemy.engine import Connection, Dialect, RowMapping
 from sqlalchemy.exc import DBAPIError
 
@@ -26,7 +26,7 @@ from agentcron.store.lenient import UNKNOWN_TIME, problem, raw_columns, read_len
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head
 from agentcron.store.rows import agent_from_row, agent_to_row, trigger_from_row
-from agentcron.store.schema import agents, triggers
+from agentcron.store.schema import agents, runs, triggers
 from agentcron.store.secrets import box_of
 
 _ENUMS: tuple[tuple[str, type[StrEnum], StrEnum], ...] = (
@@ -141,6 +141,28 @@ def find_trigger(conn: Connection, agent: str, name: str) -> Trigger | None:
     found = read_triggers(
         conn, select(triggers).where(triggers.c.agent == agent, triggers.c.name == name))
     return found[0] if found else None
+
+
+def trigger_refs(conn: Connection, ref: str, limit: int) -> list[tuple[str, str, str | None]]:
+    """(id, agent, name) of up to ``limit`` triggers whose id or name is ``ref``, the one
+    with that id first (one statement; names are unique per agent only)."""
+    stmt = (select(triggers.c.id, triggers.c.agent, triggers.c.name)
+            .where(or_(triggers.c.id == ref, triggers.c.name == ref))
+            .order_by((triggers.c.id == ref).desc(), triggers.c.agent, triggers.c.id)
+            .limit(limit))
+    return [(str(row.id), str(row.agent), row.name) for row in conn.execute(stmt)]
+
+
+def agent_footprint(conn: Connection, name: str) -> tuple[int, int, int]:
+    """(triggers, queued runs, runs in all) of agent ``name``: what removing it touches."""
+    get_agent(conn, name)
+    trigger_count = conn.execute(select(func.count()).select_from(triggers)
+                                 .where(triggers.c.agent == name)).scalar_one()
+    by_status = {str(status): int(n) for status, n in conn.execute(
+        select(runs.c.status, func.count()).where(runs.c.agent == name)
+        .group_by(runs.c.status))}
+    return (int(trigger_count), int(by_status.get("queued", 0)),
+            int(sum(by_status.values())))
 
 
 def list_triggers(conn: Connection, agent: str | None = None, *, preview: bool = False

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import TERMINAL_STATUSES, Run, RunEvent, RunStatus
-from agentcron.rules.ids import new_run_id
+from agentcron.rules.ids import new_run_id, run_id_range
 from agentcron.store import transitions
 from agentcron.store.catalog import get_agent
 from agentcron.store.events import record_events
@@ -100,6 +100,17 @@ def _lenient_run(raw: RowMapping, dialect: Dialect, preview: bool) -> Run:
         note = "cannot read this row: " + "; ".join(problems)
         values["error"] = f"{values['error']}\n{note}" if values["error"] else note
     return run_from_row(cast(RowMapping, values))
+
+
+def run_ids_with_prefix(conn: Connection, prefix: str, limit: int) -> list[str]:
+    """Up to ``limit`` run ids that start with ``prefix`` (a well-formed start of a run id,
+    see ``rules.ids.is_run_id_prefix``), oldest first: one range scan of the primary key."""
+    lowest, highest = run_id_range(prefix)
+    stmt = (select(runs.c.id)
+            .where(runs.c.id >= lowest, runs.c.id <= highest,
+                   runs.c.id.startswith(prefix, autoescape=True))
+            .order_by(runs.c.id).limit(limit))
+    return [str(run_id) for run_id in conn.execute(stmt).scalars()]
 
 
 def run_history(conn: Connection, run_id: str) -> list[RunEvent]:

@@ -23,9 +23,12 @@ from agentcron.store.types import UTCDateTime
 
 _RUNNING = RunStatus.RUNNING.value
 _QUEUED = RunStatus.QUEUED.value
-# A silent node's row is kept this many zombie timeouts (so operators see it as dead),
-# then removed. Its runs are recovered long before, after one zombie timeout.
+# A silent node's row is kept this many zombie timeouts (so operators see it as dead), but
+# never longer than NODE_ROW_RETENTION_MAX, then removed by the sweeper. Its runs are
+# recovered long before, after one zombie timeout. (Listings stop showing a dead node
+# after services.nodes.DEAD_NODE_SHOWN, whether or not a sweeper has run.)
 NODE_ROW_RETENTION_FACTOR = 10
+NODE_ROW_RETENTION_MAX = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -230,8 +233,8 @@ def _cancel_timed_out(conn: Connection, now: datetime, grace_s: float) -> list[s
 def _remove_dead_nodes(conn: Connection, now: datetime, node_rows: dict[str, Any]) -> list[str]:
     dead = [
         (node_id, row.heartbeat_at) for node_id, row in node_rows.items()
-        if row.heartbeat_at < now - timedelta(
-            seconds=row.zombie_timeout_s * NODE_ROW_RETENTION_FACTOR)
+        if row.heartbeat_at < now - min(NODE_ROW_RETENTION_MAX, timedelta(
+            seconds=row.zombie_timeout_s * NODE_ROW_RETENTION_FACTOR))
     ]
     removed: list[str] = []
     for node_id, beat in dead:

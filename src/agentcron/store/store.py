@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from agentcron.models import (
     AgentSpec,
+    Budget,
     ClaimedRun,
     CostRow,
     ModelPrice,
@@ -30,7 +31,9 @@ from agentcron.models import (
     RunStatus,
     Trigger,
 )
+from agentcron.rules.budgets import AgentUsage
 from agentcron.store import (
+    budgets,
     catalog,
     claiming,
     costs,
@@ -231,6 +234,17 @@ class Store:
         with self._read() as conn:
             return catalog.find_trigger(conn, agent, name)
 
+    def trigger_refs(self, ref: str, limit: int = 11) -> list[tuple[str, str, str | None]]:
+        """(id, agent, name) of the triggers whose id or name is ``ref``; see
+        ``catalog.trigger_refs``."""
+        with self._read() as conn:
+            return catalog.trigger_refs(conn, ref, limit)
+
+    def agent_footprint(self, name: str) -> tuple[int, int, int]:
+        """(triggers, queued runs, runs in all) of an agent; NotFoundError if none."""
+        with self._read() as conn:
+            return catalog.agent_footprint(conn, name)
+
     def list_triggers(self, agent: str | None = None, *, preview: bool = False
                       ) -> list[Trigger]:
         with self._read() as conn:
@@ -251,6 +265,10 @@ class Store:
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
             return history.get_run(conn, run_id)
+
+    def run_ids_with_prefix(self, prefix: str, limit: int = 11) -> list[str]:
+        with self._read() as conn:
+            return history.run_ids_with_prefix(conn, prefix, limit)
 
     def run_history(self, run_id: str) -> list[RunEvent]:
         with self._read() as conn:
@@ -418,6 +436,12 @@ class Store:
     def lag_samples(self, limit: int = 500) -> list[LagSample]:
         with self._read() as conn:
             return stats.lag_samples(conn, limit)
+
+    def budget_usage(self, budgeted: dict[str, Budget], now: datetime | None = None
+                     ) -> dict[str, AgentUsage]:
+        """What each budgeted agent has used in its windows (see ``budgets.usage``)."""
+        with self._read() as conn:
+            return budgets.usage(conn, budgeted, db_now(conn, now))
 
     def triggers_page(self, agent: str | None, limit: int, offset: int
                       ) -> tuple[list[Trigger], int]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,9 +33,12 @@ from agentcron.api.common import services
 from agentcron.api.dashboard.charts import STATUS_COLORS, status_bars
 from agentcron.errors import AgentcronError, ConflictError, NotFoundError, ValidationError
 from agentcron.models import RunStatus
+from agentcron.rules.budgets import describe_budget
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
+from agentcron.services.documents import agent_target
 from agentcron.services.overview import overview, usage_by_day
+from agentcron.services.validate import RUN_ID
 from agentcron.store.tokens import ApiToken
 
 HERE = Path(__file__).parent
@@ -81,6 +84,10 @@ _env.filters.update(utc=_utc, seconds=_seconds)
 
 def render(name: str, request: Request, session: Session | None, status: int = 200,
            **context: Any) -> HTMLResponse:
+    """``note_run``: the run an action's note is about (a ``note_run`` query parameter that
+    is a run id), linked from the note."""
+    run = request.query_params.get("note_run") or ""
+    context.setdefault("note_run", run if RUN_ID.match(run) else None)
     page = _env.get_template(name).render(request=request, session=session,
                                           colors=STATUS_COLORS, **context)
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
@@ -141,7 +148,8 @@ def install(app: FastAPI) -> None:
 
     def action(path: str) -> Callable[[Callable[..., Any]], None]:
         """A POST form: signed in, write scope, same origin, CSRF token; then the service
-        call, and back to ``next`` with a message."""
+        call ``perform(services, form, **path_params)``, and back to ``next`` with its
+        message (a note; a ``(note, run_id)`` pair links the note to that run)."""
         def wrap(perform: Callable[..., Any]) -> None:
             async def handler(request: Request) -> Response:
                 session = await current_session(request)
@@ -159,18 +167,23 @@ def install(app: FastAPI) -> None:
                                   message=f"token {session.token.name!r} is read-only; "
                                           "actions need a write token")
                 params = dict(request.path_params)
+                run_id: str | None = None
                 try:
-                    note = await blocking(request, perform, services(request), **params)
+                    note = await blocking(request, perform, services(request), form, **params)
+                    if isinstance(note, tuple):
+                        note, run_id = note
                 except (NotFoundError, ConflictError, ValidationError, AgentcronError) as exc:
                     note = f"error: {exc}"
                 else:
                     metrics = request.app.state.metrics
                     if path.endswith("/fire") and metrics is not None:
                         metrics.fired("manual")
-                target = _back(form, "/")
-                sep = "&" if "?" in target else "?"
-                return RedirectResponse(f"{target}{sep}{urlencode({'note': note})}",
-                                        status_code=303)
+                back, _, kept = _back(form, "/").partition("?")
+                # The previous action's note (and its run) is not carried over.
+                query = [(k, v) for k, v in parse_qsl(kept, keep_blank_values=True)
+                         if k not in ("note", "note_run")]
+                query += [("note", note)] + ([("note_run", run_id)] if run_id else [])
+                return RedirectResponse(f"{back}?{urlencode(query)}", status_code=303)
 
             app.add_api_route(path, handler, methods=["POST"], include_in_schema=False)
         return wrap
@@ -272,41 +285,48 @@ def install(app: FastAPI) -> None:
         svc = services(request)
         listed = await blocking(request, svc.agents.all)
         usage = await blocking(request, usage_by_day, svc, 7)
+        budgets = await blocking(request, svc.spending.budget_states, listed)
         return render("agents.html", request, session, agents=listed, usage=usage,
+                      budgets=budgets, target=agent_target, describe_budget=describe_budget,
                       note=request.query_params.get("note"))
 
     # -- actions --------------------------------------------------------------------------
 
     @action("/triggers/{trigger_id}/pause")
-    def pause(svc: Any, trigger_id: str) -> str:
+    def pause(svc: Any, form: dict[str, str], trigger_id: str) -> str:
         svc.pause_trigger(trigger_id)
         return f"trigger {trigger_id} paused"
 
     @action("/triggers/{trigger_id}/resume")
-    def resume(svc: Any, trigger_id: str) -> str:
+    def resume(svc: Any, form: dict[str, str], trigger_id: str) -> str:
         trigger = svc.resume_trigger(trigger_id)
         return f"trigger {trigger_id} resumed; next fire {_utc(trigger.next_fire_at)}"
 
     @action("/triggers/{trigger_id}/fire")
-    def fire_trigger(svc: Any, trigger_id: str) -> str:
+    def fire_trigger(svc: Any, form: dict[str, str], trigger_id: str) -> tuple[str, str]:
+        """With the trigger's payload, or the form's ``payload`` (JSON text) if given."""
         trigger = svc.get_trigger(trigger_id)
-        run_id = svc.fire(trigger.agent, trigger.payload)
-        return f"run {run_id} of {trigger.agent} queued"
+        text = form.get("payload", "").strip()
+        run_id = (svc.fire(trigger.agent, text, payload_is_json_text=True) if text
+                  else svc.fire(trigger.agent, trigger.payload))
+        return f"run {run_id} of {trigger.agent} queued", run_id
 
     @action("/agents/{name}/fire")
-    def fire_agent(svc: Any, name: str) -> str:
-        run_id = svc.fire(name, None)
-        return f"run {run_id} of {name} queued"
+    def fire_agent(svc: Any, form: dict[str, str], name: str) -> tuple[str, str]:
+        """With the form's ``payload`` (JSON text; none when empty)."""
+        text = form.get("payload", "").strip()
+        run_id = svc.fire(name, text or None, payload_is_json_text=True)
+        return f"run {run_id} of {name} queued", run_id
 
     @action("/runs/{run_id}/cancel")
-    def cancel(svc: Any, run_id: str) -> str:
+    def cancel(svc: Any, form: dict[str, str], run_id: str) -> str:
         was = svc.cancel_run(run_id)
         return f"run {run_id} cancelled (was {was.value})"
 
     @action("/runs/{run_id}/retry")
-    def retry(svc: Any, run_id: str) -> str:
-        svc.retry_run(run_id)
-        return f"run {run_id} queued again"
+    def retry(svc: Any, form: dict[str, str], run_id: str) -> tuple[str, str]:
+        found = svc.retry_run(run_id)
+        return f"run {found} queued again", found
 
 
 def _int(value: str | None, default: int) -> int:

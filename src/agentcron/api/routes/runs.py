@@ -1,4 +1,5 @@
-"""``/api/v1/runs``: list (filters, cursor pagination), show with events, cancel, retry."""
+"""``/api/v1/runs``: list (filters, cursor pagination), show with events, cancel, retry.
+A run in a path is its id or a unique prefix of it (at least 4 characters)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,13 @@ async def get_run(request: Request, run_id: str, _: Caller = READ) -> RunDetail:
 @router.post("/{run_id}/cancel", response_model=CancelOut,
              summary="Cancel a queued or running run")
 async def cancel_run(request: Request, run_id: str, _: Caller = WRITE) -> CancelOut:
-    was = await blocking(request, services(request).cancel_run, run_id)
-    return CancelOut(id=run_id, status="cancelled", was=was.value)
+    svc = services(request)
+
+    def cancel() -> CancelOut:
+        found = svc.runs.resolve(run_id)
+        return CancelOut(id=found, status="cancelled", was=svc.cancel_run(found).value)
+
+    return await blocking(request, cancel)
 
 
 @router.post("/{run_id}/retry", response_model=RunOut, summary="Queue a finished run again")
@@ -50,7 +56,7 @@ async def retry_run(request: Request, run_id: str, _: Caller = WRITE) -> RunOut:
     svc = services(request)
 
     def retry() -> RunOut:
-        svc.retry_run(run_id)
-        return RunOut.of(svc.get_run(run_id)[0])
+        found = svc.retry_run(run_id)
+        return RunOut.of(svc.get_run(found)[0])
 
     return await blocking(request, retry)

@@ -1,5 +1,6 @@
 """``/api/v1/triggers``: list, create (cron, interval, once or webhook), show, change,
-pause, resume, delete, next fire times, fire now."""
+pause, resume, delete, next fire times, fire now, rotate a webhook's secret. A trigger in a
+path is its id, or its name when no other trigger has that name."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from agentcron.api.schemas import (
     TriggerCreated,
     TriggerOut,
     TriggersPage,
+    WebhookSecret,
 )
 from agentcron.models import Trigger
 from agentcron.services import TriggerInput
@@ -72,8 +74,8 @@ async def update_trigger(request: Request, trigger_id: str, body: TriggerChange,
 @router.delete("/{trigger_id}", response_model=Deleted,
                summary="Delete a trigger (its run history stays)")
 async def delete_trigger(request: Request, trigger_id: str, _: Caller = WRITE) -> Deleted:
-    await blocking(request, services(request).delete_trigger, trigger_id)
-    return Deleted(id=trigger_id)
+    found = await blocking(request, services(request).delete_trigger, trigger_id)
+    return Deleted(id=found)
 
 
 @router.post("/{trigger_id}/pause", response_model=TriggerOut, summary="Pause a trigger")
@@ -113,3 +115,13 @@ async def fire_trigger(request: Request, trigger_id: str, _: Caller = WRITE) -> 
     if metrics is not None:
         metrics.fired("manual")
     return FireOut(id=run_id, agent=trigger.agent)
+
+
+@router.post("/{trigger_id}/rotate-secret", response_model=WebhookSecret,
+             summary="Give a webhook trigger a new signing secret (shown this once); the old "
+                     "one stops working at once")
+async def rotate_secret(request: Request, trigger_id: str, _: Caller = WRITE
+                        ) -> WebhookSecret:
+    svc = services(request)
+    trigger, secret = await blocking(request, svc.triggers.rotate_secret, trigger_id)
+    return WebhookSecret(id=trigger.id, secret=secret, hook_path=f"/hooks/{trigger.id}")

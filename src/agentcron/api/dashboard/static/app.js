@@ -1,5 +1,6 @@
 // agentcron dashboard: refresh the page's content in place every few seconds, keeping the
-// URL (and so its filters). Paused while the user types in a field or the tab is hidden.
+// URL (and so its filters). Paused while the user types in a field, has a payload form
+// open, or the tab is hidden.
 (function () {
   "use strict";
   var PERIOD_MS = 5000;
@@ -11,6 +12,8 @@
     window.localStorage.setItem("agentcron.autorefresh", box.checked ? "1" : "0");
   });
   function busy() {
+    // An open "with payload…" form is being filled in: do not replace it under the user.
+    if (document.querySelector("details.fire-payload[open]")) { return true; }
     var el = document.activeElement;
     return el && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA") && el.id !== "autorefresh";
   }
