@@ -15,6 +15,7 @@ this site. Actions need a write token; a read token can look at everything.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,7 @@ from agentcron.models import RunStatus
 from agentcron.rules.budgets import describe_budget
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
-from agentcron.services.documents import agent_target
+from agentcron.services.documents import agent_target, preview
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
 from agentcron.store.tokens import ApiToken
@@ -79,7 +80,15 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
-_env.filters.update(utc=_utc, seconds=_seconds)
+def _payload_hint(value: Any) -> str:
+    """A listing's payload (its preview, see ``documents.preview``) as one line of JSON."""
+    if value is None:
+        return ""
+    shown, cut = preview(value)
+    return f"{shown}…" if cut else json.dumps(shown, ensure_ascii=False)
+
+
+_env.filters.update(utc=_utc, seconds=_seconds, payload_hint=_payload_hint)
 
 
 def render(name: str, request: Request, session: Session | None, status: int = 200,
