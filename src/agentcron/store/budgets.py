@@ -5,8 +5,9 @@ concurrency shards (``store.slots.hold_shards``: an agent with a budget is claim
 of them or none) and before it counts free slots, on every path that starts runs. Because it
 reads the run rows in a statement that begins after the locks are held, it sees every run
 started and every usage recorded by whoever held them before; so two nodes cannot both
-start the run the rule in ``agentcron.rules.budgets`` forbids. Budget state is never stored: it is summed from the
-run rows each time (one grouped statement, over the ``ix_runs_agent_started`` index).
+start the run the rule in ``agentcron.rules.budgets`` forbids. Budget state is never
+stored: it is summed from the run rows each time (one grouped statement, over the
+``ix_runs_agent_started`` index).
 """
 
 from __future__ import annotations
