@@ -1,6 +1,6 @@
 """Budgets: what an agent may spend, and whether one more of its runs may start. Pure: no I/O,
 no clock (``now`` is passed in). The store applies ``decide`` inside the claiming transaction
-(``store.budgets``), under the agent's row lock.
+(``store.budgets``), under all of the agent's concurrency shards (``store.slots``).
 
 What counts
     The usage of an agent's runs that *started* inside the window: a rolling day (the 24

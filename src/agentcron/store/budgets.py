@@ -1,11 +1,13 @@
-"""Budgets enforced where runs start: inside the claiming transaction, under the agent locks.
+"""Budgets enforced where runs start: inside the claiming transaction, under the agent's locks.
 
-``enforce`` is called by the claiming code right after it has locked the agent rows (and
-before it counts free slots), on every path that starts runs. Because it reads the run rows
-in a statement that begins after the lock is held, it sees every run started and every
-usage recorded by whoever held the lock before; so two nodes cannot both start the run the
-rule in ``agentcron.rules.budgets`` forbids. Budget state is never stored: it is summed from the
-run rows each time (one grouped statement, over the ``ix_runs_agent_started`` index).
+``enforce`` is called by the claiming code right after it holds all of an agent's
+concurrency shards (``store.slots.hold_shards``: an agent with a budget is claimed under all
+of them or none) and before it counts free slots, on every path that starts runs. Because it
+reads the run rows in a statement that begins after the locks are held, it sees every run
+started and every usage recorded by whoever held them before; so two nodes cannot both
+start the run the rule in ``agentcron.rules.budgets`` forbids. Budget state is never
+stored: it is summed from the run rows each time (one grouped statement, over the
+``ix_runs_agent_started`` index).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def budget_event_counts() -> dict[str, int]:
 
 
 def enforce(conn: Connection, locked: dict[str, AgentSpec], now: datetime) -> dict[str, int]:
-    """Apply the budgets of the ``locked`` agents (whose rows this transaction holds).
+    """Apply the budgets of the ``locked`` agents (whose shards this transaction holds).
 
     Returns, for each agent with a budget, how many runs it may start now (0 when it is over
     budget or must wait for runs in flight); agents without a budget are absent, meaning no

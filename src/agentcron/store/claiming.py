@@ -12,21 +12,21 @@ from sqlalchemy import (
     BigInteger,
     Float,
     Integer,
+    SmallInteger,
     String,
     Text,
-    func,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import AgentSpec, ClaimedRun, Outcome, RunEvent, RunStatus
-from agentcron.store import budgets, transitions
+from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
-from agentcron.store.rows import agent_from_row
 from agentcron.store.schema import agents, runs
-from agentcron.store.secrets import box_of
+from agentcron.store.slots import free_slots, hold_shards, read_specs
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -35,6 +35,11 @@ _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
 
 
+_CLAIM_COLUMNS: dict[str, Any] = {
+    "id": String(36),
+    "shard": SmallInteger(),
+    "deadline_at": UTCDateTime(),
+}
 _OUTCOME_COLUMNS: dict[str, Any] = {
     "id": String(36),
     "lease": Integer(),
@@ -50,119 +55,40 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class AgentSlots:
-    """What an agent may start right now, as seen under its row lock."""
-
-    spec: AgentSpec
-    free: int  # max_concurrency minus its running runs (never below 0)
-    backlog: bool  # whether ready queued runs are already waiting for it
-
-
-def lock_agents(conn: Connection, names: Any) -> dict[str, AgentSpec]:
-    """Lock the named agent rows (a list or a subquery), skipping rows another node holds
-    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write lock already excludes every
-    other writer). Returns the specs of the rows this transaction now holds."""
-    rows = conn.execute(
-        select(agents).where(agents.c.name.in_(names)).with_for_update(skip_locked=True)
-    ).mappings()
-    box = box_of(conn)
-    return {spec.name: spec for spec in (agent_from_row(row, box) for row in rows)}
-
-
-def agent_slots(conn: Connection, locked: dict[str, AgentSpec], now: datetime
-                ) -> dict[str, AgentSlots]:
-    """Free slots and backlog of agents locked by ``lock_agents`` in this transaction.
-
-    Must run in a statement after the lock: under READ COMMITTED a new statement sees every
-    claim committed by whoever held the lock before, which is what makes the concurrency
-    limit hold across nodes (guarantee 3). One statement for any number of agents.
-    """
-    if not locked:
-        return {}
-    # Budgets, under the same locks: an agent over budget gets no slot (and its ready runs
-    # are skipped); one near its limit gets only the runs the budget rule lets start.
-    room = budgets.enforce(conn, locked, now)
-    # Correlated subqueries so each count is answered from its partial index
-    # (ix_runs_agent_running, ix_runs_ready); an IN-list over both statuses would scan
-    # the agent's whole history instead.
-    running_count = (
-        select(func.count())
-        .where(runs.c.agent == agents.c.name, runs.c.status == _RUNNING)
-        .scalar_subquery()
-    )
-    ready_exists = (
-        select(func.count())
-        .select_from(
-            select(runs.c.id)
-            .where(runs.c.agent == agents.c.name, runs.c.status == _QUEUED,
-                   runs.c.run_after <= now)
-            .limit(1)
-            .subquery()
-        )
-        .scalar_subquery()
-    )
-    counts = {
-        row.name: row
-        for row in conn.execute(
-            select(agents.c.name, running_count.label("running"),
-                   ready_exists.label("ready"))
-            .where(agents.c.name.in_(list(locked)))
-        )
-    }
-    slots: dict[str, AgentSlots] = {}
-    for name, spec in locked.items():
-        row = counts.get(name)
-        running, ready = (int(row.running), int(row.ready)) if row is not None else (0, 0)
-        free = max(0, spec.max_concurrency - running)
-        slots[name] = AgentSlots(spec, min(free, room.get(name, free)), ready > 0)
-    return slots
-
-
 def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
     """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
 
-    Locks: the agent rows of every agent with a ready run (``lock_agents``), so another
-    node claiming for the same agent skips it rather than waits.
-    Guarantees: an agent never has more running runs than its ``max_concurrency``
-    (``agent_slots``). Each claim increments ``lease`` (the fencing token) and ``attempt``.
-    Oldest ready runs first. Three statements, each reading a bounded number of rows
-    whatever the length of the queue.
+    Locks: the concurrency shards the claim fills (``slots.hold_shards``) and the queued
+    runs it picks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so nodes claiming for the same
+    agent at once take different shards and different runs rather than wait for each other.
+    Guarantees: an agent never has more running runs than its ``max_concurrency`` (each
+    shard's running runs are counted after its lock is held). Each claim increments
+    ``lease`` (the fencing token) and ``attempt``. Oldest ready runs first. Five statements
+    whatever the length of the queue, each reading a bounded number of rows.
     """
     if slots <= 0:
         return []
-    # Agents with a ready run: one index probe per agent (ix_runs_ready), however long the
-    # queue is.
+    # Agents with a ready run: one index probe per agent (ix_runs_ready).
     ready_agents = select(agents.c.name).where(
         select(runs.c.id)
         .where(runs.c.agent == agents.c.name, runs.c.status == _QUEUED,
                runs.c.run_after <= now)
         .exists()
     )
-    locked = lock_agents(conn, ready_agents.scalar_subquery())
-    capacity = {name: s.free for name, s in agent_slots(conn, locked, now).items() if s.free}
+    specs = read_specs(conn, ready_agents.scalar_subquery())
+    capacity = {name: held for name, held in
+                free_slots(conn, specs, hold_shards(conn, specs, slots), now).items()
+                if held.total}
     if not capacity:
         return []
-
-    # Each agent's oldest ready runs, at most its free slots, read in the order of its
-    # index (ix_runs_ready: agent, run_after) and cut off by LIMIT: the work is bounded by
-    # what is claimed, not by the length of the queue (ranking the whole queue made every
-    # claim slower as a backlog grew, which grew the backlog: the chaos suite's soak never
-    # caught up).
-    oldest = [
-        select(runs.c.id, runs.c.run_after)
-        .where(runs.c.agent == name, runs.c.status == _QUEUED, runs.c.run_after <= now)
-        .order_by(runs.c.run_after)
-        .limit(min(free, slots))
-        .subquery()
-        for name, free in sorted(capacity.items())
-    ]
-    ready = union_all(*(select(sq.c.id, sq.c.run_after) for sq in oldest)).subquery("ready")
-    picked = select(ready.c.id).order_by(ready.c.run_after, ready.c.id).limit(slots)
-    deadlines = {
-        name: now + timedelta(seconds=locked[name].timeout_s) for name in capacity
-    }
-    claimed = conn.execute(transitions.claim(picked, node_id, now, deadlines)).mappings()
+    picks = _pick(conn, {name: min(held.total, slots) for name, held in capacity.items()},
+                  slots, now)
+    assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
+                 "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
+                for run_id, agent in picks]
+    source = bulk_source(conn, _CLAIM_COLUMNS, assigned)
+    claimed = conn.execute(transitions.claim(source, node_id, now)).mappings()
+    deadlines = {a["id"]: a["deadline_at"] for a in assigned}
     result: list[ClaimedRun] = []
     unreadable: list[RunEvent] = []
     for row in claimed.all():
@@ -177,11 +103,11 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
             run_id=row["id"],
             lease=row["lease"],
             attempt=row["attempt"],
-            agent=locked[row["agent"]],
+            agent=capacity[row["agent"]].spec,
             trigger_id=row["trigger_id"],
             scheduled_for=scheduled_for,
             started_at=now,
-            deadline_at=deadlines[row["agent"]],
+            deadline_at=deadlines[row["id"]],
             payload=payload,
         ))
     if unreadable:
@@ -189,6 +115,45 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         log.error("run_quarantined", runs=[e.run_id for e in unreadable],
                   reason=unreadable[0].message)
     return result
+
+
+def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
+          ) -> list[tuple[str, str]]:
+    """(id, agent) of the oldest ready runs, at most ``wanted[agent]`` of each agent and
+    ``slots`` in all, oldest first. Each agent's runs are read in the order of its index
+    (ix_runs_ready: agent, run_after) and cut off by LIMIT: the work is bounded by what is
+    claimed, not by the length of the queue (ranking the whole queue made every claim slower
+    as a backlog grew, which grew the backlog). On PostgreSQL the runs are locked ``SKIP
+    LOCKED``, so a node claiming for the same agent at once picks others."""
+    if conn.dialect.name == "postgresql":
+        wants = bulk_source(conn, {"name": String(100), "n": Integer()},
+                            [{"name": name, "n": n} for name, n in sorted(wanted.items())])
+        oldest = (
+            select(runs.c.id, runs.c.agent, runs.c.run_after)
+            .where(runs.c.agent == wants["name"], runs.c.status == _QUEUED,
+                   runs.c.run_after <= now)
+            .order_by(runs.c.run_after)
+            .limit(wants["n"])
+            .with_for_update(skip_locked=True)
+            .lateral("oldest")
+        )
+        stmt = (select(oldest.c.id, oldest.c.agent)
+                .select_from(wants.from_clause.join(oldest, true()))
+                .order_by(oldest.c.run_after, oldest.c.id).limit(slots))
+    else:
+        per_agent = [
+            select(runs.c.id, runs.c.agent, runs.c.run_after)
+            .where(runs.c.agent == name, runs.c.status == _QUEUED, runs.c.run_after <= now)
+            .order_by(runs.c.run_after)
+            .limit(n)
+            .subquery()
+            for name, n in sorted(wanted.items())
+        ]
+        ready = union_all(*(select(sq.c.id, sq.c.agent, sq.c.run_after)
+                            for sq in per_agent)).subquery("ready")
+        stmt = select(ready.c.id, ready.c.agent).order_by(ready.c.run_after,
+                                                          ready.c.id).limit(slots)
+    return [(row.id, row.agent) for row in conn.execute(stmt)]
 
 
 class UnreadableValue(ValueError):

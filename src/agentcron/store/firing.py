@@ -46,9 +46,9 @@ from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
-from agentcron.store.claiming import agent_slots, lock_agents
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
+from agentcron.store.slots import free_slots, hold_shards, read_specs
 from agentcron.store.types import UTCDateTime
 
 # Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
@@ -74,6 +74,7 @@ _RUN_COLUMNS: dict[str, Any] = {
     "started_at": UTCDateTime(),
     "heartbeat_at": UTCDateTime(),
     "deadline_at": UTCDateTime(),
+    "shard": Integer(),
 }
 _BROKEN_COLUMNS: dict[str, Any] = {"id": String(40), "reason": Text()}
 # A broken_reason is one line, at most this long.
@@ -287,6 +288,7 @@ def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
                 "started_at": None,
                 "heartbeat_at": None,
                 "deadline_at": None,
+                "shard": 0,
             }
         )
     skipped = [run["scheduled_for"] for run in decision.new_runs
@@ -439,25 +441,26 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if slots <= 0 or not ready:
         return []
-    locked = lock_agents(conn, sorted({r["agent"] for r in ready}))
+    specs = read_specs(conn, sorted({r["agent"] for r in ready}))
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
-    budgeted = {name for name, spec in locked.items() if spec.budget is not None}
-    agent_state = agent_slots(
-        conn, {name: spec for name, spec in locked.items()
-               if name not in budgeted or name in due_agents}, now)
-    free = {name: (0 if state.backlog else state.free) for name, state in agent_state.items()}
+    budgeted = {name for name, spec in specs.items() if spec.budget is not None}
+    specs = {name: spec for name, spec in specs.items()
+             if name not in budgeted or name in due_agents}
+    held = free_slots(conn, specs, hold_shards(conn, specs, slots), now, with_backlog=True)
     claimed: list[ClaimedRun] = []
     for run in ready:
         if len(claimed) >= slots:
             break
-        if free.get(run["agent"], 0) <= 0 or (is_ahead(run) and run["agent"] in budgeted):
+        state = held.get(run["agent"])
+        if (state is None or state.backlog or not state.total
+                or (is_ahead(run) and run["agent"] in budgeted)):
             continue
-        free[run["agent"]] -= 1
-        spec = agent_state[run["agent"]].spec
+        spec = state.spec
         start = max(now, run["run_after"])
         deadline = start + timedelta(seconds=spec.timeout_s)
         run.update(status=RunStatus.RUNNING.value, node_id=node_id, lease=1, attempt=1,
-                   started_at=start, heartbeat_at=now, deadline_at=deadline)
+                   started_at=start, heartbeat_at=now, deadline_at=deadline,
+                   shard=state.take(1)[0])
         claimed.append(ClaimedRun(
             run_id=run["id"], lease=1, attempt=1, agent=spec, trigger_id=run["trigger_id"],
             scheduled_for=run["scheduled_for"], started_at=start, deadline_at=deadline,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -130,6 +131,8 @@ runs = Table(
     Column("output_tokens", BigInteger),
     Column("cost_usd", Float),
     Column("model", String(100)),
+    # The shard of its agent's concurrency limit a running run holds (``store/slots.py``).
+    Column("shard", SmallInteger, nullable=False, server_default="0"),
     # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.
     UniqueConstraint("trigger_id", "scheduled_for", name="uq_runs_trigger_scheduled"),
     Index(
@@ -148,6 +151,7 @@ runs = Table(
     Index(
         "ix_runs_agent_running",
         "agent",
+        "shard",
         postgresql_where=text("status = 'running'"),
         sqlite_where=text("status = 'running'"),
     ),

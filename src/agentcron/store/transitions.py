@@ -9,13 +9,14 @@ here whole because two operations share its effects.
 ==========  ======================================  ==========================  ============
 transition  from -> to                              operation (module)          locks held
 ==========  ======================================  ==========================  ============
-insert      none -> queued (running if claimed)     fire_due (firing)           due triggers
+insert      none -> queued (running if claimed)     fire_due (firing)           due triggers,
+                                                                                shards (d)
             none -> queued                          deliver (webhooks)          the trigger
             none -> queued                          fire_now (history)          -
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
-            queued -> skipped (over budget)         budgets.enforce in claims   agent rows
-claim       queued -> running                       claim_runs (claiming)       agent rows
-quarantine  running -> failed (row unreadable)      claim_runs (claiming)       agent rows
+            queued -> skipped (over budget)         budgets.enforce in claims   shards (d)
+claim       queued -> running                       claim_runs (claiming)       shards (d)
+quarantine  running -> failed (row unreadable)      claim_runs (claiming)       shards (d)
 finish      running -> succeeded/failed/cancelled   finish (claiming)           fenced (a)
             cancelled for time -> succeeded         finish (claiming)           fenced (a)
 retry       running -> queued (after a delay)       finish (claiming)           fenced (a)
@@ -30,8 +31,10 @@ prune       finished -> deleted, with its events    prune (history)             
 ==========  ======================================  ==========================  ============
 
 Locks: "due triggers" are the trigger rows ``fire_due`` selected ``FOR UPDATE SKIP LOCKED``;
-"agent rows" those ``lock_agents`` holds (``SKIP LOCKED``); on SQLite ``BEGIN IMMEDIATE``
-already excludes every other writer. (a) fenced on (run, lease, node): a write from a stale
+(d) "shards" the concurrency shards of the claimed runs' agents (``slots.hold_shards``:
+advisory locks taken with a try, never waited for), and the queued runs being claimed
+(``FOR UPDATE SKIP LOCKED``); on SQLite ``BEGIN IMMEDIATE`` already excludes every other
+writer. (a) fenced on (run, lease, node): a write from a stale
 attempt changes nothing. (b) fenced on the status (and lease) the operation read. (c) ``FOR
 UPDATE SKIP LOCKED`` on the running runs, and fenced on the lease read, so two sweepers
 never change a run twice. "Finished" is succeeded, failed, cancelled or skipped.
@@ -137,12 +140,13 @@ def skip_over_budget(reasons: dict[str, str], now: datetime) -> Update:
 
 # -- claim -----------------------------------------------------------------------------------
 
-def claim(picked: Any, node_id: str, now: datetime, deadlines: dict[str, datetime]) -> Update:
-    """claim: the ``picked`` queued runs (a subquery of ids) -> ``running`` on ``node_id``,
-    with a new lease and the next attempt, and the deadline of its agent (``deadlines``)."""
+def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
+    """claim: each run in ``source`` (id, shard, deadline_at) still ``queued`` -> ``running``
+    on ``node_id`` in that shard of its agent's limit, with a new lease, the next attempt
+    and that deadline."""
     return (
         update(runs)
-        .where(runs.c.id.in_(picked), runs.c.status == _QUEUED)
+        .where(runs.c.id == source["id"], runs.c.status == _QUEUED)
         .values(
             status=_RUNNING,
             node_id=node_id,
@@ -150,10 +154,8 @@ def claim(picked: Any, node_id: str, now: datetime, deadlines: dict[str, datetim
             attempt=runs.c.attempt + 1,
             started_at=now,
             heartbeat_at=now,
-            deadline_at=case(
-                {name: deadline for name, deadline in deadlines.items()},
-                value=runs.c.agent,
-            ),
+            deadline_at=source["deadline_at"],
+            shard=source["shard"],
         )
         .returning(
             runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.trigger_id,
