@@ -16,7 +16,7 @@ from agentcron.executors import Executors
 from agentcron.models import Outcome, RunStatus
 from agentcron.store import Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent
+from tests.support.helpers import add_agent, await_until
 
 
 def test_unwritten_outcomes_free_their_slots_up_to_twice_the_limit(store: Store) -> None:
@@ -48,3 +48,32 @@ def test_unwritten_outcomes_free_their_slots_up_to_twice_the_limit(store: Store)
     # leave no slot, so round 3 starts nothing until they are written.
     assert free == [2, 0, 2, 0, 0, 0, 0, 2], free
     assert len(submitted) == 4 and all(o.status is RunStatus.SUCCEEDED for o in submitted)
+
+
+def test_a_slot_is_claimed_again_as_soon_as_its_run_ends(store: Store) -> None:
+    """With a poll of a minute and no outcome ever written (the writer would wake the
+    dispatcher too), the end of a run alone makes the dispatcher claim the next one."""
+    add_agent(store, now=T0, max_concurrency=100)
+    for _ in range(3):
+        store.fire_now("a", None)
+    submitted: list[Outcome] = []
+
+    async def main() -> None:
+        dispatcher = Dispatcher(
+            store, DatabaseClock(), StoreHealth(time.monotonic), Executors(), "n1",
+            max_inflight=1, claim_batch=10, poll_interval_s=60.0, submit=submitted.append,
+            on_progress=lambda run, progress: None)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(dispatcher.loop(stop.is_set))
+        try:
+            # One slot: the second run can only start once the first has ended. (The third
+            # waits for an outcome write: two unwritten outcomes fill the in-flight set.)
+            await await_until(lambda: len(submitted) == 2, timeout=30,
+                              message="the second run to start after the first ended")
+        finally:
+            stop.set()
+            dispatcher.wakeup.set()
+            await loop
+
+    asyncio.run(main())
+    assert [o.status for o in submitted] == [RunStatus.SUCCEEDED] * 2

@@ -1,7 +1,8 @@
 """Dispatcher: claims ready runs up to this node's free slots and runs each one.
 
 The concurrency limit of an agent is enforced by the store when claiming (across all
-nodes); this node's own limit is ``max_inflight`` runs executing at once. A run leaves the
+nodes); this node's own limit is ``max_inflight`` runs executing at once, and a slot is
+claimed again as soon as its run ends (batched over ``REFILL_LINGER_S``). A run leaves the
 in-flight set only after its outcome is written, or when the store says it is no longer
 ours (revoked); a run whose outcome only waits to be written no longer takes a slot, but
 the in-flight set as a whole stays under twice ``max_inflight``.
@@ -31,6 +32,9 @@ from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
+
+#: How long a freed slot waits for others before the dispatcher claims again.
+REFILL_LINGER_S = 0.005
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Dispatcher(Service):
         self.inflight: dict[Attempt, InFlight] = {}
         self.started = 0
         self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
+        self._refill: asyncio.TimerHandle | None = None
 
     def free_slots(self) -> int:
         """Runs this node may start now: ``max_inflight`` less those executing (or waiting
@@ -121,9 +126,15 @@ class Dispatcher(Service):
         entry.task.add_done_callback(self._run_done)
 
     def _run_done(self, _task: asyncio.Task[None]) -> None:
-        # No wake-up here: the loop claims again when outcomes are written (batched), not
-        # once per finished run.
         self.running -= 1
+        # A freed slot is refilled at once, not after the outcome's write: one wake-up per
+        # REFILL_LINGER_S however many runs end in it, so a burst of endings is one claim.
+        if self._refill is None and not self.stopping():
+            self._refill = asyncio.get_running_loop().call_later(REFILL_LINGER_S, self._wake)
+
+    def _wake(self) -> None:
+        self._refill = None
+        self.wakeup.set()
 
     async def _execute(self, entry: InFlight) -> None:
         run = entry.run
