@@ -17,7 +17,8 @@ from bench.ladder import PEERS, LadderOptions
 from bench.machine import REPO
 from bench.pg import PgTarget, wait_for_server
 
-WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bodies"]
+WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bodies",
+             "scale-out"]
 
 
 def _ints(text: str) -> list[int]:
@@ -116,6 +117,11 @@ def run(workload: str, args: argparse.Namespace, target: PgTarget, out: Path) ->
         from bench import statements
 
         statements.workload(target, out, quick=args.quick)
+    elif workload == "scale-out":
+        from bench import scaleout
+
+        scaleout.workload(target, out, quick=args.quick, nodes=args.nodes,
+                          duration_s=args.duration, warmup_s=args.warmup)
     elif workload == "bodies":
         from bench import bodies
 

@@ -28,10 +28,10 @@ def reset(store: Store) -> None:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 
 
-def add_agent(store: Store, target: str = TARGET) -> None:
+def add_agent(store: Store, target: str = TARGET, max_concurrency: int = 100_000) -> None:
     services = Services(store)
     services.add_agent(services.build_agent(
-        AGENT, "python", {"target": target}, max_concurrency=100_000, timeout="60s"))
+        AGENT, "python", {"target": target}, max_concurrency=max_concurrency, timeout="60s"))
 
 
 def insert_interval_triggers(store: Store, n: int, *, every: str = "1s",

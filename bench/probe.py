@@ -63,3 +63,16 @@ async def file_agent(ctx: object) -> None:
     scheduled = getattr(ctx, "scheduled_for", None)
     ts = scheduled.timestamp() if scheduled is not None else float("nan")
     os.write(_file(), f"{trigger_id} {ts:.6f} {started:.6f}\n".encode())
+
+
+IO_WAIT_S = float(os.environ.get("BENCH_IO_WAIT_S", "0.5"))
+
+
+async def io_file_agent(ctx: object) -> None:
+    """Python agent target ``bench.probe:io_file_agent``: records its start like
+    ``file_agent``, then waits ``BENCH_IO_WAIT_S`` (0.5 s) without using the CPU, as an agent
+    waiting on a model or a remote service does."""
+    import asyncio
+
+    await file_agent(ctx)
+    await asyncio.sleep(IO_WAIT_S)

@@ -54,11 +54,12 @@ KILL_COLUMNS: list[report.Column] = [
 
 class Cluster:
     def __init__(self, url: str, probe_dir: Path, *, zombie_timeout_s: float,
-                 heartbeat_s: float) -> None:
+                 heartbeat_s: float, extra: list[str] | None = None) -> None:
         self.url = url
         self.probe_dir = probe_dir
         self.zombie_timeout_s = zombie_timeout_s
         self.heartbeat_s = heartbeat_s
+        self.extra = extra or []  # more `serve` options, e.g. --max-inflight
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
@@ -68,7 +69,8 @@ class Cluster:
         proc = subprocess.Popen(
             [sys.executable, "-m", "agentcron", "--db", self.url, "serve", "--no-api",
              "--node-id", name, "--zombie-timeout", f"{self.zombie_timeout_s:g}s",
-             "--heartbeat-interval", f"{self.heartbeat_s:g}s", "--drain-timeout", "10s"],
+             "--heartbeat-interval", f"{self.heartbeat_s:g}s", "--drain-timeout", "10s",
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True)
         self.procs[name] = proc
         return proc
