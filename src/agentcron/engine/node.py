@@ -99,6 +99,8 @@ class Node:
             self.metrics.on_fired(result)
         for run in result.claimed:
             self.dispatcher.start(run)
+        for delay_s in sorted(result.ready_in_s)[:Dispatcher.READY_HINTS]:
+            self.dispatcher.ready_in(delay_s)  # jittered runs: claimed at their time
         if result.queued > len(result.claimed):
             self.dispatcher.wakeup.set()
 
@@ -110,8 +112,10 @@ class Node:
                 for o in outcomes)
         for outcome in outcomes:
             self.dispatcher.forget(Attempt.of(outcome))
-        if any(o.retry_delay_s is not None for o in outcomes):
-            self.dispatcher.wakeup.set()
+        for outcome in outcomes:
+            if outcome.retry_delay_s is not None:
+                # Claim the retry when its backoff is over, not at the next poll.
+                self.dispatcher.ready_in(outcome.retry_delay_s)
 
     def _on_progress(self, run: ClaimedRun, progress: str | None) -> None:
         """A RunContext.heartbeat() from agent code: fenced progress write, off the loop."""
