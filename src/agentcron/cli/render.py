@@ -22,6 +22,7 @@ from agentcron.schedule.durations import format_duration
 from agentcron.services.documents import (
     agent_json,
     event_json,
+    format_cost,
     iso,
     mask_url,
     masked_config,
@@ -289,7 +290,7 @@ def _tokens(run: Run) -> str | None:
 
 
 def _cost(run: Run) -> str | None:
-    return None if run.cost_usd is None else f"${run.cost_usd:.4f}"
+    return format_cost(run)  # the dashboard's and the API's ``cost`` too
 
 
 def print_runs(runs: Sequence[Run]) -> None:
@@ -299,10 +300,11 @@ def print_runs(runs: Sequence[Run]) -> None:
     print_table(
         None,
         ["ID", "AGENT", "TRIGGER", "STATUS", "ATTEMPT", "SCHEDULED", "DURATION", "TOKENS",
-         "COST"],
+         "COST", "REASON"],
         (
             [r.id, r.agent, r.trigger_id or "(manual)", r.status.value, r.attempt,
-             r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r)]
+             r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r),
+             r.reason]
             for r in runs
         ),
         no_wrap=["ID", "STATUS", "SCHEDULED"],
@@ -317,6 +319,8 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
         ("trigger", r.trigger_id or "(manual)"),
         ("status", r.status.value),
         ("reason", r.reason),
+        ("retry of", r.retry_of),
+        ("progress", r.progress),
         ("attempt", r.attempt),
         ("node", r.node_id),
         ("scheduled for", r.scheduled_for),
@@ -332,6 +336,7 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
         ("cost", _cost(r)),
         ("model", r.model),
         ("output", r.output),
+        ("stderr", r.stderr),
         ("error", r.error),
     ])
     if events:

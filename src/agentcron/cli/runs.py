@@ -58,9 +58,13 @@ def cancel(ctx: typer.Context, run_id: RunId) -> None:
 
 @app.command("retry")
 def retry(ctx: typer.Context, run_id: RunId) -> None:
-    """Queue a finished run again."""
-    services(ctx).retry_run(run_id)
-    say(f"run {run_id} queued again")
+    """Run a finished run again (a succeeded run keeps its output: a new run is queued)."""
+    queued = services(ctx).retry_run(run_id)
+    if queued == run_id:
+        say(f"run {run_id} queued again")
+    else:
+        say(f"run {run_id} succeeded and keeps its output; queued new run {queued} "
+            f"(retry of {run_id})")
 
 
 def fire(

@@ -61,7 +61,7 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
     usage = result.usage or Usage()
     if result.ok:
         return Outcome(run.run_id, run.lease, RunStatus.SUCCEEDED, output=result.output,
-                       usage=usage)
+                       usage=usage, stderr=result.stderr)
     delay: float | None = None
     if result.retryable and run.attempt < run.agent.max_attempts:
         delay = backoff_delay_s(run.attempt, run.agent.retry_backoff_s)
@@ -69,7 +69,7 @@ def outcome_for(run: ClaimedRun, result: ExecutionResult) -> Outcome:
             delay = max(delay, min(result.retry_after_s, MAX_RETRY_DELAY_S))
     return Outcome(
         run.run_id, run.lease, RunStatus.FAILED, output=result.output, error=result.error,
-        usage=usage, retry_delay_s=delay,
+        usage=usage, stderr=result.stderr, retry_delay_s=delay,
     )
 
 

@@ -137,8 +137,8 @@ class Services:
     def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
         return self.runs.cancel(run_id, now)
 
-    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
-        self.runs.retry(run_id, now)
+    def retry_run(self, run_id: str, now: datetime | None = None) -> str:
+        return self.runs.retry(run_id, now)
 
     def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
              now: datetime | None = None) -> str:

@@ -72,8 +72,10 @@ class RunService:
     def cancel(self, run_id: str, now: datetime | None = None) -> RunStatus:
         return self.store.cancel_run(known_id(run_id, "run"), now)
 
-    def retry(self, run_id: str, now: datetime | None = None) -> None:
-        self.store.retry_run(known_id(run_id, "run"), now)
+    def retry(self, run_id: str, now: datetime | None = None) -> str:
+        """The id of the run that will run: the same run, or a new one for a succeeded run
+        (which keeps its output)."""
+        return self.store.retry_run(known_id(run_id, "run"), now)
 
     def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
              now: datetime | None = None) -> str:

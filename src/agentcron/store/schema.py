@@ -125,11 +125,14 @@ runs = Table(
     Column("heartbeat_at", UTCDateTime),
     Column("progress", Text),
     Column("output", Text),
+    Column("stderr", Text),  # a command agent's stderr (migration 0006)
     Column("error", Text),
     Column("input_tokens", BigInteger),
     Column("output_tokens", BigInteger),
     Column("cost_usd", Float),
     Column("model", String(100)),
+    # The succeeded run a user's retry re-ran as this new run (migration 0006).
+    Column("retry_of", String(36)),
     # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.
     UniqueConstraint("trigger_id", "scheduled_for", name="uq_runs_trigger_scheduled"),
     Index(

@@ -32,9 +32,11 @@ from agentcron.api.auth import blocking
 from agentcron.api.common import services
 from agentcron.api.dashboard.charts import STATUS_COLORS, status_bars
 from agentcron.errors import AgentcronError, ConflictError, NotFoundError, ValidationError
-from agentcron.models import RunStatus
+from agentcron.models import Run, RunStatus
+from agentcron.rules.budgets import format_usd
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
+from agentcron.services.documents import format_cost
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.store.tokens import ApiToken
 
@@ -71,12 +73,31 @@ def _utc(value: datetime | None) -> str:
 
 
 def _seconds(value: float | None) -> str:
+    """A measured time (a lag, a run's duration): ``850 ms``, ``12.3 s``, then ``4m10s``."""
     if value is None:
         return "-"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s" if value < 60 else format_duration(round(value))
 
 
-_env.filters.update(utc=_utc, seconds=_seconds)
+def _duration(value: float | None) -> str:
+    """A configured duration (a timeout, an interval) as it is written: ``5m``, ``1m30s``."""
+    return "-" if value is None else format_duration(value)
+
+
+def _cost(run: Run) -> str:
+    """A run's cost as the CLI and the API's ``cost`` show it (``format_cost``)."""
+    return format_cost(run) or "-"
+
+
+def _usd(value: float, unpriced: int = 0) -> str:
+    """A sum of costs; ``+ N unpriced`` when runs without a price are left out of it."""
+    total = "$" + format_usd(value)
+    return f"{total} + {unpriced} unpriced" if unpriced else total
+
+
+_env.filters.update(utc=_utc, seconds=_seconds, duration=_duration, cost=_cost, usd=_usd)
 
 
 def render(name: str, request: Request, session: Session | None, status: int = 200,
@@ -305,8 +326,10 @@ def install(app: FastAPI) -> None:
 
     @action("/runs/{run_id}/retry")
     def retry(svc: Any, run_id: str) -> str:
-        svc.retry_run(run_id)
-        return f"run {run_id} queued again"
+        queued = svc.retry_run(run_id)
+        if queued == run_id:
+            return f"run {run_id} queued again"
+        return f"run {run_id} keeps its output; new run {queued} queued (retry of it)"
 
 
 def _int(value: str | None, default: int) -> int:

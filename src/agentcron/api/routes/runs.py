@@ -45,12 +45,16 @@ async def cancel_run(request: Request, run_id: str, _: Caller = WRITE) -> Cancel
     return CancelOut(id=run_id, status="cancelled", was=was.value)
 
 
-@router.post("/{run_id}/retry", response_model=RunOut, summary="Queue a finished run again")
+@router.post("/{run_id}/retry", response_model=RunOut,
+             summary="Run a finished run again",
+             description="A failed, cancelled or skipped run is queued again as itself. A "
+                         "succeeded run keeps its output: a new run is queued, whose "
+                         "retry_of is the original's id. Answers with the run that will run.")
 async def retry_run(request: Request, run_id: str, _: Caller = WRITE) -> RunOut:
     svc = services(request)
 
     def retry() -> RunOut:
-        svc.retry_run(run_id)
-        return RunOut.of(svc.get_run(run_id)[0])
+        queued = svc.retry_run(run_id)
+        return RunOut.of(svc.get_run(queued)[0])
 
     return await blocking(request, retry)
