@@ -115,3 +115,5 @@ def test_wait_gives_up_at_its_timeout_with_124_and_the_run_goes_on(cli: Cli) -> 
     assert followed.exit_code == 124 and "queued (attempt 0)" in followed.stdout
     bad = cli("fire", "idle", "--wait", "--timeout", "soon")
     assert bad.exit_code == 2 and "timeout" in bad.stderr
+    alone = cli("fire", "idle", "--timeout", "1m")
+    assert alone.exit_code == 2 and "only applies with --wait" in alone.stderr

@@ -26,6 +26,7 @@ from agentcron.cli.render import (
     run_json,
     say,
 )
+from agentcron.errors import ValidationError
 from agentcron.models import Run, RunStatus
 from agentcron.schedule.durations import format_duration, parse_duration
 
@@ -85,8 +86,8 @@ def show(
 ) -> None:
     """Show a run and its events (or follow it to its end)."""
     svc = services(ctx)
+    limit = _timeout_s(timeout, follow, "--follow")
     if follow:
-        limit = _timeout_s(timeout)
         run = _follow(svc, run_id, limit, lambda line: typer.echo(
             line, err=as_json))  # with --json, stdout is kept for the document
         _finish(svc, run, as_json, limit)
@@ -129,7 +130,7 @@ def fire(
 ) -> None:
     """Queue a run of an agent now; prints the run id (or, with --wait, its output)."""
     svc = services(ctx)
-    limit = _timeout_s(timeout)  # checked before anything is queued
+    limit = _timeout_s(timeout, wait, "--wait")  # checked before anything is queued
     run_id = svc.fire(agent, payload, payload_is_json_text=True)
     if not wait:
         if as_json:
@@ -145,8 +146,13 @@ def fire(
 # -- following a run ----------------------------------------------------------------------
 
 
-def _timeout_s(value: str | None) -> float | None:
-    return None if value is None else parse_duration(value, "timeout")
+def _timeout_s(value: str | None, waiting: bool, flag: str) -> float | None:
+    if value is None:
+        return None
+    if not waiting:
+        raise ValidationError("timeout", f"only applies with {flag}",
+                              f"add {flag}, or leave --timeout out")
+    return parse_duration(value, "timeout")
 
 
 def _follow(svc: Services, run_id: str, timeout_s: float | None,
