@@ -211,6 +211,7 @@ class ExecutionResult:
     output: str | None = None
     error: str | None = None
     retryable: bool = True
+    stderr: str | None = None
     usage: Usage | None = None
     retry_after_s: float | None = None
 
@@ -230,6 +231,7 @@ class Outcome:
     output: str | None = None
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    stderr: str | None = None
     retry_delay_s: float | None = None
 
 
@@ -292,6 +294,12 @@ class Run:
     output_tokens: int | None
     cost_usd: float | None
     model: str | None
+    progress: str | None = None
+    """The last progress line the running attempt reported (``RunContext.heartbeat``)."""
+    stderr: str | None = None
+    """A command agent's stderr (its stdout is the output), on success and on failure."""
+    retry_of: str | None = None
+    """The succeeded run this run re-runs (a user's retry of a succeeded run)."""
 
 
 @dataclass(frozen=True)

@@ -120,15 +120,17 @@ async def start_family(
     return task, reported.result(), ctx
 
 
-def test_exit_zero_gives_stdout() -> None:
+def test_exit_zero_keeps_stdout_as_output_and_stderr() -> None:
     assert run_command(["/bin/sh", "-c", "echo hello; echo noise >&2"]) == ExecutionResult(
-        ok=True, output="hello\n"
+        ok=True, output="hello\n", stderr="noise\n"
     )
+    assert run_command(["/bin/sh", "-c", "echo quiet"]).stderr is None  # nothing written
 
 
-def test_non_zero_exit_fails_retryable_with_stderr_tail() -> None:
+def test_non_zero_exit_fails_retryable_and_keeps_stdout_and_stderr() -> None:
     result = run_command(["/bin/sh", "-c", "echo working; echo 'disk full' >&2; exit 3"])
-    assert result == ExecutionResult(ok=False, error="exit code 3: disk full", retryable=True)
+    assert result == ExecutionResult(ok=False, error="exit code 3: disk full", retryable=True,
+                                     output="working\n", stderr="disk full\n")
 
 
 def test_killed_by_a_signal_says_so() -> None:
@@ -211,6 +213,9 @@ def test_ten_megabytes_of_output_is_capped_and_does_not_block_the_child() -> Non
     failing = run_command([PY, "-c", script + "sys.exit(1)"], output_limit=1000)
     assert failing.error is not None and failing.error.startswith("exit code 1: [agentcron:")
     assert failing.error.endswith("last words") and len(failing.error) < 5000
+    for stream in (failing.output, failing.stderr, result.stderr):  # capped like the output
+        assert stream is not None and "more bytes not stored" in stream
+        assert len(stream) < 1100
 
 
 def test_json_stdout_with_output_and_usage() -> None:

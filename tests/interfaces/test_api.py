@@ -362,6 +362,39 @@ def test_runs_list_validation(admin: httpx.Client, params: dict[str, Any], field
     assert error_of(admin.get("/api/v1/runs", params=params), 422)["field"] == field
 
 
+def test_a_run_document_shows_stdout_stderr_progress_and_a_retry_link(
+        srv: ApiServer, admin: httpx.Client) -> None:
+    script = "echo report; echo 'warning: slow disk' >&2; exit ${EXIT:-0}"
+    for name, code in (("streams-ok", "0"), ("streams-bad", "4")):
+        admin.put(f"/api/v1/agents/{name}", json={
+            "kind": "command", "max_attempts": 1,
+            "config": {"argv": ["/bin/sh", "-c", script], "env": {"EXIT": code}}})
+    ok = srv.wait_run(admin.post("/api/v1/agents/streams-ok/fire", json={}).json()["id"])
+    assert (ok["output"], ok["stderr"], ok["error"]) == ("report\n", "warning: slow disk\n",
+                                                          None)
+    bad = srv.wait_run(admin.post("/api/v1/agents/streams-bad/fire", json={}).json()["id"],
+                       ("failed",))
+    assert (bad["output"], bad["stderr"]) == ("report\n", "warning: slow disk\n")
+    assert bad["error"] == "exit code 4: warning: slow disk"
+    listed = admin.get("/api/v1/runs", params={"agent": "streams-bad"}).json()["runs"][0]
+    assert listed["stderr"] == bad["stderr"] and listed["stderr_truncated"] is False
+
+    admin.put("/api/v1/agents/reporter", json={
+        "kind": "python", "config": {"target": "agentcron.examples:system_report"}})
+    reported = srv.wait_run(admin.post("/api/v1/agents/reporter/fire", json={}).json()["id"])
+    assert reported["progress"] == "collecting"  # its ctx.heartbeat("collecting")
+
+    # Retrying the succeeded run queues a new run; the original keeps its output.
+    again = admin.post(f"/api/v1/runs/{ok['id']}/retry").json()
+    assert again["id"] != ok["id"] and again["retry_of"] == ok["id"]
+    assert srv.wait_run(again["id"])["output"] == "report\n"
+    original = admin.get(f"/api/v1/runs/{ok['id']}").json()
+    assert (original["status"], original["output"]) == ("succeeded", "report\n")
+    assert any(again["id"] in (e["message"] or "") for e in original["events"])
+    # A failed run is queued again as itself.
+    assert admin.post(f"/api/v1/runs/{bad['id']}/retry").json()["id"] == bad["id"]
+
+
 def test_run_show_cancel_and_retry(srv: ApiServer, admin: httpx.Client) -> None:
     admin.put("/api/v1/agents/slow", json=SLEEPY)
     running = admin.post("/api/v1/agents/slow/fire", json={"payload": {"seconds": 30}})

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import PREVIEW_BYTES, Cut, Outcome, RunStatus
+from agentcron.models import PREVIEW_BYTES, Cut, Outcome, RunStatus, Usage
 from agentcron.store import RunFilter, Store
 from tests.conftest import T0
 from tests.support.helpers import add_agent, add_trigger
@@ -52,6 +52,63 @@ def test_retry_requeues_a_finished_run_as_fresh_attempts(store: Store) -> None:
     assert again.status is RunStatus.QUEUED and again.attempt == 0 and again.error is None
     with pytest.raises(ConflictError):
         store.retry_run(run_id, NOW)  # queued: not finished
+
+
+def test_retrying_a_succeeded_run_queues_a_new_run_and_keeps_the_output(store: Store
+                                                                         ) -> None:
+    add_agent(store, now=T0)
+    run_id = store.fire_now("a", {"x": 1}, NOW)
+    [run] = store.claim_runs("n1", 1, NOW)
+    store.finish("n1", [Outcome(run_id, run.lease, RunStatus.SUCCEEDED, output="the report",
+                                stderr="a warning", usage=Usage(10, 2, 0.5, "m"))], NOW)
+    new_id = store.retry_run(run_id, NOW)
+    assert new_id != run_id
+    original, again = store.get_run(run_id), store.get_run(new_id)
+    assert (original.status, original.output, original.stderr) == (
+        RunStatus.SUCCEEDED, "the report", "a warning")
+    assert original.input_tokens == 10 and original.cost_usd == 0.5  # its bill stays its own
+    assert (again.status, again.retry_of, again.payload, again.agent) == (
+        RunStatus.QUEUED, run_id, {"x": 1}, "a")
+    assert again.output is None and again.input_tokens is None and again.cost_usd is None
+    assert [(e.kind, new_id in (e.message or "")) for e in store.run_history(run_id)] == [
+        ("retried", True)]
+    assert store.retry_run(run_id, NOW) not in (run_id, new_id)  # each retry is a new run
+
+
+def test_a_retried_failed_run_adds_the_usage_of_all_its_attempts(store: Store) -> None:
+    """Every attempt was billed, so a run's usage is the sum over its attempts: automatic
+    retries and a user's retry of a failed run alike (the README says so)."""
+    add_agent(store, now=T0, max_attempts=2)
+    run_id = store.fire_now("a", None, NOW)
+    [first] = store.claim_runs("n1", 1, NOW)
+    store.finish("n1", [Outcome(run_id, first.lease, RunStatus.FAILED, error="x",
+                                usage=Usage(100, 10, 0.25, "m"), retry_delay_s=0)], NOW)
+    [second] = store.claim_runs("n1", 1, NOW + timedelta(seconds=1))
+    store.finish("n1", [Outcome(run_id, second.lease, RunStatus.FAILED, error="y",
+                                usage=Usage(50, 5, 0.125, "m"))], NOW)
+    assert store.retry_run(run_id, NOW) == run_id  # failed: queued again as itself
+    [third] = store.claim_runs("n1", 1, NOW + timedelta(seconds=2))
+    store.finish("n1", [Outcome(run_id, third.lease, RunStatus.SUCCEEDED, output="ok",
+                                usage=Usage(1, 1, 0.0625, "m"))], NOW)
+    run = store.get_run(run_id)
+    assert (run.input_tokens, run.output_tokens, run.cost_usd) == (151, 16, 0.4375)
+    assert run.output == "ok" and run.error is None
+
+
+def test_a_run_keeps_stderr_and_shows_the_progress_of_its_attempt(store: Store) -> None:
+    add_agent(store, now=T0, max_attempts=2)
+    run_id = store.fire_now("a", None, NOW)
+    [first] = store.claim_runs("n1", 1, NOW)
+    assert store.record_progress(run_id, first.lease, "n1", "step 2 of 5", NOW)
+    assert store.get_run(run_id).progress == "step 2 of 5"
+    store.finish("n1", [Outcome(run_id, first.lease, RunStatus.FAILED, output="partial",
+                                stderr="boom", error="exit code 1: boom",
+                                retry_delay_s=0)], NOW)
+    failed = store.get_run(run_id)
+    assert (failed.output, failed.stderr, failed.progress) == ("partial", "boom",
+                                                               "step 2 of 5")
+    store.claim_runs("n1", 1, NOW + timedelta(seconds=1))
+    assert store.get_run(run_id).progress is None  # a new attempt has reported nothing
 
 
 def test_list_runs_filters_and_cursor_pagination(store: Store) -> None:

@@ -68,3 +68,16 @@ async def start_lag(ctx: RunContext) -> dict[str, float]:
     """Seconds from the scheduled time to this agent's start, on this host's clock (the
     same host as the database in the tests)."""
     return {"lag_s": time.time() - ctx.scheduled_for.timestamp()}
+
+
+def stepped(ctx: RunContext) -> str:
+    """Reports ``step N of M`` for each gate file in ``payload["gates"]``, moving past a
+    step only once its file exists (the test creates it when it has seen the step), so
+    a follower's view of the progress can be checked step by step."""
+    gates = [Path(g) for g in (ctx.payload or {}).get("gates", [])]
+    for number, gate in enumerate(gates, start=1):
+        ctx.heartbeat(f"step {number} of {len(gates)}")
+        while not gate.exists():  # a sync agent, in a worker thread: waits for the test
+            if ctx.cancel_event.wait(0.05):
+                raise RuntimeError("cancelled")
+    return f"all {len(gates)} steps done"

@@ -244,10 +244,20 @@ class RunOut(BaseModel):
                                     "its JSON text when longer than 1 KiB; show has it all.")
     output: str | None
     output_truncated: bool = Field(False, description="A listing shows the first 1 KiB.")
+    stderr: str | None = Field(None, description="A command agent's stderr (its stdout is "
+                               "the output), on success and on failure.")
+    stderr_truncated: bool = Field(False, description="A listing shows the first 1 KiB.")
     error: str | None
+    progress: str | None = Field(None, description="The last progress line the agent "
+                                 "reported (ctx.heartbeat) in its current or last attempt.")
+    retry_of: str | None = Field(None, description="The succeeded run this run retries.")
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
+    unpriced: bool = Field(False, description="Tokens were recorded but the model has no "
+                           "price: cost_usd is null, not zero.")
+    cost: str | None = Field(None, description="The cost for people: $0.000156, unpriced, "
+                             "or null without usage.")
     model: str | None
 
     @classmethod

@@ -24,6 +24,7 @@ from agentcron.services.documents import (
     agent_json,
     agent_target,
     event_json,
+    format_cost,
     iso,
     masked_config,
     next_fires_json,
@@ -311,7 +312,7 @@ def _tokens(run: Run) -> str | None:
 
 
 def _cost(run: Run) -> str | None:
-    return None if run.cost_usd is None else f"${run.cost_usd:.4f}"
+    return format_cost(run)  # the dashboard's and the API's ``cost`` too
 
 
 def print_runs(runs: Sequence[Run]) -> None:
@@ -321,10 +322,11 @@ def print_runs(runs: Sequence[Run]) -> None:
     print_table(
         None,
         ["ID", "AGENT", "TRIGGER", "STATUS", "ATTEMPT", "SCHEDULED", "DURATION", "TOKENS",
-         "COST"],
+         "COST", "REASON"],
         (
             [r.id, r.agent, r.trigger_id or "(manual)", r.status.value, r.attempt,
-             r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r)]
+             r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r),
+             r.reason]
             for r in runs
         ),
         no_wrap=["ID", "STATUS", "SCHEDULED"],
@@ -339,6 +341,8 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
         ("trigger", r.trigger_id or "(manual)"),
         ("status", r.status.value),
         ("reason", r.reason),
+        ("retry of", r.retry_of),
+        ("progress", r.progress),
         ("attempt", r.attempt),
         ("node", r.node_id),
         ("scheduled for", r.scheduled_for),
@@ -354,6 +358,7 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
         ("cost", _cost(r)),
         ("model", r.model),
         ("output", r.output),
+        ("stderr", r.stderr),
         ("error", r.error),
     ])
     if events:

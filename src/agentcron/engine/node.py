@@ -31,12 +31,15 @@ from agentcron.engine.supervisor import Supervisor
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
 from agentcron.executors import Executors
-from agentcron.models import ClaimedRun, Outcome
+from agentcron.models import ClaimedRun, Outcome, RunStatus
 from agentcron.rules.ids import new_node_id
 from agentcron.store import FinishResult, FireResult, NodeInfo, Store
 from agentcron.store.notify import Listener
 
 log = structlog.get_logger(__name__)
+
+FAILURE_LOG_CHARS = 500
+"""Most of a run's error a failure's log line carries (``runs show`` has all of it)."""
 
 
 class Node:
@@ -99,6 +102,8 @@ class Node:
             self.metrics.on_fired(result)
         for run in result.claimed:
             self.dispatcher.start(run)
+        for delay_s in sorted(result.ready_in_s)[:Dispatcher.READY_HINTS]:
+            self.dispatcher.ready_in(delay_s)  # jittered runs: claimed at their time
         if result.queued > len(result.claimed):
             self.dispatcher.wakeup.set()
 
@@ -108,10 +113,40 @@ class Node:
             self.metrics.on_written(
                 (entry.run.agent.name if (entry := inflight.get(Attempt.of(o))) else None, o)
                 for o in outcomes)
+        applied = set(result.applied)
         for outcome in outcomes:
+            if outcome.status is RunStatus.FAILED and outcome.run_id in applied:
+                self._log_failure(outcome)
             self.dispatcher.forget(Attempt.of(outcome))
-        if any(o.retry_delay_s is not None for o in outcomes):
-            self.dispatcher.wakeup.set()
+        for outcome in outcomes:
+            if outcome.retry_delay_s is not None:
+                # Claim the retry when its backoff is over, not at the next poll.
+                self.dispatcher.ready_in(outcome.retry_delay_s)
+
+    def _log_failure(self, outcome: Outcome) -> None:
+        """One line per failed attempt, so whoever watches ``serve`` sees a broken job: a
+        warning while it will be retried, an error when the run ends failed for good."""
+        entry = self.dispatcher.inflight.get(Attempt.of(outcome))
+        run = entry.run if entry is not None else None
+        retrying = outcome.retry_delay_s is not None
+        error = outcome.error or ""
+        if len(error) > FAILURE_LOG_CHARS:
+            error = error[:FAILURE_LOG_CHARS] + "..."
+        fields: dict[str, Any] = {
+            "agent": run.agent.name if run else None,
+            "trigger_id": run.trigger_id if run else None,
+            "run_id": outcome.run_id,
+            "attempt": run.attempt if run else None,
+            "max_attempts": run.agent.max_attempts if run else None,
+            "error": error,
+            "will_retry": retrying,
+        }
+        if retrying:
+            log.warning("run_attempt_failed", retry_in_s=outcome.retry_delay_s, **fields)
+        else:
+            log.error("run_failed", **fields,
+                      hint=f"agentcron runs show {outcome.run_id}; "
+                           f"agentcron runs retry {outcome.run_id}")
 
     def _on_progress(self, run: ClaimedRun, progress: str | None) -> None:
         """A RunContext.heartbeat() from agent code: fenced progress write, off the loop."""

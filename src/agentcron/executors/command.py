@@ -11,10 +11,12 @@ the node's (which holds the database URL, the secret key, every API key): it get
 ``ENV_PAYLOAD_LIMIT`` bytes, the kernel's per-string limit is 128 KiB); the payload JSON is
 always written to stdin, which is then closed.
 
-Result: exit 0 is success with stdout as output (first ``output_limit`` bytes, UTF-8 with
-replacement, then a truncation marker); if stdout is a JSON object with ``"output"`` and/or
-``"usage"`` they are taken as for HTTP agents. A non-zero exit fails (retryable) with
-``"exit code N: <stderr tail>"``. A missing or non-executable program, or a missing cwd, fails
+Result: both streams are kept, on success and on failure: stdout is the run's output and
+stderr its ``stderr`` (each its first ``output_limit`` bytes, UTF-8 with replacement, then a
+truncation marker; an empty stream is None). Exit 0 is success; if stdout is then a JSON
+object with ``"output"`` and/or ``"usage"`` they are taken as for HTTP agents. A non-zero
+exit fails (retryable) with ``"exit code N: <stderr tail>"`` (stdout's tail when stderr is
+empty). A missing or non-executable program, or a missing cwd, fails
 without retry.
 
 The run owns its process group: whatever the command left running in it when it exits, or
@@ -30,6 +32,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
@@ -188,14 +191,21 @@ def _result(
         detail = (err.tail_text() if err.total else out.tail_text()).strip()
         log.info("command failed", exit_code=code)
         error = f"{status}: {detail}" if detail else status
-        return failed(error, retryable=True, usage=merge_usage(ctx.usage, None))
+        return replace(failed(error, retryable=True, usage=merge_usage(ctx.usage, None)),
+                       output=_stream(out), stderr=_stream(err))
     text = out.text()
     output: str | None = text
     reported = None
     if not out.truncated:
         output, reported = parse_reported(text, log, out.limit)
     log.debug("command succeeded", stdout_bytes=out.total, stderr_bytes=err.total)
-    return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported))
+    return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported),
+                           stderr=_stream(err))
+
+
+def _stream(buffer: CappedBuffer) -> str | None:
+    """A stream as stored: its capped text, or None if the command wrote nothing to it."""
+    return buffer.text() if buffer.total else None
 
 
 def _child_env(run: ClaimedRun, cfg: dict[str, Any], payload: bytes) -> dict[str, str]:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
 from agentcron.models import PREVIEW_BYTES, Cut
-from agentcron.rules.budgets import budget_to_json
+from agentcron.rules.budgets import budget_to_json, format_usd
 from agentcron.rules.secrets import SECRET_MASK, mask_url
 
 # Shown by both front doors, defined with the models and the rules.
@@ -178,6 +178,21 @@ def run_duration_s(run: Run) -> float | None:
     return max(0.0, (run.finished_at - run.started_at).total_seconds())
 
 
+def run_unpriced(run: Run) -> bool:
+    """The run recorded tokens but has no cost: its model had no price when it was written
+    (``agentcron costs`` counts the same runs as unpriced)."""
+    return run.cost_usd is None and (run.input_tokens or 0) + (run.output_tokens or 0) > 0
+
+
+def format_cost(run: Run) -> str | None:
+    """A run's cost for people, the same in the CLI, the API's ``cost`` and the dashboard:
+    ``$0.000156`` (as many decimals as a small amount needs, ``format_usd``), ``unpriced``
+    for tokens without a price, or None when the run reported no usage."""
+    if run.cost_usd is not None:
+        return "$" + format_usd(run.cost_usd)
+    return "unpriced" if run_unpriced(run) else None
+
+
 # -- documents ----------------------------------------------------------------------------
 
 
@@ -282,6 +297,8 @@ def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
     payload, payload_cut = _payload(run.payload, preview)
     output, output_cut = preview_text(run.output) if preview else (shown_text(run.output),
                                                                    False)
+    stderr, stderr_cut = preview_text(run.stderr) if preview else (shown_text(run.stderr),
+                                                                   False)
     return {
         "id": run.id,
         "trigger_id": run.trigger_id,
@@ -302,10 +319,16 @@ def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
         "payload_truncated": payload_cut,
         "output": output,
         "output_truncated": output_cut,
+        "stderr": stderr,
+        "stderr_truncated": stderr_cut,
         "error": shown_text(run.error),
+        "progress": shown_text(run.progress),
+        "retry_of": run.retry_of,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,
+        "unpriced": run_unpriced(run),
+        "cost": format_cost(run),
         "model": run.model,
     }
 

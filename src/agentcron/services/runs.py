@@ -103,10 +103,9 @@ class RunService:
         return self.store.cancel_run(self.resolve(run_id), now)
 
     def retry(self, run_id: str, now: datetime | None = None) -> str:
-        """Queue a finished run again; returns its id."""
-        found = self.resolve(run_id)
-        self.store.retry_run(found, now)
-        return found
+        """The id of the run that will run: the same run, or a new one for a succeeded run
+        (which keeps its output)."""
+        return self.store.retry_run(self.resolve(run_id), now)
 
     def fire(self, agent: str, payload: Any = None, *, payload_is_json_text: bool = False,
              now: datetime | None = None) -> str:

@@ -45,6 +45,7 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
     "lease": Integer(),
     "status": String(16),
     "output": Text(),
+    "stderr": Text(),
     "error": Text(),
     "finished_at": UTCDateTime(),
     "run_after": UTCDateTime(),
@@ -213,6 +214,7 @@ def finish(
             "lease": o.lease,
             "status": _QUEUED if o.retry_delay_s is not None else o.status.value,
             "output": o.output,
+            "stderr": o.stderr,
             "error": o.error,
             "finished_at": None if o.retry_delay_s is not None else now,
             "run_after": (

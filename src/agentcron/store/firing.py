@@ -137,6 +137,9 @@ class FireResult:
     left_for_later: int = 0
     # Triggers quarantined by this batch (their planning raised): marked broken, not fired.
     broken: list[BrokenTrigger] = field(default_factory=list)
+    # Seconds after ``now`` at which queued runs of this batch become ready (jitter): the
+    # dispatcher claims them then instead of at its next poll.
+    ready_in_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -367,6 +370,8 @@ def fire_due(conn: Connection, now: datetime, limit: int,
             if run["status"] in (RunStatus.QUEUED.value, RunStatus.RUNNING.value):
                 result.queued += 1
                 result.fire_lags.append(max(0.0, (now - run["scheduled_for"]).total_seconds()))
+                if run["status"] == RunStatus.QUEUED.value and run["run_after"] > now:
+                    result.ready_in_s.append((run["run_after"] - now).total_seconds())
                 kind = kind_of[run["trigger_id"]]
                 result.queued_by_kind[kind] = result.queued_by_kind.get(kind, 0) + 1
             elif run["status"] == RunStatus.SKIPPED.value:

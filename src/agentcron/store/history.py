@@ -151,16 +151,38 @@ def cancel_run(conn: Connection, run_id: str, now: datetime) -> RunStatus:
     return run.status
 
 
-def retry_run(conn: Connection, run_id: str, now: datetime) -> None:
-    """Queue a finished run again as a fresh set of attempts (its history is kept)."""
+def retry_run(conn: Connection, run_id: str, now: datetime) -> str:
+    """Run a finished run again; returns the id of the run that will run.
+
+    A failed, cancelled or skipped run is queued again in place, as a fresh set of attempts
+    (its events are kept, and its usage adds up with the new attempts'). A succeeded run is
+    never rewritten: a new run of the same agent, trigger and payload is queued, with
+    ``retry_of`` naming the original, which keeps its output and gets a ``retried`` event
+    naming the new run."""
     run = get_run(conn, run_id)
     if run.status not in TERMINAL_STATUSES:
         raise ConflictError(f"run {run_id} is {run.status.value}; only a finished run can be "
                             "retried")
-    conn.execute(transitions.retry_by_user(run_id, run.status, now))
+    if run.status is RunStatus.SUCCEEDED:
+        new_id = new_run_id()
+        conn.execute(transitions.insert_one(
+            id=new_id, trigger_id=run.trigger_id, agent=run.agent, scheduled_for=now,
+            status=RunStatus.QUEUED.value, payload=run.payload, coalesced=1, queued_at=now,
+            run_after=now, retry_of=run_id))
+        record_events(conn, [
+            RunEvent(run_id, now, "retried", run.attempt, None,
+                     f"retried by a user as run {new_id}; this run keeps its output"),
+            RunEvent(new_id, now, "queued", 0, None, f"retry of succeeded run {run_id}"),
+        ])
+        notify(conn, "runs")
+        return new_id
+    changed = conn.execute(transitions.retry_by_user(run_id, run.status, now)).rowcount
+    if not changed:
+        raise ConflictError(f"run {run_id} changed while retrying; try again")
     record_events(conn, [RunEvent(run_id, now, "retried", run.attempt, None,
                                   f"retried by a user after {run.status}")])
     notify(conn, "runs")
+    return run_id
 
 
 def prune(conn: Connection, finished_before: datetime, limit: int, *,

@@ -113,6 +113,9 @@ def run_from_row(row: RowMapping) -> Run:
         output_tokens=row["output_tokens"],
         cost_usd=row["cost_usd"],
         model=row["model"],
+        progress=row["progress"],
+        stderr=row["stderr"],
+        retry_of=row["retry_of"],
     )
 
 

@@ -126,11 +126,14 @@ runs = Table(
     Column("heartbeat_at", UTCDateTime),
     Column("progress", Text),
     Column("output", Text),
+    Column("stderr", Text),  # a command agent's stderr (migration 0007)
     Column("error", Text),
     Column("input_tokens", BigInteger),
     Column("output_tokens", BigInteger),
     Column("cost_usd", Float),
     Column("model", String(100)),
+    # The succeeded run a user's retry re-ran as this new run (migration 0007).
+    Column("retry_of", String(36)),
     # The shard of its agent's concurrency limit a running run holds (``store/slots.py``).
     Column("shard", SmallInteger, nullable=False, server_default="0"),
     # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,6 +39,7 @@ class AgentDayUsage:
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    unpriced: int = 0  # runs with tokens but no cost (no price for their model)
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,23 @@ def usage_by_agent_day(conn: Connection, since: datetime, until: datetime
                        ) -> list[AgentDayUsage]:
     """Runs, tokens and cost per agent per UTC day for runs queued in [since, until)."""
     day = _truncated(conn, runs.c.queued_at, "day").label("day")
+    unpriced = and_(  # as ``costs`` counts them (store/costs.py)
+        func.coalesce(runs.c.input_tokens, 0) + func.coalesce(runs.c.output_tokens, 0) > 0,
+        runs.c.cost_usd.is_(None),
+    )
     stmt = (
         select(runs.c.agent, day, func.count(),
                func.coalesce(func.sum(runs.c.input_tokens), 0),
                func.coalesce(func.sum(runs.c.output_tokens), 0),
-               func.coalesce(func.sum(runs.c.cost_usd), 0.0))
+               func.coalesce(func.sum(runs.c.cost_usd), 0.0),
+               func.coalesce(func.sum(case((unpriced, 1), else_=0)), 0))
         .where(runs.c.queued_at >= since, runs.c.queued_at < until)
         .group_by(runs.c.agent, day)
         .order_by(runs.c.agent, day)
     )
     return [
-        AgentDayUsage(agent, _as_time(d), int(n), int(i), int(o), float(c))
-        for agent, d, n, i, o, c in conn.execute(stmt)
+        AgentDayUsage(agent, _as_time(d), int(n), int(i), int(o), float(c), int(u))
+        for agent, d, n, i, o, c, u in conn.execute(stmt)
     ]
 
 

@@ -282,9 +282,11 @@ class Store:
         with self._write() as conn:
             return history.cancel_run(conn, run_id, db_now(conn, now))
 
-    def retry_run(self, run_id: str, now: datetime | None = None) -> None:
+    def retry_run(self, run_id: str, now: datetime | None = None) -> str:
+        """Run a finished run again; returns the id of the run that will run (a new one,
+        ``retry_of`` the original, for a succeeded run: see ``history.retry_run``)."""
         with self._write() as conn:
-            history.retry_run(conn, run_id, db_now(conn, now))
+            return history.retry_run(conn, run_id, db_now(conn, now))
 
     def prune(self, finished_before: datetime, limit: int = 5000) -> int:
         with self._write() as conn:

@@ -13,6 +13,7 @@ insert      none -> queued (running if claimed)     fire_due (firing)           
                                                                                 shards (d)
             none -> queued                          deliver (webhooks)          the trigger
             none -> queued                          fire_now (history)          -
+            none -> queued (retry of a succeeded)   retry_run (history)         -
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
             queued -> skipped (over budget)         budgets.enforce in claims   shards (d)
 claim       queued -> running                       claim_runs (claiming)       shards (d)
@@ -20,7 +21,7 @@ quarantine  running -> failed (row unreadable)      claim_runs (claiming)       
 finish      running -> succeeded/failed/cancelled   finish (claiming)           fenced (a)
             cancelled for time -> succeeded         finish (claiming)           fenced (a)
 retry       running -> queued (after a delay)       finish (claiming)           fenced (a)
-            finished -> queued (by a user)          retry_run (history)         fenced (b)
+            failed/cancelled/skipped -> queued      retry_run (history)         fenced (b)
 lose        running -> queued or failed             sweep, register (liveness)  run rows (c)
 time out    running -> cancelled (past deadline)    sweep (liveness)            -
 release     running -> queued (attempt given back)  release (liveness)          -
@@ -154,6 +155,7 @@ def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
             attempt=runs.c.attempt + 1,
             started_at=now,
             heartbeat_at=now,
+            progress=None,  # a new attempt has reported nothing yet
             deadline_at=source["deadline_at"],
             shard=source["shard"],
         )
@@ -187,7 +189,7 @@ def _accumulate(column: Any, value: Any) -> Any:
 
 
 def finish(source: BulkSource, node_id: str) -> Update:
-    """finish / retry: each outcome in ``source`` (id, lease, status, output, error,
+    """finish / retry: each outcome in ``source`` (id, lease, status, output, stderr, error,
     finished_at, run_after, usage) applied to a run still ``running`` on ``node_id`` under
     that lease; status ``queued`` is a retry (the node is cleared, ``run_after`` set). A
     success also lands on a run the sweeper cancelled for time (``SWEPT_FOR_TIME``), whose
@@ -208,6 +210,7 @@ def finish(source: BulkSource, node_id: str) -> Update:
             reason=case((swept_for_time, LATE_SUCCESS), else_=runs.c.reason),
             status=source["status"],
             output=source["output"],
+            stderr=source["stderr"],
             error=source["error"],
             finished_at=source["finished_at"],
             run_after=func.coalesce(source["run_after"], runs.c.run_after),
@@ -223,14 +226,16 @@ def finish(source: BulkSource, node_id: str) -> Update:
 
 
 def retry_by_user(run_id: str, status: RunStatus, now: datetime) -> Update:
-    """retry: a finished run (still in ``status``, as read) -> ``queued`` as a fresh set of
-    attempts, ready now."""
+    """retry: a finished run that did not succeed (still in ``status``, as read) ->
+    ``queued`` as a fresh set of attempts, ready now. Its usage is kept and adds up with the
+    new attempts' (they are all billed). A succeeded run is never re-queued: its retry is a
+    new run (``insert_one`` with ``retry_of``), so its output stays."""
     return (
         update(runs)
         .where(runs.c.id == run_id, runs.c.status == status.value)
         .values(status=_QUEUED, attempt=0, run_after=now, node_id=None,
                 finished_at=None, started_at=None, deadline_at=None, reason=None,
-                error=None, output=None)
+                error=None, output=None, stderr=None, progress=None)
     )
 
 

@@ -33,11 +33,11 @@ from agentcron.api.auth import blocking
 from agentcron.api.common import services
 from agentcron.api.dashboard.charts import STATUS_COLORS, status_bars
 from agentcron.errors import AgentcronError, ConflictError, NotFoundError, ValidationError
-from agentcron.models import RunStatus
-from agentcron.rules.budgets import describe_budget
+from agentcron.models import Run, RunStatus
+from agentcron.rules.budgets import describe_budget, format_usd
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
-from agentcron.services.documents import agent_target, preview
+from agentcron.services.documents import agent_target, format_cost, preview
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
 from agentcron.store.tokens import ApiToken
@@ -75,9 +75,12 @@ def _utc(value: datetime | None) -> str:
 
 
 def _seconds(value: float | None) -> str:
+    """A measured time (a lag, a run's duration): ``850 ms``, ``12.3 s``, then ``4m10s``."""
     if value is None:
         return "-"
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s" if value < 60 else format_duration(round(value))
 
 
 def _payload_hint(value: Any) -> str:
@@ -88,7 +91,24 @@ def _payload_hint(value: Any) -> str:
     return f"{shown}…" if cut else json.dumps(shown, ensure_ascii=False)
 
 
-_env.filters.update(utc=_utc, seconds=_seconds, payload_hint=_payload_hint)
+def _duration(value: float | None) -> str:
+    """A configured duration (a timeout, an interval) as it is written: ``5m``, ``1m30s``."""
+    return "-" if value is None else format_duration(value)
+
+
+def _cost(run: Run) -> str:
+    """A run's cost as the CLI and the API's ``cost`` show it (``format_cost``)."""
+    return format_cost(run) or "-"
+
+
+def _usd(value: float, unpriced: int = 0) -> str:
+    """A sum of costs; ``+ N unpriced`` when runs without a price are left out of it."""
+    total = "$" + format_usd(value)
+    return f"{total} + {unpriced} unpriced" if unpriced else total
+
+
+_env.filters.update(utc=_utc, seconds=_seconds, duration=_duration, cost=_cost, usd=_usd,
+                    payload_hint=_payload_hint)
 
 
 def render(name: str, request: Request, session: Session | None, status: int = 200,
@@ -334,8 +354,10 @@ def install(app: FastAPI) -> None:
 
     @action("/runs/{run_id}/retry")
     def retry(svc: Any, form: dict[str, str], run_id: str) -> tuple[str, str]:
-        found = svc.retry_run(run_id)
-        return f"run {found} queued again", found
+        queued = svc.retry_run(run_id)
+        if queued == run_id:
+            return f"run {run_id} queued again", queued
+        return f"run {run_id} keeps its output; new run {queued} queued (retry of it)", queued
 
 
 def _int(value: str | None, default: int) -> int:

@@ -51,12 +51,16 @@ async def cancel_run(request: Request, run_id: str, _: Caller = WRITE) -> Cancel
     return await blocking(request, cancel)
 
 
-@router.post("/{run_id}/retry", response_model=RunOut, summary="Queue a finished run again")
+@router.post("/{run_id}/retry", response_model=RunOut,
+             summary="Run a finished run again",
+             description="A failed, cancelled or skipped run is queued again as itself. A "
+                         "succeeded run keeps its output: a new run is queued, whose "
+                         "retry_of is the original's id. Answers with the run that will run.")
 async def retry_run(request: Request, run_id: str, _: Caller = WRITE) -> RunOut:
     svc = services(request)
 
     def retry() -> RunOut:
-        found = svc.retry_run(run_id)
-        return RunOut.of(svc.get_run(found)[0])
+        queued = svc.retry_run(run_id)
+        return RunOut.of(svc.get_run(queued)[0])
 
     return await blocking(request, retry)
