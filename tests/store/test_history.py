@@ -173,6 +173,7 @@ def test_listings_read_only_the_start_of_large_values(store: Store) -> None:
     runs = {r.id: r for r in store.list_runs(limit=10, preview=True)}
     assert isinstance(runs[big_run].payload, Cut)
     assert runs[big_run].output == "o" * (PREVIEW_BYTES + 1)
+    assert runs[big_run].stderr is None
     assert runs[small_run].payload == small and runs[small_run].output == "done"
     # A show (and the engine) still reads every byte.
     assert store.get_run(big_run).payload == big

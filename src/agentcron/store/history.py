@@ -22,6 +22,9 @@ from agentcron.store.previews import payload_from_head, payload_head, text_head
 from agentcron.store.rows import event_from_row, run_from_row
 from agentcron.store.schema import run_events, runs
 
+# Text columns of which a listing reads only the start.
+_TEXT_HEADS = ("output", "stderr")
+
 
 @dataclass(frozen=True)
 class RunFilter:
@@ -39,7 +42,7 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
     ``preview``: read only the start of each payload and output (``store.previews``); a
     payload longer than that comes back as a ``Cut``."""
     columns = [payload_head(c) if c is runs.c.payload
-               else text_head(c) if c is runs.c.output else c for c in runs.c]
+               else text_head(c) if c.name in _TEXT_HEADS else c for c in runs.c]
     stmt: Select[Any] = select(*columns) if preview else select(runs)
     stmt = stmt.order_by(runs.c.id.desc()).limit(limit)
     if filters.agent is not None:
@@ -75,7 +78,8 @@ def _read_runs(conn: Connection, stmt: Select[Any], preview: bool) -> list[Run]:
         raise  # the database's own error: not a bad row
     except Exception:
         result.close()
-    heads = {"payload": payload_head(runs.c.payload), "output": text_head(runs.c.output)}
+    heads = {"payload": payload_head(runs.c.payload),
+             **{name: text_head(runs.c[name]) for name in _TEXT_HEADS}}
     raw = stmt.with_only_columns(*raw_columns(runs, heads if preview else None),
                                  maintain_column_froms=True)
     return [_lenient_run(row, conn.dialect, preview) for row in conn.execute(raw).mappings()]
