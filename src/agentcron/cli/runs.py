@@ -112,7 +112,9 @@ def cancel(ctx: typer.Context, run_id: RunId) -> None:
 @app.command("retry")
 def retry(ctx: typer.Context, run_id: RunId) -> None:
     """Run a finished run again (a succeeded run keeps its output: a new run is queued)."""
-    queued = services(ctx).retry_run(run_id)
+    svc = services(ctx)
+    run_id = svc.runs.resolve(run_id)  # a prefix names the run: say its whole id
+    queued = svc.retry_run(run_id)
     if queued == run_id:
         say(f"run {run_id} queued again")
     else:
