@@ -35,6 +35,7 @@ from agentcron.engine.node import Node
 from agentcron.engine.settings import NodeSettings
 from agentcron.errors import AgentcronError, ConflictError, ValidationError
 from agentcron.executors import AgentRegistry, Executors
+from agentcron.executors.registry import add_import_paths
 from agentcron.logs import configure_logging, guard_std_streams, say
 from agentcron.services import Services
 from agentcron.services.agents_file import load_agents_file
@@ -146,6 +147,10 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
         check_secrets_at_rest(store)
         if settings.api:
             check_api_access(store, settings.host)
+        # Python agents' modules are found in the agents file's folder and the working
+        # directory, as `python -m` and uvicorn's --app-dir find them.
+        add_import_paths(*([Path(config_path).resolve().parent] if config_path else []),
+                         os.getcwd())
         if config_path is not None:
             report = Services(store).sync_agents_file(load_agents_file(config_path))
             log.info("agents_file_synced", path=str(config_path), **report)

@@ -1,7 +1,8 @@
-"""``agentcron agents``: add, list, rm."""
+"""``agentcron agents``: add, list, rm, check."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +10,7 @@ import typer
 from agentcron.cli.common import services
 from agentcron.cli.render import agent_json, emit_json, print_agents, say
 from agentcron.errors import ValidationError
-from agentcron.services.agents import AgentInput
+from agentcron.services.agents import AgentInput, import_problem
 
 app = typer.Typer(help="Agents: the things triggers run.", no_args_is_help=True)
 
@@ -135,6 +136,13 @@ def add(
         emit_json(agent_json(saved))
     else:
         say(f"agent {saved.name} saved ({saved.kind.value})")
+    problem = import_problem(saved)
+    if problem is not None:
+        # Saved all the same: the nodes, not this shell, run the agent, and their code may
+        # be somewhere this machine does not have.
+        typer.echo(f"warning: {problem.field}: {problem.message} here. The agent is saved, "
+                   f"but its runs fail on any node that cannot import it: {problem.hint}",
+                   err=True)
 
 
 @app.command("list")
@@ -156,3 +164,28 @@ def rm(
     cancelled = services(ctx).remove_agent(name)
     suffix = f"; {cancelled} queued run(s) cancelled" if cancelled else ""
     say(f"agent {name} removed{suffix}")
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The agents file (TOML).")],
+) -> None:
+    """Check an agents file as `serve --config FILE` would, without starting a node or
+    touching any database: exit 0 if it would sync, else exit 2 with serve's message."""
+    import tempfile
+
+    from agentcron.services import Services
+    from agentcron.services.agents_file import load_agents_file
+    from agentcron.services.opening import open_store
+
+    declared = load_agents_file(file)
+    # The very sync `serve` runs, into a scratch database thrown away afterwards.
+    with tempfile.TemporaryDirectory(prefix="agentcron-check-") as scratch:
+        store = open_store(f"sqlite:///{Path(scratch) / 'check.db'}")
+        try:
+            report = Services(store).sync_agents_file(declared)
+        finally:
+            store.close()
+    triggers = report["created"]
+    say(f"{file}: ok ({report['agents']} agent(s), {triggers} trigger(s), "
+        f"{len(declared.prices)} price(s))")
