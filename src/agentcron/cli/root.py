@@ -3,7 +3,8 @@
 ::
 
     agentcron [--db URL] db upgrade
-    agentcron agents   add | list | rm
+    agentcron --version
+    agentcron agents   add | list | rm | check FILE
     agentcron triggers add | list | show | next | pause | resume | rm
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
@@ -57,6 +58,14 @@ app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        say(f"agentcron {version('agentcron')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -64,8 +73,14 @@ def root(
         "--db", metavar="URL", envvar="AGENTCRON_DATABASE_URL",
         help="Database: sqlite:///FILE (one node) or postgresql://... (many nodes).",
     )] = DEFAULT_DATABASE_URL,
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print agentcron's version and exit.")] = False,
 ) -> None:
     """agentcron: a durable, distributed scheduler for AI agents."""
+    from agentcron.logs import quiet_logging
+
+    quiet_logging()
     state = CliState(db_url=db)
     ctx.obj = state
     ctx.call_on_close(state.close)
