@@ -33,6 +33,8 @@ class GuardedStream:
             return len(text)
         try:
             return self._stream.write(text)
+        except BlockingIOError:  # a full non-blocking pipe: this text is lost, not the stream
+            return len(text)
         except (OSError, ValueError):  # ValueError: the stream was closed
             self._silence()
             return len(text)
@@ -42,6 +44,8 @@ class GuardedStream:
             return
         try:
             self._stream.flush()
+        except BlockingIOError:
+            return
         except (OSError, ValueError):
             self._silence()
 
