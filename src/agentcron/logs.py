@@ -92,19 +92,6 @@ def say(text: str, *, err: bool = False) -> None:
     stream.flush()
 
 
-def quiet_logging() -> None:
-    """For commands that are not a node (``agentcron agents add`` ...): only warnings and
-    errors, on stderr, so stdout holds nothing but the command's answer. ``serve`` calls
-    ``configure_logging`` afterwards, which replaces this (nothing here is cached)."""
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(
-            colors=False)],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(file=GuardedStream(sys.stderr)),  # type: ignore[arg-type]
-        cache_logger_on_first_use=False,
-    )
-
-
 def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
     level_name = (level or os.environ.get("AGENTCRON_LOG_LEVEL", "info")).upper()
     numeric = getattr(logging, level_name, logging.INFO)

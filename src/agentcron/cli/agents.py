@@ -140,8 +140,8 @@ def add(
     if problem is not None:
         # Saved all the same: the nodes, not this shell, run the agent, and their code may
         # be somewhere this machine does not have.
-        typer.echo(f"warning: {problem.field}: {problem.message} here. The agent is saved, "
-                   f"but its runs fail on any node that cannot import it: {problem.hint}",
+        typer.echo(f"warning: {problem.field}: {problem.message}. The agent is saved, but "
+                   f"its runs fail on any node that cannot import it ({problem.hint})",
                    err=True)
 
 

@@ -78,9 +78,6 @@ def root(
         help="Print agentcron's version and exit.")] = False,
 ) -> None:
     """agentcron: a durable, distributed scheduler for AI agents."""
-    from agentcron.logs import quiet_logging
-
-    quiet_logging()
     state = CliState(db_url=db)
     ctx.obj = state
     ctx.call_on_close(state.close)

@@ -20,12 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-from structlog.typing import FilteringBoundLogger
-
 from agentcron.errors import ValidationError
-
-_log: FilteringBoundLogger = structlog.get_logger(__name__)
 
 IMPORT_HINT = ("give module:function importable on every node: put the module next to the "
                "agents file or in the folder the node starts in, or install it or add its "
@@ -121,7 +116,6 @@ def resolve_target(target: str) -> Callable[..., Any]:
     resolved: Callable[..., Any] = obj
     with _cache_lock:
         _cache[target] = resolved
-    _log.debug("imported python agent target", target=target)
     return resolved
 
 

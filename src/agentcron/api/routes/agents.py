@@ -51,8 +51,8 @@ async def _warn_unimportable(request: Request, response: Response, spec: AgentSp
     problem = await blocking(request, import_problem, spec)
     if problem is None:
         return
-    text = (f"{problem.field}: {problem.message} on this node; its runs fail on any node "
-            f"that cannot import it: {problem.hint}")
+    text = (f"{problem.field}: {problem.message} (on this node). The agent is saved, but its "
+            f"runs fail on any node that cannot import it ({problem.hint})")
     log.warning("python_agent_not_importable", agent=spec.name, problem=text)
     response.headers[WARNING_HEADER] = text.encode("ascii", "replace").decode()
 
