@@ -13,17 +13,25 @@ import path, so any node that can import the module can run them).
     app.schedule("summarise", cron="0 9 * * 1-5", tz="Europe/Berlin", name="mornings")
 
     if __name__ == "__main__":
-        app.run()
+        raise SystemExit(app.run())
+
+Settings are ``NodeSettings`` fields, from the environment (``AGENTCRON_PORT=8081``) or as
+keyword arguments (``Agentcron(db, port=8081)``), the keyword winning.
 """
 
 from __future__ import annotations
 
+import keyword
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from agentcron.engine.settings import NodeSettings, settings_from_env
+from agentcron.errors import AgentcronError, ValidationError
 from agentcron.executors import AgentRegistry
+from agentcron.logs import say
 from agentcron.server import run_node
 from agentcron.services import AgentInput, Duration, Services, TriggerInput
 from agentcron.services.opening import open_store
@@ -52,7 +60,7 @@ class Agentcron:
         reports what it spent with ``ctx.record_usage``."""
 
         def decorate(fn: F) -> F:
-            target = f"{fn.__module__}:{fn.__qualname__}"
+            target = f"{importable_module(fn)}:{fn.__qualname__}"
             self.registry.register(target, fn)
             self._agents.append(AgentInput(
                 name=name or fn.__name__, kind="python", config={"target": target},
@@ -90,7 +98,40 @@ class Agentcron:
             store.close()
 
     def run(self) -> int:
-        """Sync, then run a node in this process until SIGTERM/SIGINT (then drain)."""
-        self.sync()
-        return run_node(self.settings, registry=self.registry)
+        """Sync, then run a node in this process until SIGTERM/SIGINT (then drain); returns
+        the exit code (``raise SystemExit(app.run())``). What stops it from starting (a bad
+        declaration, a database to upgrade, a port in use) is one ``error: ...`` line on
+        stderr and exit code 2 (bad input) or 1, as with ``agentcron serve``."""
+        try:
+            self.sync()
+            return run_node(self.settings, registry=self.registry)
+        except ValidationError as exc:
+            say(f"error: {exc}", err=True)
+            return 2
+        except AgentcronError as exc:
+            say(f"error: {exc}", err=True)
+            return 1
+
+
+def importable_module(fn: Callable[..., Any]) -> str:
+    """The module name other processes import ``fn`` by. A function defined in the script
+    run as ``python app.py`` lives in ``__main__``, which names a different module in every
+    process: it is stored under the script's own name (``app``; with ``python -m pkg.app``,
+    ``pkg.app``), which nodes started in the script's folder can import. A function with no
+    such name (typed at a prompt, in a notebook) is refused."""
+    module: str = fn.__module__
+    if module != "__main__":
+        return module
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    stem = Path(path).stem if path else ""
+    if not stem.isidentifier() or keyword.iskeyword(stem):
+        raise ValidationError(
+            "python", f"{fn.__qualname__!r} is defined in __main__ "
+            f"({path or 'an interactive session'}), which no other process can import",
+            "move the function into a module (e.g. jobs.py) and import it from there")
+    return stem
 

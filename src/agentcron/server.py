@@ -4,11 +4,17 @@ API in the same event loop) until SIGTERM/SIGINT, then drain.
 The first signal drains gracefully (guarantee 4); a second one exits at once.
 
 API access on a fresh install: when no API token exists at all, a node serving on a
-loopback address creates one admin token named ``local-admin`` and prints it once on
+loopback address creates one admin token named ``local-admin`` and prints it at once on
 stdout (logs go to stderr and never carry it), so the dashboard at the printed address can
-be signed in to; only someone at this machine can reach it. A node serving on any other
-address refuses to start until a token exists (``agentcron tokens create``): an open API on
-a network would let anyone run agents.
+be signed in to; only someone at this machine can reach it. The token is created only once
+the node has synced its agents file and its API listens, so a start that fails (a taken
+port, a bad agents file) leaves no token nobody saw. A start that shows no token prints one
+line saying how to get in (``agentcron tokens revoke local-admin``, then ``agentcron tokens
+create``). A node serving on any other address refuses to start until a token exists
+(``agentcron tokens create``): an open API on a network would let anyone run agents.
+
+Output never stops the node: stdout and stderr are guarded (``logs.guard_std_streams``), so
+a pipe whose reader died cannot make a log line or the signal handler raise.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from agentcron.engine.node import Node
 from agentcron.engine.settings import NodeSettings
 from agentcron.errors import AgentcronError, ConflictError, ValidationError
 from agentcron.executors import AgentRegistry, Executors
-from agentcron.logs import configure_logging
+from agentcron.executors.registry import add_import_paths
+from agentcron.logs import configure_logging, guard_std_streams, say
 from agentcron.services import Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.services.opening import open_store
@@ -49,23 +56,46 @@ class ApiStartError(AgentcronError):
     """The HTTP API could not start (e.g. its port is taken)."""
 
 
-def prepare_api_access(store: Store, host: str) -> str | None:
-    """Refuse an open API on a network address; on loopback, create the first admin token
-    if there is none. Returns a token to show once, or None."""
+def check_api_access(store: Store, host: str) -> None:
+    """Refuse an open API on a network address: with no token, only loopback is served."""
     from agentcron.services.access import Access, is_loopback_host
+
+    if is_loopback_host(host) or Access(store).has_tokens():
+        return
+    raise NoTokenError(
+        f"refusing to serve the API on {host} with no API token: anyone who can reach "
+        "it could run agents. Create one first: `agentcron tokens create NAME --scope "
+        "admin` (same --db), or serve on 127.0.0.1, or use --no-api")
+
+
+def prepare_api_access(store: Store, host: str) -> str | None:
+    """Once the node listens: create the first admin token on loopback when there is none
+    and return it, to be shown at once; else None (``check_api_access`` refused the rest)."""
+    from agentcron.services.access import Access
 
     access = Access(store)
     if access.has_tokens():
         return None
-    if not is_loopback_host(host):
-        raise NoTokenError(
-            f"refusing to serve the API on {host} with no API token: anyone who can reach "
-            "it could run agents. Create one first: `agentcron tokens create NAME --scope "
-            "admin` (same --db), or serve on 127.0.0.1, or use --no-api")
+    check_api_access(store, host)
     try:
         return access.create_token(LOCAL_ADMIN, "admin")[1]
     except ConflictError:  # another node on this database made it first
         return None
+
+
+def way_in(store: Store) -> str:
+    """The one line a start that shows no token prints: how to get an admin token."""
+    from agentcron.services.access import Access
+
+    tokens = Access(store).list_tokens()
+    create = "`agentcron tokens create NAME --scope admin` (same --db)"
+    if any(t.name == LOCAL_ADMIN and t.last_used_at is None for t in tokens):
+        return (f"An admin token {LOCAL_ADMIN!r} exists but was never used. If you do not "
+                f"have it: `agentcron tokens revoke {LOCAL_ADMIN}`, then {create}, and sign "
+                "in with the token it prints.")
+    name = LOCAL_ADMIN if any(t.name == LOCAL_ADMIN for t in tokens) else "NAME"
+    return (f"Sign in with an API token. Lost it? `agentcron tokens revoke {name}`, then "
+            f"{create}.")
 
 
 CLOCK_OFFSET_ENV = "AGENTCRON_CLOCK_OFFSET_S"
@@ -107,6 +137,7 @@ def clock_from_env(environ: dict[str, str] | None = None) -> Clock | None:
 def run_node(settings: NodeSettings, config_path: str | Path | None = None,
              registry: AgentRegistry | None = None, clock: Clock | None = None) -> int:
     """Run a node until a signal; returns the process exit code."""
+    guard_std_streams()
     configure_logging()
     settings = settings.validate()
     clock = clock or clock_from_env()
@@ -114,7 +145,12 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
     api_store: Store | None = None
     try:
         check_secrets_at_rest(store)
-        first_token = prepare_api_access(store, settings.host) if settings.api else None
+        if settings.api:
+            check_api_access(store, settings.host)
+        # Python agents' modules are found in the agents file's folder and the working
+        # directory, as `python -m` and uvicorn's --app-dir find them.
+        add_import_paths(*([Path(config_path).resolve().parent] if config_path else []),
+                         os.getcwd())
         if config_path is not None:
             report = Services(store).sync_agents_file(load_agents_file(config_path))
             log.info("agents_file_synced", path=str(config_path), **report)
@@ -125,7 +161,7 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
         if settings.api:
             # Its own small pool, so API traffic never holds the engine's connections.
             api_store = Store(settings.database_url, pool_size=3)
-        code = asyncio.run(_serve(node, settings, store, api_store, metrics, first_token))
+        code = asyncio.run(_serve(node, settings, store, api_store, metrics))
     finally:
         if api_store is not None:
             api_store.close()
@@ -182,7 +218,7 @@ async def _start_api(server: Any, settings: NodeSettings) -> asyncio.Task[None]:
 
 
 async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: Store | None,
-                 metrics: EngineMetrics, first_token: str | None) -> int:
+                 metrics: EngineMetrics) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals_seen = 0
@@ -190,12 +226,14 @@ async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: St
     def on_signal(signum: int) -> None:
         nonlocal signals_seen
         signals_seen += 1
+        # Act first, then log: nothing a log line does can keep the node from stopping.
         if signals_seen == 1:
+            stop.set()
             log.info("signal_received", signal=signal.Signals(signum).name, action="draining",
                      node_id=node.id, drain_timeout_s=settings.drain_timeout_s)
-            stop.set()
         else:
-            log.warning("second_signal", action="exiting now", node_id=node.id)
+            with contextlib.suppress(Exception):
+                log.warning("second_signal", action="exiting now", node_id=node.id)
             os._exit(1)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -219,17 +257,22 @@ async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: St
                                 log_level="warning", lifespan="off", access_log=False)
         server = _quiet_server_class()(config)
         server_task = await _start_api(server, settings)
-    await node.start()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    if settings.api:
+        # Only now that the API listens: a start that failed before has made no token.
+        first_token = await asyncio.to_thread(prepare_api_access, store, settings.host)
+        if first_token is not None:  # shown where it is made, before anything else can fail
+            say(f"No API token existed, so an admin token named {LOCAL_ADMIN!r} was created. "
+                f"Sign in at http://{host}:{settings.port}/ with it; it is shown only this "
+                f"once:\n\n    {first_token}\n\n(revoke it with `agentcron tokens revoke "
+                f"{LOCAL_ADMIN}`)")
+        else:
+            say(await asyncio.to_thread(way_in, store))
+    await node.start()
     where = (f"dashboard and API at http://{host}:{settings.port}/" if settings.api
              else "no HTTP API")
-    print(f"agentcron node {node.id} running ({where}; db {store.engine.url!r}); "
-          "Ctrl-C to drain and stop", file=sys.stderr, flush=True)
-    if first_token is not None:
-        print(f"No API token existed, so an admin token named {LOCAL_ADMIN!r} was created. "
-              f"Sign in at http://{host}:{settings.port}/ with it; it is shown only this "
-              f"once:\n\n    {first_token}\n\n(revoke it with `agentcron tokens revoke "
-              f"{LOCAL_ADMIN}`)", flush=True)
+    say(f"agentcron node {node.id} running ({where}; db {store.engine.url!r}); "
+        "Ctrl-C to drain and stop", err=True)
     await stop.wait()
     await node.drain()
     if server is not None and server_task is not None:

@@ -18,7 +18,7 @@ from agentcron.errors import ValidationError
 from agentcron.executors import AgentRegistry, Executors, PermanentError, RunContext
 from agentcron.executors.base import truncate
 from agentcron.executors.python import PythonExecutor
-from agentcron.executors.registry import resolve_target
+from agentcron.executors.registry import IMPORT_HINT, resolve_target
 from agentcron.models import AgentKind, AgentSpec, ClaimedRun, ExecutionResult, Usage
 from agentcron.rules.ids import new_run_id
 
@@ -353,7 +353,7 @@ def test_import_path_targets(
     assert not missing.ok and not missing.retryable
     assert missing.error == (
         "python: cannot import 'agentcron_test_jobs:nope': 'nope' not found in "
-        "agentcron_test_jobs (give module:function importable on every node)"
+        f"agentcron_test_jobs ({IMPORT_HINT})"
     )
     not_callable = asyncio.run(main("agentcron_test_jobs:NOT_CALLABLE"))
     assert not_callable.error is not None and "int object is not callable" in not_callable.error
@@ -366,7 +366,7 @@ def test_resolve_target_errors_name_the_reason() -> None:
     assert info.value.message.startswith(
         "cannot import 'agentcron_no_such_module:run': ModuleNotFoundError"
     )
-    assert info.value.hint == "give module:function importable on every node"
+    assert info.value.hint == IMPORT_HINT
     with pytest.raises(ValidationError, match="expected 'module:function'"):
         resolve_target("no_colon")
     assert resolve_target("json:dumps") is __import__("json").dumps

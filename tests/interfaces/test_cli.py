@@ -48,7 +48,7 @@ def js(ok: Callable[..., str]) -> Callable[..., Any]:
 
 @pytest.fixture
 def bot(ok: Callable[..., str]) -> str:
-    ok("agents", "add", "bot", "--python", "myapp.jobs:run")
+    ok("agents", "add", "bot", "--python", "agentcron.examples:noop")
     return "bot"
 
 
@@ -68,14 +68,15 @@ def _utc(text: str) -> datetime:
 
 def test_agents_add_list_rm_for_the_three_kinds(ok: Callable[..., str],
                                                js: Callable[..., Any], cli: Cli) -> None:
-    assert ok("agents", "add", "py", "--python", "myapp.jobs:run") == "agent py saved (python)\n"
+    assert (ok("agents", "add", "py", "--python", "agentcron.examples:hello")
+            == "agent py saved (python)\n")
     ok("agents", "add", "sh", "--command", "echo 'hello world'")
     ok("agents", "add", "web", "--http", "https://agents.example/run", "--secret", SECRET)
 
     agents = {a["name"]: a for a in js("agents", "list")}
     assert sorted(agents) == ["py", "sh", "web"]
     assert agents["py"]["kind"] == "python"
-    assert agents["py"]["config"] == {"target": "myapp.jobs:run"}
+    assert agents["py"]["config"] == {"target": "agentcron.examples:hello"}
     assert agents["sh"]["kind"] == "command"
     assert agents["sh"]["config"]["argv"] == ["echo", "hello world"]
     assert agents["web"]["kind"] == "http"
@@ -85,7 +86,7 @@ def test_agents_add_list_rm_for_the_three_kinds(ok: Callable[..., str],
 
     table = ok("agents", "list")
     assert SECRET not in table
-    for text in ("py", "myapp.jobs:run", "echo 'hello world'", "https://agents.example/run"):
+    for text in ("py", "agentcron.examples:hello", "echo 'hello world'", "https://agents.example/run"):
         assert text in table
 
     assert ok("agents", "rm", "sh", "--yes") == (
@@ -97,7 +98,7 @@ def test_agents_add_list_rm_for_the_three_kinds(ok: Callable[..., str],
 
 
 def test_agents_add_takes_every_option(js: Callable[..., Any]) -> None:
-    agent = js("agents", "add", "slow", "--python", "m:f", "--max-concurrency", "4",
+    agent = js("agents", "add", "slow", "--python", "agentcron.examples:noop", "--max-concurrency", "4",
                "--timeout", "30s", "--max-attempts", "5", "--zombie-timeout", "90s",
                "--retry-backoff", "1m", "--description", "nightly [report]")
     assert agent["name"] == "slow"

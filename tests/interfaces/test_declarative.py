@@ -141,6 +141,6 @@ def test_python_api_runs_a_decorated_agent_in_process(tmp_path: Path) -> None:
             proc.kill()
     store = Store(f"sqlite:///{tmp_path}/hub.db")
     [agent] = store.list_agents()
-    assert agent.config["target"] == "__main__:greet" and agent.source == "code"
+    assert agent.config["target"] == "hub:greet" and agent.source == "code"
     assert any(r.output == "hi api" for r in store.list_runs())
     store.close()

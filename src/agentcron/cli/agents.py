@@ -1,8 +1,9 @@
-"""``agentcron agents``: add, list, show, rm."""
+"""``agentcron agents``: add, list, show, rm, check."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ import typer
 from agentcron.cli.common import services
 from agentcron.cli.render import agent_json, emit_json, print_agent, print_agents, say
 from agentcron.errors import ValidationError
-from agentcron.services.agents import AgentInput
+from agentcron.services.agents import AgentInput, import_problem
 
 app = typer.Typer(help="Agents: the things triggers run.", no_args_is_help=True)
 
@@ -136,6 +137,13 @@ def add(
         emit_json(agent_json(saved))
     else:
         say(f"agent {saved.name} saved ({saved.kind.value})")
+    problem = import_problem(saved)
+    if problem is not None:
+        # Saved all the same: the nodes, not this shell, run the agent, and their code may
+        # be somewhere this machine does not have.
+        typer.echo(f"warning: {problem.field}: {problem.message}. The agent is saved, but "
+                   f"its runs fail on any node that cannot import it ({problem.hint})",
+                   err=True)
 
 
 @app.command("list")
@@ -189,3 +197,28 @@ def rm(
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+@app.command("check")
+def check(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The agents file (TOML).")],
+) -> None:
+    """Check an agents file as `serve --config FILE` would, without starting a node or
+    touching any database: exit 0 if it would sync, else exit 2 with serve's message."""
+    import tempfile
+
+    from agentcron.services import Services
+    from agentcron.services.agents_file import load_agents_file
+    from agentcron.services.opening import open_store
+
+    declared = load_agents_file(file)
+    # The very sync `serve` runs, into a scratch database thrown away afterwards.
+    with tempfile.TemporaryDirectory(prefix="agentcron-check-") as scratch:
+        store = open_store(f"sqlite:///{Path(scratch) / 'check.db'}")
+        try:
+            report = Services(store).sync_agents_file(declared)
+        finally:
+            store.close()
+    triggers = report["created"]
+    say(f"{file}: ok ({report['agents']} agent(s), {triggers} trigger(s), "
+        f"{len(declared.prices)} price(s))")

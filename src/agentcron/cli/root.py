@@ -3,7 +3,8 @@
 ::
 
     agentcron [--db URL] db upgrade
-    agentcron agents   add | list | show | rm
+    agentcron --version
+    agentcron agents   add | list | show | rm | check FILE
     agentcron triggers add | list | show | next | update | pause | resume | rm | rotate-secret
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
@@ -57,6 +58,14 @@ app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        say(f"agentcron {version('agentcron')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -64,6 +73,9 @@ def root(
         "--db", metavar="URL", envvar="AGENTCRON_DATABASE_URL",
         help="Database: sqlite:///FILE (one node) or postgresql://... (many nodes).",
     )] = DEFAULT_DATABASE_URL,
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print agentcron's version and exit.")] = False,
 ) -> None:
     """agentcron: a durable, distributed scheduler for AI agents."""
     state = CliState(db_url=db)

@@ -91,7 +91,9 @@ class PythonExecutor:
             return fn
         # First import of a module runs its top-level code: keep that off the event loop.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, resolve_target, target)
+        fn = await loop.run_in_executor(self._pool, resolve_target, target)
+        _log.debug("imported python agent target", target=target)
+        return fn
 
     async def _in_thread(
         self, fn: Callable[..., Any], args: tuple[Any, ...], ctx: RunContext

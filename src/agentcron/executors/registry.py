@@ -4,23 +4,27 @@ A python agent's ``config["target"]`` is first looked up in the ``AgentRegistry`
 the ``@agent`` decorator of the Python API), then imported as ``"package.module:function"``
 (or ``"module:Class.method"``). Imports are cached per process; a failed import is not cached,
 so a node that gets the missing code later (a rolling deploy) resolves it on the next run.
+
+Where targets are imported from: the usual ``sys.path`` plus the folders a node adds with
+``add_import_paths`` (the folder of its agents file and its working directory, like
+``python -m`` and uvicorn's ``--app-dir``), so ``python = "mytasks:summarize"`` finds the
+``mytasks.py`` next to the agents file without ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-from structlog.typing import FilteringBoundLogger
-
 from agentcron.errors import ValidationError
 
-_log: FilteringBoundLogger = structlog.get_logger(__name__)
-
-IMPORT_HINT = "give module:function importable on every node"
+IMPORT_HINT = ("give module:function importable on every node: put the module next to the "
+               "agents file or in the folder the node starts in, or install it or add its "
+               "folder to PYTHONPATH")
 
 _cache: dict[str, Callable[..., Any]] = {}
 _cache_lock = threading.Lock()
@@ -72,6 +76,15 @@ class AgentRegistry:
         return resolve_target(target)
 
 
+def add_import_paths(*folders: str | os.PathLike[str]) -> None:
+    """Put ``folders`` (made absolute) first on ``sys.path``, each once, keeping their order."""
+    for folder in reversed(folders):
+        path = os.path.abspath(os.fspath(folder))
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    importlib.invalidate_caches()  # a module written since the last import is found
+
+
 def cached_target(target: str) -> Callable[..., Any] | None:
     with _cache_lock:
         return _cache.get(target)
@@ -103,7 +116,6 @@ def resolve_target(target: str) -> Callable[..., Any]:
     resolved: Callable[..., Any] = obj
     with _cache_lock:
         _cache[target] = resolved
-    _log.debug("imported python agent target", target=target)
     return resolved
 
 

@@ -30,10 +30,11 @@ _PLAIN = re.compile(rf"(?:{_NUMBER})")
 def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = False) -> float:
     """Parse ``value`` into seconds.
 
-    Strings take a number plus unit (``ms s m h d``), compounds from the largest unit down
-    (``1h30m``, ``2m30s500ms``) or a plain number of seconds (``90``, ``1.5``). Numbers are
-    seconds. Rejects empty, negative, non-finite, zero (unless ``allow_zero``), unknown units
-    and anything over ten years.
+    Strings take a number plus unit (``ms s m h d``) or compounds from the largest unit
+    down (``1h30m``, ``2m30s500ms``). A string without a unit (``"5"``: seconds? minutes?)
+    is refused, whichever front door it comes from, except ``"0"``. Numbers (a JSON, TOML or
+    Python ``int``/``float``, typed as such) are seconds. Rejects empty, negative,
+    non-finite, zero (unless ``allow_zero``), unknown units and anything over ten years.
     """
     if isinstance(value, bool):
         # bool is an int subclass; True seconds is never what someone meant.
@@ -50,6 +51,9 @@ def parse_duration(value: str | int | float, field: str, *, allow_zero: bool = F
     if text.startswith("-"):
         raise ValidationError(field, f"'{value}' is negative", HINT)
     if _PLAIN.fullmatch(text):
+        if Fraction(text) != 0:
+            raise ValidationError(field, f"'{value.strip()}' has no unit",
+                                  f"write {text}s, {text}m or {text}h")
         return _check(Fraction(text), value, field, allow_zero)
     return _check(_parse_compound(text, value, field), value, field, allow_zero)
 

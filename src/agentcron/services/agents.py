@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agentcron.errors import ConflictError, NotFoundError
+from agentcron.errors import ConflictError, NotFoundError, ValidationError
+from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec
 from agentcron.rules.budgets import parse_budget
@@ -60,6 +62,21 @@ def agent_settings(source: object) -> dict[str, Any]:
     """The ``AGENT_SETTINGS`` that ``source`` (a request body, an agents-file entry) has,
     read by name; the ones it lacks keep ``AgentInput``'s defaults."""
     return {name: getattr(source, name) for name in AGENT_SETTINGS if hasattr(source, name)}
+
+
+def import_problem(spec: AgentSpec, *folders: str | os.PathLike[str]) -> ValidationError | None:
+    """Why a python agent's target cannot be imported here (with ``folders`` and the working
+    directory on the import path, as a node has them), or None when it can (or the agent is
+    not a python one). Importing runs the module's top-level code, as the node's first run
+    of it would."""
+    if spec.kind is not AgentKind.PYTHON:
+        return None
+    add_import_paths(*folders, os.getcwd())
+    try:
+        resolve_target(str(spec.config["target"]))
+    except ValidationError as exc:
+        return exc
+    return None
 
 
 class AgentService:

@@ -29,11 +29,12 @@ Errors name the place in the file, e.g. ``agents.summarise.triggers[0].cron``.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
 
 from agentcron.errors import ValidationError
@@ -153,6 +154,12 @@ class AgentsFile(BaseModel):
 
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
     prices: dict[str, PriceEntry] = Field(default_factory=dict)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder the file is in: python agents' modules are imported from it."""
+        return self._folder
 
 
 def load_agents_file(path: str | Path) -> AgentsFile:
@@ -167,12 +174,41 @@ def load_agents_file(path: str | Path) -> AgentsFile:
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError("config", f"{path} is not valid TOML: {exc}") from None
     try:
-        return AgentsFile.model_validate(data)
+        declared = AgentsFile.model_validate(data)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         where = _location(first["loc"])
-        raise ValidationError(f"{path}: {where}", first["msg"].lower(),
-                              "see examples/agents.toml for the format") from None
+        message, hint = first["msg"].lower(), "see examples/agents.toml for the format"
+        if first["type"] == "extra_forbidden":
+            message, hint = _unknown_key(first["loc"])
+        raise ValidationError(f"{path}: {where}", message, hint) from None
+    declared._folder = path.resolve().parent
+    return declared
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> tuple[str, str]:
+    """The message and hint for a key the file's format does not have: the nearest valid
+    key when one is close (a typo), else the valid keys."""
+    key = str(loc[-1])
+    valid = _keys_at(loc[:-1])
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    message = f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+    return message, "valid keys here: " + ", ".join(valid)
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``loc`` (a pydantic location) may have."""
+    model: type[BaseModel] = AgentsFile
+    rest = list(loc)
+    while rest:
+        part = rest.pop(0)
+        if model is AgentsFile and part in ("agents", "prices") and rest:
+            rest.pop(0)  # the agent's name or the model's name
+            model = AgentEntry if part == "agents" else PriceEntry
+        elif model is AgentEntry and part == "triggers" and rest:
+            rest.pop(0)  # the trigger's index
+            model = TriggerEntry
+    return sorted(model.model_fields)
 
 
 def _location(loc: tuple[Any, ...]) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 from agentcron.errors import ValidationError
 from agentcron.models import AgentSpec
 from agentcron.rules.pricing import parse_price
-from agentcron.services.agents import AgentInput, AgentService
+from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
 from agentcron.services.validate import now_or_store
@@ -26,7 +27,10 @@ class DeclaredSync:
     def sync_agents_file(self, declared: AgentsFile, source: str = "file",
                          now: datetime | None = None) -> dict[str, int]:
         """Validate every agent and trigger in the file first (a bad entry writes nothing,
-        and the error names its place in the file), then sync them in one transaction."""
+        and the error names its place in the file), then sync them in one transaction.
+        A python agent whose module cannot be imported here, with the file's folder and the
+        working directory on the import path, is refused (``agents.NAME.python``): the
+        node syncing the file is one that runs it."""
         now = now_or_store(self.store, now)
         specs: list[AgentSpec] = []
         new: list[NewTrigger] = []
@@ -35,6 +39,9 @@ class DeclaredSync:
             agent = entry.input(name, where)
             with _located(where):
                 specs.append(self.agents.build(agent, source))
+                problem = import_problem(specs[-1], *_folders(declared))
+                if problem is not None:  # this node would fail every run of it
+                    raise problem
             for i, t in enumerate(entry.triggers):
                 with _located(f"{where}.triggers[{i}]"):
                     new.append(self.triggers.build(with_default_name(t.input(name)), now,
@@ -58,6 +65,10 @@ class DeclaredSync:
         rows = [self.triggers.build(with_default_name(t), now, source=source).row()
                 for t in triggers]
         return self.store.apply_declared(source, specs, rows, now)
+
+
+def _folders(declared: AgentsFile) -> list[Path]:
+    return [] if declared.folder is None else [declared.folder]
 
 
 @contextmanager

@@ -248,6 +248,12 @@ def delete_trigger(conn: Connection, trigger_id: str) -> None:
 SCHEDULE_FIELDS = ("kind", "cron", "timezone", "every_s", "at", "start_at", "end_at")
 
 
+def _unchanged(conn: Connection, trigger_id: str, changes: dict[str, Any]) -> bool:
+    """True when the stored row already holds every value in ``changes``."""
+    row = conn.execute(select(triggers).where(triggers.c.id == trigger_id)).mappings().one()
+    return all(key in row and row[key] == value for key, value in changes.items())
+
+
 def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpec],
                    declared_triggers: list[dict[str, Any]], now: datetime) -> dict[str, int]:
     """Make the agents and triggers owned by ``source`` exactly the declared ones, in one
@@ -271,6 +277,8 @@ def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpe
         if not same_schedule:
             changes["next_fire_at"] = values["next_fire_at"]
             changes["anchor_at"] = values["anchor_at"]
+        if existing.broken_reason is None and _unchanged(conn, existing.id, changes):
+            continue  # a re-sync of the same file changes nothing and says so
         update_trigger(conn, existing.id, changes, now)
         report["updated"] += 1
     declared_names = {a.name for a in declared_agents}

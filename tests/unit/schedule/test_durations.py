@@ -26,8 +26,6 @@ from agentcron.schedule.durations import HINT, MAX_SECONDS, format_duration, par
         ("1.5h", 5400.0),
         ("0.1s", 0.1),
         (".5s", 0.5),
-        ("90", 90.0),
-        ("1.25", 1.25),
         ("  45S ", 45.0),
         (30, 30.0),
         (0.25, 0.25),
@@ -66,6 +64,16 @@ def test_rejects_with_field_and_hint(value: str | int | float, message: str) -> 
     assert caught.value.message == message
     assert caught.value.hint == HINT
     assert str(caught.value) == f"timeout: {message} ({HINT})"
+
+
+@pytest.mark.parametrize("text", ["5", "90", " 1.25 ", ".5"])
+def test_a_string_without_a_unit_is_refused(text: str) -> None:
+    """``--every 5``: seconds or minutes? Refused, naming the field and the choices."""
+    with pytest.raises(ValidationError) as caught:
+        parse_duration(text, "every")
+    plain = text.strip()
+    assert str(caught.value) == (f"every: '{plain}' has no unit "
+                                 f"(write {plain}s, {plain}m or {plain}h)")
 
 
 @pytest.mark.parametrize("text", ["30m1h", "1h1h", "5s2m"])

@@ -3,7 +3,8 @@ an admin token (an agent is code the nodes run); firing needs write."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import structlog
+from fastapi import APIRouter, Request, Response
 
 from agentcron.api.auth import ADMIN, READ, WRITE, Caller, blocking
 from agentcron.api.common import ERRORS, services
@@ -17,6 +18,9 @@ from agentcron.api.schemas import (
 )
 from agentcron.models import AgentSpec
 from agentcron.services import AgentInput, agent_settings
+from agentcron.services.agents import import_problem
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"], responses=ERRORS)
 
@@ -38,10 +42,28 @@ async def list_agents(request: Request, _: Caller = READ) -> list[AgentOut]:
     return [AgentOut.of(a) for a in agents]
 
 
+WARNING_HEADER = "Agentcron-Warning"
+
+
+async def _warn_unimportable(request: Request, response: Response, spec: AgentSpec) -> None:
+    """A python agent this node cannot import is saved (other nodes may have its code),
+    with a warning header naming the field and the fix, and a warning in the node's log."""
+    problem = await blocking(request, import_problem, spec)
+    if problem is None:
+        return
+    text = (f"{problem.field}: {problem.message} (on this node). The agent is saved, but its "
+            f"runs fail on any node that cannot import it ({problem.hint})")
+    log.warning("python_agent_not_importable", agent=spec.name, problem=text)
+    response.headers[WARNING_HEADER] = text.encode("ascii", "replace").decode()
+
+
 @router.post("", response_model=AgentOut, status_code=201, summary="Create an agent")
-async def create_agent(request: Request, body: AgentCreate, _: Caller = ADMIN) -> AgentOut:
+async def create_agent(request: Request, response: Response, body: AgentCreate,
+                       _: Caller = ADMIN) -> AgentOut:
     spec = _build(request, body.name, body)
-    return AgentOut.of(await blocking(request, services(request).agents.create, spec))
+    saved = AgentOut.of(await blocking(request, services(request).agents.create, spec))
+    await _warn_unimportable(request, response, spec)
+    return saved
 
 
 @router.get("/{name}", response_model=AgentOut, summary="Show an agent")
@@ -50,12 +72,14 @@ async def get_agent(request: Request, name: str, _: Caller = READ) -> AgentOut:
 
 
 @router.put("/{name}", response_model=AgentOut, summary="Create or replace an agent")
-async def put_agent(request: Request, name: str, body: AgentBody, _: Caller = ADMIN
-                    ) -> AgentOut:
+async def put_agent(request: Request, response: Response, name: str, body: AgentBody,
+                    _: Caller = ADMIN) -> AgentOut:
     """A full replace, like every PUT of this API: a setting the body leaves out takes its
     default, so a PUT without ``budget`` removes the agent's budget."""
     spec = _build(request, name, body)
-    return AgentOut.of(await blocking(request, services(request).add_agent, spec))
+    saved = AgentOut.of(await blocking(request, services(request).add_agent, spec))
+    await _warn_unimportable(request, response, spec)
+    return saved
 
 
 @router.delete("/{name}", response_model=AgentRemoved,
