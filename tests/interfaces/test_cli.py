@@ -36,20 +36,6 @@ def ok(cli: Cli) -> Callable[..., str]:
     return run
 
 
-@pytest.fixture
-def js(ok: Callable[..., str]) -> Callable[..., Any]:
-    """Run a --json command; the whole stdout must be one JSON document."""
-
-    def run(*args: str) -> Any:
-        return json.loads(ok(*args, "--json"))
-
-    return run
-
-
-@pytest.fixture
-def bot(ok: Callable[..., str]) -> str:
-    ok("agents", "add", "bot", "--python", "agentcron.examples:noop")
-    return "bot"
 
 
 @pytest.fixture

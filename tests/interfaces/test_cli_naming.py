@@ -5,7 +5,6 @@ prompt in a real process on a real pseudo-terminal."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
@@ -32,18 +31,6 @@ def ok(cli: Cli) -> Callable[..., str]:
     return run
 
 
-@pytest.fixture
-def js(ok: Callable[..., str]) -> Callable[..., Any]:
-    def run(*args: str) -> Any:
-        return json.loads(ok(*args, "--json"))
-
-    return run
-
-
-@pytest.fixture
-def bot(ok: Callable[..., str]) -> str:
-    ok("agents", "add", "bot", "--python", "agentcron.examples:noop")
-    return "bot"
 
 
 # -- triggers by name, runs by prefix -------------------------------------------------------
