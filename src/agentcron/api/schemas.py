@@ -137,6 +137,12 @@ class TriggerCreate(TriggerChange):
     webhook: bool = False
 
 
+class TriggerBatch(_In):
+    triggers: list[TriggerCreate] = Field(
+        description="1 to 1,000 triggers, each as for POST /api/v1/triggers; all are "
+                    "validated before any is written, and all are created or none.")
+
+
 class BrokenOut(BaseModel):
     at: str | None
     reason: str | None
@@ -184,6 +190,11 @@ class TriggerOut(BaseModel):
 class TriggerCreated(TriggerOut):
     secret: str | None = Field(None, description="Webhook triggers only; shown this once.")
     hook_path: str | None = None
+
+
+class TriggersCreated(BaseModel):
+    created: int
+    triggers: list[TriggerCreated]
 
 
 class TriggersPage(BaseModel):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -45,6 +45,9 @@ from agentcron.services.validate import (
     now_or_store,
 )
 from agentcron.store import Store
+
+MAX_BATCH = 1000
+"""The most triggers one batch create takes (``POST /api/v1/triggers/batch``)."""
 
 _TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
 
@@ -268,6 +271,39 @@ class TriggerService:
             check_count=lambda n: limits.check_trigger_count(spec.agent, n))
         return self.store.get_trigger(new.id), new.webhook_secret
 
+    def create_many(self, specs: Sequence[TriggerInput], now: datetime | None = None,
+                    source: str = "api") -> list[tuple[Trigger, str | None]]:
+        """Add up to ``MAX_BATCH`` triggers, all or none: every one is validated first (a
+        ``ValidationError`` names ``triggers[i].field``), the agents' trigger limits are
+        checked before anything is written, and the store writes them with a constant
+        number of statements. Returns each trigger (in order) and its webhook secret."""
+        if not 1 <= len(specs) <= MAX_BATCH:
+            raise ValidationError("triggers", f"{len(specs)} triggers given",
+                                  f"give 1 to {MAX_BATCH} triggers per batch")
+        now = now_or_store(self.store, now)
+        agents: dict[str, AgentSpec | None] = {}
+        new: list[NewTrigger] = []
+        for i, spec in enumerate(specs):
+            with _at(f"triggers[{i}]"):
+                check_name(spec.agent, "agent")
+                if spec.agent not in agents:
+                    try:
+                        agents[spec.agent] = self.store.get_agent(spec.agent)
+                    except NotFoundError:
+                        raise ValidationError("agent", f"no agent named {spec.agent!r}",
+                                              "create the agent first") from None
+                new.append(self.build(spec, now, source=source, agent=agents[spec.agent]))
+        first: dict[str, int] = {}
+        for i, trigger in enumerate(new):
+            first.setdefault(trigger.agent, i)
+        limits = Limits.from_env()
+        self.store.insert_triggers(
+            [t.row() for t in new], now,
+            check_total=lambda agent, total: limits.check_trigger_total(
+                agent, total, f"triggers[{first[agent]}].agent"))
+        stored = {t.id: t for t in self.store.triggers_by_id([t.id for t in new])}
+        return [(stored[t.id], t.webhook_secret) for t in new]
+
     def get(self, trigger_id: str) -> Trigger:
         return self.store.get_trigger(known_id(trigger_id, "trigger"))
 
@@ -359,6 +395,15 @@ class TriggerService:
             return schedule_of(trigger).describe()
         except Exception:
             return "(cannot read this schedule)"
+
+
+@contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Prefix a ValidationError's field with the item's place in a batch."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

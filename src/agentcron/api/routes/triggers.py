@@ -1,4 +1,5 @@
-"""``/api/v1/triggers``: list, create (cron, interval, once or webhook), show, change,
+"""``/api/v1/triggers``: list, create (cron, interval, once or webhook; one, or up to
+1,000 at once with ``/batch``), show, change,
 pause, resume, delete, next fire times, fire now."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from agentcron.api.schemas import (
     Deleted,
     FireOut,
     NextFires,
+    TriggerBatch,
     TriggerChange,
     TriggerCreate,
     TriggerCreated,
     TriggerOut,
+    TriggersCreated,
     TriggersPage,
 )
 from agentcron.models import Trigger
@@ -53,6 +56,20 @@ async def create_trigger(request: Request, body: TriggerCreate, _: Caller = WRIT
     out = _out(request, trigger).model_dump()
     hook = f"/hooks/{trigger.id}" if secret is not None else None
     return TriggerCreated(**out, secret=secret, hook_path=hook)
+
+
+@router.post("/batch", response_model=TriggersCreated, status_code=201,
+             summary="Create up to 1,000 triggers at once, all or none")
+async def create_triggers(request: Request, body: TriggerBatch, _: Caller = WRITE
+                          ) -> TriggersCreated:
+    specs = [TriggerInput(**item.model_dump(exclude_unset=True)) for item in body.triggers]
+    created = await blocking(request, services(request).create_triggers, specs, None, "api")
+    out = []
+    for trigger, secret in created:
+        hook = f"/hooks/{trigger.id}" if secret is not None else None
+        out.append(TriggerCreated(**_out(request, trigger).model_dump(), secret=secret,
+                                  hook_path=hook))
+    return TriggersCreated(created=len(out), triggers=out)
 
 
 @router.get("/{trigger_id}", response_model=TriggerOut, summary="Show a trigger")
