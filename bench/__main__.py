@@ -17,7 +17,7 @@ from bench.ladder import PEERS, LadderOptions
 from bench.machine import REPO
 from bench.pg import PgTarget, wait_for_server
 
-WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements"]
+WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bulk"]
 
 
 def _ints(text: str) -> list[int]:
@@ -116,6 +116,10 @@ def run(workload: str, args: argparse.Namespace, target: PgTarget, out: Path) ->
         from bench import statements
 
         statements.workload(target, out, quick=args.quick)
+    elif workload == "bulk":
+        from bench import bulk
+
+        bulk.workload(target, out, quick=args.quick)
 
 
 def main(argv: list[str] | None = None) -> int:
