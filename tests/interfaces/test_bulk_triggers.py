@@ -15,7 +15,7 @@ import pytest
 
 from agentcron.api.app import create_app
 from agentcron.errors import ValidationError
-from agentcron.services import Services
+from agentcron.services import Services, TriggerInput
 from agentcron.services.access import Access
 from agentcron.services.agents_file import load_agents_file
 from agentcron.services.limits import MAX_TRIGGERS_ENV
@@ -207,3 +207,19 @@ def test_a_sync_enforces_the_trigger_limit_before_writing(
     assert len(store.list_triggers("a")) == 5
     report, _ = sync(store, write_file(tmp_path / "fits.toml", {"a": 6}))
     assert report["created"] == 5 and len(store.list_triggers("a")) == 10
+
+
+def test_the_triggers_a_batch_returns_are_the_ones_stored(store: Store) -> None:
+    add_agent(store, "a")
+    specs = [
+        TriggerInput(agent="a", every="90s", name="every", payload={"k": [1, 2.5, None]},
+                     jitter="2s", catchup="1h", catchup_mode="all", overlap="allow"),
+        TriggerInput(agent="a", cron="0 9 * * 1-5", tz="Europe/Berlin", name="cron",
+                     start="2030-01-01T00:00:00Z", end="2031-01-01T00:00:00Z", paused=True),
+        TriggerInput(agent="a", at="2030-06-01T12:00:00+02:00", name="once", payload="text"),
+        TriggerInput(agent="a", webhook=True, name="hook"),
+    ]
+    created = Services(store).create_triggers(specs, now=T0)
+    for trigger, _secret in created:
+        assert trigger == store.get_trigger(trigger.id)
+    assert created[3][1] is not None and created[0][1] is None

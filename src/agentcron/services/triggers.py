@@ -297,12 +297,11 @@ class TriggerService:
         for i, trigger in enumerate(new):
             first.setdefault(trigger.agent, i)
         limits = Limits.from_env()
-        self.store.insert_triggers(
+        stored = self.store.insert_triggers(
             [t.row() for t in new], now,
             check_total=lambda agent, total: limits.check_trigger_total(
                 agent, total, f"triggers[{first[agent]}].agent"))
-        stored = {t.id: t for t in self.store.triggers_by_id([t.id for t in new])}
-        return [(stored[t.id], t.webhook_secret) for t in new]
+        return [(trigger, t.webhook_secret) for trigger, t in zip(stored, new, strict=True)]
 
     def get(self, trigger_id: str) -> Trigger:
         return self.store.get_trigger(known_id(trigger_id, "trigger"))

@@ -19,15 +19,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec, Trigger
+from agentcron.store.bulk import bulk_source
 from agentcron.store.catalog import delete_agent, read_triggers, upsert_agent
 from agentcron.store.notify import notify
+from agentcron.store.rows import trigger_from_row
 from agentcron.store.schema import agents, triggers
 from agentcron.store.secrets import box_of
 
@@ -74,12 +76,31 @@ def _sealed_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[
 
 
 def _insert(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    """New triggers, one executemany per batch; rows of one key set per statement."""
-    stmt = triggers.insert()
+    """New triggers, one statement per batch (and key set). PostgreSQL: ``INSERT ...
+    SELECT FROM unnest(...)`` (``store/bulk.py``): one statement whose text does not depend
+    on the batch size; psycopg's executemany would send one INSERT per row. SQLite: one
+    ``executemany``, which runs in-process."""
     for group in _by_keys(rows).values():
         for part in chunks(group):
-            conn.execute(stmt, [{**row, "created_at": now, "updated_at": now}
-                                for row in _sealed_rows(conn, part)])
+            values = [{**row, "created_at": now, "updated_at": now}
+                      for row in _sealed_rows(conn, part)]
+            if conn.dialect.name != "postgresql":
+                conn.execute(triggers.insert(), values)
+                continue
+            keys = list(values[0])
+            source = bulk_source(conn, {k: triggers.c[k].type for k in keys}, values)
+            conn.execute(triggers.insert().from_select(
+                keys, select(*(source[k] for k in keys)).select_from(source.from_clause)))
+
+
+def inserted(rows: Sequence[dict[str, Any]], now: datetime) -> list[Trigger]:
+    """The triggers ``insert_triggers`` wrote, as a read would return them (no read)."""
+    defaults = {"last_fired_at": None, "missed_count": 0, "last_missed_at": None,
+                "created_at": now, "updated_at": now, "broken_at": None,
+                "broken_reason": None, "skipped_count": 0, "last_skipped_at": None,
+                "cron": None, "every_s": None, "at": None, "anchor_at": None,
+                "start_at": None, "end_at": None}
+    return [trigger_from_row(cast(RowMapping, {**defaults, **row})) for row in rows]
 
 
 def _update(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
@@ -117,7 +138,7 @@ def read_by_id(conn: Connection, ids: Sequence[str]) -> list[Trigger]:
 
 
 def insert_triggers(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime,
-                    check_total: CheckTotal | None = None) -> None:
+                    check_total: CheckTotal | None = None) -> list[Trigger]:
     """Insert validated triggers, all or none: ``NotFoundError`` for an unknown agent,
     ``ConflictError`` for a name its agent already has (or that two rows share), and
     whatever ``check_total`` raises; each before anything is written."""
@@ -140,6 +161,7 @@ def insert_triggers(conn: Connection, rows: Sequence[dict[str, Any]], now: datet
             seen.add(key)
     _insert(conn, rows, now)
     notify(conn, "triggers")
+    return inserted(rows, now)
 
 
 def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpec],

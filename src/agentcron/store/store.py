@@ -220,11 +220,12 @@ class Store:
             catalog.insert_trigger(conn, values, db_now(conn, now), check_count)
 
     def insert_triggers(self, rows: list[dict[str, Any]], now: datetime | None = None,
-                        check_total: Callable[[str, int], None] | None = None) -> None:
+                        check_total: Callable[[str, int], None] | None = None
+                        ) -> list[Trigger]:
         """Insert validated triggers in one transaction, all or none, a constant number of
-        statements per batch; see ``declaring.insert_triggers``."""
+        statements per batch; returns them as stored. See ``declaring.insert_triggers``."""
         with self._write() as conn:
-            declaring.insert_triggers(conn, rows, db_now(conn, now), check_total)
+            return declaring.insert_triggers(conn, rows, db_now(conn, now), check_total)
 
     def update_trigger(self, trigger_id: str, values: dict[str, Any],
                        now: datetime | None = None) -> None:
