@@ -9,6 +9,8 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from tests.support.helpers import add_agent, wait_until
@@ -30,6 +32,7 @@ def events(log: str) -> list[dict[str, object]]:
     return found
 
 
+@pytest.mark.slow
 def test_one_sigterm_drains_a_node_that_is_behind_its_work(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/overload.db"
     store = Store(url)
