@@ -196,6 +196,7 @@ class Node:
     async def drain(self) -> None:
         """Graceful stop (guarantee 4). Returns when the node is deregistered."""
         timeout = self.settings.drain_timeout_s
+        began = self.clock.monotonic()
         self._claiming = False
         self.supervisor.wake()
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
@@ -207,7 +208,9 @@ class Node:
                  drain_timeout_s=timeout)
         executing = self.dispatcher.executing_tasks()
         if executing:
-            await asyncio.wait(executing, timeout=timeout)
+            # One drain timeout in all: waiting for a pass in flight used some of it.
+            left = max(0.0, timeout - (self.clock.monotonic() - began))
+            await asyncio.wait(executing, timeout=left)
         cancelled = await self.dispatcher.cancel_all("node draining", wait_s=10.0)
         if cancelled:
             log.warning("drain_timeout_cancelled_runs", node_id=self.id, count=len(cancelled))
