@@ -18,7 +18,7 @@ from bench.machine import REPO
 from bench.pg import PgTarget, wait_for_server
 
 WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bodies",
-             "scale-out"]
+             "scale-out", "bulk"]
 
 
 def _ints(text: str) -> list[int]:
@@ -126,6 +126,10 @@ def run(workload: str, args: argparse.Namespace, target: PgTarget, out: Path) ->
         from bench import bodies
 
         bodies.workload(target, out, quick=args.quick)
+    elif workload == "bulk":
+        from bench import bulk
+
+        bulk.workload(target, out, quick=args.quick)
 
 
 def main(argv: list[str] | None = None) -> int:

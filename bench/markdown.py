@@ -102,6 +102,19 @@ def render(out: Path) -> str:
             f"A node firing {report.fmt(node.get('triggers'))} triggers every second for "
             f"{report.fmt(node.get('seconds'))} s ran {report.fmt(node.get('statements'))} "
             f"statements: {report.fmt(node.get('statements_per_fire'))} per fire.", ""]
+    bulk = _load(out, "bulk")
+    if bulk:
+        res = bulk["results"]
+        api = res.get("api") or {}
+        lines += ["**Bulk creation** (an agents file synced; triggers created through "
+                  "`POST /api/v1/triggers/batch`):", "", *_table(
+            ["backend", "triggers", "sync", "seconds", "triggers/s", "statements"],
+            [[r.get("backend"), r.get("triggers"), r.get("what"), r.get("seconds"),
+              r.get("triggers_per_s"), r.get("statements")] for r in res.get("file_sync", [])]),
+            "", f"API: {report.fmt(api.get('triggers'))} triggers in "
+            f"{report.fmt(api.get('seconds'))} s ({report.fmt(api.get('triggers_per_s'))}/s, "
+            f"{report.fmt(api.get('batch'))} per request, {report.fmt(api.get('clients'))} "
+            "clients).", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

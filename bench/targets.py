@@ -63,6 +63,17 @@ def check(out: Path) -> list[dict[str, Any]]:
         add("1M stored triggers: start-up < 2 s", big.get("node_start_s"),
             bool(big.get("node_start_s") is not None and big["node_start_s"] < 2),
             f"process spawn to first tick: {big.get('ready_s')} s")
+    bulk = _load(out, "bulk") or {}
+    for row in bulk.get("file_sync", []):
+        if row.get("triggers") == 10_000 and row.get("what") == "create":
+            add(f"10,000 triggers in a file sync < 2 s ({row.get('backend')})",
+                row.get("seconds"), bool(row.get("seconds") is not None
+                                         and row["seconds"] < 2))
+    api = bulk.get("api") or {}
+    if api.get("triggers") == 1_000_000:
+        add("1,000,000 triggers through the API < 120 s", api.get("seconds"),
+            bool(api.get("seconds") is not None and api["seconds"] < 120),
+            f"{api.get('triggers_per_s')} triggers/s, {api.get('batch')} per request")
     dups = sum(int(r.get("duplicates") or 0) for r in fire)
     add("zero duplicate fires (agentcron)", dups, dups == 0)
     return rows

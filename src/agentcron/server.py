@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +188,68 @@ def _exit_past_stuck_threads(code: int) -> None:
         os._exit(code)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def install_stop_signals(loop: asyncio.AbstractEventLoop, on_first: Callable[[int], None],
+                         node_id: str) -> Callable[[], None]:
+    """Make the first SIGTERM/SIGINT call ``on_first(signum)`` on ``loop`` and a second one
+    exit the process at once; returns a function that puts the previous handlers back.
+
+    Not ``loop.add_signal_handler``: that one learns of a signal only from a byte the C
+    handler writes into the loop's self-pipe, the same pipe every ``call_soon_threadsafe``
+    writes to. A loop behind its work can let that pipe fill up, and then the signal's byte
+    is dropped ("Exception ignored when trying to write to the signal wakeup fd") and the
+    signal is lost. Here the handler is a Python-level one: CPython runs it in the main
+    thread (the loop's) from the flag the C handler sets, whatever the pipe holds, and it
+    hands the drain to the loop with ``call_soon_threadsafe``, whose callback is queued even
+    when its wake-up byte cannot be written. So that a signal also wakes a loop idle in
+    ``select``, the wake-up fd is a pipe of its own that only signals write to (one byte
+    each), read and emptied by the loop. The second signal exits from the handler itself,
+    without waiting for the loop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("signal handlers can only be installed from the main thread")
+    seen = 0
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+
+    def handler(signum: int, _frame: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            loop.call_soon_threadsafe(on_first, signum)
+            return
+        # Runs between two bytecodes of whatever the main thread was doing: no logger (its
+        # lock may be held right there), one write of a finished line, then exit.
+        line = json.dumps({"event": "second_signal", "action": "exiting now",
+                           "node_id": node_id, "level": "warning",
+                           "signal": signal.Signals(signum).name})
+        with contextlib.suppress(OSError):
+            os.write(2, (line + "\n").encode())
+        os._exit(1)
+
+    def empty_wakeup_pipe() -> None:
+        with contextlib.suppress(OSError):
+            while reader.recv(4096):
+                pass
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    loop.add_reader(reader.fileno(), empty_wakeup_pipe)
+
+    def restore() -> None:
+        signal.set_wakeup_fd(previous_fd)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
+
+    return restore
+
+
 def _quiet_server_class() -> type:
 
     import uvicorn
@@ -221,24 +287,23 @@ async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: St
                  metrics: EngineMetrics) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals_seen = 0
 
-    def on_signal(signum: int) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
+    def first_signal(signum: int) -> None:
         # Act first, then log: nothing a log line does can keep the node from stopping.
-        if signals_seen == 1:
-            stop.set()
-            log.info("signal_received", signal=signal.Signals(signum).name, action="draining",
-                     node_id=node.id, drain_timeout_s=settings.drain_timeout_s)
-        else:
-            with contextlib.suppress(Exception):
-                log.warning("second_signal", action="exiting now", node_id=node.id)
-            os._exit(1)
+        stop.set()
+        log.info("signal_received", signal=signal.Signals(signum).name, action="draining",
+                 node_id=node.id, drain_timeout_s=settings.drain_timeout_s)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    restore = install_stop_signals(loop, first_signal, node.id)
+    try:
+        return await _serve_until_stopped(node, settings, store, api_store, metrics, stop)
+    finally:
+        restore()
 
+
+async def _serve_until_stopped(node: Node, settings: NodeSettings, store: Store,
+                               api_store: Store | None, metrics: EngineMetrics,
+                               stop: asyncio.Event) -> int:
     server_task: asyncio.Task[None] | None = None
     server = None
     if settings.api:

@@ -137,6 +137,12 @@ class TriggerCreate(TriggerChange):
     webhook: bool = False
 
 
+class TriggerBatch(_In):
+    triggers: list[TriggerCreate] = Field(
+        description="1 to 1,000 triggers, each as for POST /api/v1/triggers; all are "
+                    "validated before any is written, and all are created or none.")
+
+
 class BrokenOut(BaseModel):
     at: str | None
     reason: str | None
@@ -190,6 +196,11 @@ class WebhookSecret(BaseModel):
     id: str
     secret: str = Field(description="The new signing secret; shown this once.")
     hook_path: str
+
+
+class TriggersCreated(BaseModel):
+    created: int
+    triggers: list[TriggerCreated]
 
 
 class TriggersPage(BaseModel):

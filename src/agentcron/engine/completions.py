@@ -38,6 +38,10 @@ class CompletionWriter:
         self._retry = Wakeup()
         self._idle = asyncio.Event()
         self._idle.set()
+        # One batch written at a time, by the loop or by a drain's flush: flush() returns
+        # only once no write is in flight, so the drain's release (next) never runs while a
+        # finish on the same run rows has not committed (the two would deadlock).
+        self._writing = asyncio.Lock()
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -59,11 +63,18 @@ class CompletionWriter:
         return result
 
     async def flush(self) -> None:
-        """Write everything pending now (drain uses this)."""
+        """Write everything pending now, and wait for a write in flight (drain uses this)."""
         while self._pending:
             await self._write_batch()
+        async with self._writing:
+            pass
 
     async def _write_batch(self) -> None:
+        async with self._writing:
+            if self._pending:
+                await self._write_pending()
+
+    async def _write_pending(self) -> None:
         outcomes, self._pending = self._pending[: self.batch], self._pending[self.batch :]
         try:
             result = await call_store(self.health, "finish", self.run_once, outcomes)

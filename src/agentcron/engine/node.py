@@ -1,6 +1,7 @@
 """A node: every engine service wired together, and the graceful drain.
 
-Lifecycle: register -> run the loops -> on stop: drain (stop claiming and firing, let
+Lifecycle: register -> run the loops -> on stop: drain (stop claiming and firing, and
+wait for a firing or claiming pass in flight to end, let
 in-flight runs finish up to ``drain_timeout``, cancel the rest, write what finished,
 release what did not back to the queue with the attempt given back, deregister).
 """
@@ -230,17 +231,21 @@ class Node:
     async def drain(self) -> None:
         """Graceful stop (guarantee 4). Returns when the node is deregistered."""
         timeout = self.settings.drain_timeout_s
+        began = self.clock.monotonic()
         self._claiming = False
         self.supervisor.wake()
         for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
             service.wakeup.set()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.set_draining, self.id)
+        await self._stop_claiming(timeout)
         log.info("node_draining", node_id=self.id, in_flight=self.dispatcher.running,
                  drain_timeout_s=timeout)
         executing = self.dispatcher.executing_tasks()
         if executing:
-            await asyncio.wait(executing, timeout=timeout)
+            # One drain timeout in all: waiting for a pass in flight used some of it.
+            left = max(0.0, timeout - (self.clock.monotonic() - began))
+            await asyncio.wait(executing, timeout=left)
         cancelled = await self.dispatcher.cancel_all("node draining", wait_s=10.0)
         if cancelled:
             log.warning("drain_timeout_cancelled_runs", node_id=self.id, count=len(cancelled))
@@ -264,6 +269,17 @@ class Node:
         await self.executors.aclose()
         log.info("node_stopped", node_id=self.id)
         self.drained.set()
+
+    async def _stop_claiming(self, timeout: float) -> None:
+        """Wait for a firing or claiming pass in flight to end (bounded by the drain
+        timeout): a ``fire_due`` that claims for this node, still running in its thread
+        when the drain began, would otherwise commit its runs as running here after
+        ``release`` (they would be left to the sweeper, as if the node had died). What such
+        a pass claimed is started or handed back to the queue like every other run."""
+        names = {self.ticker.name, self.dispatcher.name}
+        loops = [task for task in self._tasks if task.get_name() in names and not task.done()]
+        if loops:
+            await asyncio.wait(loops, timeout=timeout)
 
     async def _stop_heartbeat(self) -> None:
         """Stop beating, and wait for a beat in flight to end, before release deletes the

@@ -3,7 +3,8 @@
 The target (``config["target"]``) is looked up in the ``AgentRegistry`` by name, else imported
 as ``module:function``. The callable is called as ``fn(ctx)`` when it takes a positional
 parameter and as ``fn()`` when it takes none. Coroutine functions are awaited on the event loop;
-plain functions run in the shared thread pool so they cannot block the loop.
+plain functions run in the shared thread pool so they cannot block the loop; their results
+come back to the loop in batches (``executors/threads.py``), not one wake-up per run.
 
 Cancellation: the engine cancels the task. A coroutine is cancelled where it awaits. A sync
 function cannot be interrupted by Python: ``ctx.cancel_event`` is set so code that checks it
@@ -32,6 +33,7 @@ from agentcron.errors import ValidationError
 from agentcron.executors.base import PermanentError, failed, merge_usage, output_limit, truncate
 from agentcron.executors.context import RunContext
 from agentcron.executors.registry import AgentRegistry, resolve_target
+from agentcron.executors.threads import ThreadCalls
 from agentcron.models import ClaimedRun, ExecutionResult
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
@@ -48,6 +50,8 @@ class PythonExecutor:
     ) -> None:
         self._registry = registry
         self._pool = thread_pool
+        # Results come back to the loop in batches: one wake-up for many finished calls.
+        self._calls = ThreadCalls(thread_pool)
 
     async def execute(self, run: ClaimedRun, ctx: RunContext) -> ExecutionResult:
         log = _log.bind(run_id=run.run_id, agent=run.agent.name, attempt=run.attempt)
@@ -98,10 +102,9 @@ class PythonExecutor:
     async def _in_thread(
         self, fn: Callable[..., Any], args: tuple[Any, ...], ctx: RunContext
     ) -> Any:
-        loop = asyncio.get_running_loop()
         # Copy the context so contextvars (structlog's bound context included) reach the thread.
         call = functools.partial(contextvars.copy_context().run, fn, *args)
-        value = await loop.run_in_executor(self._pool, call)
+        value = await self._calls.run(call)
         if inspect.isawaitable(value):  # a sync wrapper around a coroutine function
             value = await value
         return value

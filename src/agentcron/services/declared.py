@@ -1,5 +1,8 @@
 """Declared agents and triggers (the agents file, the Python API): validated first, all of
-them, then made the exact set their source owns in one transaction."""
+them, then made the exact set their source owns in one transaction, a constant number of
+statements per batch of triggers (``store/declaring.py``). The deployment's limit on
+triggers per agent (``services/limits.py``) holds: checked on the file itself, then on each
+agent's count after the sync, before anything is written."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from agentcron.models import AgentSpec
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.limits import Limits
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
 from agentcron.services.validate import now_or_store
 from agentcron.store import Store
@@ -46,13 +50,18 @@ class DeclaredSync:
                 with _located(f"{where}.triggers[{i}]"):
                     new.append(self.triggers.build(with_default_name(t.input(name)), now,
                                                    source=source, agent=specs[-1]))
+        limits = Limits.from_env()
+        for name, entry in declared.agents.items():  # the file alone, before the store
+            limits.check_trigger_total(name, len(entry.triggers), f"agents.{name}.triggers")
         prices = []
         for model, price in declared.prices.items():
             with _located(f'prices."{model}"'):
                 prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
                                           source))
-        return self.store.apply_declared(source, specs, [t.row() for t in new], now,
-                                         declared_prices=prices)
+        return self.store.apply_declared(
+            source, specs, [t.row() for t in new], now, declared_prices=prices,
+            check_total=lambda agent, total: limits.check_trigger_total(
+                agent, total, f"agents.{agent}.triggers"))
 
     def apply(self, source: str, agents: Sequence[AgentInput],
               triggers: Sequence[TriggerInput], now: datetime | None = None
@@ -64,7 +73,9 @@ class DeclaredSync:
         specs = [self.agents.build(agent, source) for agent in agents]
         rows = [self.triggers.build(with_default_name(t), now, source=source).row()
                 for t in triggers]
-        return self.store.apply_declared(source, specs, rows, now)
+        limits = Limits.from_env()
+        return self.store.apply_declared(source, specs, rows, now,
+                                         check_total=limits.check_trigger_total)
 
 
 def _folders(declared: AgentsFile) -> list[Path]:

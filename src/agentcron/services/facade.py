@@ -9,7 +9,7 @@ written before the split read the same."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +94,10 @@ class Services:
     def create_trigger(self, spec: TriggerInput, now: datetime | None = None,
                        source: str = "cli") -> tuple[Trigger, str | None]:
         return self.triggers.create(spec, now, source)
+
+    def create_triggers(self, specs: Sequence[TriggerInput], now: datetime | None = None,
+                        source: str = "api") -> list[tuple[Trigger, str | None]]:
+        return self.triggers.create_many(specs, now, source)
 
     def get_trigger(self, trigger_id: str) -> Trigger:
         return self.triggers.get(trigger_id)

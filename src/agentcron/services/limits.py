@@ -76,6 +76,17 @@ class Limits:
                 f"delete unused triggers, or raise {MAX_TRIGGERS_ENV}")
 
 
+    def check_trigger_total(self, agent: str, total: int, field: str = "agent") -> None:
+        """Refuse a write (a batch, a sync) that would leave ``agent`` with ``total``
+        triggers, more than this deployment allows."""
+        if total > self.max_triggers_per_agent:
+            raise ValidationError(
+                field, f"agent {agent!r} would have {total} triggers, more than this "
+                f"deployment allows ({self.max_triggers_per_agent})",
+                f"declare fewer triggers for it, delete unused ones, or raise "
+                f"{MAX_TRIGGERS_ENV}")
+
+
 def _smallest_gap(cron: CronSchedule) -> float:
     fields = cron.template
     for values, unit, span in ((fields.seconds, 1, 60), (fields.minutes, 60, 60),

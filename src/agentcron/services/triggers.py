@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
@@ -45,6 +45,9 @@ from agentcron.services.validate import (
     now_or_store,
 )
 from agentcron.store import Store
+
+MAX_BATCH = 1000
+"""The most triggers one batch create takes (``POST /api/v1/triggers/batch``)."""
 
 _TRIGGER_NAME = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")
 #: Most triggers an ambiguous name's error lists.
@@ -290,6 +293,38 @@ class TriggerService:
             "trigger", f"{ref!r} is the name of {count} triggers: {listed}",
             "give the trigger's id instead of its name")
 
+    def create_many(self, specs: Sequence[TriggerInput], now: datetime | None = None,
+                    source: str = "api") -> list[tuple[Trigger, str | None]]:
+        """Add up to ``MAX_BATCH`` triggers, all or none: every one is validated first (a
+        ``ValidationError`` names ``triggers[i].field``), the agents' trigger limits are
+        checked before anything is written, and the store writes them with a constant
+        number of statements. Returns each trigger (in order) and its webhook secret."""
+        if not 1 <= len(specs) <= MAX_BATCH:
+            raise ValidationError("triggers", f"{len(specs)} triggers given",
+                                  f"give 1 to {MAX_BATCH} triggers per batch")
+        now = now_or_store(self.store, now)
+        agents: dict[str, AgentSpec | None] = {}
+        new: list[NewTrigger] = []
+        for i, spec in enumerate(specs):
+            with _at(f"triggers[{i}]"):
+                check_name(spec.agent, "agent")
+                if spec.agent not in agents:
+                    try:
+                        agents[spec.agent] = self.store.get_agent(spec.agent)
+                    except NotFoundError:
+                        raise ValidationError("agent", f"no agent named {spec.agent!r}",
+                                              "create the agent first") from None
+                new.append(self.build(spec, now, source=source, agent=agents[spec.agent]))
+        first: dict[str, int] = {}
+        for i, trigger in enumerate(new):
+            first.setdefault(trigger.agent, i)
+        limits = Limits.from_env()
+        stored = self.store.insert_triggers(
+            [t.row() for t in new], now,
+            check_total=lambda agent, total: limits.check_trigger_total(
+                agent, total, f"triggers[{first[agent]}].agent"))
+        return [(trigger, t.webhook_secret) for trigger, t in zip(stored, new, strict=True)]
+
     def get(self, trigger_id: str) -> Trigger:
         """The trigger with this id, or this unambiguous name (see ``resolve``)."""
         return self.store.get_trigger(self.resolve(trigger_id))
@@ -402,6 +437,15 @@ class TriggerService:
             return schedule_of(trigger).describe()
         except Exception:
             return "(cannot read this schedule)"
+
+
+@contextmanager
+def _at(where: str) -> Iterator[None]:
+    """Prefix a ValidationError's field with the item's place in a batch."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

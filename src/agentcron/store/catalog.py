@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, or_, select, true, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.engine import Connection, Dialect, RowMapping
 from sqlalchemy.exc import DBAPIError
 
@@ -241,57 +241,3 @@ def delete_trigger(conn: Connection, trigger_id: str) -> None:
     if conn.execute(delete(triggers).where(triggers.c.id == trigger_id)).rowcount == 0:
         raise NotFoundError("trigger", trigger_id)
     notify(conn, "triggers")
-
-
-# Fields that define when a trigger fires; if they are unchanged a re-sync keeps the
-# trigger's place in its schedule (next_fire_at and interval anchor).
-SCHEDULE_FIELDS = ("kind", "cron", "timezone", "every_s", "at", "start_at", "end_at")
-
-
-def _unchanged(conn: Connection, trigger_id: str, changes: dict[str, Any]) -> bool:
-    """True when the stored row already holds every value in ``changes``."""
-    row = conn.execute(select(triggers).where(triggers.c.id == trigger_id)).mappings().one()
-    return all(key in row and row[key] == value for key, value in changes.items())
-
-
-def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpec],
-                   declared_triggers: list[dict[str, Any]], now: datetime) -> dict[str, int]:
-    """Make the agents and triggers owned by ``source`` exactly the declared ones, in one
-    transaction. Triggers are matched by (agent, name); a trigger whose schedule did not
-    change keeps its next fire time. Things created by other sources are left alone."""
-    report = {"agents": 0, "created": 0, "updated": 0, "removed": 0}
-    for agent in declared_agents:
-        upsert_agent(conn, agent, now)
-        report["agents"] += 1
-    keep: set[str] = set()
-    for values in declared_triggers:
-        existing = find_trigger(conn, values["agent"], values["name"])
-        if existing is None:
-            insert_trigger(conn, values, now)
-            keep.add(values["id"])
-            report["created"] += 1
-            continue
-        keep.add(existing.id)
-        changes = {k: v for k, v in values.items() if k not in ("id", "next_fire_at", "anchor_at")}
-        same_schedule = all(getattr(existing, f) == values[f] for f in SCHEDULE_FIELDS)
-        if not same_schedule:
-            changes["next_fire_at"] = values["next_fire_at"]
-            changes["anchor_at"] = values["anchor_at"]
-        if existing.broken_reason is None and _unchanged(conn, existing.id, changes):
-            continue  # a re-sync of the same file changes nothing and says so
-        update_trigger(conn, existing.id, changes, now)
-        report["updated"] += 1
-    declared_names = {a.name for a in declared_agents}
-    stale = conn.execute(
-        select(triggers.c.id).where(triggers.c.source == source,
-                                    triggers.c.id.not_in(keep) if keep else true())
-    ).scalars().all()
-    for trigger_id in stale:
-        delete_trigger(conn, trigger_id)
-        report["removed"] += 1
-    for name in conn.execute(
-        select(agents.c.name).where(agents.c.source == source)
-    ).scalars().all():
-        if name not in declared_names:
-            delete_agent(conn, name, now)
-    return report

@@ -37,6 +37,7 @@ from agentcron.store import (
     catalog,
     claiming,
     costs,
+    declaring,
     firing,
     history,
     liveness,
@@ -221,6 +222,14 @@ class Store:
         with self._write() as conn:
             catalog.insert_trigger(conn, values, db_now(conn, now), check_count)
 
+    def insert_triggers(self, rows: list[dict[str, Any]], now: datetime | None = None,
+                        check_total: Callable[[str, int], None] | None = None
+                        ) -> list[Trigger]:
+        """Insert validated triggers in one transaction, all or none, a constant number of
+        statements per batch; returns them as stored. See ``declaring.insert_triggers``."""
+        with self._write() as conn:
+            return declaring.insert_triggers(conn, rows, db_now(conn, now), check_total)
+
     def update_trigger(self, trigger_id: str, values: dict[str, Any],
                        now: datetime | None = None) -> None:
         with self._write() as conn:
@@ -229,6 +238,11 @@ class Store:
     def get_trigger(self, trigger_id: str) -> Trigger:
         with self._read() as conn:
             return catalog.get_trigger(conn, trigger_id)
+
+    def triggers_by_id(self, ids: list[str]) -> list[Trigger]:
+        """The triggers of ``ids`` that exist, one statement per batch of ids."""
+        with self._read() as conn:
+            return declaring.read_by_id(conn, ids)
 
     def find_trigger(self, agent: str, name: str) -> Trigger | None:
         with self._read() as conn:
@@ -304,15 +318,19 @@ class Store:
     def apply_declared(self, source: str, declared_agents: list[AgentSpec],
                        declared_triggers: list[dict[str, Any]],
                        now: datetime | None = None,
-                       declared_prices: list[ModelPrice] | None = None) -> dict[str, int]:
-        """Sync the agents/triggers owned by ``source`` in one transaction; see
-        ``catalog.apply_declared``. With ``declared_prices``, the model prices owned by
+                       declared_prices: list[ModelPrice] | None = None,
+                       check_total: Callable[[str, int], None] | None = None
+                       ) -> dict[str, int]:
+        """Sync the agents/triggers owned by ``source`` in one transaction, a constant
+        number of statements per batch of triggers; see ``declaring.apply_declared``
+        (``check_total`` sees each agent's trigger count after the sync, before anything
+        is written). With ``declared_prices``, the model prices owned by
         ``source`` are synced in the same transaction (``pricing.apply_declared_prices``);
         the report then also has ``prices`` and ``prices_removed``, if either is not 0."""
         with self._write() as conn:
             at = db_now(conn, now)
-            report = catalog.apply_declared(conn, source, declared_agents, declared_triggers,
-                                            at)
+            report = declaring.apply_declared(conn, source, declared_agents,
+                                              declared_triggers, at, check_total)
             if declared_prices is not None:
                 removed = pricing.apply_declared_prices(conn, source, declared_prices, at)
                 if declared_prices or removed:

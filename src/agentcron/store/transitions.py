@@ -24,7 +24,7 @@ retry       running -> queued (after a delay)       finish (claiming)           
             failed/cancelled/skipped -> queued      retry_run (history)         fenced (b)
 lose        running -> queued or failed             sweep, register (liveness)  run rows (c)
 time out    running -> cancelled (past deadline)    sweep (liveness)            -
-release     running -> queued (attempt given back)  release (liveness)          -
+release     running -> queued (attempt given back)  release (liveness)          run rows (d)
 cancel      queued/running -> cancelled (by user)   cancel_run (history)        fenced (b)
             queued -> cancelled (agent removed)     delete_agent (catalog)      -
 replace     queued/running -> cancelled (overlap)   fire_due, deliver           the triggers
@@ -38,7 +38,20 @@ advisory locks taken with a try, never waited for), and the queued runs being cl
 writer. (a) fenced on (run, lease, node): a write from a stale
 attempt changes nothing. (b) fenced on the status (and lease) the operation read. (c) ``FOR
 UPDATE SKIP LOCKED`` on the running runs, and fenced on the lease read, so two sweepers
-never change a run twice. "Finished" is succeeded, failed, cancelled or skipped.
+never change a run twice. (d) the node's running rows, ``FOR UPDATE`` in id order.
+"Finished" is succeeded, failed, cancelled or skipped.
+
+Lock order (PostgreSQL; SQLite has one writer at a time): a transaction that takes more
+than one kind of row lock takes them in this order, so no two wait on each other in a
+cycle: agents rows (by name: ``lock_agents``, ``declaring``) -> trigger rows (``fire_due``,
+``deliver``, ``declaring``) -> run rows -> the node's row. The claim and fire paths never
+wait for a lock (``SKIP LOCKED``). One exception: ``delete_agent`` (an agent removed by
+hand or by a sync) cancels the agent's queued runs before it deletes its triggers and its
+row. On one node, ``release`` runs only after the node's
+firing and claiming passes and its last ``finish`` have ended (``engine/node.py``
+``drain``, ``CompletionWriter.flush``): a ``finish`` batch and ``release`` both change many
+running rows of the same node, in whatever order each statement meets them, and were the
+drain's deadlock.
 
 One write changes no status: ``progress`` (a running run's beat and progress text, fenced
 like ``finish``). Every transition that leaves a trace also records run events
@@ -288,9 +301,13 @@ def release(node_id: str, now: datetime) -> Update:
     """release: every run ``running`` on ``node_id`` -> ``queued``, its attempt given back
     (it was interrupted, not failed), ready now or at its own time if later. Returns
     (id, attempt) with the attempt after it was given back."""
+    mine = (runs.c.node_id == node_id, runs.c.status == _RUNNING)
+    # Lock order: the rows are locked in id order first (a plain multi-row UPDATE locks
+    # them in scan order), as every multi-row writer of running rows does.
+    in_order = select(runs.c.id).where(*mine).order_by(runs.c.id).with_for_update()
     return (
         update(runs)
-        .where(runs.c.node_id == node_id, runs.c.status == _RUNNING)
+        .where(*mine, runs.c.id.in_(in_order.scalar_subquery()))
         .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
                 run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
         .returning(runs.c.id, runs.c.attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if isinstance(value, str):
+            if len(value) == 26 and value[10] == " ":
+                # What this type writes: fromisoformat reads it ~20x faster than strptime
+                # (a sync reads 10,000 triggers); anything else takes the strict path.
+                with contextlib.suppress(ValueError):
+                    parsed = datetime.fromisoformat(value)
+                    if parsed.tzinfo is None:
+                        return parsed.replace(tzinfo=UTC)
             return datetime.strptime(value, _SQLITE_FORMAT).replace(tzinfo=UTC)
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
