@@ -38,8 +38,8 @@ def workload(target: PgTarget, out: Path, *, quick: bool, nodes: list[int] | Non
     from bench import agentcron_setup as setup
 
     counts = nodes or ([1, 2] if quick else [1, 2, 3])
-    duration = duration_s or (4 if quick else 30)
-    warmup = warmup_s if warmup_s is not None else (3 if quick else 5)
+    duration = duration_s or (3 if quick else 30)
+    warmup = warmup_s if warmup_s is not None else (2 if quick else 5)
     offered = 250 * max(counts)  # more than the largest cluster can start
     url = sqlalchemy_url(ensure_database(target, "scaleout", fresh=True))
     store = Store(url)

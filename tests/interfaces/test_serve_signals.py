@@ -94,7 +94,7 @@ def test_the_first_signal_starts_the_drain_when_the_self_pipe_is_full(
             blocked = loop.create_future()
             loop.call_soon(lambda: blocked.set_result(_fill_self_pipe_then_signal(loop)))
             assert await blocked > 0
-            await await_until(stop.is_set, timeout=10.0,
+            await await_until(stop.is_set, timeout=3.0,
                               message="the drain to start after one SIGTERM")
         finally:
             restore()

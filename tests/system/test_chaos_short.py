@@ -1,5 +1,5 @@
 """The chaos suite (``python -m chaos``) in its short form: every scenario storms for about
-30 s (the soak 60 s) against real ``agentcron serve`` processes, on a PostgreSQL cluster of
+30 s (the soak 45 s) against real ``agentcron serve`` processes, on a PostgreSQL cluster of
 its own that it creates, restarts and stops (never the one other tests use), and must come
 out with 0 duplicate fires, 0 missing fires and 0 lost runs. It uses the cluster
 ``15/chaos_ci`` on port 5445, apart from the one long runs by hand use. The long form and its
@@ -21,7 +21,7 @@ from tests.support.procs import REPO
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-SHORT_FORM_S = {"kill": 30, "pause": 30, "database": 30, "skew": 30, "deploy": 30, "soak": 60}
+SHORT_FORM_S = {"kill": 30, "pause": 30, "database": 30, "skew": 30, "deploy": 30, "soak": 45}
 
 
 @pytest.mark.timeout(600)
