@@ -91,7 +91,10 @@ def test_drain_lets_short_runs_finish(store: Store) -> None:
     run_id = store.fire_now("s", {"seconds": 0.5})
 
     async def scenario(node: Node) -> None:
-        await await_until(lambda: store.get_run(run_id).status is RunStatus.RUNNING,
+        # Started by the node, not only claimed: a run whose claim commits as the drain
+        # begins is handed back unstarted (correctly), and would not succeed here.
+        await await_until(lambda: node.dispatcher.started == 1
+                          and store.get_run(run_id).status is RunStatus.RUNNING,
                           message="start")
         await node.drain()
         run = store.get_run(run_id)
