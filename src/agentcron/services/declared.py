@@ -6,19 +6,17 @@ agent's count after the sync, before anything is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from agentcron.errors import ValidationError
 from agentcron.models import AgentSpec
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
 from agentcron.services.limits import Limits
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
-from agentcron.services.validate import now_or_store
+from agentcron.services.validate import located, now_or_store
 from agentcron.store import Store
 
 
@@ -41,13 +39,13 @@ class DeclaredSync:
         for name, entry in declared.agents.items():
             where = f"agents.{name}"
             agent = entry.input(name, where)
-            with _located(where):
+            with located(where):
                 specs.append(self.agents.build(agent, source))
                 problem = import_problem(specs[-1], *_folders(declared))
                 if problem is not None:  # this node would fail every run of it
                     raise problem
             for i, t in enumerate(entry.triggers):
-                with _located(f"{where}.triggers[{i}]"):
+                with located(f"{where}.triggers[{i}]"):
                     new.append(self.triggers.build(with_default_name(t.input(name)), now,
                                                    source=source, agent=specs[-1]))
         limits = Limits.from_env()
@@ -55,7 +53,7 @@ class DeclaredSync:
             limits.check_trigger_total(name, len(entry.triggers), f"agents.{name}.triggers")
         prices = []
         for model, price in declared.prices.items():
-            with _located(f'prices."{model}"'):
+            with located(f'prices."{model}"'):
                 prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
                                           source))
         return self.store.apply_declared(
@@ -81,11 +79,3 @@ class DeclaredSync:
 def _folders(declared: AgentsFile) -> list[Path]:
     return [] if declared.folder is None else [declared.folder]
 
-
-@contextmanager
-def _located(where: str) -> Iterator[None]:
-    """Prefix a ValidationError's field with where it is in a declarative file."""
-    try:
-        yield
-    except ValidationError as exc:
-        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None

@@ -42,6 +42,7 @@ from agentcron.services.validate import (
     check_one_of,
     check_payload,
     has_bidi_control,
+    located,
     now_or_store,
 )
 from agentcron.store import Store
@@ -306,7 +307,7 @@ class TriggerService:
         agents: dict[str, AgentSpec | None] = {}
         new: list[NewTrigger] = []
         for i, spec in enumerate(specs):
-            with _at(f"triggers[{i}]"):
+            with located(f"triggers[{i}]"):
                 check_name(spec.agent, "agent")
                 if spec.agent not in agents:
                     try:
@@ -438,14 +439,6 @@ class TriggerService:
         except Exception:
             return "(cannot read this schedule)"
 
-
-@contextmanager
-def _at(where: str) -> Iterator[None]:
-    """Prefix a ValidationError's field with the item's place in a batch."""
-    try:
-        yield
-    except ValidationError as exc:
-        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -187,3 +188,13 @@ def now_or_store(store: Store, now: datetime | None) -> datetime:
     """``now`` when the caller fixed it (tests, one instant for a whole sync), else the
     database's clock, which every node agrees on."""
     return now if now is not None else store.now()
+
+
+@contextmanager
+def located(where: str) -> Iterator[None]:
+    """Prefix a ValidationError's field with where the value is: an item of a batch
+    (``triggers[3]``) or a place in a declarative file (``agents.digest``)."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise ValidationError(f"{where}.{exc.field}", exc.message, exc.hint) from None
