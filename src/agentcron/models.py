@@ -154,6 +154,8 @@ class AgentSpec:
     source: str = "cli"
     created_at: datetime | None = None
     budget: Budget | None = None
+    #: The circuit breaker's default for this agent's triggers (``Trigger``).
+    pause_after_failures: int | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,14 @@ class Trigger:
     #: after a short window), and the scheduled time of the latest one.
     skipped_count: int = 0
     last_skipped_at: datetime | None = None
+    #: The circuit breaker: paused after this many consecutive failed runs (final failures,
+    #: after retries); ``None`` takes the agent's default (none: no breaker).
+    pause_after_failures: int | None = None
+    #: Final failures since the last success or resume.
+    consecutive_failures: int = 0
+    #: Why agentcron paused this trigger (the breaker); ``None`` when a user paused it or
+    #: it is not paused. A resume clears it.
+    paused_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class AgentBody(_In):
     retry_backoff: Duration = "2s"
     description: str | None = None
     budget: BudgetBody | None = None
+    pause_after_failures: int | None = Field(
+        None, description="The circuit breaker's default for this agent's triggers: pause "
+                          "a trigger after this many consecutive failed runs")
 
 
 class AgentCreate(AgentBody):
@@ -93,6 +96,7 @@ class AgentOut(BaseModel):
     source: str
     created_at: str | None
     budget: BudgetOut | None
+    pause_after_failures: int | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -130,6 +134,9 @@ class TriggerChange(_In):
     end: str | None = None
     name: str | None = None
     paused: bool | None = None
+    pause_after_failures: int | None = Field(
+        None, description="Circuit breaker: pause after this many consecutive failed runs "
+                          "(final failures, after retries); default: the agent's")
 
 
 class TriggerCreate(TriggerChange):
@@ -169,6 +176,12 @@ class TriggerOut(BaseModel):
     catchup_window_s: float
     catchup_mode: str
     paused: bool
+    paused_reason: str | None = Field(
+        None, description="Why agentcron paused this trigger (the circuit breaker); null "
+                          "when a user paused it. A resume clears it.")
+    pause_after_failures: int | None = None
+    consecutive_failures: int = Field(0, description="Failed runs since the last success "
+                                      "or resume.")
     broken: BrokenOut | None = Field(
         None, description="Set when firing could not plan this trigger (or its row could "
                           "not be read): it does not fire until resumed or updated.")

@@ -62,6 +62,9 @@ def add(
         "--end", metavar="ISO", help="Do not fire after this time.")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="A name, unique per agent.")] = None,
+    pause_after_failures: Annotated[int | None, typer.Option(
+        "--pause-after-failures", metavar="N", help="Circuit breaker: pause after N "
+        "consecutive failed runs (default: the agent's setting).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a trigger; prints its id (and, for --webhook, its secret on a second line)."""
@@ -69,7 +72,7 @@ def add(
 
     options: dict[str, Any] = {
         "overlap": overlap, "catchup": catchup, "catchup_mode": catchup_mode,
-        "jitter": jitter,
+        "jitter": jitter, "pause_after_failures": pause_after_failures,
     }
     given = {key: value for key, value in options.items() if value is not None}
     if payload is not None:
@@ -182,6 +185,8 @@ def update(
     start: Annotated[str | None, typer.Option("--start", metavar="ISO")] = None,
     end: Annotated[str | None, typer.Option("--end", metavar="ISO")] = None,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    pause_after_failures: Annotated[int | None, typer.Option(
+        "--pause-after-failures", metavar="N", help="Circuit breaker threshold.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change some of a trigger's settings; the rest stay. The result is checked like a new
@@ -192,7 +197,7 @@ def update(
     options: dict[str, Any] = {
         "cron": cron, "every": every, "at": at, "tz": tz, "overlap": overlap,
         "catchup": catchup, "catchup_mode": catchup_mode, "jitter": jitter, "start": start,
-        "end": end, "name": name,
+        "end": end, "name": name, "pause_after_failures": pause_after_failures,
     }
     changes = {key: value for key, value in options.items() if value is not None}
     if payload is not None:

@@ -58,6 +58,7 @@ class TriggerEntry(BaseModel):
     start: str | None = None
     end: str | None = None
     paused: bool = False
+    pause_after_failures: int | None = None
 
     def input(self, agent: str) -> TriggerInput:
         """This trigger of ``agent`` as the service layer takes it (same field names)."""
@@ -92,6 +93,7 @@ class AgentEntry(BaseModel):
     # any agent: spending limits (see agentcron.rules.budgets)
     budget: dict[str, Any] | None = None
     on_budget: str | None = None
+    pause_after_failures: int | None = None  # the breaker's default for its triggers
     triggers: list[TriggerEntry] = Field(default_factory=list)
 
     def input(self, name: str, where: str) -> AgentInput:

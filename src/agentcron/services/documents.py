@@ -227,6 +227,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "source": agent.source,
         "created_at": iso(agent.created_at),
         "budget": budget_to_json(agent.budget),
+        "pause_after_failures": agent.pause_after_failures,
     }
 
 
@@ -255,6 +256,9 @@ def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
         "catchup_window_s": trigger.catchup_window_s,
         "catchup_mode": trigger.catchup_mode.value,
         "paused": trigger.paused,
+        "paused_reason": trigger.paused_reason,
+        "pause_after_failures": trigger.pause_after_failures,
+        "consecutive_failures": trigger.consecutive_failures,
         "broken": broken_json(trigger),
         "next_fire_at": iso(trigger.next_fire_at),
         "last_fired_at": iso(trigger.last_fired_at),

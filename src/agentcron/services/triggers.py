@@ -37,6 +37,7 @@ from agentcron.services.limits import Limits
 from agentcron.services.validate import (
     ID,
     check_aware,
+    check_breaker,
     check_int_between,
     check_name,
     check_one_of,
@@ -75,6 +76,7 @@ class TriggerInput:
     name: str | None = None
     paused: bool = False
     webhook: bool = False
+    pause_after_failures: int | None = None  # default: the agent's (none: no breaker)
 
 
 # The fields ``TriggerService.update`` takes (a PATCH): all a user states but what the trigger
@@ -102,6 +104,7 @@ class NewTrigger:
     next_fire_at: datetime | None
     source: str
     webhook_secret: str | None = None
+    pause_after_failures: int | None = None
 
     def row(self) -> dict[str, Any]:
         """The trigger's columns as the store writes them (the schedule's fields are columns
@@ -128,6 +131,7 @@ def input_of(trigger: Trigger) -> TriggerInput:
         catchup=trigger.catchup_window_s, catchup_mode=trigger.catchup_mode.value,
         jitter=trigger.jitter_s, start=trigger.start_at, end=trigger.end_at,
         name=trigger.name, paused=trigger.paused, webhook=kind is TriggerKind.WEBHOOK,
+        pause_after_failures=trigger.pause_after_failures,
     )
 
 
@@ -222,6 +226,7 @@ class TriggerService:
             next_fire_at=schedule.next_after(now),
             source=source,
             webhook_secret=secret,
+            pause_after_failures=check_breaker(spec.pause_after_failures),
         )
 
     def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 
 from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
-from agentcron.store import transitions
+from agentcron.store import breaker, transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
@@ -185,6 +185,8 @@ def read_claimed(row: Any, dialect: Dialect) -> tuple[datetime, Any]:
 class FinishResult:
     applied: list[str]
     fenced: list[str]
+    #: (trigger id, agent) of the triggers the circuit breaker paused (``store/breaker.py``).
+    paused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def finish(
@@ -204,7 +206,11 @@ def finish(
     An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
     ready at ``now`` plus that delay. Token and cost usage is added to what earlier attempts
     of the run used.
-    Failed attempts are also appended to ``run_events``. Two statements at most.
+    Failed attempts are also appended to ``run_events``. A run's final failure or success
+    is counted on its trigger, and a trigger whose count reaches its breaker's threshold is
+    paused, in this transaction (``store/breaker.py``, which locks those trigger rows
+    first: the lock order). Two statements, and up to three for the breaker: one when
+    only successes of triggers with no failures were written.
     """
     if not outcomes:
         return FinishResult([], [])
@@ -227,9 +233,19 @@ def finish(
         }
         for o in outcomes
     ]
+    final = [o for o in outcomes if o.retry_delay_s is None
+             and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
+    locked = breaker.lock_triggers(
+        conn, [o.run_id for o in final],
+        [o.run_id for o in final if o.status is RunStatus.FAILED])
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
-    applied_rows = conn.execute(transitions.finish(source, node_id))
-    attempts = {run_id: attempt for run_id, attempt in applied_rows}
+    applied_rows = conn.execute(transitions.finish(source, node_id)).all()
+    attempts = {row.id: row.attempt for row in applied_rows}
+    trigger_of = {row.id: row.trigger_id for row in applied_rows}
+    paused = breaker.count_outcomes(conn, locked, [
+        breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,
+                             o.error)
+        for o in final if trigger_of.get(o.run_id) is not None], now) if locked else []
     record_events(conn, [
         RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
                  attempts[o.run_id], node_id, o.error)
@@ -239,6 +255,7 @@ def finish(
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
+        paused=paused,
     )
 
 

@@ -98,6 +98,8 @@ def inserted(rows: Sequence[dict[str, Any]], now: datetime) -> list[Trigger]:
     defaults = {"last_fired_at": None, "missed_count": 0, "last_missed_at": None,
                 "created_at": now, "updated_at": now, "broken_at": None,
                 "broken_reason": None, "skipped_count": 0, "last_skipped_at": None,
+                "pause_after_failures": None, "consecutive_failures": 0,
+                "paused_reason": None,
                 "cron": None, "every_s": None, "at": None, "anchor_at": None,
                 "start_at": None, "end_at": None}
     return [trigger_from_row(cast(RowMapping, {**defaults, **row})) for row in rows]
@@ -229,7 +231,11 @@ def _changes(current: Trigger, values: dict[str, Any]) -> dict[str, Any] | None:
     """The columns to write for a declared trigger matching ``current``, with its ``id``;
     None when nothing would change. An unchanged schedule keeps its place (next fire time
     and anchor); any change lifts a quarantine, as an update by hand does, unless the
-    trigger stays paused."""
+    trigger stays paused. A trigger the circuit breaker paused (``paused_reason``) stays
+    paused: a node's restart re-syncing its file must not resume what keeps failing; a
+    user's resume does."""
+    if current.paused_reason is not None and not values.get("paused"):
+        values = {**values, "paused": True}
     same_schedule = all(getattr(current, f) == values[f] for f in SCHEDULE_FIELDS)
     changes = {k: v for k, v in values.items() if k not in ("id", "next_fire_at", "anchor_at")}
     if not same_schedule:

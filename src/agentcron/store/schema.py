@@ -50,6 +50,8 @@ agents = Table(
     # The agent's optional spending limits (``budgets.budget_to_json``), read with the row
     # that claiming locks, so checking a budget needs no extra read of the agent.
     Column("budget", JSON),
+    # The circuit breaker's default for the agent's triggers (migration 0008).
+    Column("pause_after_failures", Integer),
 )
 
 triggers = Table(
@@ -92,6 +94,11 @@ triggers = Table(
     # Fires the overlap policy skipped, counted here rather than kept as run rows forever.
     Column("skipped_count", BigInteger, nullable=False, server_default="0"),
     Column("last_skipped_at", UTCDateTime),
+    # The circuit breaker (migration 0008): the threshold (else the agent's), the final
+    # failures since the last success, and why agentcron paused the trigger.
+    Column("pause_after_failures", Integer),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("paused_reason", Text),
     UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
     # The ticker's only read: due, unpaused triggers in time order.
     Index(
