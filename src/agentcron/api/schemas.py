@@ -150,6 +150,21 @@ class TriggerBatch(_In):
                     "validated before any is written, and all are created or none.")
 
 
+class TriggerSelect(_In):
+    """Many triggers: an agent's, those whose name matches a glob, or all (asked for)."""
+
+    agent: str | None = None
+    name: str | None = Field(None, description="A glob: * any characters, ? one")
+    all: bool = Field(False, description="Every trigger; never implied")
+    catch_up: bool = Field(False, description="Resume only: also fire the times passed "
+                           "while paused within each trigger's catch-up window")
+
+
+class TriggersChanged(BaseModel):
+    count: int
+    triggers: list[str]
+
+
 class BrokenOut(BaseModel):
     at: str | None
     reason: str | None

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -403,15 +403,16 @@ class TriggerService:
         self.store.update_trigger(found, {"paused": True}, now)
         return self.store.get_trigger(found)
 
-    def resume(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+    def resume(self, trigger_id: str, now: datetime | None = None, *,
+               catch_up: bool = False) -> Trigger:
         """Unpause. The schedule restarts from now: times that passed while paused are not
-        fired (that is what pausing means), and are not counted as missed."""
+        fired (that is what pausing means), and are not counted as missed; with
+        ``catch_up``, those within the trigger's catch-up window are (``resume_at``)."""
         now = now_or_store(self.store, now)
         trigger = self.get(trigger_id)
-        schedule = schedule_of(trigger)
         self.store.update_trigger(
-            trigger.id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
-        )
+            trigger.id, {"paused": False, "next_fire_at": resume_at(trigger, now, catch_up)},
+            now)
         return self.store.get_trigger(trigger.id)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
@@ -444,6 +445,24 @@ class TriggerService:
         except Exception:
             return "(cannot read this schedule)"
 
+
+
+def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> datetime | None:
+    """A resumed trigger's next fire time: its first scheduled time after ``now``, so the
+    paused period is neither run nor counted missed. With ``catch_up``, its first time
+    after ``now`` minus its catch-up window (but not before where it stood when paused):
+    firing then runs those times by its catch-up mode (coalesce or all). A trigger whose
+    stored schedule does not read keeps its time (firing quarantines it again)."""
+    try:
+        schedule = schedule_of(trigger)
+    except Exception:
+        return trigger.next_fire_at
+    if not catch_up or trigger.next_fire_at is None:
+        return schedule.next_after(now)
+    start = schedule.next_after(now - timedelta(seconds=trigger.catchup_window_s))
+    if start is None:
+        return None
+    return max(start, trigger.next_fire_at)
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

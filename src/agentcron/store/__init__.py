@@ -5,6 +5,7 @@ from agentcron.store.claiming import FinishResult
 from agentcron.store.firing import BrokenTrigger, FireResult, MissedFires
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.pausing import Selection
 from agentcron.store.store import Store
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "MissedFires",
     "NodeInfo",
     "RunFilter",
+    "Selection",
     "Store",
     "SweepResult",
 ]

@@ -42,6 +42,7 @@ from agentcron.store import (
     history,
     liveness,
     migrate,
+    pausing,
     pricing,
     stats,
     tokens,
@@ -53,6 +54,7 @@ from agentcron.store.database import db_now, make_engine, normalise_url, read_tx
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.pausing import Selection
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
@@ -267,6 +269,24 @@ class Store:
     def delete_trigger(self, trigger_id: str) -> None:
         with self._write() as conn:
             catalog.delete_trigger(conn, trigger_id)
+
+    def count_triggers(self, selection: Selection, paused: bool | None = None) -> int:
+        with self._read() as conn:
+            return pausing.count(conn, selection, paused)
+
+    def pause_triggers(self, selection: Selection, now: datetime | None = None) -> list[str]:
+        """Pause the selected triggers; see ``pausing.pause_many``."""
+        with self._write() as conn:
+            return pausing.pause_many(conn, selection, db_now(conn, now))
+
+    def resume_triggers(self, selection: Selection,
+                        next_fire: Callable[[Trigger, datetime], datetime | None],
+                        now: datetime | None = None) -> list[str]:
+        """Resume the selected paused triggers, each at ``next_fire(trigger, now)``; see
+        ``pausing.resume_many``."""
+        with self._write() as conn:
+            at = db_now(conn, now)
+            return pausing.resume_many(conn, selection, lambda t: next_fire(t, at), at)
 
     # -- runs -----------------------------------------------------------------------------
 
