@@ -160,6 +160,23 @@ class TriggerSelect(_In):
                            "while paused within each trigger's catch-up window")
 
 
+class BackfillBody(_In):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: str = Field(alias="from", description="The first time of the range (included)")
+    end: str = Field(alias="to", description="The last time of the range (included; not "
+                     "after now)")
+    mode: str = Field("all", description="all: a run per scheduled time; coalesce: one "
+                      "run standing for them all")
+
+
+class BackfillOut(BaseModel):
+    trigger_id: str
+    times: int = Field(description="Scheduled times in the range")
+    queued: int = Field(description="Runs queued")
+    skipped: int = Field(description="Times (or the coalesced run) that already had a run")
+
+
 class TriggersChanged(BaseModel):
     count: int
     triggers: list[str]

@@ -218,6 +218,42 @@ def resume(ctx: typer.Context, trigger_id: OptionalTrigger = None, agent: AgentO
         say(f"{len(done)} triggers resumed")
 
 
+@app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    trigger_id: TriggerId,
+    start: Annotated[str, typer.Option(
+        "--from", metavar="ISO", help="The first time of the range (included).")],
+    end: Annotated[str, typer.Option(
+        "--to", metavar="ISO", help="The last time of the range (included; not after now).")],
+    mode: Annotated[str, typer.Option(
+        "--mode", metavar="all|coalesce",
+        help="A run per scheduled time (all, default), or one standing for them all.")
+    ] = "all",
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue runs for the trigger's scheduled times in a past range. A time that already
+    has a run keeps it (counted as skipped); the runs wait for the agent's concurrency
+    limit and budget like any other."""
+    import sys
+
+    from agentcron.services.backfill import BackfillInput
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            typer.echo(f"\r{done}/{total} times", err=True, nl=done >= total)
+
+    result = services(ctx).backfills.backfill(
+        BackfillInput(trigger=trigger_id, start=start, end=end, mode=mode), progress=progress)
+    if as_json:
+        from agentcron.services.documents import backfill_json
+
+        emit_json(backfill_json(result))
+    else:
+        say(f"trigger {result.trigger_id}: {result.times} scheduled times in the range; "
+            f"{result.queued} runs queued, {result.skipped} skipped (already had a run)")
+
+
 @app.command("rm")
 def rm(ctx: typer.Context, trigger_id: TriggerId) -> None:
     """Delete a trigger (its run history stays)."""

@@ -33,6 +33,7 @@ __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+    from agentcron.services.backfill import BackfillResult
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
@@ -365,3 +366,10 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "alive": alive,
         "running": node.running,
     }
+
+
+def backfill_json(result: BackfillResult) -> dict[str, Any]:
+    """What a backfill did: the trigger, the scheduled times in its range, the runs it
+    queued and the times (or, coalesced, the run) it skipped because they had a run."""
+    return {"trigger_id": result.trigger_id, "times": result.times,
+            "queued": result.queued, "skipped": result.skipped}

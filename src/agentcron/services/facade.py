@@ -4,8 +4,8 @@ a bad input raises ``ValidationError`` naming the field, with nothing written.
 
 It composes small services with one job each, reachable as attributes (``services.agents``,
 ``.triggers``, ``.runs``, ``.cluster`` (nodes), ``.webhooks``, ``.declared``, ``.access``,
-``.spending``, ``.pausing`` (many triggers at once)). Its own methods are short names for
-the common calls, kept so callers written before the split read the same."""
+``.spending``, ``.pausing`` (many triggers at once), ``.backfills``). Its own methods are
+short names for the common calls, kept so callers written before the split read the same."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from agentcron.models import AgentSpec, Node, Run, RunEvent, RunStatus, Trigger
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput, AgentService, Duration
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.backfill import BackfillService
 from agentcron.services.declared import DeclaredSync
 from agentcron.services.nodes import NodeService
 from agentcron.services.pausing import PauseService
@@ -41,6 +42,7 @@ class Services:
         self.access = Access(store)
         self.spending = Spending(store)
         self.pausing = PauseService(store)
+        self.backfills = BackfillService(store, self.triggers)
 
     @property
     def database_url(self) -> str:

@@ -33,6 +33,7 @@ from agentcron.models import (
 )
 from agentcron.rules.budgets import AgentUsage
 from agentcron.store import (
+    backfilling,
     budgets,
     catalog,
     claiming,
@@ -311,6 +312,13 @@ class Store:
     def fire_now(self, agent: str, payload: Any = None, now: datetime | None = None) -> str:
         with self._write() as conn:
             return history.fire_now(conn, agent, payload, db_now(conn, now))
+
+    def backfill(self, trigger_id: str, times: list[tuple[datetime, int]],
+                 now: datetime | None = None) -> int:
+        """Queue runs of the trigger for past (time, coalesced) pairs, never a second run
+        of a time; returns how many were queued. See ``backfilling.backfill``."""
+        with self._write() as conn:
+            return backfilling.backfill(conn, trigger_id, times, db_now(conn, now))
 
     def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
         with self._write() as conn:

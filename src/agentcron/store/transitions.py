@@ -14,6 +14,7 @@ insert      none -> queued (running if claimed)     fire_due (firing)           
             none -> queued                          deliver (webhooks)          the trigger
             none -> queued                          fire_now (history)          -
             none -> queued (retry of a succeeded)   retry_run (history)         -
+            none -> queued (a past time)            backfill (backfilling)      -
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
             queued -> skipped (over budget)         budgets.enforce in claims   shards (d)
 claim       queued -> running                       claim_runs (claiming)       shards (d)

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 from agentcron.api.auth import READ, WRITE, Caller, blocking
 from agentcron.api.common import ERRORS, services
 from agentcron.api.schemas import (
+    BackfillBody,
+    BackfillOut,
     Deleted,
     FireOut,
     NextFires,
@@ -29,7 +31,8 @@ from agentcron.api.schemas import (
 from agentcron.errors import ValidationError
 from agentcron.models import Trigger
 from agentcron.services import TriggerInput
-from agentcron.services.documents import trigger_json
+from agentcron.services.backfill import BackfillInput
+from agentcron.services.documents import backfill_json, trigger_json
 from agentcron.services.pausing import TriggerSelector
 
 router = APIRouter(prefix="/api/v1/triggers", tags=["triggers"], responses=ERRORS)
@@ -152,6 +155,20 @@ async def resume_trigger(
         return svc.resume_trigger(trigger_id, catch_up=catch_up)
 
     return _out(request, await blocking(request, resume))
+
+
+@router.post("/{trigger_id}/backfill", response_model=BackfillOut,
+             summary="Queue runs for the trigger's scheduled times in a past range (a time "
+                     "that has a run keeps it)")
+async def backfill(request: Request, trigger_id: str, body: BackfillBody, _: Caller = WRITE
+                   ) -> BackfillOut:
+    spec = BackfillInput(trigger=trigger_id, start=body.start, end=body.end, mode=body.mode)
+    backfills = services(request).backfills
+
+    def run() -> BackfillOut:
+        return BackfillOut(**backfill_json(backfills.backfill(spec)))
+
+    return await blocking(request, run)
 
 
 @router.get("/{trigger_id}/next", response_model=NextFires,
