@@ -34,6 +34,7 @@ __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 if TYPE_CHECKING:
     from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
     from agentcron.services.backfill import BackfillResult
+    from agentcron.store.declaring import PlannedChange
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
@@ -373,3 +374,9 @@ def backfill_json(result: BackfillResult) -> dict[str, Any]:
     queued and the times (or, coalesced, the run) it skipped because they had a run."""
     return {"trigger_id": result.trigger_id, "times": result.times,
             "queued": result.queued, "skipped": result.skipped}
+
+
+def planned_change_json(change: PlannedChange) -> dict[str, Any]:
+    """One change an agents file's sync would make (``agentcron apply --dry-run``)."""
+    return {"kind": change.kind, "name": change.name, "action": change.action,
+            "detail": change.detail or None}

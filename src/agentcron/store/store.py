@@ -52,6 +52,7 @@ from agentcron.store import (
 from agentcron.store import secrets as store_secrets
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
+from agentcron.store.declaring import PlannedChange
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
@@ -365,6 +366,16 @@ class Store:
                     report = {**report, "prices": len(declared_prices),
                               "prices_removed": removed}
             return report
+
+    def plan_declared(self, source: str, declared_agents: list[AgentSpec],
+                      declared_triggers: list[dict[str, Any]],
+                      declared_prices: list[ModelPrice] | None = None,
+                      check_total: Callable[[str, int], None] | None = None
+                      ) -> list[PlannedChange]:
+        """What ``apply_declared`` would change, read without writing anything."""
+        with self._read() as conn:
+            return declaring.plan_declared(conn, source, declared_agents, declared_triggers,
+                                           declared_prices, check_total)
 
     # -- model prices and cost reports ----------------------------------------------------
 
