@@ -21,6 +21,7 @@ from agentcron.models import Outcome, RunStatus
 from agentcron.services.access import Access
 from agentcron.store import Store
 from tests.conftest import T0
+from tests.support.dashboard import session_client, sign_in
 from tests.support.helpers import add_agent, add_trigger, runs_of
 
 _tokens = itertools.count()
@@ -67,6 +68,18 @@ def api(store: Store, method: str, path: str, body: Any = None) -> httpx.Respons
                                      base_url="http://api.test",
                                      headers={"Authorization": f"Bearer {token}"}) as client:
             return await client.request(method, path, json=body)
+
+    return asyncio.run(main())
+
+
+def dashboard_triggers(store: Store) -> str:
+    """The dashboard's triggers page, signed in."""
+    client, token = session_client(store, "read")
+
+    async def main() -> str:
+        async with client:
+            await sign_in(client, token)
+            return (await client.get("/triggers")).text
 
     return asyncio.run(main())
 
@@ -196,6 +209,7 @@ def test_the_breakers_reason_is_shown_and_resume_clears_it(store: Store) -> None
     assert "circuit breaker" in run(store, "triggers", "list")
     got = api(store, "GET", f"/api/v1/triggers/{trigger.id}").json()
     assert "circuit breaker" in got["paused_reason"]
+    assert "circuit breaker: 1 consecutive failed runs" in dashboard_triggers(store)
     resumed = api(store, "POST", f"/api/v1/triggers/{trigger.id}/resume").json()
     assert (resumed["paused"], resumed["paused_reason"], resumed["consecutive_failures"]) == (
         False, None, 0)

@@ -5,7 +5,8 @@ constant number of statements per batch, in one transaction: a pause of 50,000 t
 is 50 updates, not 50,000. Resuming computes each trigger's next fire time from now in the
 caller (``next_fire``: the schedule maths is not the store's), so the batch is read under
 its row locks (``FOR UPDATE`` on PostgreSQL) and then written with one ``executemany``.
-Lock order: trigger rows only.
+Lock order: trigger rows only, each batch locked in id order (``FOR UPDATE`` on
+PostgreSQL), so two bulk changes at once wait for each other rather than deadlock.
 """
 
 from __future__ import annotations
@@ -58,15 +59,18 @@ def count(conn: Connection, selection: Selection, paused: bool | None = None) ->
 
 
 def pause_many(conn: Connection, selection: Selection, now: datetime) -> list[str]:
-    """Pause the selected triggers not paused yet; returns their ids. One statement per
-    batch. A user's pause: no ``paused_reason``."""
+    """Pause the selected triggers not paused yet; returns their ids. Two statements per
+    batch (the rows locked in id order, then updated). A user's pause: no
+    ``paused_reason``."""
     done: list[str] = []
     after = ""
     while True:
-        ids = list(conn.execute(
-            select(triggers.c.id).where(*selection.where(), triggers.c.paused == false(),
-                                        triggers.c.id > after)
-            .order_by(triggers.c.id).limit(BATCH)).scalars())
+        pick = (select(triggers.c.id).where(*selection.where(), triggers.c.paused == false(),
+                                            triggers.c.id > after)
+                .order_by(triggers.c.id).limit(BATCH))
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update()  # in id order, as every many-trigger writer
+        ids = list(conn.execute(pick).scalars())
         if not ids:
             return done
         conn.execute(update(triggers).where(triggers.c.id.in_(ids),
