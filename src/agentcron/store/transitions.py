@@ -49,8 +49,8 @@ cycle: agents rows (by name: ``lock_agents``, ``declaring``) -> trigger rows (``
 wait for a lock (``SKIP LOCKED``). One exception: ``delete_agent`` (an agent removed by
 hand or by a sync) cancels the agent's queued runs before it deletes its triggers and its
 row. ``finish`` locks the trigger rows whose failure count it will change (the circuit
-breaker, ``store/breaker.py``) before it updates its runs, in id order. On one node, ``release`` runs only after the node's
-firing and claiming passes and its last ``finish`` have ended (``engine/node.py``
+breaker, ``store/breaker.py``) before it updates its runs, in id order. On one node,
+``release`` runs only after the node's firing and claiming passes and its last ``finish`` have ended (``engine/node.py``
 ``drain``, ``CompletionWriter.flush``): a ``finish`` batch and ``release`` both change many
 running rows of the same node, in whatever order each statement meets them, and were the
 drain's deadlock.
