@@ -50,10 +50,10 @@ wait for a lock (``SKIP LOCKED``). One exception: ``delete_agent`` (an agent rem
 hand or by a sync) cancels the agent's queued runs before it deletes its triggers and its
 row. ``finish`` locks the trigger rows whose failure count it will change (the circuit
 breaker, ``store/breaker.py``) before it updates its runs, in id order. On one node,
-``release`` runs only after the node's firing and claiming passes and its last ``finish`` have ended (``engine/node.py``
-``drain``, ``CompletionWriter.flush``): a ``finish`` batch and ``release`` both change many
-running rows of the same node, in whatever order each statement meets them, and were the
-drain's deadlock.
+``release`` runs only after the node's firing and claiming passes and its last ``finish``
+have ended (``engine/node.py`` ``drain``, ``CompletionWriter.flush``): a ``finish`` batch
+and ``release`` both change many running rows of the same node, in whatever order each
+statement meets them, and were the drain's deadlock.
 
 One write changes no status: ``progress`` (a running run's beat and progress text, fenced
 like ``finish``). Every transition that leaves a trace also records run events
