@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agentcron.errors import ValidationError
+from agentcron.models import Trigger
 from agentcron.services.triggers import resume_at
 from agentcron.services.validate import check_name, has_bidi_control, now_or_store
 from agentcron.store import Selection, Store
@@ -65,5 +66,13 @@ class PauseService:
         circuit breaker's reason and count. Returns their ids."""
         selection = selector.selection()
         at = now_or_store(self.store, now)
-        return self.store.resume_triggers(
-            selection, lambda trigger, _: resume_at(trigger, at, catch_up), at)
+
+        def next_fire(trigger: Trigger, _: datetime) -> datetime | None:
+            try:
+                return resume_at(trigger, at, catch_up)
+            except ValidationError:
+                # A stored schedule that does not parse: one broken trigger must not stop
+                # the rest. It keeps its time, and firing quarantines it again.
+                return trigger.next_fire_at
+
+        return self.store.resume_triggers(selection, next_fire, at)

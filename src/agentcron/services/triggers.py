@@ -451,12 +451,9 @@ def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> dateti
     """A resumed trigger's next fire time: its first scheduled time after ``now``, so the
     paused period is neither run nor counted missed. With ``catch_up``, its first time
     after ``now`` minus its catch-up window (but not before where it stood when paused):
-    firing then runs those times by its catch-up mode (coalesce or all). A trigger whose
-    stored schedule does not read keeps its time (firing quarantines it again)."""
-    try:
-        schedule = schedule_of(trigger)
-    except Exception:
-        return trigger.next_fire_at
+    firing then runs those times by its catch-up mode (coalesce or all). A stored schedule
+    that does not parse raises ``ValidationError`` (resuming cannot fix it; an update can)."""
+    schedule = schedule_of(trigger)
     if not catch_up or trigger.next_fire_at is None:
         return schedule.next_after(now)
     start = schedule.next_after(now - timedelta(seconds=trigger.catchup_window_s))
