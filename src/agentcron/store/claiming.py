@@ -21,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.models import AlertEvent, AlertKind, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import transitions
+from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
@@ -204,7 +205,8 @@ def finish(
     An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
     ready at ``now`` plus that delay. Token and cost usage is added to what earlier attempts
     of the run used.
-    Failed attempts are also appended to ``run_events``. Two statements at most.
+    Failed attempts are also appended to ``run_events``. Two statements at most, and
+    for final failures the alerts they raise (``alerts.raise_events``), in this transaction.
     """
     if not outcomes:
         return FinishResult([], [])
@@ -228,14 +230,22 @@ def finish(
         for o in outcomes
     ]
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
-    applied_rows = conn.execute(transitions.finish(source, node_id))
-    attempts = {run_id: attempt for run_id, attempt in applied_rows}
+    applied_rows = conn.execute(transitions.finish(source, node_id)).all()
+    attempts = {row.id: row.attempt for row in applied_rows}
     record_events(conn, [
         RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
                  attempts[o.run_id], node_id, o.error)
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
     ])
+    # Final failures raise their alerts in this transaction: they commit with the outcome.
+    where = {row.id: (row.agent, row.trigger_id) for row in applied_rows}
+    raise_events(conn, [
+        AlertEvent(AlertKind.FAILED, *where[o.run_id], o.run_id,
+                   f"failed after attempt {attempts[o.run_id]}: {(o.error or '')[:500]}")
+        for o in outcomes
+        if o.run_id in where and o.status is RunStatus.FAILED and o.retry_delay_s is None
+    ], now)
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
