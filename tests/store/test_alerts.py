@@ -93,7 +93,7 @@ def test_a_lease_is_exclusive_fenced_and_taken_over_when_it_runs_out(store: Stor
     assert again.lease == first.lease + 1 and again.alert.attempts == 2
     assert not store.settle_alert(first.alert.id, first.lease, now=T0 + timedelta(seconds=32))
     retry_at = T0 + timedelta(seconds=60)
-    assert store.settle_alert(again.alert.id, again.lease, error="HTTP 500", retry_at=retry_at,
+    assert store.settle_alert(again.alert.id, again.lease, error="HTTP 500", retry_in_s=28,
                               now=T0 + timedelta(seconds=32))
     assert store.claim_alerts("n1", 10, 30, T0 + timedelta(seconds=59)) == []
     [third] = store.claim_alerts("n1", 10, 30, retry_at)

@@ -4,7 +4,7 @@ a bad input raises ``ValidationError`` naming the field, with nothing written.
 
 It composes small services with one job each, reachable as attributes (``services.agents``,
 ``.triggers``, ``.runs``, ``.cluster`` (nodes), ``.webhooks``, ``.declared``, ``.access``,
-``.spending``). Its own methods are short names for the common calls, kept so callers
+``.spending``, ``.alerts``). Its own methods are short names for the common calls, kept so callers
 written before the split read the same."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from agentcron.models import AgentSpec, Node, Run, RunEvent, RunStatus, Trigger
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput, AgentService, Duration
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.alerts import AlertService
 from agentcron.services.declared import DeclaredSync
 from agentcron.services.nodes import NodeService
 from agentcron.services.runs import RunService, RunsPage
@@ -39,6 +40,7 @@ class Services:
         self.declared = DeclaredSync(store, self.agents, self.triggers)
         self.access = Access(store)
         self.spending = Spending(store)
+        self.alerts = AlertService(store)
 
     @property
     def database_url(self) -> str:

@@ -60,11 +60,11 @@ class AlertOperations:
             return outbox.claim_deliveries(conn, node_id, limit, lease_s, db_now(conn, now))
 
     def settle_alert(self, alert_id: str, lease: int, *, error: str | None = None,
-                     retry_at: datetime | None = None, now: datetime | None = None) -> bool:
+                     retry_in_s: float | None = None, now: datetime | None = None) -> bool:
         """One delivery's outcome, fenced on the lease; see ``alerts.settle``."""
         with self._write() as conn:
             return outbox.settle(conn, alert_id, lease, db_now(conn, now), error=error,
-                                 retry_at=retry_at)
+                                 retry_in_s=retry_in_s)
 
     def list_alerts(self, *, limit: int = 50, status: str | None = None,
                     agent: str | None = None) -> list[Alert]:

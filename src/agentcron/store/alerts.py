@@ -208,17 +208,19 @@ def claim_deliveries(conn: Connection, node_id: str, limit: int, lease_s: float,
 
 
 def settle(conn: Connection, alert_id: str, lease: int, now: datetime, *,
-           error: str | None = None, retry_at: datetime | None = None) -> bool:
+           error: str | None = None, retry_in_s: float | None = None) -> bool:
     """The outcome of one delivery, fenced on ``(id, lease)``: with no ``error``,
-    ``delivered``; with one, ``retrying`` at ``retry_at``, or ``failed`` when there is no
-    next attempt. False when the lease was no longer this node's (nothing changed)."""
+    ``delivered``; with one, ``retrying`` ``retry_in_s`` after ``now``, or ``failed`` when
+    there is no next attempt (None). False when the lease was no longer this node's
+    (nothing changed)."""
     if error is None:
         values: dict[str, Any] = {"status": AlertStatus.DELIVERED.value, "delivered_at": now,
                                   "last_error": None}
-    elif retry_at is not None:
-        values = {"status": _RETRYING, "next_attempt_at": retry_at, "last_error": error}
+    elif retry_in_s is not None:
+        values = {"status": _RETRYING, "last_error": error[:2000],
+                  "next_attempt_at": now + timedelta(seconds=retry_in_s)}
     else:
-        values = {"status": AlertStatus.FAILED.value, "last_error": error}
+        values = {"status": AlertStatus.FAILED.value, "last_error": error[:2000]}
     result = conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.lease == lease,
