@@ -16,7 +16,14 @@ from agentcron.executors.signing import secret_key
 from agentcron.models import Alert, AlertKind, AlertRule, AlertStatus, TriggerKind
 from agentcron.rules.ids import new_trigger_id
 from agentcron.schedule.durations import parse_duration
-from agentcron.services.validate import check_in, check_int_between, check_one_of, known_id
+from agentcron.services.validate import (
+    check_in,
+    check_int_between,
+    check_name,
+    check_one_of,
+    check_printable,
+    known_id,
+)
 
 if TYPE_CHECKING:
     from agentcron.store import Store
@@ -27,6 +34,7 @@ MAX_CHANNELS = 10
 MAX_CHANNEL_CHARS = 2000
 MAX_GROUP_WINDOW_S = 7 * 86400
 MAX_THRESHOLD = 1000
+_TRIGGER_REF = re.compile(r"^(?=\S)[^\x00-\x1f\x7f]{1,100}(?<=\S)$")  # an id or a name
 _FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*$")
 _PERIODIC_HINT = "a duration such as 30m, or a multiple of the trigger's interval such as 2x"
 
@@ -64,17 +72,21 @@ class AlertService:
         self.store = store
 
     def build(self, spec: AlertRuleInput, *, source: str = "cli",
-              trigger_id: str | None = None) -> dict[str, Any]:
+              declared: tuple[str | None, TriggerKind | None] | None = None
+              ) -> dict[str, Any]:
         """The stored values of a valid rule, or ``ValidationError`` naming the field.
-        ``trigger_id``: already resolved (the agents file names triggers by name within
-        its agent); otherwise ``spec.trigger`` is resolved here."""
+        ``declared``: the agents file's rules name an agent and a trigger of the same file,
+        not yet stored: (trigger id or None, its kind), checked without the store."""
         kind = check_one_of(spec.kind, AlertKind, "kind")
-        agent = self._agent(spec.agent)
-        trigger_row = None
-        if trigger_id is None and spec.trigger is not None:
-            trigger_id = self._trigger(spec.trigger, agent)
-        if trigger_id is not None:
-            trigger_row = self.store.get_trigger(trigger_id)
+        if declared is None:
+            agent = self._agent(spec.agent)
+            trigger_id = (self._trigger(spec.trigger, agent) if spec.trigger is not None
+                          else None)
+            trigger_kind = (self.store.get_trigger(trigger_id).kind
+                            if trigger_id is not None else None)
+        else:
+            agent = check_name(spec.agent, "agent")
+            trigger_id, trigger_kind = declared
         threshold = None
         if kind is AlertKind.CONSECUTIVE_FAILURES:
             if spec.threshold is None:
@@ -84,9 +96,9 @@ class AlertService:
         elif spec.threshold is not None:
             raise ValidationError("threshold", f"means nothing for a {kind.value} rule",
                                   "only consecutive_failures takes a threshold")
-        duration_s, factor = self._after(kind, spec.after, trigger_row)
+        duration_s, factor = self._after(kind, spec.after, trigger_kind)
         channels = self._channels(spec.channels)
-        secret = spec.webhook_secret or None
+        secret = check_printable(spec.webhook_secret or None, "webhook_secret", 100)
         if secret is not None:
             try:
                 secret_key(secret)
@@ -105,6 +117,7 @@ class AlertService:
                 "group_window_s": window, "source": source}
 
     def _agent(self, name: str) -> str:
+        check_name(name, "agent")
         try:
             return self.store.get_agent(name).name
         except NotFoundError:
@@ -112,7 +125,10 @@ class AlertService:
                                   "see: agentcron agents list") from None
 
     def _trigger(self, ref: str, agent: str) -> str:
-        found = self.store.find_trigger(agent, ref) if isinstance(ref, str) else None
+        if not isinstance(ref, str) or not _TRIGGER_REF.match(ref):
+            raise ValidationError("trigger", "is not a trigger id or name",
+                                  "give a trigger id (tr_...) or name of the agent")
+        found = self.store.find_trigger(agent, ref)
         if found is not None:
             return found.id
         try:
@@ -126,7 +142,7 @@ class AlertService:
         return trigger.id
 
     @staticmethod
-    def _after(kind: AlertKind, after: Duration | None, trigger: Any
+    def _after(kind: AlertKind, after: Duration | None, trigger: TriggerKind | None
                ) -> tuple[float | None, float | None]:
         if kind not in (AlertKind.LONG_RUNNING, AlertKind.DEAD_MAN):
             if after is not None:
@@ -143,7 +159,7 @@ class AlertService:
         factor = float(match.group(1))
         if not 1 <= factor <= 1000:
             raise ValidationError("after", f"{after!r} is not between 1x and 1000x", "e.g. 2x")
-        if trigger is None or trigger.kind not in (TriggerKind.INTERVAL, TriggerKind.CRON):
+        if trigger not in (TriggerKind.INTERVAL, TriggerKind.CRON):
             raise ValidationError("after", f"{after!r} needs an interval or cron trigger",
                                   "give the rule a trigger, or a duration such as 2h")
         return None, factor

@@ -9,20 +9,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from agentcron.models import AgentSpec
+from agentcron.errors import ValidationError
+from agentcron.models import AgentSpec, TriggerKind
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.alerts import AlertService
 from agentcron.services.limits import Limits
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
 from agentcron.services.validate import located, now_or_store
 from agentcron.store import Store
 
+PENDING = "(declared)"
+"""A rule's trigger id until the sync has stored the trigger it names."""
+
 
 class DeclaredSync:
     def __init__(self, store: Store, agents: AgentService, triggers: TriggerService) -> None:
         self.store = store
+        self.alerts = AlertService(store)
         self.agents = agents
         self.triggers = triggers
 
@@ -56,10 +63,46 @@ class DeclaredSync:
             with located(f'prices."{model}"'):
                 prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
                                           source))
-        return self.store.apply_declared(
+        rules = self._alert_rules(declared, new, source)
+        counts = self.store.apply_declared(
             source, specs, [t.row() for t in new], now, declared_prices=prices,
             check_total=lambda agent, total: limits.check_trigger_total(
                 agent, total, f"agents.{agent}.triggers"))
+        # The rules name the triggers just stored; every rule was validated above.
+        rows = []
+        for row, (owner, trigger_name) in rules:
+            if trigger_name is not None:
+                found = self.store.find_trigger(owner, trigger_name)
+                if found is None:  # cannot be: the sync stored it; never widen the rule
+                    continue
+                row["trigger_id"] = found.id
+            rows.append(row)
+        self.store.replace_declared_alert_rules(source, rows, now)
+        return counts
+
+    def _alert_rules(self, declared: AgentsFile, new: list[NewTrigger], source: str
+                     ) -> list[tuple[dict[str, Any], tuple[str, str | None]]]:
+        """Every ``[[agents.NAME.alerts]]`` validated, before anything is written; each
+        with the (agent, trigger name) its trigger id is filled in from after the sync."""
+        kinds = {(t.row()["agent"], t.row()["name"]): TriggerKind(t.row()["kind"])
+                 for t in new}
+        rules = []
+        for name, entry in declared.agents.items():
+            for i, alert in enumerate(entry.alerts):
+                where = f"agents.{name}.alerts[{i}]"
+                with located(where):
+                    kind = None
+                    if alert.trigger is not None:
+                        kind = kinds.get((name, alert.trigger))
+                        if kind is None:
+                            raise ValidationError(
+                                "trigger", f"agent {name!r} has no trigger named "
+                                f"{alert.trigger!r} in this file",
+                                "name one of its [[agents.NAME.triggers]] by its name")
+                    row = self.alerts.build(alert.input(name), source=source,
+                                            declared=(PENDING if kind else None, kind))
+                rules.append((row, (name, alert.trigger)))
+        return rules
 
     def apply(self, source: str, agents: Sequence[AgentInput],
               triggers: Sequence[TriggerInput], now: datetime | None = None

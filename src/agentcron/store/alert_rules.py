@@ -80,8 +80,8 @@ def replace_declared(conn: Connection, source: str, rows: list[dict[str, Any]],
         if found is not None:
             keep.add(found)
             continue
-        conn.execute(insert(alert_rules).values(created_at=now, source=source,
-                                                **_sealed(conn, row)))
+        conn.execute(insert(alert_rules).values(
+            {**_sealed(conn, row), "created_at": now, "source": source}))
     stale = [rule_id for rule_id in have.values() if rule_id not in keep]
     if stale:
         conn.execute(delete(alert_rules).where(alert_rules.c.id.in_(stale)))
