@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.models import (
@@ -151,7 +151,8 @@ def _put(conn: Connection, rule: RowMapping, event: AlertEvent, now: datetime) -
     )
     excluded = stmt.excluded
     conn.execute(stmt.on_conflict_do_update(
-        index_elements=["group_key"], index_where=alerts.c.status == _OPEN,
+        # A literal predicate: PostgreSQL infers the partial index only from one.
+        index_elements=["group_key"], index_where=text("status = 'open'"),
         set_={"count": alerts.c.count + 1, "last_at": excluded.last_at,
               "run_id": excluded.run_id, "reason": excluded.reason, "link": excluded.link},
     ))

@@ -242,7 +242,7 @@ def finish(
     where = {row.id: (row.agent, row.trigger_id) for row in applied_rows}
     raise_events(conn, [
         AlertEvent(AlertKind.FAILED, *where[o.run_id], o.run_id,
-                   f"failed after attempt {attempts[o.run_id]}: {(o.error or '')[:500]}")
+                   f"failed after attempt {attempts[o.run_id]}: {_first_line(o.error)}")
         for o in outcomes
         if o.run_id in where and o.status is RunStatus.FAILED and o.retry_delay_s is None
     ], now)
@@ -250,6 +250,12 @@ def finish(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
     )
+
+
+def _first_line(error: str | None) -> str:
+    """An error's first line (a traceback follows it), for an alert's reason."""
+    lines = (error or "").strip().splitlines()
+    return lines[0][:500] if lines else "no error message"
 
 
 def record_progress(
