@@ -116,3 +116,39 @@ def test_a_rule_of_another_trigger_or_agent_stays_quiet(store: Store) -> None:
                         for c in mine], T0 + timedelta(minutes=1))
     assert store.check_alert_rules(T0 + timedelta(minutes=9)) == 0
     assert store.list_alerts() == []
+
+
+def test_channels_and_secrets_are_sealed_at_rest_and_resealed(store: Store) -> None:
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select
+
+    from agentcron.store.schema import alert_rules
+    from agentcron.store.secrets import SecretBox
+
+    add_agent(store, now=T0)
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealing = Store(store.url, secrets=SecretBox.from_env({"AGENTCRON_SECRET_KEY": old}))
+    try:
+        sealing.add_alert_rule({"id": "al_sealed", "agent": "a", "kind": "failed",
+                                "channels": ["slack://TokenA/TokenB/TokenC"],
+                                "webhook_secret": "whsec_abc", "group_window_s": 0}, T0)
+        with store.engine.begin() as conn:
+            raw = conn.execute(select(alert_rules.c.channels,
+                                      alert_rules.c.webhook_secret)).one()
+        assert "TokenA" not in str(raw) and "whsec_abc" not in str(raw)
+        [rule] = sealing.alert_rules()
+        assert rule.channels == ["slack://TokenA/TokenB/TokenC"] and rule.has_secret
+    finally:
+        sealing.close()
+    rotating = Store(store.url, secrets=SecretBox.from_env(
+        {"AGENTCRON_SECRET_KEY": f"{new},{old}"}))
+    try:
+        rotating.reseal_secrets()
+    finally:
+        rotating.close()
+    only_new = Store(store.url, secrets=SecretBox.from_env({"AGENTCRON_SECRET_KEY": new}))
+    try:
+        assert only_new.alert_rules()[0].channels == ["slack://TokenA/TokenB/TokenC"]
+        assert only_new.check_secrets() == 2
+    finally:
+        only_new.close()
