@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from itertools import pairwise
+from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook
 
@@ -23,8 +24,9 @@ from agentcron.services.triggers import TriggerInput
 from agentcron.store import Store
 from agentcron.store.alerts import raise_alert
 from tests.support.alert_receiver import Receiver
-from tests.support.helpers import await_until
+from tests.support.helpers import await_until, wait_until
 from tests.support.nodes import node_settings, python_agent, run_node
+from tests.support.procs import ServeProcess
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST = {"alert_interval_s": 0.05, "alert_retry_s": 0.2, "dashboard_url": "https://cron.example"}
@@ -172,3 +174,31 @@ def test_a_dead_man_alerts_when_the_trigger_never_succeeds(store: Store,
     run_node(store, scenario, **FAST)
     data = receiver.bodies()[0]["data"]
     assert data["kind"] == "dead_man" and "no successful run within 2s" in data["reason"]
+
+
+def test_a_node_killed_while_delivering_leaves_the_alert_to_another(
+        store: Store, receiver: Receiver, tmp_path: Path) -> None:
+    """A real node process is killed (SIGKILL) while its request is at the receiver; a
+    second node sends the alert once the first one's lease has run out, under the same
+    webhook-id, and it is recorded delivered once, by the second node."""
+    _raise_many(store, receiver, 1)
+    receiver.hold_first = True
+    env = {"AGENTCRON_ALERT_INTERVAL": "0.1s", "AGENTCRON_ALERT_LEASE": "2s"}
+    first = ServeProcess(store.url, "first", tmp_path, env=env)
+    second = None
+    try:
+        wait_until(lambda: receiver.received, message="the first node's request")
+        first.kill9()
+        receiver.release.set()
+        [alert] = store.list_alerts()
+        assert alert.status is AlertStatus.SENDING and alert.node_id == "first"
+        second = ServeProcess(store.url, "second", tmp_path, env=env)
+        wait_until(lambda: _delivered(store, 1), message="delivered by the second node")
+    finally:
+        first.cleanup()
+        if second is not None:
+            second.stop()
+            second.cleanup()
+    [alert] = store.list_alerts()
+    assert alert.node_id == "second" and alert.attempts == 2
+    assert receiver.ids() == [alert.id, alert.id]  # the same message: the receiver's key

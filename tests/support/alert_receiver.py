@@ -31,6 +31,9 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: When set, the first request is held unanswered until ``release`` is set.
+    hold_first: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str = "/hook") -> str:
         return self.base + path
@@ -59,10 +62,16 @@ def receiver() -> Iterator[Receiver]:
                     self.path, {k.lower(): v for k, v in self.headers.items()}, raw,
                     time.monotonic()))
                 status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+                held = state.hold_first and len(state.received) == 1
+            if held:
+                state.release.wait(30)
+            try:
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            except OSError:
+                pass  # the sender is gone (a node killed while delivering)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -74,5 +83,6 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield state
     finally:
+        state.release.set()
         server.shutdown()
         server.server_close()
