@@ -100,3 +100,16 @@ def test_a_lease_is_exclusive_fenced_and_taken_over_when_it_runs_out(store: Stor
     assert store.settle_alert(third.alert.id, third.lease, now=retry_at)
     [alert] = store.list_alerts()
     assert alert.status is AlertStatus.DELIVERED and alert.attempts == 3
+
+
+def test_sent_and_failed_alerts_are_pruned_open_ones_kept(store: Store) -> None:
+    add_agent(store, now=T0)
+    _rule(store, AlertKind.PAUSED)
+    _rule(store, AlertKind.BUDGET)
+    with store.engine.begin() as conn:
+        raise_alert(conn, AlertKind.PAUSED, "a", None, None, "paused", T0)
+        raise_alert(conn, AlertKind.BUDGET, "a", None, None, "over", T0)
+    sent = next(d for d in store.claim_alerts("n1", 10, 30, T0) if d.alert.kind == "paused")
+    store.settle_alert(sent.alert.id, sent.lease, now=T0)
+    assert store.prune_alerts(T0 + timedelta(days=1)) == 1
+    assert [a.kind for a in store.list_alerts()] == ["budget"]

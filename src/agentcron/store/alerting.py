@@ -66,6 +66,11 @@ class AlertOperations:
             return outbox.settle(conn, alert_id, lease, db_now(conn, now), error=error,
                                  retry_in_s=retry_in_s)
 
+    def prune_alerts(self, before: datetime) -> int:
+        """Delete delivered and failed alerts last raised before ``before``."""
+        with self._write() as conn:
+            return outbox.prune(conn, before)
+
     def list_alerts(self, *, limit: int = 50, status: str | None = None,
                     agent: str | None = None) -> list[Alert]:
         with self._read() as conn:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.models import (
@@ -229,6 +229,15 @@ def settle(conn: Connection, alert_id: str, lease: int, now: datetime, *,
         .values(lease_until=None, **values)
     )
     return result.rowcount == 1
+
+
+def prune(conn: Connection, before: datetime) -> int:
+    """Delete delivered and failed alerts whose last repeat was before ``before``."""
+    return conn.execute(
+        delete(alerts).where(alerts.c.status.in_([AlertStatus.DELIVERED.value,
+                                                  AlertStatus.FAILED.value]),
+                             alerts.c.last_at < before)
+    ).rowcount
 
 
 # -- reads -----------------------------------------------------------------------------------
