@@ -22,6 +22,7 @@ from agentcron.services.validate import (
     check_name,
     check_one_of,
     check_printable,
+    has_bidi_control,
     known_id,
 )
 
@@ -125,7 +126,7 @@ class AlertService:
                                   "see: agentcron agents list") from None
 
     def _trigger(self, ref: str, agent: str) -> str:
-        if not isinstance(ref, str) or not _TRIGGER_REF.match(ref):
+        if not isinstance(ref, str) or not _TRIGGER_REF.match(ref) or has_bidi_control(ref):
             raise ValidationError("trigger", "is not a trigger id or name",
                                   "give a trigger id (tr_...) or name of the agent")
         found = self.store.find_trigger(agent, ref)
@@ -179,12 +180,16 @@ class AlertService:
         for i, channel in enumerate(channels):
             where = f"channels[{i}]"
             if not isinstance(channel, str) or not channel.strip() or \
-                    len(channel) > MAX_CHANNEL_CHARS or any(ord(c) < 33 for c in channel):
+                    len(channel) > MAX_CHANNEL_CHARS or any(ord(c) < 33 for c in channel) \
+                    or has_bidi_control(channel):
                 raise ValidationError(where, "is not a URL",
                                       f"one URL of up to {MAX_CHANNEL_CHARS} characters")
             if is_webhook(channel):
-                parts = urlsplit(channel)
-                if not parts.hostname:
+                try:
+                    host = urlsplit(channel).hostname
+                except ValueError:
+                    host = None
+                if not host:
                     raise ValidationError(where, f"{channel[:80]!r} has no host",
                                           "e.g. https://hooks.example.com/agentcron")
             elif not _apprise_accepts(channel):
@@ -219,4 +224,7 @@ class AlertService:
 def _apprise_accepts(url: str) -> bool:
     import apprise  # imported when needed: it is large, and most commands never use it
 
-    return bool(apprise.Apprise().add(url))
+    try:
+        return bool(apprise.Apprise().add(url))
+    except Exception:  # a URL its parsers choke on is one it does not know
+        return False
