@@ -114,3 +114,23 @@ def test_a_resync_of_the_agents_file_does_not_resume_a_tripped_breaker(store: St
     svc.sync_agents_file(declared, now=T0 + timedelta(minutes=2))
     again = store.get_trigger(trigger.id)
     assert again.paused and again.paused_reason is not None
+
+
+def test_the_breakers_pause_raises_one_paused_alert_with_the_outcome(store: Store) -> None:
+    from agentcron.models import AlertKind
+
+    add_agent(store, now=T0, max_attempts=1)
+    trigger = add_trigger(store, T0, every="1m", pause_after_failures=2)
+    store.add_alert_rule({"id": "al_paused", "agent": "a", "trigger_id": None,
+                          "kind": AlertKind.PAUSED.value,
+                          "channels": ["json://127.0.0.1:9/"], "group_window_s": 0}, now=T0)
+    _fire_and_finish(store, T0 + timedelta(minutes=1), RunStatus.FAILED)
+    assert store.list_alerts() == []
+    [last] = _fire_and_finish(store, T0 + timedelta(minutes=2), RunStatus.FAILED)
+    [alert] = store.list_alerts()
+    assert (alert.kind, alert.agent, alert.trigger_id, alert.run_id) == (
+        "paused", "a", trigger.id, last)
+    assert alert.reason == store.get_trigger(trigger.id).paused_reason
+    # Paused: no more fires, so no more alerts.
+    _fire_and_finish(store, T0 + timedelta(minutes=3), RunStatus.FAILED)
+    assert len(store.list_alerts()) == 1

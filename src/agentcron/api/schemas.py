@@ -407,3 +407,58 @@ class HookOut(BaseModel):
     status: str
     scheduled_for: str | None
     reason: str | None
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+class AlertRuleBody(_In):
+    """An alert rule (``AlertRuleInput``): see ``agentcron alerts rules add --help``."""
+
+    agent: str
+    kind: str = Field(description="failed | consecutive_failures | missed | budget | "
+                                  "long_running | dead_man | paused")
+    channels: list[str] = Field(description="http(s) URLs are signed webhooks; any other "
+                                            "URL an Apprise URL (slack://, mailto://...)")
+    trigger: str | None = Field(None, description="A trigger id or name of the agent; none: "
+                                                  "every run of the agent")
+    threshold: int | None = Field(None, description="consecutive_failures: N")
+    after: str | float | None = Field(None, description="long_running: a duration; "
+                                      "dead_man: a duration or a multiple such as 2x")
+    group_window: str | float = Field("1h", description="Repeats within it are one alert")
+    webhook_secret: str | None = Field(None, description="Signs webhook deliveries")
+
+
+class AlertRuleOut(BaseModel):
+    id: str
+    agent: str
+    trigger_id: str | None
+    kind: str
+    threshold: int | None
+    after_s: float | None
+    after: str | float | None
+    channels: list[str]
+    webhook_signed: bool
+    group_window_s: float
+    source: str
+    created_at: str | None
+
+
+class AlertOut(BaseModel):
+    id: str
+    rule_id: str
+    kind: str
+    agent: str
+    trigger_id: str | None
+    run_id: str | None
+    reason: str | None
+    count: int
+    link: str | None
+    status: str
+    attempts: int
+    first_at: str | None
+    last_at: str | None
+    next_attempt_at: str | None
+    node_id: str | None
+    delivered_at: str | None
+    last_error: str | None

@@ -30,6 +30,7 @@ from typing import Annotated
 import typer
 
 from agentcron.cli import agents as cli_agents
+from agentcron.cli import alerts as cli_alerts
 from agentcron.cli import apply as cli_apply
 from agentcron.cli import costs as cli_costs
 from agentcron.cli import runs as cli_runs
@@ -59,6 +60,7 @@ app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
+app.add_typer(cli_alerts.app, name="alerts")
 app.command("apply")(cli_apply.apply)
 
 

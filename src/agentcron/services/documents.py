@@ -32,7 +32,7 @@ from agentcron.rules.secrets import SECRET_MASK, mask_url
 __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
-    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+    from agentcron.models import AgentSpec, Alert, AlertRule, Node, Run, RunEvent, Trigger
     from agentcron.services.backfill import BackfillResult
     from agentcron.store.declaring import PlannedChange
 
@@ -366,6 +366,43 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "draining": node.draining,
         "alive": alive,
         "running": node.running,
+    }
+
+
+def masked_channel(channel: str) -> str:
+    """A channel as shown: a webhook URL with its credentials masked; an Apprise URL only
+    by its scheme (their tokens sit anywhere in the URL: ``slack://T/B/C``)."""
+    if channel.lower().startswith(("http://", "https://")):
+        return mask_url(channel)
+    scheme = channel.split("://", 1)[0] if "://" in channel else "?"
+    return f"{scheme}://{SECRET_MASK}"
+
+
+def alert_rule_json(rule: AlertRule) -> dict[str, Any]:
+    """An alert rule as the CLI and the API show it; channels masked, the secret never."""
+    return {
+        "id": rule.id, "agent": rule.agent, "trigger_id": rule.trigger_id,
+        "kind": rule.kind.value, "threshold": rule.threshold,
+        "after_s": rule.duration_s,
+        "after": (f"{rule.interval_factor:g}x" if rule.interval_factor is not None
+                  else rule.duration_s),
+        "channels": [masked_channel(c) for c in rule.channels],
+        "webhook_signed": rule.has_secret, "group_window_s": rule.group_window_s,
+        "source": rule.source, "created_at": iso(rule.created_at),
+    }
+
+
+def alert_json(alert: Alert, base_url: str | None = None) -> dict[str, Any]:
+    """An alert (one delivery of the outbox, with how many repeats it groups)."""
+    return {
+        "id": alert.id, "rule_id": alert.rule_id, "kind": alert.kind, "agent": alert.agent,
+        "trigger_id": alert.trigger_id, "run_id": alert.run_id,
+        "reason": shown_text(alert.reason), "count": alert.count,
+        "link": (base_url.rstrip("/") + alert.link) if base_url and alert.link else alert.link,
+        "status": alert.status.value, "attempts": alert.attempts,
+        "first_at": iso(alert.first_at), "last_at": iso(alert.last_at),
+        "next_attempt_at": iso(alert.next_attempt_at), "node_id": alert.node_id,
+        "delivered_at": iso(alert.delivered_at), "last_error": shown_text(alert.last_error),
     }
 
 

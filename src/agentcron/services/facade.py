@@ -4,8 +4,9 @@ a bad input raises ``ValidationError`` naming the field, with nothing written.
 
 It composes small services with one job each, reachable as attributes (``services.agents``,
 ``.triggers``, ``.runs``, ``.cluster`` (nodes), ``.webhooks``, ``.declared``, ``.access``,
-``.spending``, ``.pausing`` (many triggers at once), ``.backfills``). Its own methods are
-short names for the common calls, kept so callers written before the split read the same."""
+``.spending``, ``.alerts``, ``.pausing`` (many triggers at once), ``.backfills``). Its
+own methods are short names for the common calls, kept so callers written before the split
+read the same."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from agentcron.models import AgentSpec, Node, Run, RunEvent, RunStatus, Trigger
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput, AgentService, Duration
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.alerts import AlertService
 from agentcron.services.backfill import BackfillService
 from agentcron.services.declared import DeclaredSync
 from agentcron.services.nodes import NodeService
@@ -41,6 +43,7 @@ class Services:
         self.declared = DeclaredSync(store, self.agents, self.triggers)
         self.access = Access(store)
         self.spending = Spending(store)
+        self.alerts = AlertService(store)
         self.pausing = PauseService(store)
         self.backfills = BackfillService(store, self.triggers)
 

@@ -42,6 +42,16 @@ class FinalOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Tripped:
+    """A trigger the breaker paused: its agent, the run whose failure tripped it, why."""
+
+    trigger_id: str
+    agent: str
+    run_id: str
+    reason: str
+
+
 def lock_triggers(conn: Connection, run_ids: Sequence[str], failing: Sequence[str]
                   ) -> set[str]:
     """The ids of the triggers whose count the outcomes of ``run_ids`` (``failing``
@@ -63,10 +73,10 @@ def lock_triggers(conn: Connection, run_ids: Sequence[str], failing: Sequence[st
 
 
 def count_outcomes(conn: Connection, locked: set[str], outcomes: Sequence[FinalOutcome],
-                   now: datetime) -> list[tuple[str, str]]:
+                   now: datetime) -> list[Tripped]:
     """Count ``outcomes`` (in the order they were written) on their triggers (those in
-    ``locked``), and pause every trigger whose count reached its threshold. Returns
-    (trigger id, agent) of the triggers it paused. One statement, two when one trips."""
+    ``locked``), and pause every trigger whose count reached its threshold. Returns the
+    triggers it paused. One statement, two when one trips."""
     reset: set[str] = set()
     added: dict[str, int] = {}
     last: dict[str, FinalOutcome] = {}
@@ -98,7 +108,7 @@ def count_outcomes(conn: Connection, locked: set[str], outcomes: Sequence[FinalO
                    threshold.label("agent_threshold"))
     ).all()
     reasons: dict[str, str] = {}
-    paused: list[tuple[str, str]] = []
+    paused: list[Tripped] = []
     for row in counted:
         limit = row.pause_after_failures if row.pause_after_failures is not None \
             else row.agent_threshold
@@ -106,7 +116,7 @@ def count_outcomes(conn: Connection, locked: set[str], outcomes: Sequence[FinalO
                 or row.consecutive_failures < limit:
             continue
         reasons[row.id] = paused_reason(row.consecutive_failures, limit, last[row.id])
-        paused.append((row.id, row.agent))
+        paused.append(Tripped(row.id, row.agent, last[row.id].run_id, reasons[row.id]))
     if reasons:
         conn.execute(update(triggers).where(triggers.c.id.in_(sorted(reasons)))
                      .values(paused=True, paused_reason=case(reasons, value=triggers.c.id),

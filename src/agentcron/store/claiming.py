@@ -21,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.models import AlertEvent, AlertKind, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import breaker, transitions
+from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
@@ -209,8 +210,9 @@ def finish(
     Failed attempts are also appended to ``run_events``. A run's final failure or success
     is counted on its trigger, and a trigger whose count reaches its breaker's threshold is
     paused, in this transaction (``store/breaker.py``, which locks those trigger rows
-    first: the lock order). Two statements, and up to three for the breaker: one when
-    only successes of triggers with no failures were written.
+    first: the lock order). Final failures and breaker pauses raise their alerts
+    (``alerts.raise_events``) in this transaction too. Two statements, up to three more
+    for the breaker, and the alerts' when a run failed or a trigger was paused.
     """
     if not outcomes:
         return FinishResult([], [])
@@ -242,7 +244,7 @@ def finish(
     applied_rows = conn.execute(transitions.finish(source, node_id)).all()
     attempts = {row.id: row.attempt for row in applied_rows}
     trigger_of = {row.id: row.trigger_id for row in applied_rows}
-    paused = breaker.count_outcomes(conn, locked, [
+    tripped = breaker.count_outcomes(conn, locked, [
         breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,
                              o.error)
         for o in final if trigger_of.get(o.run_id) is not None], now) if locked else []
@@ -252,11 +254,26 @@ def finish(
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
     ])
+    # Final failures raise their alerts in this transaction: they commit with the outcome.
+    where = {row.id: (row.agent, row.trigger_id) for row in applied_rows}
+    raise_events(conn, [
+        AlertEvent(AlertKind.FAILED, *where[o.run_id], o.run_id,
+                   f"failed after attempt {attempts[o.run_id]}: {_first_line(o.error)}")
+        for o in outcomes
+        if o.run_id in where and o.status is RunStatus.FAILED and o.retry_delay_s is None
+    ] + [AlertEvent(AlertKind.PAUSED, t.agent, t.trigger_id, t.run_id, t.reason)
+         for t in tripped], now)
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
-        paused=paused,
+        paused=[(t.trigger_id, t.agent) for t in tripped],
     )
+
+
+def _first_line(error: str | None) -> str:
+    """An error's first line (a traceback follows it), for an alert's reason."""
+    lines = (error or "").strip().splitlines()
+    return lines[0][:500] if lines else "no error message"
 
 
 def record_progress(

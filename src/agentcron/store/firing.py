@@ -38,13 +38,22 @@ from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_,
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import (
+    AlertEvent,
+    AlertKind,
+    CatchupMode,
+    ClaimedRun,
+    OverlapPolicy,
+    RunStatus,
+    TriggerKind,
+)
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, decide_overlap
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
 from agentcron.store import transitions
+from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
@@ -383,6 +392,14 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         result.claimed = [run for run in claimed if run.run_id in kept]
     if decision.advances:
         _advance_triggers(conn, decision.advances, now)
+        # Missed times raise their alerts with the advance that counts them; a fire left
+        # for later (not advanced) has counted nothing yet.
+        advanced = {a["id"] for a in decision.advances}
+        raise_events(conn, [
+            AlertEvent(AlertKind.MISSED, m.agent, m.trigger_id, None,
+                       missed_reason(m.count, m.first, m.last))
+            for m in decision.missed if m.trigger_id in advanced
+        ], now)
     if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result

@@ -50,6 +50,7 @@ from agentcron.store import (
     webhooks,
 )
 from agentcron.store import secrets as store_secrets
+from agentcron.store.alerting import AlertOperations
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
 from agentcron.store.declaring import PlannedChange
@@ -70,7 +71,7 @@ class StoreTimeSample(NamedTuple):
     monotonic_before: float
     monotonic_after: float
 
-class Store:
+class Store(AlertOperations):
     def __init__(self, url: str, *, pool_size: int = 5, secrets: SecretBox | None = None
                  ) -> None:
         """``secrets``: the box that seals secrets at rest; by default the one
