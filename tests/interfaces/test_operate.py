@@ -222,3 +222,24 @@ def test_a_bad_breaker_threshold_is_refused(store: Store, value: str) -> None:
                     "--pause-after-failures", value)
     assert "pause-after-failures" in message
     assert store.list_triggers() == []
+
+
+def nightly() -> str:
+    return "ok"
+
+
+def test_the_python_api_declares_the_breaker(tmp_path: Path) -> None:
+    from agentcron import Agentcron
+
+    url = f"sqlite:///{tmp_path}/hub.db"
+    app = Agentcron(url, api=False)
+    app.agent(pause_after_failures=4)(nightly)
+    app.schedule("nightly", name="t", every="1h", pause_after_failures=2)
+    app.sync()
+    store = Store(url)
+    try:
+        assert store.get_agent("nightly").pause_after_failures == 4
+        trigger = store.find_trigger("nightly", "t")
+        assert trigger is not None and trigger.pause_after_failures == 2
+    finally:
+        store.close()
