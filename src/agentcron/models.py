@@ -275,8 +275,9 @@ class Trigger:
     pause_after_failures: int | None = None
     #: Final failures since the last success or resume.
     consecutive_failures: int = 0
-    #: Why agentcron paused this trigger (the breaker); ``None`` when a user paused it or
-    #: it is not paused. A resume clears it.
+    #: Why agentcron paused this trigger (the circuit breaker, or its agent's budget with
+    #: ``on_budget = "pause"``); ``None`` when a user paused it or it is not paused. A
+    #: resume clears it.
     paused_reason: str | None = None
 
 

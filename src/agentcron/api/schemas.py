@@ -209,8 +209,9 @@ class TriggerOut(BaseModel):
     catchup_mode: str
     paused: bool
     paused_reason: str | None = Field(
-        None, description="Why agentcron paused this trigger (the circuit breaker); null "
-                          "when a user paused it. A resume clears it.")
+        None, description="Why agentcron paused this trigger (the circuit breaker, or its "
+                          "agent's budget); null when a user paused it. A resume clears "
+                          "it.")
     pause_after_failures: int | None = None
     consecutive_failures: int = Field(0, description="Failed runs since the last success "
                                       "or resume.")

@@ -146,7 +146,10 @@ def _skip_and_pause(conn: Connection, over: dict[str, str], budgeted: dict[str, 
             for row in conn.execute(
                 update(triggers)
                 .where(triggers.c.agent.in_(pausing), ~triggers.c.paused)
-                .values(paused=True, updated_at=now)
+                # Shown as why the trigger is paused, until a person resumes it.
+                .values(paused=True, updated_at=now, paused_reason=case(
+                    {name: f"budget: {over[name]}"[:1000] for name in pausing},
+                    value=triggers.c.agent))
                 .returning(triggers.c.agent, triggers.c.id)
             )
         ]

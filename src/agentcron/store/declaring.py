@@ -331,9 +331,9 @@ def _changes(current: Trigger, values: dict[str, Any]) -> dict[str, Any] | None:
     """The columns to write for a declared trigger matching ``current``, with its ``id``;
     None when nothing would change. An unchanged schedule keeps its place (next fire time
     and anchor); any change lifts a quarantine, as an update by hand does, unless the
-    trigger stays paused. A trigger the circuit breaker paused (``paused_reason``) stays
-    paused: a node's restart re-syncing its file must not resume what keeps failing; a
-    user's resume does."""
+    trigger stays paused. A trigger agentcron paused (``paused_reason``: the circuit
+    breaker, a budget) stays paused: a node's restart re-syncing its file must not resume
+    what keeps failing or spending; a user's resume does."""
     if current.paused_reason is not None and not values.get("paused"):
         values = {**values, "paused": True}
     same_schedule = all(getattr(current, f) == values[f] for f in SCHEDULE_FIELDS)
