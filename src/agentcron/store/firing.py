@@ -34,7 +34,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
@@ -168,17 +180,15 @@ class _Decision:
 def _has_run(status: RunStatus) -> Any:
     """1 if the trigger has a run in ``status``, else 0: the overlap policy only asks
     whether one exists, so one index probe (``ix_runs_trigger_active``), never a count of
-    a queue that may be long."""
-    return (
-        select(func.count())
-        .select_from(
-            select(runs.c.id)
-            .where(runs.c.trigger_id == triggers.c.id, runs.c.status == status.value)
-            .limit(1)
-            .subquery()
-        )
-        .scalar_subquery()
+    a queue that may be long. Correlated to the trigger row explicitly: as a derived table
+    the probe would join ``triggers`` again and ask whether *any* trigger has such a run."""
+    probe = (
+        select(runs.c.id)
+        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == status.value)
+        .correlate(triggers)
+        .exists()
     )
+    return case((probe, 1), else_=0)
 
 
 def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool = False,
