@@ -313,9 +313,15 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if not ready:
         return [], []
-    if slots <= 0:
-        return [], [run for run in ready if not is_ahead(run)]
+    # The agents this node runs: only their runs can wait for one of its slots.
     specs = read_specs(conn, sorted({r["agent"] for r in ready}))
+    local = set(specs)
+
+    def waits_for_slot(run: dict[str, Any]) -> bool:
+        return run["agent"] in local and not is_ahead(run)
+
+    if slots <= 0:
+        return [], [run for run in ready if waits_for_slot(run)]
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
     budgeted = {name for name, spec in specs.items() if spec.budget is not None}
     specs = {name: spec for name, spec in specs.items()
@@ -325,7 +331,7 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
     for index, run in enumerate(ready):
         if len(claimed) >= slots:
             # Full: what was not even looked at waits for a slot, here or on another node.
-            return claimed, [r for r in ready[index:] if not is_ahead(r)]
+            return claimed, [r for r in ready[index:] if waits_for_slot(r)]
         state = held.get(run["agent"])
         if (state is None or state.backlog or not state.total
                 or (is_ahead(run) and run["agent"] in budgeted)):
