@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def ladder_options(args: argparse.Namespace) -> LadderOptions:
     quick = args.quick
     return LadderOptions(
-        ladder=args.ladder or ([100] if quick else [1000, 5000, 10000, 20000]),
+        ladder=args.ladder or ([100] if quick else [1000, 5000, 10000, 20000, 40000]),
         duration_s=args.duration or (3 if quick else 30),
         warmup_s=args.warmup if args.warmup is not None else (2 if quick else 5),
         grace_s=args.grace if args.grace is not None else (1.0 if quick else 10.0),

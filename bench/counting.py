@@ -12,8 +12,9 @@ seconds to run what it owes, then it is stopped and:
   grace period);
 - **duplicates**: runs of a (job, scheduled time) pair beyond its first.
 
-A step is **sustained** when the system delivered at least 95 % of the offered rate and
-missed nothing.
+A step is **sustained** when the system delivered at least 95 % of the offered rate,
+missed nothing and kept its lag p99 within ``SUSTAINED_P99_S`` (1 s): a system that fires
+everything many seconds late has not kept up, whatever its rate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import Any
+
+#: The lag p99 a sustained step stays within.
+SUSTAINED_P99_S = 1.0
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -73,5 +77,6 @@ def summarise(records: Iterable[tuple[Any, float, float]], *, triggers: int,
         "lag_max_ms": _ms(lags[-1] if lags else float("nan")),
         "missed": missed,
         "duplicates": duplicates,
-        "sustained": bool(expected and missed == 0 and fires_per_s >= 0.95 * triggers),
+        "sustained": bool(expected and missed == 0 and fires_per_s >= 0.95 * triggers
+                          and lags and percentile(lags, 99) <= SUSTAINED_P99_S),
     }

@@ -25,6 +25,18 @@ def _best_sustained(rows: list[dict[str, Any]], system: str) -> float | None:
     return max(kept) if kept else None
 
 
+def _overload(fire: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps offered at least twice the node's capacity (its peak delivered rate),
+    each with the factor and what it delivered: no collapse means >= 90 % of the peak."""
+    ours = [r for r in fire if r.get("system") == "agentcron" and not r.get("error")]
+    peak = max((r.get("fires_per_s") or 0.0 for r in ours), default=0.0)
+    if not peak:
+        return []
+    return [{"factor": round(r["triggers"] / peak, 1), "offered": r["triggers"],
+             "fires_per_s": r.get("fires_per_s") or 0.0, "peak": peak}
+            for r in ours if r["triggers"] >= 2 * peak]
+
+
 def check(out: Path) -> list[dict[str, Any]]:
     fire = _load(out, "fire-rate") or []
     peers = _load(out, "peers") or []
@@ -74,6 +86,10 @@ def check(out: Path) -> list[dict[str, Any]]:
         add("1,000,000 triggers through the API < 120 s", api.get("seconds"),
             bool(api.get("seconds") is not None and api["seconds"] < 120),
             f"{api.get('triggers_per_s')} triggers/s, {api.get('batch')} per request")
+    for row in _overload(fire):
+        add(f"{row['factor']:g}x its capacity offered: >= 90 % of peak delivered",
+            row["fires_per_s"], row["fires_per_s"] >= 0.9 * row["peak"],
+            f"{row['offered']:,} offered; peak {row['peak']:,} fires/s")
     dups = sum(int(r.get("duplicates") or 0) for r in fire)
     add("zero duplicate fires (agentcron)", dups, dups == 0)
     return rows

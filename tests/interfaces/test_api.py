@@ -444,6 +444,7 @@ def test_nodes_stats_and_metrics(srv: ApiServer, admin: httpx.Client) -> None:
     usage = [u for u in stats["usage"] if u["agent"] == "counted"]
     assert usage and usage[0]["runs"] == 1 and usage[0]["input_tokens"] > 0
     assert error_of(admin.get("/api/v1/stats", params={"days": 0}), 422)["field"] == "days"
+    assert stats["overdue"] == 0 and stats["behind_s"] is None  # one node keeps up
 
     text = admin.get("/metrics").text
     for name in ("agentcron_fires_total", "agentcron_fire_lag_seconds_bucket",
@@ -451,7 +452,8 @@ def test_nodes_stats_and_metrics(srv: ApiServer, admin: httpx.Client) -> None:
                  "agentcron_nodes{state=\"alive\"} 1.0", "agentcron_runs_last_24h",
                  "agentcron_tokens_total{agent=\"counted\",direction=\"input\"}",
                  "agentcron_missed_fires_total", "agentcron_lost_runs_recovered",
-                 'agentcron_fires_total{kind="manual"}'):
+                 'agentcron_fires_total{kind="manual"}', "agentcron_triggers_overdue 0.0",
+                 "agentcron_firing_behind_seconds 0.0", "agentcron_fires_held_back_total"):
         assert name in text, name
 
 

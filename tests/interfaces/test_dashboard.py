@@ -164,6 +164,34 @@ def test_pages_stay_bounded_with_100k_runs(hundred_k: tuple[Store, str, str]) ->
           {path: round(t, 3) for path, t in timings.items()})
 
 
+def test_overdue_triggers_show_that_firing_is_behind(store: Store) -> None:
+    """No node fires these: the overview, the stats document and the dashboard say how
+    many triggers wait and how late the oldest is (what an overloaded pool looks like,
+    since full nodes leave due triggers due)."""
+    from agentcron.services.overview import gauges, overview
+
+    services = Services(store)
+    add_agent(store, "a")
+    now = services.now()
+    ids = [services.add_trigger(TriggerInput(agent="a", every="1s"),
+                                now - timedelta(seconds=30)).id for _ in range(3)]
+    services.add_trigger(TriggerInput(agent="a", every="1h"), now)  # not due
+    services.pause_trigger(ids[0])  # a paused trigger is not behind
+    view = overview(services, now)
+    assert view.behind.overdue == 2
+    assert view.behind.oldest_s is not None and 28 <= view.behind.oldest_s <= 31
+    assert gauges(services).behind.overdue == 2
+
+    async def main() -> str:
+        client, token = session_client(store)
+        async with client:
+            await sign_in(client, token)
+            return (await client.get("/")).text
+
+    page = asyncio.run(main())
+    assert 'id="firing-behind"' in page and "2 triggers are overdue" in page
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_the_overview_counts_the_window_not_the_table(hundred_k: tuple[Store, str, str]

@@ -158,7 +158,37 @@ def test_fire_due_claims_no_more_than_the_nodes_slots(store: Store) -> None:
         add_trigger(store, T0, every="1s", overlap="allow")
     result = store.fire_due(NOW, claim_for=("n1", 2))
     assert len(result.claimed) == 2
-    assert len([r for r in runs_of(store) if r.status is RunStatus.QUEUED]) == 3
+    # The node is full: the other three stay due instead of queuing behind it.
+    assert result.held_back == 3 and result.queued == 2
+    assert [r.status for r in runs_of(store)] == [RunStatus.RUNNING] * 2
+    assert result.full is False  # nothing more to fire at once on this node
+    # A node with free slots fires them at their own scheduled times.
+    again = store.fire_due(NOW, claim_for=("n2", 10))
+    assert len(again.claimed) == 3 and again.held_back == 0
+    assert len({r.scheduled_for for r in runs_of(store)}) == 1  # all at their own time
+
+
+def test_a_node_with_no_free_slot_fires_only_what_it_would_not_start(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=100)
+    add_trigger(store, T0, every="1s", overlap="allow")
+    add_trigger(store, T0, every="1s", overlap="allow", jitter="30s")
+    result = store.fire_due(NOW, claim_for=("n1", 0))
+    assert result.claimed == [] and result.held_back == 1
+    # The jittered run is not ready yet: it is queued for its time as before.
+    assert [r.status for r in runs_of(store)] == [RunStatus.QUEUED]
+    # Without claim_for (a caller that is not a node's ticker) nothing is held back.
+    plain = store.fire_due(NOW)
+    assert plain.held_back == 0 and plain.queued == 1
+
+
+def test_runs_an_agent_cannot_start_still_queue_on_a_node_with_slots(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=1)
+    for _ in range(3):
+        add_trigger(store, T0, every="1s", overlap="allow")
+    result = store.fire_due(NOW, claim_for=("n1", 10))
+    # The agent's own limit decides, not the node's slots: those keep their turn queued.
+    assert len(result.claimed) == 1 and result.held_back == 0
+    assert sorted(r.status.value for r in runs_of(store)) == ["queued", "queued", "running"]
 
 
 def test_fire_due_does_not_let_new_runs_jump_a_backlog(store: Store) -> None:

@@ -110,3 +110,19 @@ def test_replacing_many_triggers_is_still_a_constant_number_of_statements(
         return len(statements)
 
     assert statements_to_replace(2, 10) == statements_to_replace(98, 100)
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue"])
+def test_overlap_looks_only_at_the_triggers_own_runs(store: Store, overlap: str) -> None:
+    """Another trigger's active runs never skip this one's fire (the probe once joined
+    ``triggers`` again, so any active run anywhere skipped every skip/queue trigger)."""
+    add_agent(store, "a", T0, max_concurrency=10)
+    busy = add_trigger(store, T0, every="1s", overlap="allow")
+    store.fire_due(FIRST)
+    [claimed] = store.claim_runs("n1", 10, FIRST)  # busy has a running run...
+    assert claimed.trigger_id == busy.id
+    store.fire_due(SECOND)  # ... and a queued one
+    idle = add_trigger(store, SECOND, every="1s", overlap=overlap)
+    store.fire_due(SECOND + timedelta(seconds=1))
+    [run] = [r for r in runs_of(store, idle.id)]
+    assert run.status is RunStatus.QUEUED and run.reason is None

@@ -44,6 +44,15 @@ class DatabaseGauges(Collector):
         queue.add_metric(["queued"], read.queued)
         queue.add_metric(["ready"], read.ready)
         yield queue
+        overdue = GaugeMetricFamily("agentcron_triggers_overdue", "Triggers due for over a "
+                                    "second that no node has fired: nodes at capacity "
+                                    "(counted up to 100,000).")
+        overdue.add_metric([], read.behind.overdue)
+        yield overdue
+        behind = GaugeMetricFamily("agentcron_firing_behind_seconds", "How late the oldest "
+                                   "overdue trigger is (0 when firing keeps up).")
+        behind.add_metric([], read.behind.oldest_s or 0.0)
+        yield behind
         running = GaugeMetricFamily("agentcron_runs_running", "Runs running on any node.")
         running.add_metric([], read.running)
         yield running

@@ -400,6 +400,10 @@ class StatsOut(BaseModel):
     hours: list[HourOut]
     fire_lag: LagOut
     start_lag: LagOut
+    overdue: int = Field(description="Triggers due for over a second that no node has fired "
+                         "(nodes at capacity leave them due); counted up to 100,000.")
+    behind_s: float | None = Field(description="How late the oldest overdue trigger is, in "
+                                   "seconds; null when firing keeps up.")
     usage: list[UsageOut]
 
 

@@ -100,6 +100,9 @@ class Dispatcher(Service):
         self.running = 0  # tasks of runs not finished executing (a counter: read per fire)
         self._refill: asyncio.TimerHandle | None = None
         self._ready: list[float] = []  # monotonic times queued runs become ready (a heap)
+        # Told how many slots are free whenever some free up (the node's ticker, which
+        # holds fires back while the node is full).
+        self.on_slots_freed: Callable[[int], None] = lambda free: None
 
     READY_HINTS = 1024
     """At most this many ready times are remembered; beyond them the poll finds the runs."""
@@ -162,6 +165,7 @@ class Dispatcher(Service):
     def _wake(self) -> None:
         self._refill = None
         self.wakeup.set()
+        self.on_slots_freed(self.free_slots())
 
     async def _execute(self, entry: InFlight) -> None:
         run = entry.run
@@ -210,6 +214,7 @@ class Dispatcher(Service):
         revoked). Another attempt of the same run stays."""
         if self.inflight.pop(attempt, None) is not None:
             self.wakeup.set()
+            self.on_slots_freed(self.free_slots())
 
     def revoke(self, attempt: Attempt, reason: str) -> None:
         """The store says this attempt is no longer ours: stop it, write nothing. Does

@@ -49,6 +49,10 @@ class EngineMetrics:
         self.skipped = Counter(
             "agentcron_fires_skipped", "Fires recorded as skipped by the overlap policy.",
             registry=r)
+        self.held_back = Counter(
+            "agentcron_fires_held_back", "Due fires this node left due because every slot "
+            "was busy (at capacity): another node, or this one once a slot frees, fires them.",
+            registry=r)
         self.missed = Counter(
             "agentcron_missed_fires", "Scheduled times not run: older than the catch-up "
             "window.", registry=r)
@@ -88,6 +92,8 @@ class EngineMetrics:
             self.fire_lag.observe(max(0.0, lag))
         if result.skipped:
             self.skipped.inc(result.skipped)
+        if result.held_back:
+            self.held_back.inc(result.held_back)
         if result.broken:
             self.quarantined.inc(len(result.broken))
         missed = sum(m.count for m in result.missed)

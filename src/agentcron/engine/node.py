@@ -78,6 +78,7 @@ class Node:
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
                              claim_for=self._claim_for, lookahead_s=settings.fire_lookahead_s,
                              timeline=self.timeline)
+        self.dispatcher.on_slots_freed = self.ticker.slots_freed
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)
@@ -101,9 +102,9 @@ class Node:
     # -- wiring -----------------------------------------------------------------------------
 
     def _claim_for(self) -> tuple[str, int] | None:
-        """The firing node claims what it fires, up to its free slots (not while draining)."""
-        free = self.dispatcher.free_slots()
-        return (self.id, free) if self._claiming and free > 0 else None
+        """The firing node claims what it fires, up to its free slots (not while draining);
+        with none free it holds its due runs back (``Store.fire_due``)."""
+        return (self.id, self.dispatcher.free_slots()) if self._claiming else None
 
     def _on_fired(self, result: FireResult) -> None:
         if self.metrics is not None:

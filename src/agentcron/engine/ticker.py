@@ -16,6 +16,10 @@ from agentcron.store import FireResult, Store
 
 log = structlog.get_logger(__name__)
 
+#: Due rows a full node still reads beyond its free slots: the runs it would not start
+#: (jittered, skipped, limited by their agent) fire anyway, and it learns it is full.
+HOLD_PROBE = 16
+
 
 class Ticker(Service):
     name = "ticker"
@@ -32,6 +36,18 @@ class Ticker(Service):
         self.claim_for = claim_for
         self.lookahead_s = lookahead_s
         self.timeline = timeline or StoreTimeline()
+        self.waiting_for_slots = False
+
+    def slots_freed(self, free: int) -> None:
+        """The dispatcher has ``free`` slots: a ticker that held fires back for want of
+        slots fires again once a useful batch fits (a quarter of its batch), so an
+        overloaded node fires in batches, not one statement per finished run."""
+        if self.waiting_for_slots and self._worth_firing(free):
+            self.waiting_for_slots = False
+            self.wakeup.set()
+
+    def _worth_firing(self, free: int) -> bool:
+        return free >= max(1, self.batch // 4)
 
     def _lookahead(self) -> float:
         """Fire ahead only on the database's clock, once this node knows where that clock
@@ -76,6 +92,14 @@ class Ticker(Service):
         lookahead; at once if more may be ready to fire ahead; never a spin."""
         if next_due is None:
             return self.interval_s
+        if any(r.held_back for r in results):
+            # At capacity: fire again when slots free up (``slots_freed``), not on a timer.
+            # Slots freed while this pass was at the store would not have woken it.
+            claim = self.claim_for()
+            if claim is not None and self._worth_firing(claim[1]):
+                return 0.0
+            self.waiting_for_slots = True
+            return self.interval_s
         until_due = (next_due - now).total_seconds()
         # Rows selected to fire ahead but left for later fired nothing.
         fired = any(r.triggers > r.left_for_later for r in results)
@@ -96,10 +120,13 @@ class Ticker(Service):
         event loop before the next batch is fired, so a large burst is worked on while it
         is still being fired; then sleep until the next fire is due."""
         results: list[FireResult] = []
+        self.waiting_for_slots = False
         while not self.stopping():
+            claim = self.claim_for()
+            # A full node reads (and locks) only about as many due rows as it can start.
+            limit = self.batch if claim is None else min(self.batch, claim[1] + HOLD_PROBE)
             result = await call_store(self.health, "fire_due", self.store.fire_due,
-                                      self.clock.store_now(), self.batch,
-                                      self.claim_for(), self._lookahead())
+                                      self.clock.store_now(), limit, claim, self._lookahead())
             results.append(result)
             self._report(result)
             if not result.full:

@@ -26,6 +26,7 @@ class ChannelError(Exception):
 
 
 def is_webhook(channel: str) -> bool:
+    """An http(s) URL is a signed webhook; any other URL an Apprise URL."""
     return channel.lower().startswith(("http://", "https://"))
 
 

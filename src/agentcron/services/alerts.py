@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from agentcron.errors import NotFoundError, ValidationError
+from agentcron.executors.alert_channels import is_webhook
 from agentcron.executors.signing import secret_key
 from agentcron.models import Alert, AlertKind, AlertRule, AlertStatus, TriggerKind
 from agentcron.rules.ids import new_trigger_id
@@ -63,11 +64,6 @@ class AlertRuleInput:
     webhook_secret: str | None = None
 
 
-def is_webhook(channel: str) -> bool:
-    """An http(s) URL is a signed webhook; anything else goes to Apprise."""
-    return channel.lower().startswith(("http://", "https://"))
-
-
 class AlertService:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -106,9 +102,6 @@ class AlertService:
             except ValueError as exc:
                 raise ValidationError("webhook_secret", str(exc),
                                       "whsec_ followed by base64, or any text") from None
-            if len(secret) > 100:
-                raise ValidationError("webhook_secret", "is longer than 100 characters",
-                                      "use a shorter secret")
         window = parse_duration(spec.group_window, "group_window", allow_zero=True)
         if window > MAX_GROUP_WINDOW_S:
             raise ValidationError("group_window", "is longer than 7 days", "e.g. 1h")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from agentcron.models import Node, RunStatus
 from agentcron.services import Services
 from agentcron.services.validate import check_int_between
-from agentcron.store.stats import AgentDayUsage
+from agentcron.store.stats import ActiveCounts, AgentDayUsage
 
 HOURS = 24
 LAG_SAMPLE = 500
@@ -46,6 +46,23 @@ class Overview:
     hours: list[HourBucket] = field(default_factory=list)
     fire_lag: LagStats = LagStats(0, None, None, None)
     start_lag: LagStats = LagStats(0, None, None, None)
+    behind: Behind = field(default_factory=lambda: Behind(0, None))
+
+
+@dataclass(frozen=True)
+class Behind:
+    """Whether firing keeps up: triggers due for over a second that no node has fired
+    (a node at capacity leaves them due rather than queue what it cannot start), and how
+    late the oldest is. Zero and None when firing keeps up."""
+
+    overdue: int
+    oldest_s: float | None
+
+
+def _behind(active: ActiveCounts, now: datetime) -> Behind:
+    if not active.overdue or active.oldest_due_at is None:
+        return Behind(0, None)
+    return Behind(active.overdue, max(0.0, (now - active.oldest_due_at).total_seconds()))
 
 
 def _lag(values: list[float]) -> LagStats:
@@ -80,7 +97,7 @@ def overview(services: Services, now: datetime | None = None) -> Overview:
         now=now, nodes_alive=sum(1 for _, alive in nodes if alive), nodes_total=len(nodes),
         queued=active.queued, ready=active.ready, running=active.running, last_24h=totals,
         hours=[HourBucket(start, counts) for start, counts in sorted(buckets.items())],
-        fire_lag=_lag(fire), start_lag=_lag(start),
+        fire_lag=_lag(fire), start_lag=_lag(start), behind=_behind(active, now),
     )
 
 
@@ -93,6 +110,7 @@ class Gauges:
     running: int
     nodes: list[tuple[Node, bool]]
     last_24h: dict[str, int]
+    behind: Behind
 
 
 def gauges(services: Services) -> Gauges:
@@ -105,7 +123,7 @@ def gauges(services: Services) -> Gauges:
     for _hour, status, count in store.status_by_hour(now - timedelta(hours=24), now):
         last_24h[status] = last_24h.get(status, 0) + count
     return Gauges(queued=active.queued, ready=active.ready, running=active.running,
-                  nodes=services.nodes(now), last_24h=last_24h)
+                  nodes=services.nodes(now), last_24h=last_24h, behind=_behind(active, now))
 
 
 def usage_by_day(services: Services, days: int = 7, now: datetime | None = None

@@ -2,7 +2,8 @@
 run's status is built in ``transitions`` (its docstring tables them all)."""
 
 from agentcron.store.claiming import FinishResult
-from agentcron.store.firing import BrokenTrigger, FireResult, MissedFires
+from agentcron.store.fire_plan import BrokenTrigger, MissedFires
+from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
 from agentcron.store.pausing import Selection

@@ -93,6 +93,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     deadlines = {a["id"]: a["deadline_at"] for a in assigned}
     result: list[ClaimedRun] = []
     unreadable: list[RunEvent] = []
+    quarantined: list[AlertEvent] = []
     for row in claimed.all():
         try:
             scheduled_for, payload = read_claimed(row, conn.dialect)
@@ -100,6 +101,8 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
             conn.execute(transitions.quarantine(row["id"], row["lease"], str(exc), now))
             unreadable.append(RunEvent(row["id"], now, "failed", row["attempt"], node_id,
                                        str(exc)))
+            quarantined.append(AlertEvent(AlertKind.FAILED, row["agent"], row["trigger_id"],
+                                          row["id"], f"quarantined: {str(exc)[:300]}"))
             continue
         result.append(ClaimedRun(
             run_id=row["id"],
@@ -114,6 +117,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         ))
     if unreadable:
         record_events(conn, unreadable)
+        raise_events(conn, quarantined, now)
         log.error("run_quarantined", runs=[e.run_id for e in unreadable],
                   reason=unreadable[0].message)
     return result

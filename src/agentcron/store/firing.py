@@ -13,8 +13,8 @@ The statements, whatever the number of due triggers:
 4. advance every trigger's ``next_fire_at`` and its missed-fire counters;
 5. (PostgreSQL, only if a run was queued) ``pg_notify`` so idle nodes claim at once.
 
-Deciding what to insert is pure Python (``decide``) over the schedule maths and the overlap
-rule (``rules.overlap``).
+Deciding what to insert is pure Python (``store.fire_plan.decide``) over the schedule maths
+and the overlap rule (``rules.overlap``).
 
 Quarantine (README guarantee 6): a trigger row that cannot be planned (a cron string or
 time zone that does not parse, a time that does not read back, an unknown policy: rows no
@@ -34,35 +34,36 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from agentcron.models import (
-    AlertEvent,
-    AlertKind,
-    CatchupMode,
-    ClaimedRun,
-    OverlapPolicy,
-    RunStatus,
-    TriggerKind,
-)
-from agentcron.rules.ids import new_run_id
-from agentcron.rules.overlap import ActiveRuns, decide_overlap
-from agentcron.schedule.catchup import plan_fires
-from agentcron.schedule.jitter import jitter_offset
-from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
+from agentcron.models import AlertEvent, AlertKind, ClaimedRun, OverlapPolicy, RunStatus
 from agentcron.store import transitions
 from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
+from agentcron.store.fire_plan import (
+    BrokenTrigger,
+    MissedFires,
+    broken_reason,
+    decide,
+)
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
 from agentcron.store.slots import free_slots, hold_shards, read_specs
 from agentcron.store.types import UTCDateTime
-
-# Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
-# trigger). Keeps the PostgreSQL VALUES list under its 65,535 parameter limit.
-MAX_RUNS_PER_BATCH = 4000
 
 _RUN_COLUMNS: dict[str, Any] = {
     "id": String(36),
@@ -86,8 +87,6 @@ _RUN_COLUMNS: dict[str, Any] = {
     "shard": Integer(),
 }
 _BROKEN_COLUMNS: dict[str, Any] = {"id": String(40), "reason": Text()}
-# A broken_reason is one line, at most this long.
-MAX_REASON_CHARS = 500
 _ADVANCE_COLUMNS: dict[str, Any] = {
     "id": String(40),
     "next_fire_at": UTCDateTime(),
@@ -97,31 +96,6 @@ _ADVANCE_COLUMNS: dict[str, Any] = {
     "skipped": BigInteger(),
     "last_skipped_at": UTCDateTime(),
 }
-
-
-@dataclass(frozen=True)
-class MissedFires:
-    trigger_id: str
-    agent: str
-    count: int
-    first: datetime | None
-    last: datetime | None
-
-
-@dataclass(frozen=True)
-class BrokenTrigger:
-    """A trigger this batch quarantined, with why (one line)."""
-
-    trigger_id: str
-    agent: str
-    reason: str
-
-
-def broken_reason(exc: BaseException) -> str:
-    """``Type: first line of the message``, bounded: what ``broken_reason`` stores."""
-    lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-    return text[:MAX_REASON_CHARS]
 
 
 @dataclass
@@ -141,9 +115,12 @@ class FireResult:
     fire_lags: list[float] = field(default_factory=list)
     queued_by_kind: dict[str, int] = field(default_factory=dict)
     claimed: list[ClaimedRun] = field(default_factory=list)
-    # Triggers selected to fire ahead whose runs could not be claimed: left to fire at
-    # their time.
+    # Triggers selected to fire ahead whose runs could not be claimed, and triggers held
+    # back: left to fire at their time, or when a node has a free slot.
     left_for_later: int = 0
+    # Triggers whose runs were due but the firing node had no free slot (``claim_for``):
+    # left due rather than queued. A node that holds some back is at capacity.
+    held_back: int = 0
     # Triggers quarantined by this batch (their planning raised): marked broken, not fired.
     broken: list[BrokenTrigger] = field(default_factory=list)
     # Seconds after ``now`` at which queued runs of this batch become ready (jitter): the
@@ -151,43 +128,18 @@ class FireResult:
     ready_in_s: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _Decision:
-    new_runs: list[dict[str, Any]] = field(default_factory=list)
-    advances: list[dict[str, Any]] = field(default_factory=list)
-    replace_trigger_ids: list[str] = field(default_factory=list)
-    missed: list[MissedFires] = field(default_factory=list)
-    # Triggers fired ahead of their time: kept only if their run is claimed at once.
-    ahead_trigger_ids: set[str] = field(default_factory=set)
-    broken: list[BrokenTrigger] = field(default_factory=list)
-
-    def drop_ahead_unless_claimed(self) -> int:
-        """A run fired ahead must be started by this node at its time; one it could not
-        claim is not inserted, and its trigger is left as it was, to fire at its time.
-        Returns how many triggers were left."""
-        unclaimed = {run["trigger_id"] for run in self.new_runs
-                     if run["trigger_id"] in self.ahead_trigger_ids
-                     and run["status"] != RunStatus.RUNNING.value}
-        if unclaimed:
-            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in unclaimed]
-            self.advances = [a for a in self.advances if a["id"] not in unclaimed]
-        return len(unclaimed)
-
-
 def _has_run(status: RunStatus) -> Any:
     """1 if the trigger has a run in ``status``, else 0: the overlap policy only asks
     whether one exists, so one index probe (``ix_runs_trigger_active``), never a count of
-    a queue that may be long."""
-    return (
-        select(func.count())
-        .select_from(
-            select(runs.c.id)
-            .where(runs.c.trigger_id == triggers.c.id, runs.c.status == status.value)
-            .limit(1)
-            .subquery()
-        )
-        .scalar_subquery()
+    a queue that may be long. Correlated to the trigger row explicitly: as a derived table
+    the probe would join ``triggers`` again and ask whether *any* trigger has such a run."""
+    probe = (
+        select(runs.c.id)
+        .where(runs.c.trigger_id == triggers.c.id, runs.c.status == status.value)
+        .correlate(triggers)
+        .exists()
     )
+    return case((probe, 1), else_=0)
 
 
 def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool = False,
@@ -225,105 +177,6 @@ def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool =
     )
 
 
-def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
-    fields = {name: row[name] for name in SPEC_FIELDS}
-    return ScheduleSpec(**{**fields, "kind": TriggerKind(row["kind"])})
-
-
-def decide(rows: list[RowMapping], now: datetime) -> _Decision:
-    """Pure: which runs to insert and how to advance each trigger, for locked due rows.
-
-    A row not due yet (``next_fire_at`` after ``now``: the caller fires ahead) gets exactly
-    one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``. A row whose
-    planning raises is listed in ``broken`` with the error and contributes nothing else."""
-    decision = _Decision()
-    budget = MAX_RUNS_PER_BATCH
-    for row in rows:
-        if budget <= 0:
-            break  # left locked but untouched: the next batch takes it
-        try:
-            planned = _plan_row(row, now, budget)
-        except Exception as exc:  # any planning error of this row: quarantine it
-            decision.broken.append(BrokenTrigger(row["id"], row["agent"], broken_reason(exc)))
-            continue
-        budget -= len(planned.new_runs)
-        decision.new_runs += planned.new_runs
-        decision.advances += planned.advances
-        decision.replace_trigger_ids += planned.replace_trigger_ids
-        decision.missed += planned.missed
-        decision.ahead_trigger_ids |= planned.ahead_trigger_ids
-    return decision
-
-
-def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
-    """One row's part of ``decide`` (raises whatever its schedule maths raises; nothing
-    is added to the batch's decision until the whole row is planned)."""
-    decision = _Decision()
-    if row.get("payload_ok", 1) == 0 and row["payload"] is not None:
-        raise ValueError("the payload stored for this trigger is not valid JSON")
-    schedule = build_schedule(schedule_spec_of(row))
-    mode = CatchupMode(row["catchup_mode"])
-    plan_at = now
-    if row["next_fire_at"] > now:
-        # Planned as if it were that moment: one fire time, nothing missed.
-        plan_at = row["next_fire_at"]
-        decision.ahead_trigger_ids.add(row["id"])
-    plan = plan_fires(
-        schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
-        max_runs=budget,
-    )
-    overlap = decide_overlap(
-        OverlapPolicy(row["overlap"]),
-        ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
-        len(plan.fire_times))
-    if overlap.cancel_active:
-        decision.replace_trigger_ids.append(row["id"])
-    for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
-        status, reason = new_run.status, new_run.reason
-        run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
-        decision.new_runs.append(
-            {
-                "id": new_run_id(),
-                "trigger_id": row["id"],
-                "agent": row["agent"],
-                "scheduled_for": scheduled,
-                "status": status.value,
-                "reason": reason,
-                "payload": row["payload"],
-                "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
-                "queued_at": now,
-                "run_after": run_after,
-                "finished_at": None if status is RunStatus.QUEUED else now,
-                "node_id": None,
-                "lease": 0,
-                "attempt": 0,
-                "started_at": None,
-                "heartbeat_at": None,
-                "deadline_at": None,
-                "shard": 0,
-            }
-        )
-    skipped = [run["scheduled_for"] for run in decision.new_runs
-               if run["status"] == RunStatus.SKIPPED.value]
-    if plan.missed:
-        decision.missed.append(
-            MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
-                        plan.last_missed)
-        )
-    decision.advances.append(
-        {
-            "id": row["id"],
-            "next_fire_at": plan.next_fire_at,
-            "missed": plan.missed,
-            "last_missed_at": plan.last_missed,
-            "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
-            "skipped": len(skipped),
-            "last_skipped_at": max(skipped) if skipped else None,
-        }
-    )
-    return decision
-
-
 def fire_due(conn: Connection, now: datetime, limit: int,
              claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0) -> FireResult:
     """Turn every due trigger (up to ``limit``) into run rows and advance it.
@@ -338,7 +191,11 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     runs in the same transaction (inserting them as ``running``, lease 1), saving a claim
     round trip and a row version per run. It goes through the same agent locks and slot
     count as ``claim_runs`` (guarantee 3), and only for agents with no ready backlog, so
-    runs already waiting keep their turn. Two more statements when used.
+    runs already waiting keep their turn. Two more statements when used. Once its slots
+    are taken (or with none), the triggers of the remaining ready runs are held back:
+    left due, for a node with a free slot to fire, oldest first (``FireResult.held_back``).
+    So an overloaded node keeps every run on the two-write path instead of queuing a
+    backlog it cannot work off.
 
     ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
     overlap ``allow`` due within that many seconds, and claim their runs now for a start
@@ -356,16 +213,17 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         return result
     decision = decide(rows, now)
     decision.broken = unreadable + decision.broken
-    result.missed = decision.missed
     if decision.broken:
         _mark_broken(conn, decision.broken, now)
         result.broken = decision.broken
 
     result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
 
-    claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
-                            decision.ahead_trigger_ids) if claim_for else [])
-    result.left_for_later = decision.drop_ahead_unless_claimed()
+    claimed, full_node = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
+                                       decision.ahead_trigger_ids) if claim_for else ([], []))
+    result.held_back = decision.hold_back(full_node, claimed)
+    result.missed = decision.missed
+    result.left_for_later = decision.drop_ahead_unless_claimed() + result.held_back
     # A batch that fired none of its triggers is not "full": firing again at once would
     # only select the same ones. (Left ones sort first, so each full batch fires some.)
     result.full = result.full and result.left_for_later < selected
@@ -447,9 +305,10 @@ def _mark_broken(conn: Connection, broken: list[BrokenTrigger], now: datetime) -
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
                  claim_for: tuple[str, int], now: datetime, horizon: datetime,
-                 ahead: set[str]) -> list[ClaimedRun]:
+                 ahead: set[str]) -> tuple[list[ClaimedRun], list[dict[str, Any]]]:
     """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
-    before they are inserted) and return them. A run of a trigger fired ahead (``ahead``)
+    before they are inserted) and return them, with the ready runs it had no slot left
+    for (``Decision.hold_back``). A run of a trigger fired ahead (``ahead``)
     counts as ready if its ``run_after`` is by ``horizon``; it starts then: that is its
     ``started_at`` and ``start_at``. Runs of agents with a budget are never claimed ahead:
     a budget is judged when a run starts (a monthly one can reset in between)."""
@@ -461,21 +320,32 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
     ready = [run for run in new_runs
              if run["status"] == RunStatus.QUEUED.value
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
-    if slots <= 0 or not ready:
-        return []
+    if not ready:
+        return [], []
+    # The agents this node runs: only their runs can wait for one of its slots.
     specs = read_specs(conn, sorted({r["agent"] for r in ready}))
+    local = set(specs)
+
+    def waits_for_slot(run: dict[str, Any]) -> bool:
+        return run["agent"] in local and not is_ahead(run)
+
+    if slots <= 0:
+        return [], [run for run in ready if waits_for_slot(run)]
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
     budgeted = {name for name, spec in specs.items() if spec.budget is not None}
     specs = {name: spec for name, spec in specs.items()
              if name not in budgeted or name in due_agents}
     held = free_slots(conn, specs, hold_shards(conn, specs, slots), now, with_backlog=True)
     claimed: list[ClaimedRun] = []
-    for run in ready:
+    for index, run in enumerate(ready):
         if len(claimed) >= slots:
-            break
+            # Full: what was not even looked at waits for a slot, here or on another node.
+            return claimed, [r for r in ready[index:] if waits_for_slot(r)]
         state = held.get(run["agent"])
         if (state is None or state.backlog or not state.total
                 or (is_ahead(run) and run["agent"] in budgeted)):
+            # The agent's limit (or the shard of it this claim holds), its backlog or its
+            # budget decides, not this node: it queues, and claim_runs finds it.
             continue
         spec = state.spec
         start = max(now, run["run_after"])
@@ -489,7 +359,7 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
             payload=None if run["payload"] is None else json.loads(run["payload"]),
             start_at=start if start > now else None,
         ))
-    return claimed
+    return claimed, []
 
 
 def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ page. None of them loads the runs table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -29,6 +29,17 @@ class ActiveCounts:
     queued: int
     ready: int
     running: int
+    # Triggers due for over ``OVERDUE_AFTER_S`` that no node has fired yet (counted up to
+    # ``OVERDUE_CAP``), and the oldest due time: while nodes are at capacity, fires wait
+    # here (held back, not queued), so this is where an overload shows.
+    overdue: int = 0
+    oldest_due_at: datetime | None = None
+
+
+#: A trigger this late is overdue (a healthy node fires within milliseconds).
+OVERDUE_AFTER_S = 1.0
+#: The overdue count stops here: a bounded read of the due index however far behind.
+OVERDUE_CAP = 100_000
 
 
 @dataclass(frozen=True)
@@ -103,17 +114,25 @@ def usage_by_agent_day(conn: Connection, since: datetime, until: datetime
 
 
 def active_counts(conn: Connection, now: datetime) -> ActiveCounts:
-    """Queued runs (all, and those ready to start at ``now``) and running runs; each a
-    count over a partial index."""
+    """Queued runs (all, and those ready to start at ``now``), running runs, overdue
+    triggers and the oldest due time; each a bounded read of a partial index."""
     def count(*where: ColumnElement[bool]) -> Any:
         return select(func.count()).select_from(runs).where(*where).scalar_subquery()
 
+    firing = (~triggers.c.paused, triggers.c.broken_at.is_(None),
+              triggers.c.next_fire_at.is_not(None))
+    overdue = (select(triggers.c.id)
+               .where(*firing,
+                      triggers.c.next_fire_at < now - timedelta(seconds=OVERDUE_AFTER_S))
+               .limit(OVERDUE_CAP).subquery())
     row = conn.execute(select(
         count(runs.c.status == _QUEUED),
         count(runs.c.status == _QUEUED, runs.c.run_after <= now),
         count(runs.c.status == _RUNNING),
+        select(func.count()).select_from(overdue).scalar_subquery(),
+        select(func.min(triggers.c.next_fire_at)).where(*firing).scalar_subquery(),
     )).one()
-    return ActiveCounts(int(row[0]), int(row[1]), int(row[2]))
+    return ActiveCounts(int(row[0]), int(row[1]), int(row[2]), int(row[3]), row[4])
 
 
 def lag_samples(conn: Connection, limit: int) -> list[LagSample]:

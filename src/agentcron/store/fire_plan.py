@@ -1,0 +1,188 @@
+"""What one firing batch does, decided in pure Python before anything is written: for the
+locked due rows, the runs to insert (with their overlap outcome), how far to advance each
+trigger, which fires were missed and which rows cannot be planned (quarantined). The
+schedule maths (``schedule.plan_fires``) and the overlap rule (``rules.overlap``) decide;
+``store.firing`` reads the rows and writes the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.rules.ids import new_run_id
+from agentcron.rules.overlap import ActiveRuns, decide_overlap
+from agentcron.schedule.catchup import plan_fires
+from agentcron.schedule.jitter import jitter_offset
+from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
+
+# Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
+# trigger). Keeps the PostgreSQL VALUES list under its 65,535 parameter limit.
+MAX_RUNS_PER_BATCH = 4000
+
+# A broken_reason is one line, at most this long.
+MAX_REASON_CHARS = 500
+
+@dataclass(frozen=True)
+class MissedFires:
+    trigger_id: str
+    agent: str
+    count: int
+    first: datetime | None
+    last: datetime | None
+
+
+@dataclass(frozen=True)
+class BrokenTrigger:
+    """A trigger this batch quarantined, with why (one line)."""
+
+    trigger_id: str
+    agent: str
+    reason: str
+
+
+def broken_reason(exc: BaseException) -> str:
+    """``Type: first line of the message``, bounded: what ``broken_reason`` stores."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:MAX_REASON_CHARS]
+
+
+@dataclass
+class Decision:
+    new_runs: list[dict[str, Any]] = field(default_factory=list)
+    advances: list[dict[str, Any]] = field(default_factory=list)
+    replace_trigger_ids: list[str] = field(default_factory=list)
+    missed: list[MissedFires] = field(default_factory=list)
+    # Triggers fired ahead of their time: kept only if their run is claimed at once.
+    ahead_trigger_ids: set[str] = field(default_factory=set)
+    broken: list[BrokenTrigger] = field(default_factory=list)
+
+    def hold_back(self, waiting: list[dict[str, Any]], claimed: list[ClaimedRun]) -> int:
+        """The firing node is full: the triggers of runs it could have started now but
+        had no slot for are left due (not inserted, not advanced), to be fired by a node
+        with a free slot, oldest first. Queuing them instead would make every run cost a
+        third write (queued, claimed, finished) just when the database has the least to
+        spare. Never a trigger with a claimed run or one whose runs it replaces (the
+        replace is already written). Returns how many triggers were held back."""
+        keep = {run.trigger_id for run in claimed} | set(self.replace_trigger_ids)
+        held = {run["trigger_id"] for run in waiting} - keep
+        if held:
+            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in held]
+            self.advances = [a for a in self.advances if a["id"] not in held]
+            self.missed = [m for m in self.missed if m.trigger_id not in held]
+        return len(held)
+
+    def drop_ahead_unless_claimed(self) -> int:
+        """A run fired ahead must be started by this node at its time; one it could not
+        claim is not inserted, and its trigger is left as it was, to fire at its time.
+        Returns how many triggers were left."""
+        unclaimed = {run["trigger_id"] for run in self.new_runs
+                     if run["trigger_id"] in self.ahead_trigger_ids
+                     and run["status"] != RunStatus.RUNNING.value}
+        if unclaimed:
+            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in unclaimed]
+            self.advances = [a for a in self.advances if a["id"] not in unclaimed]
+        return len(unclaimed)
+
+
+def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
+    fields = {name: row[name] for name in SPEC_FIELDS}
+    return ScheduleSpec(**{**fields, "kind": TriggerKind(row["kind"])})
+
+
+def decide(rows: list[RowMapping], now: datetime) -> Decision:
+    """Pure: which runs to insert and how to advance each trigger, for locked due rows.
+
+    A row not due yet (``next_fire_at`` after ``now``: the caller fires ahead) gets exactly
+    one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``. A row whose
+    planning raises is listed in ``broken`` with the error and contributes nothing else."""
+    decision = Decision()
+    budget = MAX_RUNS_PER_BATCH
+    for row in rows:
+        if budget <= 0:
+            break  # left locked but untouched: the next batch takes it
+        try:
+            planned = _plan_row(row, now, budget)
+        except Exception as exc:  # any planning error of this row: quarantine it
+            decision.broken.append(BrokenTrigger(row["id"], row["agent"], broken_reason(exc)))
+            continue
+        budget -= len(planned.new_runs)
+        decision.new_runs += planned.new_runs
+        decision.advances += planned.advances
+        decision.replace_trigger_ids += planned.replace_trigger_ids
+        decision.missed += planned.missed
+        decision.ahead_trigger_ids |= planned.ahead_trigger_ids
+    return decision
+
+
+def _plan_row(row: RowMapping, now: datetime, budget: int) -> Decision:
+    """One row's part of ``decide`` (raises whatever its schedule maths raises; nothing
+    is added to the batch's decision until the whole row is planned)."""
+    decision = Decision()
+    if row.get("payload_ok", 1) == 0 and row["payload"] is not None:
+        raise ValueError("the payload stored for this trigger is not valid JSON")
+    schedule = build_schedule(schedule_spec_of(row))
+    mode = CatchupMode(row["catchup_mode"])
+    plan_at = now
+    if row["next_fire_at"] > now:
+        # Planned as if it were that moment: one fire time, nothing missed.
+        plan_at = row["next_fire_at"]
+        decision.ahead_trigger_ids.add(row["id"])
+    plan = plan_fires(
+        schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
+        max_runs=budget,
+    )
+    overlap = decide_overlap(
+        OverlapPolicy(row["overlap"]),
+        ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
+        len(plan.fire_times))
+    if overlap.cancel_active:
+        decision.replace_trigger_ids.append(row["id"])
+    for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
+        status, reason = new_run.status, new_run.reason
+        run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
+        decision.new_runs.append(
+            {
+                "id": new_run_id(),
+                "trigger_id": row["id"],
+                "agent": row["agent"],
+                "scheduled_for": scheduled,
+                "status": status.value,
+                "reason": reason,
+                "payload": row["payload"],
+                "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
+                "queued_at": now,
+                "run_after": run_after,
+                "finished_at": None if status is RunStatus.QUEUED else now,
+                "node_id": None,
+                "lease": 0,
+                "attempt": 0,
+                "started_at": None,
+                "heartbeat_at": None,
+                "deadline_at": None,
+                "shard": 0,
+            }
+        )
+    skipped = [run["scheduled_for"] for run in decision.new_runs
+               if run["status"] == RunStatus.SKIPPED.value]
+    if plan.missed:
+        decision.missed.append(
+            MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
+                        plan.last_missed)
+        )
+    decision.advances.append(
+        {
+            "id": row["id"],
+            "next_fire_at": plan.next_fire_at,
+            "missed": plan.missed,
+            "last_missed_at": plan.last_missed,
+            "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+            "skipped": len(skipped),
+            "last_skipped_at": max(skipped) if skipped else None,
+        }
+    )
+    return decision
