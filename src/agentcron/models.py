@@ -154,6 +154,8 @@ class AgentSpec:
     source: str = "cli"
     created_at: datetime | None = None
     budget: Budget | None = None
+    #: The circuit breaker's default for this agent's triggers (``Trigger``).
+    pause_after_failures: int | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,15 @@ class Trigger:
     #: after a short window), and the scheduled time of the latest one.
     skipped_count: int = 0
     last_skipped_at: datetime | None = None
+    #: The circuit breaker: paused after this many consecutive failed runs (final failures,
+    #: after retries); ``None`` takes the agent's default (none: no breaker).
+    pause_after_failures: int | None = None
+    #: Final failures since the last success or resume.
+    consecutive_failures: int = 0
+    #: Why agentcron paused this trigger (the circuit breaker, or its agent's budget with
+    #: ``on_budget = "pause"``); ``None`` when a user paused it or it is not paused. A
+    #: resume clears it.
+    paused_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,3 +333,94 @@ class Node:
     zombie_timeout_s: float
     draining: bool
     running: int = 0
+
+
+class AlertKind(StrEnum):
+    """What an alert rule watches for."""
+
+    FAILED = "failed"
+    """A run failed after its last attempt."""
+    CONSECUTIVE_FAILURES = "consecutive_failures"
+    """The ``threshold``-th failed run in a row (alerted once per streak)."""
+    MISSED = "missed"
+    """A scheduled time older than the trigger's catch-up window was never run."""
+    BUDGET = "budget"
+    """Runs were skipped because the agent is over its budget."""
+    LONG_RUNNING = "long_running"
+    """A run still running ``duration_s`` after it started."""
+    DEAD_MAN = "dead_man"
+    """No successful run of the trigger within its period (a dead man's switch)."""
+    PAUSED = "paused"
+    """A trigger was paused for its failures (the circuit breaker)."""
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    """Waiting to be sent; repeats of the same alert are counted into it."""
+    SENDING = "sending"
+    """Leased to one node that is delivering it."""
+    RETRYING = "retrying"
+    """An attempt failed; the next one is due at ``next_attempt_at``."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Every attempt failed."""
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """Something that happened that alert rules of ``kind`` may want to tell a person
+    about. Raised by the store in the transaction of the event itself."""
+
+    kind: AlertKind
+    agent: str
+    trigger_id: str | None
+    run_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    id: str
+    agent: str
+    trigger_id: str | None
+    kind: AlertKind
+    threshold: int | None
+    duration_s: float | None
+    interval_factor: float | None
+    channels: list[str]
+    group_window_s: float
+    source: str
+    created_at: datetime
+    has_secret: bool = False
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    rule_id: str
+    kind: str
+    agent: str
+    trigger_id: str | None
+    run_id: str | None
+    reason: str
+    link: str | None
+    count: int
+    first_at: datetime
+    last_at: datetime
+    status: AlertStatus
+    attempts: int
+    next_attempt_at: datetime
+    node_id: str | None
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """An alert leased to one node for one attempt: what to send and where. Settled with
+    ``(id, lease)``, so a node whose lease ran out cannot settle it."""
+
+    alert: Alert
+    lease: int
+    channels: list[str]
+    webhook_secret: str | None

@@ -53,11 +53,13 @@ class Agentcron:
               timeout: Duration = "5m", max_attempts: int = 3,
               zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
               description: str | None = None, budget: dict[str, Any] | None = None,
-              on_budget: str | None = None) -> Callable[[F], F]:
+              on_budget: str | None = None, pause_after_failures: int | None = None
+              ) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
         agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
         ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
-        reports what it spent with ``ctx.record_usage``."""
+        reports what it spent with ``ctx.record_usage``. ``pause_after_failures`` is the
+        circuit breaker's default for its triggers."""
 
         def decorate(fn: F) -> F:
             target = f"{importable_module(fn)}:{fn.__qualname__}"
@@ -67,14 +69,16 @@ class Agentcron:
                 max_concurrency=max_concurrency, timeout=timeout, max_attempts=max_attempts,
                 zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
                 description=description or (fn.__doc__ or "").strip() or None,
-                budget=budget, on_budget=on_budget))
+                budget=budget, on_budget=on_budget,
+                pause_after_failures=pause_after_failures))
             return fn
 
         return decorate
 
     def schedule(self, agent: str, *, name: str | None = None, **trigger: Any) -> None:
         """Declare a trigger (``cron=``/``every=``/``at=``, ``tz``, ``payload``, ``overlap``,
-        ``catchup``, ``catchup_mode``, ``jitter``, ``start``, ``end``). Synced by (agent,
+        ``catchup``, ``catchup_mode``, ``jitter``, ``start``, ``end``,
+        ``pause_after_failures``). Synced by (agent,
         name) when the app starts, like the agents file."""
         self._triggers.append(TriggerInput(agent=agent, name=name, **trigger))
 

@@ -183,7 +183,8 @@ def test_trigger_show_has_every_field(ok: Callable[..., str], js: Callable[..., 
     assert list(shown) == [
         "id", "agent", "name", "kind", "description", "cron", "timezone", "every_s", "at",
         "anchor_at", "start_at", "end_at", "jitter_s", "payload", "payload_truncated",
-        "overlap", "catchup_window_s", "catchup_mode", "paused", "broken", "next_fire_at",
+        "overlap", "catchup_window_s", "catchup_mode", "paused", "paused_reason",
+        "pause_after_failures", "consecutive_failures", "broken", "next_fire_at",
         "last_fired_at", "missed_count", "last_missed_at", "skipped_count", "last_skipped_at",
         "created_at", "source",
     ]

@@ -152,6 +152,7 @@ def test_on_budget_pause_pauses_the_agents_triggers(store: Store) -> None:
     skipped = [r for r in runs_of_agent(store, "a") if r.status is RunStatus.SKIPPED]
     assert len(skipped) == 1 and "triggers are paused" in (skipped[0].reason or "")
     assert store.get_trigger(mine.id).paused and not store.get_trigger(other.id).paused
+    assert (store.get_trigger(mine.id).paused_reason or "").startswith("budget: ")
     after = budget_event_counts()
     assert after["pauses"] == before["pauses"] + 1
     assert after["runs_skipped"] == before["runs_skipped"] + 1

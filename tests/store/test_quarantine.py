@@ -189,6 +189,8 @@ def test_a_queued_run_that_does_not_read_back_fails_and_the_rest_are_claimed(
     good = store.fire_now("a", {"y": 2}, T0)
     poison_run(store, bad_payload, payload="{not json")
     poison_run(store, bad_time, scheduled_for="999-01-01 00:00:00.000000")
+    store.add_alert_rule({"id": "al_failed", "agent": "a", "kind": "failed",
+                          "channels": ["json://127.0.0.1:9/"], "group_window_s": 0}, T0)
 
     claimed = store.claim_runs("n1", 10, T0 + timedelta(seconds=1))
     assert [(c.run_id, c.payload) for c in claimed] == [(good, {"y": 2})]
@@ -200,6 +202,9 @@ def test_a_queued_run_that_does_not_read_back_fails_and_the_rest_are_claimed(
                 text("SELECT status, reason FROM runs WHERE id = :id"), {"id": run_id}).one()
         assert (status, reason) == ("failed", UNREADABLE)
     assert store.claim_runs("n1", 10, T0 + timedelta(seconds=2)) == []
+    # A final failure like any other: alerted (the two, of no trigger, grouped into one).
+    [alert] = store.list_alerts()
+    assert (alert.kind, alert.count) == ("failed", 2) and alert.reason.startswith("quarantined")
 
 
 def test_a_run_that_does_not_read_back_is_still_listed_and_shown(sqlite_store: Store) -> None:

@@ -124,3 +124,59 @@ def test_the_connection_pool_is_bounded(store: Store) -> None:
         assert out == 0  # every session gave its connection back
     finally:
         bounded.close()
+
+
+def test_nodes_finishing_failures_of_one_trigger_at_once_all_count(store: Store) -> None:
+    """The circuit breaker's count: four nodes each write one final failure of the same
+    trigger at the same moment; the count is four and the breaker (threshold 4) trips
+    once, whatever the interleaving (trigger rows are locked before run rows)."""
+    from agentcron.models import Outcome
+
+    add_agent(store, now=T0, max_concurrency=10)
+    trigger = add_trigger(store, T0, every="1s", overlap="allow", catchup_mode="all",
+                          catchup="1m", pause_after_failures=4)
+    at = T0 + timedelta(seconds=4)
+    store.fire_due(at)
+    claimed = store.claim_runs("n1", 4, at)
+    assert len(claimed) == 4
+    peers = _peers(store, 4)  # four writers at once (one node id: fencing is not the point)
+    try:
+        results = race(peers, lambda s, i: s.finish(
+            "n1", [Outcome(claimed[i].run_id, claimed[i].lease, RunStatus.FAILED,
+                           error="boom")], at))
+    finally:
+        for p in peers:
+            p.close()
+    seen = store.get_trigger(trigger.id)
+    assert (seen.consecutive_failures, seen.paused) == (4, True)
+    assert sum(len(r.paused) for r in results) == 1
+
+
+def test_a_backfill_racing_the_ticker_never_duplicates_a_time(store: Store) -> None:
+    from agentcron.services import Services
+    from agentcron.services.backfill import BackfillInput
+
+    add_agent(store, now=T0, max_concurrency=10_000)
+    trigger = add_trigger(store, T0, every="1s", overlap="allow", catchup_mode="all",
+                          catchup="10m")
+    at = T0 + timedelta(minutes=5)
+    peers = _peers(store, 2)
+
+    def work(s: Store, i: int) -> Any:
+        if i == 0:
+            while s.fire_due(at).triggers:
+                pass
+            return None
+        return Services(s).backfills.backfill(
+            BackfillInput(trigger.id, T0.isoformat(), at.isoformat()), at, pause_s=0)
+
+    try:
+        results = race(peers, work)
+    finally:
+        for p in peers:
+            p.close()
+    keys = Counter(r.scheduled_for for r in runs_of(store, trigger.id))
+    assert max(keys.values()) == 1
+    assert len(keys) == 301  # T0 (the anchor: backfilled only) and T0+1s .. T0+5m
+    backfill = results[1]
+    assert backfill.queued + backfill.skipped == backfill.times

@@ -35,7 +35,7 @@ from agentcron.api.dashboard.pages import install as install_dashboard
 from agentcron.api.docs import DOCS_CSP, DOCS_PATH, install_docs
 from agentcron.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenFirst
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
-from agentcron.api.routes import agents, hooks, nodes, runs, triggers
+from agentcron.api.routes import agents, alerts, hooks, nodes, runs, triggers
 from agentcron.engine.metrics import EngineMetrics
 from agentcron.engine.supervisor import Supervisor
 from agentcron.services import Services
@@ -142,7 +142,7 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
         body = await blocking(request, render, registry)
         return Response(body, media_type=CONTENT_TYPE)
 
-    for module in (agents, triggers, runs, nodes, hooks):
+    for module in (agents, triggers, runs, nodes, hooks, alerts):
         app.include_router(module.router)
     install_dashboard(app)
     # The last added runs first: headers on every answer, then no token in a URL, then no

@@ -65,6 +65,9 @@ class AgentBody(_In):
     retry_backoff: Duration = "2s"
     description: str | None = None
     budget: BudgetBody | None = None
+    pause_after_failures: int | None = Field(
+        None, description="The circuit breaker's default for this agent's triggers: pause "
+                          "a trigger after this many consecutive failed runs")
 
 
 class AgentCreate(AgentBody):
@@ -93,6 +96,7 @@ class AgentOut(BaseModel):
     source: str
     created_at: str | None
     budget: BudgetOut | None
+    pause_after_failures: int | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -130,6 +134,9 @@ class TriggerChange(_In):
     end: str | None = None
     name: str | None = None
     paused: bool | None = None
+    pause_after_failures: int | None = Field(
+        None, description="Circuit breaker: pause after this many consecutive failed runs "
+                          "(final failures, after retries); default: the agent's")
 
 
 class TriggerCreate(TriggerChange):
@@ -141,6 +148,38 @@ class TriggerBatch(_In):
     triggers: list[TriggerCreate] = Field(
         description="1 to 1,000 triggers, each as for POST /api/v1/triggers; all are "
                     "validated before any is written, and all are created or none.")
+
+
+class TriggerSelect(_In):
+    """Many triggers: an agent's, those whose name matches a glob, or all (asked for)."""
+
+    agent: str | None = None
+    name: str | None = Field(None, description="A glob: * any characters, ? one")
+    all: bool = Field(False, description="Every trigger; never implied")
+    catch_up: bool = Field(False, description="Resume only: also fire the times passed "
+                           "while paused within each trigger's catch-up window")
+
+
+class BackfillBody(_In):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: str = Field(alias="from", description="The first time of the range (included)")
+    end: str = Field(alias="to", description="The last time of the range (included; not "
+                     "after now)")
+    mode: str = Field("all", description="all: a run per scheduled time; coalesce: one "
+                      "run standing for them all")
+
+
+class BackfillOut(BaseModel):
+    trigger_id: str
+    times: int = Field(description="Scheduled times in the range")
+    queued: int = Field(description="Runs queued")
+    skipped: int = Field(description="Times (or the coalesced run) that already had a run")
+
+
+class TriggersChanged(BaseModel):
+    count: int
+    triggers: list[str]
 
 
 class BrokenOut(BaseModel):
@@ -169,6 +208,13 @@ class TriggerOut(BaseModel):
     catchup_window_s: float
     catchup_mode: str
     paused: bool
+    paused_reason: str | None = Field(
+        None, description="Why agentcron paused this trigger (the circuit breaker, or its "
+                          "agent's budget); null when a user paused it. A resume clears "
+                          "it.")
+    pause_after_failures: int | None = None
+    consecutive_failures: int = Field(0, description="Failed runs since the last success "
+                                      "or resume.")
     broken: BrokenOut | None = Field(
         None, description="Set when firing could not plan this trigger (or its row could "
                           "not be read): it does not fire until resumed or updated.")
@@ -366,3 +412,58 @@ class HookOut(BaseModel):
     status: str
     scheduled_for: str | None
     reason: str | None
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+class AlertRuleBody(_In):
+    """An alert rule (``AlertRuleInput``): see ``agentcron alerts rules add --help``."""
+
+    agent: str
+    kind: str = Field(description="failed | consecutive_failures | missed | budget | "
+                                  "long_running | dead_man | paused")
+    channels: list[str] = Field(description="http(s) URLs are signed webhooks; any other "
+                                            "URL an Apprise URL (slack://, mailto://...)")
+    trigger: str | None = Field(None, description="A trigger id or name of the agent; none: "
+                                                  "every run of the agent")
+    threshold: int | None = Field(None, description="consecutive_failures: N")
+    after: str | float | None = Field(None, description="long_running: a duration; "
+                                      "dead_man: a duration or a multiple such as 2x")
+    group_window: str | float = Field("1h", description="Repeats within it are one alert")
+    webhook_secret: str | None = Field(None, description="Signs webhook deliveries")
+
+
+class AlertRuleOut(BaseModel):
+    id: str
+    agent: str
+    trigger_id: str | None
+    kind: str
+    threshold: int | None
+    after_s: float | None
+    after: str | float | None
+    channels: list[str]
+    webhook_signed: bool
+    group_window_s: float
+    source: str
+    created_at: str | None
+
+
+class AlertOut(BaseModel):
+    id: str
+    rule_id: str
+    kind: str
+    agent: str
+    trigger_id: str | None
+    run_id: str | None
+    reason: str | None
+    count: int
+    link: str | None
+    status: str
+    attempts: int
+    first_at: str | None
+    last_at: str | None
+    next_attempt_at: str | None
+    node_id: str | None
+    delivered_at: str | None
+    last_error: str | None

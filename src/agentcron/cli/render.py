@@ -178,6 +178,8 @@ def print_agent(agent: AgentSpec) -> None:
         ("zombie timeout", "the node's" if a.zombie_timeout_s is None
          else format_duration(a.zombie_timeout_s)),
         ("budget", describe_budget(a.budget)),
+        ("breaker", "none" if a.pause_after_failures is None else
+         f"pause a trigger after {a.pause_after_failures} consecutive failed runs"),
         ("description", a.description),
         ("source", a.source),
         ("created", a.created_at),
@@ -220,7 +222,7 @@ def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
          "BROKEN"],
         (
             [t.id, t.agent, t.name, description, "paused" if t.paused else t.next_fire_at,
-             t.last_fired_at, t.paused, t.missed_count, _broken(t)]
+             t.last_fired_at, _paused(t), t.missed_count, _broken(t)]
             for t, description in triggers
         ),
         no_wrap=["ID", "NEXT FIRE", "LAST FIRED"],
@@ -250,7 +252,8 @@ def print_trigger(trigger: Trigger, description: str) -> None:
         ("overlap", t.overlap.value),
         ("catch-up", f"{format_duration(t.catchup_window_s)} ({t.catchup_mode.value})"),
         ("payload", json.dumps(t.payload, ensure_ascii=False)),
-        ("paused", t.paused),
+        ("paused", _paused(t)),
+        ("breaker", _breaker(t)),
         ("broken", _broken(t)),
         ("next fire", "- (paused)" if t.paused else _both_zones(t.next_fire_at, t.timezone)),
         ("last fired", _both_zones(t.last_fired_at, t.timezone)),
@@ -262,6 +265,20 @@ def print_trigger(trigger: Trigger, description: str) -> None:
         ("source", t.source),
     ]
     print_fields(f"trigger {t.id}", pairs)
+
+
+def _paused(t: Trigger) -> str:
+    """``no``, ``yes``, or why agentcron paused it (the circuit breaker)."""
+    if not t.paused:
+        return "no"
+    return f"yes: {t.paused_reason}" if t.paused_reason else "yes"
+
+
+def _breaker(t: Trigger) -> str:
+    """The circuit breaker's threshold and count."""
+    limit = (f"pauses after {t.pause_after_failures} consecutive failed runs"
+             if t.pause_after_failures is not None else "the agent's default")
+    return f"{limit}; {t.consecutive_failures} failed in a row now"
 
 
 def _broken(t: Trigger) -> str:

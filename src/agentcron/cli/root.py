@@ -5,7 +5,9 @@
     agentcron [--db URL] db upgrade
     agentcron --version
     agentcron agents   add | list | show | rm | check FILE
-    agentcron triggers add | list | show | next | update | pause | resume | rm | rotate-secret
+    agentcron triggers add | list | show | next | update | pause | resume | backfill | rm |
+                       rotate-secret
+    agentcron apply FILE [--dry-run]
     agentcron runs     list | show | cancel | retry
     agentcron fire AGENT
     agentcron costs    [--by agent|trigger|model|day] [--since DATE]
@@ -28,6 +30,8 @@ from typing import Annotated
 import typer
 
 from agentcron.cli import agents as cli_agents
+from agentcron.cli import alerts as cli_alerts
+from agentcron.cli import apply as cli_apply
 from agentcron.cli import costs as cli_costs
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
@@ -56,6 +60,8 @@ app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
+app.add_typer(cli_alerts.app, name="alerts")
+app.command("apply")(cli_apply.apply)
 
 
 def _print_version(value: bool) -> None:

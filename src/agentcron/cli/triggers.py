@@ -3,7 +3,7 @@ A trigger is named by its id, or by its name when no other trigger has that name
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from agentcron.cli.render import (
     say,
     trigger_json,
 )
+
+if TYPE_CHECKING:
+    from agentcron.services.pausing import TriggerSelector
 
 app = typer.Typer(help="Triggers: when an agent runs, and with what payload.",
                   no_args_is_help=True)
@@ -62,6 +65,9 @@ def add(
         "--end", metavar="ISO", help="Do not fire after this time.")] = None,
     name: Annotated[str | None, typer.Option(
         "--name", help="A name, unique per agent.")] = None,
+    pause_after_failures: Annotated[int | None, typer.Option(
+        "--pause-after-failures", metavar="N", help="Circuit breaker: pause after N "
+        "consecutive failed runs (default: the agent's setting).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a trigger; prints its id (and, for --webhook, its secret on a second line)."""
@@ -69,7 +75,7 @@ def add(
 
     options: dict[str, Any] = {
         "overlap": overlap, "catchup": catchup, "catchup_mode": catchup_mode,
-        "jitter": jitter,
+        "jitter": jitter, "pause_after_failures": pause_after_failures,
     }
     given = {key: value for key, value in options.items() if value is not None}
     if payload is not None:
@@ -135,19 +141,117 @@ def next_(
         print_next_fires(trigger, times)
 
 
+OptionalTrigger = Annotated[str | None, typer.Argument(
+    metavar="[TRIGGER]", help="Trigger id or name; or select many with --agent, --name or "
+    "--all.")]
+AgentOption = Annotated[str | None, typer.Option(
+    "--agent", help="Every trigger of this agent.")]
+NameOption = Annotated[str | None, typer.Option(
+    "--name", metavar="GLOB", help="Every trigger whose name matches, e.g. 'nightly-*'.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every trigger (needs --yes).")]
+YesOption = Annotated[bool, typer.Option("--yes", help="Confirm --all.")]
+
+
+def _selector(trigger_id: str | None, agent: str | None, name: str | None, every: bool
+              ) -> TriggerSelector | None:
+    """None for one trigger by id or name, else the selection of many."""
+    from agentcron.errors import ValidationError
+    from agentcron.services.pausing import TriggerSelector
+
+    if trigger_id is None:
+        return TriggerSelector(agent=agent, name=name, all=every)
+    if agent is not None or name is not None or every:
+        raise ValidationError("trigger", "a trigger and --agent/--name/--all given "
+                              "together", "give one trigger, or select many")
+    return None
+
+
+def _confirm_all(ctx: typer.Context, selector: TriggerSelector, yes: bool, verb: str,
+                 paused: bool) -> None:
+    """--all acts on every trigger: refused without --yes, saying how many it would touch."""
+    from agentcron.errors import ValidationError
+
+    if selector.all and not yes:
+        n = services(ctx).pausing.count(selector, paused=paused)
+        raise ValidationError("all", f"--all would {verb} {n} triggers",
+                              "add --yes to confirm")
+
+
 @app.command("pause")
-def pause(ctx: typer.Context, trigger_id: TriggerId) -> None:
-    """Stop firing a trigger until it is resumed."""
-    trigger = services(ctx).pause_trigger(trigger_id)
-    say(f"trigger {trigger.id} paused")
+def pause(ctx: typer.Context, trigger_id: OptionalTrigger = None, agent: AgentOption = None,
+          name: NameOption = None, every: AllOption = False, yes: YesOption = False,
+          as_json: JsonFlag = False) -> None:
+    """Stop firing a trigger, or many (--agent, --name GLOB, --all), until resumed."""
+    selector = _selector(trigger_id, agent, name, every)
+    if selector is None:
+        trigger = services(ctx).pause_trigger(str(trigger_id))
+        say(f"trigger {trigger.id} paused")
+        return
+    _confirm_all(ctx, selector, yes, "pause", paused=False)
+    done = services(ctx).pausing.pause(selector)
+    if as_json:
+        emit_json({"paused": len(done), "triggers": done})
+    else:
+        say(f"{len(done)} triggers paused")
 
 
 @app.command("resume")
-def resume(ctx: typer.Context, trigger_id: TriggerId) -> None:
-    """Fire a paused trigger again, from now on (times passed while paused are skipped)."""
-    trigger = services(ctx).resume_trigger(trigger_id)
-    when = iso(trigger.next_fire_at) or "never"
-    say(f"trigger {trigger.id} resumed; next fire at {when}")
+def resume(ctx: typer.Context, trigger_id: OptionalTrigger = None, agent: AgentOption = None,
+           name: NameOption = None, every: AllOption = False, yes: YesOption = False,
+           catch_up: Annotated[bool, typer.Option(
+               "--catch-up", help="Also fire the times passed while paused that are within "
+               "each trigger's catch-up window (by its catch-up mode).")] = False,
+           as_json: JsonFlag = False) -> None:
+    """Fire a paused trigger, or many, again from now: times passed while paused are
+    skipped and not counted missed (unless --catch-up). Clears a circuit breaker's pause."""
+    selector = _selector(trigger_id, agent, name, every)
+    if selector is None:
+        trigger = services(ctx).resume_trigger(str(trigger_id), catch_up=catch_up)
+        when = iso(trigger.next_fire_at) or "never"
+        say(f"trigger {trigger.id} resumed; next fire at {when}")
+        return
+    _confirm_all(ctx, selector, yes, "resume", paused=True)
+    done = services(ctx).pausing.resume(selector, catch_up=catch_up)
+    if as_json:
+        emit_json({"resumed": len(done), "triggers": done})
+    else:
+        say(f"{len(done)} triggers resumed")
+
+
+@app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    trigger_id: TriggerId,
+    start: Annotated[str, typer.Option(
+        "--from", metavar="ISO", help="The first time of the range (included).")],
+    end: Annotated[str, typer.Option(
+        "--to", metavar="ISO", help="The last time of the range (included; not after now).")],
+    mode: Annotated[str, typer.Option(
+        "--mode", metavar="all|coalesce",
+        help="A run per scheduled time (all, default), or one standing for them all.")
+    ] = "all",
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue runs for the trigger's scheduled times in a past range. A time that already
+    has a run keeps it (counted as skipped); the runs wait for the agent's concurrency
+    limit and budget like any other."""
+    import sys
+
+    from agentcron.services.backfill import BackfillInput
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            typer.echo(f"\r{done}/{total} times", err=True, nl=done >= total)
+
+    result = services(ctx).backfills.backfill(
+        BackfillInput(trigger=trigger_id, start=start, end=end, mode=mode), progress=progress)
+    if as_json:
+        from agentcron.services.documents import backfill_json
+
+        emit_json(backfill_json(result))
+    else:
+        say(f"trigger {result.trigger_id}: {result.times} scheduled times in the range; "
+            f"{result.queued} runs queued, {result.skipped} skipped (already had a run)")
 
 
 @app.command("rm")
@@ -182,6 +286,8 @@ def update(
     start: Annotated[str | None, typer.Option("--start", metavar="ISO")] = None,
     end: Annotated[str | None, typer.Option("--end", metavar="ISO")] = None,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    pause_after_failures: Annotated[int | None, typer.Option(
+        "--pause-after-failures", metavar="N", help="Circuit breaker threshold.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change some of a trigger's settings; the rest stay. The result is checked like a new
@@ -192,7 +298,7 @@ def update(
     options: dict[str, Any] = {
         "cron": cron, "every": every, "at": at, "tz": tz, "overlap": overlap,
         "catchup": catchup, "catchup_mode": catchup_mode, "jitter": jitter, "start": start,
-        "end": end, "name": name,
+        "end": end, "name": name, "pause_after_failures": pause_after_failures,
     }
     changes = {key: value for key, value in options.items() if value is not None}
     if payload is not None:

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from agentcron import __version__
+from agentcron.engine.alerts import AlertSender
 from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
@@ -89,6 +90,12 @@ class Node:
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
                              skipped_retention_s=settings.skipped_retention_s,
                              interval_s=settings.prune_interval_s)
+        self.alerts = AlertSender(store, self.clock, self.health, self.id,
+                                  interval_s=settings.alert_interval_s,
+                                  lease_s=settings.alert_lease_s,
+                                  retry_s=settings.alert_retry_s,
+                                  max_attempts=settings.alert_max_attempts,
+                                  base_url=settings.dashboard_url)
         self.supervisor = Supervisor(self.id, self.clock.monotonic, metrics)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -216,7 +223,7 @@ class Node:
         log.info("node_started", node_id=self.id, backend=self.store.backend,
                  zombie_timeout_s=self.settings.zombie_timeout_s,
                  drain_timeout_s=self.settings.drain_timeout_s)
-        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
+        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner, self.alerts):
             self._spawn_service(service, self.claims_stopped)
         self._spawn("completions", lambda: self.completions.loop(self.stopped), self.stopped)
         self._spawn_service(self.heartbeat, self.beats_stopped)
@@ -235,7 +242,7 @@ class Node:
         began = self.clock.monotonic()
         self._claiming = False
         self.supervisor.wake()
-        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner):
+        for service in (self.ticker, self.dispatcher, self.sweeper, self.pruner, self.alerts):
             service.wakeup.set()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.set_draining, self.id)
@@ -268,6 +275,7 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.executors.aclose()
+        await self.alerts.close()
         log.info("node_stopped", node_id=self.id)
         self.drained.set()
 

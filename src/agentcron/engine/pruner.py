@@ -52,6 +52,8 @@ class Pruner(Service):
         # Webhook delivery ids only matter while their signed timestamp is acceptable
         # (5 minutes); an hour is a wide margin.
         self.store.prune_webhook_deliveries(now - WEBHOOK_DELIVERY_RETENTION)
+        # Sent (or given up) alerts are kept as long as runs are.
+        self.store.prune_alerts(now - self.retention)
         return total
 
     async def step(self) -> float:

@@ -17,7 +17,7 @@ MAX_FIRE_LOOKAHEAD_S = 5.0
 _DURATIONS = {
     "zombie_timeout_s", "drain_timeout_s", "heartbeat_interval_s", "poll_interval_s",
     "sweep_interval_s", "retention_s", "skipped_retention_s", "prune_interval_s", "timeout_grace_s",
-    "fire_lookahead_s",
+    "fire_lookahead_s", "alert_interval_s", "alert_lease_s", "alert_retry_s",
 }
 _ZERO_MEANS_OFF = {"fire_lookahead_s"}
 
@@ -52,6 +52,12 @@ class NodeSettings:
     api_docs: bool = False  # serve Swagger UI at /docs
     webhook_max_bytes: int = 256 * 1024  # bigger webhook bodies get 413
     max_body_bytes: int = 1024 * 1024  # bigger request bodies get 413, counted as they arrive
+    # Alerts: the links they carry start with this (the dashboard as people reach it).
+    dashboard_url: str | None = None
+    alert_interval_s: float = 2.0  # how often the outbox and the periodic rules are checked
+    alert_lease_s: float = 60.0  # a delivery in flight is this node's for this long
+    alert_retry_s: float = 5.0  # the first retry's delay; doubled for each next one
+    alert_max_attempts: int = 8
 
     @property
     def effective_sweep_interval_s(self) -> float:
@@ -78,7 +84,7 @@ class NodeSettings:
                 f"use 0 (fire only when due) to {MAX_FIRE_LOOKAHEAD_S:g}s",
             )
         for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
-                     "webhook_max_bytes", "max_body_bytes"):
+                     "webhook_max_bytes", "max_body_bytes", "alert_max_attempts"):
             if getattr(self, name) < 1:
                 raise ValidationError(name.replace("_", "-"), "must be at least 1")
         return self

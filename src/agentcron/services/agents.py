@@ -17,6 +17,7 @@ from agentcron.rules.budgets import parse_budget
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
 from agentcron.services.validate import (
+    check_breaker,
     check_int_between,
     check_json,
     check_name,
@@ -50,6 +51,7 @@ class AgentInput:
     description: str | None = None
     budget: Mapping[str, Any] | None = None
     on_budget: str | None = None
+    pause_after_failures: int | None = None  # the breaker's default for its triggers
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -106,6 +108,7 @@ class AgentService:
             description=check_printable(spec.description, "description", MAX_DESCRIPTION),
             source=source,
             budget=parse_budget(spec.budget, spec.on_budget),
+            pause_after_failures=check_breaker(spec.pause_after_failures),
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:

@@ -12,6 +12,11 @@ like a crontab that knows about agents.
     tz = "Europe/Berlin"
     payload = { channel = "#news" }
 
+    [[agents.summarise.alerts]]
+    on = "failed"                         # see services/alerts.py for every kind
+    trigger = "weekday-mornings"          # a trigger of this agent, by name; none: all
+    channels = ["https://hooks.example.com/agentcron", "ntfy://ntfy.sh/my-topic"]
+
     [agents.digest]                       # an llm agent: the value of `llm` is the model
     llm = "gpt-4o-mini"
     base_url = "https://api.openai.com/v1"
@@ -39,6 +44,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agentcron.errors import ValidationError
 from agentcron.services.agents import AgentInput, agent_settings
+from agentcron.services.alerts import AlertRuleInput
 from agentcron.services.triggers import TriggerInput
 
 
@@ -58,10 +64,32 @@ class TriggerEntry(BaseModel):
     start: str | None = None
     end: str | None = None
     paused: bool = False
+    pause_after_failures: int | None = None
 
     def input(self, agent: str) -> TriggerInput:
         """This trigger of ``agent`` as the service layer takes it (same field names)."""
         return TriggerInput(agent=agent, **self.model_dump())
+
+
+class AlertEntry(BaseModel):
+    """``[[agents.NAME.alerts]]``: an alert rule of the agent (``AlertRuleInput``);
+    ``trigger`` is the name of one of the agent's triggers in this file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: str
+    channels: list[str]
+    trigger: str | None = None
+    threshold: int | None = None
+    after: str | int | float | None = None
+    group_window: str | int | float = "1h"
+    webhook_secret: str | None = None
+
+    def input(self, agent: str) -> AlertRuleInput:
+        return AlertRuleInput(agent=agent, kind=self.on, channels=self.channels,
+                              trigger=self.trigger, threshold=self.threshold,
+                              after=self.after, group_window=self.group_window,
+                              webhook_secret=self.webhook_secret)
 
 
 class AgentEntry(BaseModel):
@@ -92,7 +120,9 @@ class AgentEntry(BaseModel):
     # any agent: spending limits (see agentcron.rules.budgets)
     budget: dict[str, Any] | None = None
     on_budget: str | None = None
+    pause_after_failures: int | None = None  # the breaker's default for its triggers
     triggers: list[TriggerEntry] = Field(default_factory=list)
+    alerts: list[AlertEntry] = Field(default_factory=list)
 
     def input(self, name: str, where: str) -> AgentInput:
         """This agent as the service layer takes it; ``where`` locates it in the file for
@@ -208,6 +238,9 @@ def _keys_at(loc: tuple[Any, ...]) -> list[str]:
         elif model is AgentEntry and part == "triggers" and rest:
             rest.pop(0)  # the trigger's index
             model = TriggerEntry
+        elif model is AgentEntry and part == "alerts" and rest:
+            rest.pop(0)
+            model = AlertEntry
     return sorted(model.model_fields)
 
 

@@ -9,31 +9,77 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from agentcron.models import AgentSpec
+from agentcron.errors import ValidationError
+from agentcron.models import AgentSpec, ModelPrice, TriggerKind
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.alerts import AlertService
 from agentcron.services.limits import Limits
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
 from agentcron.services.validate import located, now_or_store
 from agentcron.store import Store
+from agentcron.store.declaring import PlannedChange
+
+PENDING = "(declared)"
+"""A rule's trigger id until the sync has stored the trigger it names."""
 
 
 class DeclaredSync:
     def __init__(self, store: Store, agents: AgentService, triggers: TriggerService) -> None:
         self.store = store
+        self.alerts = AlertService(store)
         self.agents = agents
         self.triggers = triggers
 
     def sync_agents_file(self, declared: AgentsFile, source: str = "file",
-                         now: datetime | None = None) -> dict[str, int]:
+                         now: datetime | None = None, *, check_imports: bool = True
+                         ) -> dict[str, int]:
         """Validate every agent and trigger in the file first (a bad entry writes nothing,
         and the error names its place in the file), then sync them in one transaction.
         A python agent whose module cannot be imported here, with the file's folder and the
         working directory on the import path, is refused (``agents.NAME.python``): the
-        node syncing the file is one that runs it."""
+        node syncing the file is one that runs it. ``check_imports=False`` (``agentcron
+        apply``, from a machine that need not have the agents' code) skips that check."""
         now = now_or_store(self.store, now)
+        specs, rows, prices = self._validated(declared, source, now, check_imports)
+        rules = self._alert_rules(declared, rows, source)
+        limits = Limits.from_env()
+        counts = self.store.apply_declared(
+            source, specs, rows, now, declared_prices=prices,
+            check_total=lambda agent, total: limits.check_trigger_total(
+                agent, total, f"agents.{agent}.triggers"))
+        # The rules name the triggers just stored; every rule was validated above.
+        rule_rows = []
+        for row, (owner, trigger_name) in rules:
+            if trigger_name is not None:
+                found = self.store.find_trigger(owner, trigger_name)
+                if found is None:  # cannot be: the sync stored it; never widen the rule
+                    continue
+                row["trigger_id"] = found.id
+            rule_rows.append(row)
+        self.store.replace_declared_alert_rules(source, rule_rows, now)
+        return counts
+
+    def plan_agents_file(self, declared: AgentsFile, source: str = "file",
+                         now: datetime | None = None) -> list[PlannedChange]:
+        """What ``sync_agents_file`` would create, update and remove, validated the same
+        way (imports aside) and refused for the same reasons, with nothing written."""
+        now = now_or_store(self.store, now)
+        specs, rows, prices = self._validated(declared, source, now, check_imports=False)
+        self._alert_rules(declared, rows, source)  # refused as the sync would refuse them
+        limits = Limits.from_env()
+        return self.store.plan_declared(
+            source, specs, rows, prices,
+            check_total=lambda agent, total: limits.check_trigger_total(
+                agent, total, f"agents.{agent}.triggers"))
+
+    def _validated(self, declared: AgentsFile, source: str, now: datetime,
+                   check_imports: bool
+                   ) -> tuple[list[AgentSpec], list[dict[str, Any]], list[ModelPrice]]:
+        """The file's agents, trigger rows and prices, every one validated."""
         specs: list[AgentSpec] = []
         new: list[NewTrigger] = []
         for name, entry in declared.agents.items():
@@ -41,7 +87,8 @@ class DeclaredSync:
             agent = entry.input(name, where)
             with located(where):
                 specs.append(self.agents.build(agent, source))
-                problem = import_problem(specs[-1], *_folders(declared))
+                problem = import_problem(specs[-1], *_folders(declared)) \
+                    if check_imports else None
                 if problem is not None:  # this node would fail every run of it
                     raise problem
             for i, t in enumerate(entry.triggers):
@@ -56,10 +103,30 @@ class DeclaredSync:
             with located(f'prices."{model}"'):
                 prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
                                           source))
-        return self.store.apply_declared(
-            source, specs, [t.row() for t in new], now, declared_prices=prices,
-            check_total=lambda agent, total: limits.check_trigger_total(
-                agent, total, f"agents.{agent}.triggers"))
+        return specs, [t.row() for t in new], prices
+
+    def _alert_rules(self, declared: AgentsFile, rows: list[dict[str, Any]], source: str
+                     ) -> list[tuple[dict[str, Any], tuple[str, str | None]]]:
+        """Every ``[[agents.NAME.alerts]]`` validated, before anything is written; each
+        with the (agent, trigger name) its trigger id is filled in from after the sync."""
+        kinds = {(row["agent"], row["name"]): TriggerKind(row["kind"]) for row in rows}
+        rules = []
+        for name, entry in declared.agents.items():
+            for i, alert in enumerate(entry.alerts):
+                where = f"agents.{name}.alerts[{i}]"
+                with located(where):
+                    kind = None
+                    if alert.trigger is not None:
+                        kind = kinds.get((name, alert.trigger))
+                        if kind is None:
+                            raise ValidationError(
+                                "trigger", f"agent {name!r} has no trigger named "
+                                f"{alert.trigger!r} in this file",
+                                "name one of its [[agents.NAME.triggers]] by its name")
+                    row = self.alerts.build(alert.input(name), source=source,
+                                            declared=(PENDING if kind else None, kind))
+                rules.append((row, (name, alert.trigger)))
+        return rules
 
     def apply(self, source: str, agents: Sequence[AgentInput],
               triggers: Sequence[TriggerInput], now: datetime | None = None

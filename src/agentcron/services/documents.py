@@ -32,7 +32,9 @@ from agentcron.rules.secrets import SECRET_MASK, mask_url
 __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
-    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+    from agentcron.models import AgentSpec, Alert, AlertRule, Node, Run, RunEvent, Trigger
+    from agentcron.services.backfill import BackfillResult
+    from agentcron.store.declaring import PlannedChange
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
@@ -227,6 +229,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "source": agent.source,
         "created_at": iso(agent.created_at),
         "budget": budget_to_json(agent.budget),
+        "pause_after_failures": agent.pause_after_failures,
     }
 
 
@@ -255,6 +258,9 @@ def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
         "catchup_window_s": trigger.catchup_window_s,
         "catchup_mode": trigger.catchup_mode.value,
         "paused": trigger.paused,
+        "paused_reason": trigger.paused_reason,
+        "pause_after_failures": trigger.pause_after_failures,
+        "consecutive_failures": trigger.consecutive_failures,
         "broken": broken_json(trigger),
         "next_fire_at": iso(trigger.next_fire_at),
         "last_fired_at": iso(trigger.last_fired_at),
@@ -361,3 +367,53 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "alive": alive,
         "running": node.running,
     }
+
+
+def masked_channel(channel: str) -> str:
+    """A channel as shown: a webhook URL with its credentials masked; an Apprise URL only
+    by its scheme (their tokens sit anywhere in the URL: ``slack://T/B/C``)."""
+    if channel.lower().startswith(("http://", "https://")):
+        return mask_url(channel)
+    scheme = channel.split("://", 1)[0] if "://" in channel else "?"
+    return f"{scheme}://{SECRET_MASK}"
+
+
+def alert_rule_json(rule: AlertRule) -> dict[str, Any]:
+    """An alert rule as the CLI and the API show it; channels masked, the secret never."""
+    return {
+        "id": rule.id, "agent": rule.agent, "trigger_id": rule.trigger_id,
+        "kind": rule.kind.value, "threshold": rule.threshold,
+        "after_s": rule.duration_s,
+        "after": (f"{rule.interval_factor:g}x" if rule.interval_factor is not None
+                  else rule.duration_s),
+        "channels": [masked_channel(c) for c in rule.channels],
+        "webhook_signed": rule.has_secret, "group_window_s": rule.group_window_s,
+        "source": rule.source, "created_at": iso(rule.created_at),
+    }
+
+
+def alert_json(alert: Alert, base_url: str | None = None) -> dict[str, Any]:
+    """An alert (one delivery of the outbox, with how many repeats it groups)."""
+    return {
+        "id": alert.id, "rule_id": alert.rule_id, "kind": alert.kind, "agent": alert.agent,
+        "trigger_id": alert.trigger_id, "run_id": alert.run_id,
+        "reason": shown_text(alert.reason), "count": alert.count,
+        "link": (base_url.rstrip("/") + alert.link) if base_url and alert.link else alert.link,
+        "status": alert.status.value, "attempts": alert.attempts,
+        "first_at": iso(alert.first_at), "last_at": iso(alert.last_at),
+        "next_attempt_at": iso(alert.next_attempt_at), "node_id": alert.node_id,
+        "delivered_at": iso(alert.delivered_at), "last_error": shown_text(alert.last_error),
+    }
+
+
+def backfill_json(result: BackfillResult) -> dict[str, Any]:
+    """What a backfill did: the trigger, the scheduled times in its range, the runs it
+    queued and the times (or, coalesced, the run) it skipped because they had a run."""
+    return {"trigger_id": result.trigger_id, "times": result.times,
+            "queued": result.queued, "skipped": result.skipped}
+
+
+def planned_change_json(change: PlannedChange) -> dict[str, Any]:
+    """One change an agents file's sync would make (``agentcron apply --dry-run``)."""
+    return {"kind": change.kind, "name": change.name, "action": change.action,
+            "detail": change.detail or None}

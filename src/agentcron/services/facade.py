@@ -4,8 +4,9 @@ a bad input raises ``ValidationError`` naming the field, with nothing written.
 
 It composes small services with one job each, reachable as attributes (``services.agents``,
 ``.triggers``, ``.runs``, ``.cluster`` (nodes), ``.webhooks``, ``.declared``, ``.access``,
-``.spending``). Its own methods are short names for the common calls, kept so callers
-written before the split read the same."""
+``.spending``, ``.alerts``, ``.pausing`` (many triggers at once), ``.backfills``). Its
+own methods are short names for the common calls, kept so callers written before the split
+read the same."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from agentcron.models import AgentSpec, Node, Run, RunEvent, RunStatus, Trigger
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput, AgentService, Duration
 from agentcron.services.agents_file import AgentsFile
+from agentcron.services.alerts import AlertService
+from agentcron.services.backfill import BackfillService
 from agentcron.services.declared import DeclaredSync
 from agentcron.services.nodes import NodeService
+from agentcron.services.pausing import PauseService
 from agentcron.services.runs import RunService, RunsPage
 from agentcron.services.spending import Spending
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService
@@ -39,6 +43,9 @@ class Services:
         self.declared = DeclaredSync(store, self.agents, self.triggers)
         self.access = Access(store)
         self.spending = Spending(store)
+        self.alerts = AlertService(store)
+        self.pausing = PauseService(store)
+        self.backfills = BackfillService(store, self.triggers)
 
     @property
     def database_url(self) -> str:
@@ -117,8 +124,9 @@ class Services:
     def pause_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
         return self.triggers.pause(trigger_id, now)
 
-    def resume_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
-        return self.triggers.resume(trigger_id, now)
+    def resume_trigger(self, trigger_id: str, now: datetime | None = None, *,
+                       catch_up: bool = False) -> Trigger:
+        return self.triggers.resume(trigger_id, now, catch_up=catch_up)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
                         ) -> list[datetime]:

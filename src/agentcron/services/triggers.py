@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -37,6 +37,7 @@ from agentcron.services.limits import Limits
 from agentcron.services.validate import (
     ID,
     check_aware,
+    check_breaker,
     check_int_between,
     check_name,
     check_one_of,
@@ -75,6 +76,7 @@ class TriggerInput:
     name: str | None = None
     paused: bool = False
     webhook: bool = False
+    pause_after_failures: int | None = None  # default: the agent's (none: no breaker)
 
 
 # The fields ``TriggerService.update`` takes (a PATCH): all a user states but what the trigger
@@ -102,6 +104,7 @@ class NewTrigger:
     next_fire_at: datetime | None
     source: str
     webhook_secret: str | None = None
+    pause_after_failures: int | None = None
 
     def row(self) -> dict[str, Any]:
         """The trigger's columns as the store writes them (the schedule's fields are columns
@@ -128,6 +131,7 @@ def input_of(trigger: Trigger) -> TriggerInput:
         catchup=trigger.catchup_window_s, catchup_mode=trigger.catchup_mode.value,
         jitter=trigger.jitter_s, start=trigger.start_at, end=trigger.end_at,
         name=trigger.name, paused=trigger.paused, webhook=kind is TriggerKind.WEBHOOK,
+        pause_after_failures=trigger.pause_after_failures,
     )
 
 
@@ -222,6 +226,7 @@ class TriggerService:
             next_fire_at=schedule.next_after(now),
             source=source,
             webhook_secret=secret,
+            pause_after_failures=check_breaker(spec.pause_after_failures),
         )
 
     def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,
@@ -398,15 +403,16 @@ class TriggerService:
         self.store.update_trigger(found, {"paused": True}, now)
         return self.store.get_trigger(found)
 
-    def resume(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+    def resume(self, trigger_id: str, now: datetime | None = None, *,
+               catch_up: bool = False) -> Trigger:
         """Unpause. The schedule restarts from now: times that passed while paused are not
-        fired (that is what pausing means), and are not counted as missed."""
+        fired (that is what pausing means), and are not counted as missed; with
+        ``catch_up``, those within the trigger's catch-up window are (``resume_at``)."""
         now = now_or_store(self.store, now)
         trigger = self.get(trigger_id)
-        schedule = schedule_of(trigger)
         self.store.update_trigger(
-            trigger.id, {"paused": False, "next_fire_at": schedule.next_after(now)}, now
-        )
+            trigger.id, {"paused": False, "next_fire_at": resume_at(trigger, now, catch_up)},
+            now)
         return self.store.get_trigger(trigger.id)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
@@ -439,6 +445,21 @@ class TriggerService:
         except Exception:
             return "(cannot read this schedule)"
 
+
+
+def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> datetime | None:
+    """A resumed trigger's next fire time: its first scheduled time after ``now``, so the
+    paused period is neither run nor counted missed. With ``catch_up``, its first time
+    after ``now`` minus its catch-up window (but not before where it stood when paused):
+    firing then runs those times by its catch-up mode (coalesce or all). A stored schedule
+    that does not parse raises ``ValidationError`` (resuming cannot fix it; an update can)."""
+    schedule = schedule_of(trigger)
+    if not catch_up or trigger.next_fire_at is None:
+        return schedule.next_after(now)
+    start = schedule.next_after(now - timedelta(seconds=trigger.catchup_window_s))
+    if start is None:
+        return None
+    return max(start, trigger.next_fire_at)
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

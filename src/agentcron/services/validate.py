@@ -102,6 +102,17 @@ def check_int_between(value: int, field: str, low: int, high: int) -> int:
     return value
 
 
+MAX_BREAKER = 10_000
+"""The largest ``pause_after_failures`` (a circuit breaker's threshold)."""
+
+
+def check_breaker(value: int | None, field: str = "pause-after-failures") -> int | None:
+    """A circuit breaker's threshold: None (no breaker of its own) or 1..``MAX_BREAKER``."""
+    if value is None:
+        return None
+    return check_int_between(value, field, 1, MAX_BREAKER)
+
+
 def check_aware(value: datetime | None, field: str, example: str = "+00:00"
                 ) -> datetime | None:
     """A time with a UTC offset, in the accepted range (1970..9000, see

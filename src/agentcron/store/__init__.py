@@ -6,6 +6,7 @@ from agentcron.store.fire_plan import BrokenTrigger, MissedFires
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.pausing import Selection
 from agentcron.store.store import Store
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "MissedFires",
     "NodeInfo",
     "RunFilter",
+    "Selection",
     "Store",
     "SweepResult",
 ]

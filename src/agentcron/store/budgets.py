@@ -20,9 +20,10 @@ import structlog
 from sqlalchemy import Float, case, func, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from agentcron.models import AgentSpec, Budget, OnBudget, RunStatus
+from agentcron.models import AgentSpec, AlertEvent, AlertKind, Budget, OnBudget, RunStatus
 from agentcron.rules.budgets import AgentUsage, WindowUsage, day_start, decide, month_start
 from agentcron.store import transitions
+from agentcron.store.alerts import raise_events
 from agentcron.store.schema import runs, triggers
 from agentcron.store.types import UTCDateTime
 
@@ -145,7 +146,10 @@ def _skip_and_pause(conn: Connection, over: dict[str, str], budgeted: dict[str, 
             for row in conn.execute(
                 update(triggers)
                 .where(triggers.c.agent.in_(pausing), ~triggers.c.paused)
-                .values(paused=True, updated_at=now)
+                # Shown as why the trigger is paused, until a person resumes it.
+                .values(paused=True, updated_at=now, paused_reason=case(
+                    {name: f"budget: {over[name]}"[:1000] for name in pausing},
+                    value=triggers.c.agent))
                 .returning(triggers.c.agent, triggers.c.id)
             )
         ]
@@ -153,6 +157,14 @@ def _skip_and_pause(conn: Connection, over: dict[str, str], budgeted: dict[str, 
     with _counts_lock:
         _counts["runs_skipped"] += len(skipped)
         _counts["pauses"] += len({agent for agent, _ in paused})
+    # The alerts commit with the skips (one event per agent over budget and acting).
+    raise_events(conn, [
+        AlertEvent(AlertKind.BUDGET, name, None, None,
+                   f"{reason}; {per_agent[name]} run(s) skipped"
+                   + ("; its triggers were paused" if name in pausing else ""))
+        for name, reason in over.items()
+        if per_agent[name] or any(agent == name for agent, _ in paused)
+    ], now)
     for name, reason in over.items():
         trigger_ids = [tid for agent, tid in paused if agent == name]
         if per_agent[name] or trigger_ids:

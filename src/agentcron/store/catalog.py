@@ -108,9 +108,12 @@ def update_trigger(conn: Connection, trigger_id: str, values: dict[str, Any],
                    now: datetime) -> None:
     """Write ``values``. Any change but a pause also lifts a quarantine (``broken_at``):
     a resume or an update is the user's fix, and the next firing judges it again (and
-    quarantines it again if it still cannot be planned). A pause keeps the reason shown."""
+    quarantines it again if it still cannot be planned). A pause keeps the reason shown.
+    An unpause also clears the circuit breaker's reason and count (``store/breaker.py``)."""
     if values.get("paused") is not True:
         values = {**values, "broken_at": None, "broken_reason": None}
+    if values.get("paused") is False:  # a resume: the breaker starts counting afresh
+        values = {**values, "paused_reason": None, "consecutive_failures": 0}
     result = conn.execute(
         update(triggers).where(triggers.c.id == trigger_id)
         .values(**_sealed(conn, values), updated_at=now)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
-from agentcron.store import transitions
+from agentcron.models import AlertEvent, AlertKind, ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.store import breaker, transitions
+from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
@@ -92,6 +93,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     deadlines = {a["id"]: a["deadline_at"] for a in assigned}
     result: list[ClaimedRun] = []
     unreadable: list[RunEvent] = []
+    quarantined: list[AlertEvent] = []
     for row in claimed.all():
         try:
             scheduled_for, payload = read_claimed(row, conn.dialect)
@@ -99,6 +101,8 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
             conn.execute(transitions.quarantine(row["id"], row["lease"], str(exc), now))
             unreadable.append(RunEvent(row["id"], now, "failed", row["attempt"], node_id,
                                        str(exc)))
+            quarantined.append(AlertEvent(AlertKind.FAILED, row["agent"], row["trigger_id"],
+                                          row["id"], f"quarantined: {str(exc)[:300]}"))
             continue
         result.append(ClaimedRun(
             run_id=row["id"],
@@ -113,6 +117,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
         ))
     if unreadable:
         record_events(conn, unreadable)
+        raise_events(conn, quarantined, now)
         log.error("run_quarantined", runs=[e.run_id for e in unreadable],
                   reason=unreadable[0].message)
     return result
@@ -185,6 +190,8 @@ def read_claimed(row: Any, dialect: Dialect) -> tuple[datetime, Any]:
 class FinishResult:
     applied: list[str]
     fenced: list[str]
+    #: (trigger id, agent) of the triggers the circuit breaker paused (``store/breaker.py``).
+    paused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def finish(
@@ -204,7 +211,12 @@ def finish(
     An outcome with ``retry_delay_s`` puts the run back to ``queued`` for its next attempt,
     ready at ``now`` plus that delay. Token and cost usage is added to what earlier attempts
     of the run used.
-    Failed attempts are also appended to ``run_events``. Two statements at most.
+    Failed attempts are also appended to ``run_events``. A run's final failure or success
+    is counted on its trigger, and a trigger whose count reaches its breaker's threshold is
+    paused, in this transaction (``store/breaker.py``, which locks those trigger rows
+    first: the lock order). Final failures and breaker pauses raise their alerts
+    (``alerts.raise_events``) in this transaction too. Two statements, up to three more
+    for the breaker, and the alerts' when a run failed or a trigger was paused.
     """
     if not outcomes:
         return FinishResult([], [])
@@ -227,19 +239,45 @@ def finish(
         }
         for o in outcomes
     ]
+    final = [o for o in outcomes if o.retry_delay_s is None
+             and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
+    locked = breaker.lock_triggers(
+        conn, [o.run_id for o in final],
+        [o.run_id for o in final if o.status is RunStatus.FAILED])
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
-    applied_rows = conn.execute(transitions.finish(source, node_id))
-    attempts = {run_id: attempt for run_id, attempt in applied_rows}
+    applied_rows = conn.execute(transitions.finish(source, node_id)).all()
+    attempts = {row.id: row.attempt for row in applied_rows}
+    trigger_of = {row.id: row.trigger_id for row in applied_rows}
+    tripped = breaker.count_outcomes(conn, locked, [
+        breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,
+                             o.error)
+        for o in final if trigger_of.get(o.run_id) is not None], now) if locked else []
     record_events(conn, [
         RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
                  attempts[o.run_id], node_id, o.error)
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
     ])
+    # Final failures raise their alerts in this transaction: they commit with the outcome.
+    where = {row.id: (row.agent, row.trigger_id) for row in applied_rows}
+    raise_events(conn, [
+        AlertEvent(AlertKind.FAILED, *where[o.run_id], o.run_id,
+                   f"failed after attempt {attempts[o.run_id]}: {_first_line(o.error)}")
+        for o in outcomes
+        if o.run_id in where and o.status is RunStatus.FAILED and o.retry_delay_s is None
+    ] + [AlertEvent(AlertKind.PAUSED, t.agent, t.trigger_id, t.run_id, t.reason)
+         for t in tripped], now)
     return FinishResult(
         applied=[o.run_id for o in outcomes if o.run_id in attempts],
         fenced=[o.run_id for o in outcomes if o.run_id not in attempts],
+        paused=[(t.trigger_id, t.agent) for t in tripped],
     )
+
+
+def _first_line(error: str | None) -> str:
+    """An error's first line (a traceback follows it), for an alert's reason."""
+    lines = (error or "").strip().splitlines()
+    return lines[0][:500] if lines else "no error message"
 
 
 def record_progress(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,10 +26,11 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from agentcron.errors import ConflictError, NotFoundError
-from agentcron.models import AgentSpec, Trigger
+from agentcron.models import AgentSpec, ModelPrice, Trigger
 from agentcron.store.bulk import bulk_source
-from agentcron.store.catalog import delete_agent, read_triggers, upsert_agent
+from agentcron.store.catalog import delete_agent, list_agents, read_triggers, upsert_agent
 from agentcron.store.notify import notify
+from agentcron.store.pricing import list_prices
 from agentcron.store.rows import trigger_from_row
 from agentcron.store.schema import agents, triggers
 from agentcron.store.secrets import box_of
@@ -98,6 +100,8 @@ def inserted(rows: Sequence[dict[str, Any]], now: datetime) -> list[Trigger]:
     defaults = {"last_fired_at": None, "missed_count": 0, "last_missed_at": None,
                 "created_at": now, "updated_at": now, "broken_at": None,
                 "broken_reason": None, "skipped_count": 0, "last_skipped_at": None,
+                "pause_after_failures": None, "consecutive_failures": 0,
+                "paused_reason": None,
                 "cron": None, "every_s": None, "at": None, "anchor_at": None,
                 "start_at": None, "end_at": None}
     return [trigger_from_row(cast(RowMapping, {**defaults, **row})) for row in rows]
@@ -177,16 +181,127 @@ def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpe
     for agent in sorted(declared_agents, key=lambda a: a.name):  # lock order: by name
         upsert_agent(conn, agent, now)
         report["agents"] += 1
+    wanted = _wanted(declared_triggers)
+    names = {agent for agent, _ in wanted}
+    known = lock_agents(conn, names)
+    plan = _plan_triggers(conn, source, wanted, known, check_total)
+    for part in chunks([tid for tid, _, _ in plan.stale]):
+        conn.execute(delete(triggers).where(triggers.c.id.in_(part)))
+    _insert(conn, plan.create, now)
+    _update(conn, plan.change, now)
+    report.update(created=len(plan.create), updated=len(plan.change), removed=len(plan.stale))
+    if plan.create or plan.change or plan.stale:
+        notify(conn, "triggers")
+    declared_names = {a.name for a in declared_agents}
+    for name in conn.execute(
+        select(agents.c.name).where(agents.c.source == source)
+    ).scalars().all():
+        if name not in declared_names:
+            delete_agent(conn, name, now)
+    return report
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One thing a sync would change: ``kind`` agent, trigger or price; ``name`` the
+    agent, ``agent/trigger-name`` or the model; ``action`` create, update or remove;
+    ``detail`` the fields an update changes (or a removed trigger's id)."""
+
+    kind: str
+    name: str
+    action: str
+    detail: str = ""
+
+
+def plan_declared(conn: Connection, source: str, declared_agents: list[AgentSpec],
+                  declared_triggers: list[dict[str, Any]],
+                  declared_prices: list[ModelPrice] | None,
+                  check_total: CheckTotal | None = None) -> list[PlannedChange]:
+    """What ``apply_declared`` (and, with ``declared_prices``, the prices' sync) would
+    change, reading only: the same matching, and the same ``check_total`` refusal."""
+    planned: list[PlannedChange] = []
+    declared_names = {a.name for a in declared_agents}
+    existing_agents = {a.name: a for a in list_agents(conn)}
+    for agent in sorted(declared_agents, key=lambda a: a.name):
+        stored = existing_agents.get(agent.name)
+        if stored is None:
+            planned.append(PlannedChange("agent", agent.name, "create"))
+            continue
+        changed = [f.name for f in fields(AgentSpec) if f.name != "created_at"
+                   and getattr(stored, f.name) != getattr(agent, f.name)]
+        if changed:
+            planned.append(PlannedChange("agent", agent.name, "update", ", ".join(changed)))
+    removed_agents = sorted(name for name, a in existing_agents.items()
+                            if a.source == source and name not in declared_names)
+    wanted = _wanted(declared_triggers)
+    names = {agent for agent, _ in wanted}
+    plan = _plan_triggers(conn, source, wanted, set(existing_agents) | declared_names,
+                          check_total)
+    current_of = {t.id: t for t in _existing(conn, names)}
+    for values in plan.create:
+        planned.append(PlannedChange("trigger", f"{values['agent']}/{values['name']}",
+                                     "create"))
+    for change in plan.change:
+        was = current_of[change["id"]]
+        fields_changed = sorted(k for k, v in change.items()
+                                if k not in ("id", "broken_at", "broken_reason",
+                                             "webhook_secret", "next_fire_at", "anchor_at")
+                                and getattr(was, k, v) != v)
+        planned.append(PlannedChange("trigger", f"{was.agent}/{was.name}", "update",
+                                     ", ".join(fields_changed) or "lifts a quarantine"))
+    for tid, owner, name in plan.stale:
+        planned.append(PlannedChange("trigger", f"{owner}/{name}", "remove", tid))
+    planned.extend(PlannedChange("agent", name, "remove") for name in removed_agents)
+    if declared_prices is not None:
+        planned.extend(plan_prices(conn, source, declared_prices))
+    return planned
+
+
+def plan_prices(conn: Connection, source: str, prices: list[ModelPrice]
+                ) -> list[PlannedChange]:
+    """What ``pricing.apply_declared_prices`` would change."""
+    existing = {p.model: p for p in list_prices(conn)}
+    planned: list[PlannedChange] = []
+    for price in prices:
+        current = existing.get(price.model)
+        if current is None:
+            planned.append(PlannedChange("price", price.model, "create"))
+        elif (current.input_per_mtok, current.output_per_mtok, current.source) != (
+                price.input_per_mtok, price.output_per_mtok, source):
+            planned.append(PlannedChange("price", price.model, "update"))
+    declared = {p.model for p in prices}
+    planned.extend(PlannedChange("price", model, "remove") for model, p in existing.items()
+                   if p.source == source and model not in declared)
+    return planned
+
+
+@dataclass(frozen=True)
+class _TriggerPlan:
+    create: list[dict[str, Any]]
+    change: list[dict[str, Any]]
+    stale: list[tuple[str, str, str | None]]  # (id, agent, name)
+
+
+def _wanted(declared_triggers: list[dict[str, Any]]
+            ) -> dict[tuple[str, str | None], dict[str, Any]]:
     wanted: dict[tuple[str, str | None], dict[str, Any]] = {}
     for values in declared_triggers:
         wanted[(values["agent"], values["name"])] = values
+    return wanted
+
+
+def _plan_triggers(conn: Connection, source: str,
+                   wanted: dict[tuple[str, str | None], dict[str, Any]], known: set[str],
+                   check_total: CheckTotal | None) -> _TriggerPlan:
+    """The triggers to create, change and remove to make ``source``'s the ``wanted``
+    ones; ``NotFoundError`` for an agent not in ``known``, and whatever ``check_total``
+    raises. Reads only."""
     names = {agent for agent, _ in wanted}
-    known = lock_agents(conn, names)
     for name, _ in wanted:
         if name not in known:
             raise NotFoundError("agent", name)
     existing = {(t.agent, t.name): t for t in _existing(conn, names)}
-    owned = conn.execute(select(triggers.c.id, triggers.c.agent)
+    owned = conn.execute(select(triggers.c.id, triggers.c.agent, triggers.c.name)
                          .where(triggers.c.source == source)).all()
     create: list[dict[str, Any]] = []
     change: list[dict[str, Any]] = []
@@ -200,36 +315,27 @@ def apply_declared(conn: Connection, source: str, declared_agents: list[AgentSpe
         changes = _changes(current, values)
         if changes is not None:
             change.append(changes)
-    stale = [(tid, agent) for tid, agent in owned if tid not in keep]
+    stale = [(tid, agent, name) for tid, agent, name in owned if tid not in keep]
     if check_total is not None:
-        counts = trigger_counts(conn, names | {agent for _, agent in stale})
+        counts = trigger_counts(conn, names | {agent for _, agent, _ in stale})
         counts.update(Counter(values["agent"] for values in create))
-        counts.subtract(Counter(agent for _, agent in stale))
+        counts.subtract(Counter(agent for _, agent, _ in stale))
         # Only agents that gain triggers: a sync that adds none to an agent already past a
         # lowered limit still applies.
         for agent in sorted({values["agent"] for values in create}):
             check_total(agent, counts[agent])
-    for part in chunks([tid for tid, _ in stale]):
-        conn.execute(delete(triggers).where(triggers.c.id.in_(part)))
-    _insert(conn, create, now)
-    _update(conn, change, now)
-    report.update(created=len(create), updated=len(change), removed=len(stale))
-    if create or change or stale:
-        notify(conn, "triggers")
-    declared_names = {a.name for a in declared_agents}
-    for name in conn.execute(
-        select(agents.c.name).where(agents.c.source == source)
-    ).scalars().all():
-        if name not in declared_names:
-            delete_agent(conn, name, now)
-    return report
+    return _TriggerPlan(create, change, stale)
 
 
 def _changes(current: Trigger, values: dict[str, Any]) -> dict[str, Any] | None:
     """The columns to write for a declared trigger matching ``current``, with its ``id``;
     None when nothing would change. An unchanged schedule keeps its place (next fire time
     and anchor); any change lifts a quarantine, as an update by hand does, unless the
-    trigger stays paused."""
+    trigger stays paused. A trigger agentcron paused (``paused_reason``: the circuit
+    breaker, a budget) stays paused: a node's restart re-syncing its file must not resume
+    what keeps failing or spending; a user's resume does."""
+    if current.paused_reason is not None and not values.get("paused"):
+        values = {**values, "paused": True}
     same_schedule = all(getattr(current, f) == values[f] for f in SCHEDULE_FIELDS)
     changes = {k: v for k, v in values.items() if k not in ("id", "next_fire_at", "anchor_at")}
     if not same_schedule:

@@ -50,8 +50,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from agentcron.models import ClaimedRun, OverlapPolicy, RunStatus
+from agentcron.models import AlertEvent, AlertKind, ClaimedRun, OverlapPolicy, RunStatus
 from agentcron.store import transitions
+from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.fire_plan import (
     BrokenTrigger,
@@ -249,6 +250,14 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         result.claimed = [run for run in claimed if run.run_id in kept]
     if decision.advances:
         _advance_triggers(conn, decision.advances, now)
+        # Missed times raise their alerts with the advance that counts them; a fire left
+        # for later (not advanced) has counted nothing yet.
+        advanced = {a["id"] for a in decision.advances}
+        raise_events(conn, [
+            AlertEvent(AlertKind.MISSED, m.agent, m.trigger_id, None,
+                       missed_reason(m.count, m.first, m.last))
+            for m in decision.missed if m.trigger_id in advanced
+        ], now)
     if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result

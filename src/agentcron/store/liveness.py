@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Integer, String, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from agentcron.models import Node, RunEvent, RunStatus
+from agentcron.models import AlertEvent, AlertKind, Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.store import transitions
+from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.database import dialect_insert
 from agentcron.store.events import record_events
@@ -172,7 +173,8 @@ def _running_runs() -> Any:
     return (
         select(
             runs.c.id, runs.c.lease, runs.c.attempt, runs.c.agent, runs.c.node_id,
-            agents.c.max_attempts, agents.c.zombie_timeout_s, agents.c.retry_backoff_s,
+            runs.c.trigger_id, agents.c.max_attempts, agents.c.zombie_timeout_s,
+            agents.c.retry_backoff_s,
         )
         .select_from(runs.outerjoin(agents, agents.c.name == runs.c.agent))
         .where(runs.c.status == _RUNNING)
@@ -200,6 +202,11 @@ def _recover(conn: Connection, lost: list[tuple[Any, str]], now: datetime
     applied = set(_apply_lost(conn, updates, now))
     retried = [u["id"] for u in updates if u["id"] in applied and u["status"] == _QUEUED]
     failed = [u["id"] for u in updates if u["id"] in applied and u["status"] != _QUEUED]
+    # A run lost for the last time is a final failure: its alerts commit with it.
+    by_id = {row.id: row for row, _ in lost}
+    errors = {u["id"]: u["error"] for u in updates}
+    raise_events(conn, [AlertEvent(AlertKind.FAILED, by_id[i].agent, by_id[i].trigger_id, i,
+                                   errors[i]) for i in failed], now)
     return retried, failed
 
 

@@ -37,6 +37,7 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         source=row["source"],
         created_at=row["created_at"],
         budget=budget_from_json(row["budget"]),
+        pause_after_failures=row["pause_after_failures"],
     )
 
 
@@ -54,6 +55,7 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "description": agent.description,
         "source": agent.source,
         "budget": budget_to_json(agent.budget),
+        "pause_after_failures": agent.pause_after_failures,
     }
 
 
@@ -86,6 +88,9 @@ def trigger_from_row(row: RowMapping) -> Trigger:
         broken_reason=row["broken_reason"],
         skipped_count=row["skipped_count"],
         last_skipped_at=row["last_skipped_at"],
+        pause_after_failures=row["pause_after_failures"],
+        consecutive_failures=row["consecutive_failures"],
+        paused_reason=row["paused_reason"],
     )
 
 

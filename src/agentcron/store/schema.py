@@ -50,6 +50,8 @@ agents = Table(
     # The agent's optional spending limits (``budgets.budget_to_json``), read with the row
     # that claiming locks, so checking a budget needs no extra read of the agent.
     Column("budget", JSON),
+    # The circuit breaker's default for the agent's triggers (migration 0009).
+    Column("pause_after_failures", Integer),
 )
 
 triggers = Table(
@@ -92,6 +94,11 @@ triggers = Table(
     # Fires the overlap policy skipped, counted here rather than kept as run rows forever.
     Column("skipped_count", BigInteger, nullable=False, server_default="0"),
     Column("last_skipped_at", UTCDateTime),
+    # The circuit breaker (migration 0009): the threshold (else the agent's), the final
+    # failures since the last success, and why agentcron paused the trigger.
+    Column("pause_after_failures", Integer),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("paused_reason", Text),
     UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
     # The ticker's only read: due, unpaused triggers in time order.
     Index(
@@ -252,4 +259,68 @@ model_prices = Table(
     # "file" for prices declared in the agents file (synced like agents), else "cli"/"api".
     Column("source", String(16), nullable=False, server_default="cli"),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "agent", String(100), ForeignKey("agents.name", ondelete="CASCADE"), nullable=False
+    ),
+    # A rule of one trigger, or (NULL) of every run of its agent.
+    Column("trigger_id", String(40), ForeignKey("triggers.id", ondelete="CASCADE")),
+    Column("kind", String(24), nullable=False),
+    Column("threshold", Integer),  # consecutive_failures: N
+    Column("duration_s", Float),  # long_running; dead_man (an explicit period)
+    Column("interval_factor", Float),  # dead_man: the period as a multiple of the interval
+    # Where alerts go: http(s) URLs are signed webhooks, anything else an Apprise URL.
+    Column("channels", JSON, nullable=False),
+    Column("webhook_secret", String(100).with_variant(Text, "postgresql")),
+    Column("group_window_s", Float, nullable=False, server_default="3600"),
+    Column("source", String(16), nullable=False, server_default="cli"),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The periodic checks' watermark (long_running, dead_man): what was checked up to,
+    # written in the transaction that raises, so each event alerts once.
+    Column("checked_until", UTCDateTime),
+    Index("ix_alert_rules_agent", "agent"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    # The outbox: one row per delivery (repeats of an open one are counted into it).
+    Column("id", String(36), primary_key=True),
+    Column(
+        "rule_id", String(40), ForeignKey("alert_rules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # rule + trigger: repeats with the same key while one is open are grouped into it.
+    Column("group_key", String(100), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("agent", String(100), nullable=False),
+    Column("trigger_id", String(40)),
+    Column("run_id", String(36)),
+    Column("reason", Text, nullable=False),
+    Column("link", Text),
+    Column("count", Integer, nullable=False, server_default="1"),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    # open (taking repeats) -> sending (leased to a node) -> delivered, or retrying after
+    # a failed attempt, or failed after the last one.
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease", Integer, nullable=False, server_default="0"),
+    Column("node_id", String(100)),
+    Column("lease_until", UTCDateTime),
+    Column("delivered_at", UTCDateTime),
+    Column("last_error", Text),
+    Index("uq_alerts_open_group", "group_key", unique=True,
+          postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+    Index("ix_alerts_due", "next_attempt_at",
+          postgresql_where=text("status IN ('open', 'retrying', 'sending')"),
+          sqlite_where=text("status IN ('open', 'retrying', 'sending')")),
+    Index("ix_alerts_rule_id", "rule_id"),
+    Index("ix_alerts_group_key", "group_key", "first_at"),
 )

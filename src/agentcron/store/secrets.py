@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import AgentcronError, ValidationError
-from agentcron.store.schema import agents, triggers
+from agentcron.store.schema import agents, alert_rules, triggers
 
 SECRET_KEY_ENV = "AGENTCRON_SECRET_KEY"
 SEALED_PREFIX = "agentcron-fernet:"
@@ -195,6 +195,12 @@ def open_all(conn: Connection) -> int:
     ):
         box.open(secret, f"webhook trigger {trigger_id}")
         sealed += is_sealed(secret)
+    for rule_id, channels, secret in conn.execute(
+        select(alert_rules.c.id, alert_rules.c.channels, alert_rules.c.webhook_secret)
+    ):
+        for value in [*(channels or []), *([secret] if secret else [])]:
+            box.open(value, f"alert rule {rule_id}")
+            sealed += is_sealed(value)
     return sealed
 
 
@@ -216,4 +222,12 @@ def reseal_all(conn: Connection) -> dict[str, int]:
         conn.execute(update(triggers).where(triggers.c.id == trigger_id).values(
             webhook_secret=box.reseal(secret, f"webhook trigger {trigger_id}")))
         done["webhook_triggers"] += 1
+    # Alert rules' channels and webhook secrets (counted apart: the report keeps its shape).
+    for rule_id, channels, secret in conn.execute(
+        select(alert_rules.c.id, alert_rules.c.channels, alert_rules.c.webhook_secret)
+    ).all():
+        where = f"alert rule {rule_id}"
+        conn.execute(update(alert_rules).where(alert_rules.c.id == rule_id).values(
+            channels=[box.reseal(c, where) for c in channels or []],
+            webhook_secret=box.reseal(secret, where) if secret else None))
     return done

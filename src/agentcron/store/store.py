@@ -33,6 +33,7 @@ from agentcron.models import (
 )
 from agentcron.rules.budgets import AgentUsage
 from agentcron.store import (
+    backfilling,
     budgets,
     catalog,
     claiming,
@@ -42,17 +43,21 @@ from agentcron.store import (
     history,
     liveness,
     migrate,
+    pausing,
     pricing,
     stats,
     tokens,
     webhooks,
 )
 from agentcron.store import secrets as store_secrets
+from agentcron.store.alerting import AlertOperations
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
+from agentcron.store.declaring import PlannedChange
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.pausing import Selection
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
@@ -66,7 +71,7 @@ class StoreTimeSample(NamedTuple):
     monotonic_before: float
     monotonic_after: float
 
-class Store:
+class Store(AlertOperations):
     def __init__(self, url: str, *, pool_size: int = 5, secrets: SecretBox | None = None
                  ) -> None:
         """``secrets``: the box that seals secrets at rest; by default the one
@@ -268,6 +273,24 @@ class Store:
         with self._write() as conn:
             catalog.delete_trigger(conn, trigger_id)
 
+    def count_triggers(self, selection: Selection, paused: bool | None = None) -> int:
+        with self._read() as conn:
+            return pausing.count(conn, selection, paused)
+
+    def pause_triggers(self, selection: Selection, now: datetime | None = None) -> list[str]:
+        """Pause the selected triggers; see ``pausing.pause_many``."""
+        with self._write() as conn:
+            return pausing.pause_many(conn, selection, db_now(conn, now))
+
+    def resume_triggers(self, selection: Selection,
+                        next_fire: Callable[[Trigger, datetime], datetime | None],
+                        now: datetime | None = None) -> list[str]:
+        """Resume the selected paused triggers, each at ``next_fire(trigger, now)``; see
+        ``pausing.resume_many``."""
+        with self._write() as conn:
+            at = db_now(conn, now)
+            return pausing.resume_many(conn, selection, lambda t: next_fire(t, at), at)
+
     # -- runs -----------------------------------------------------------------------------
 
     def list_runs(self, filters: RunFilter | None = None, limit: int = 50,
@@ -291,6 +314,13 @@ class Store:
     def fire_now(self, agent: str, payload: Any = None, now: datetime | None = None) -> str:
         with self._write() as conn:
             return history.fire_now(conn, agent, payload, db_now(conn, now))
+
+    def backfill(self, trigger_id: str, times: list[tuple[datetime, int]],
+                 now: datetime | None = None) -> int:
+        """Queue runs of the trigger for past (time, coalesced) pairs, never a second run
+        of a time; returns how many were queued. See ``backfilling.backfill``."""
+        with self._write() as conn:
+            return backfilling.backfill(conn, trigger_id, times, db_now(conn, now))
 
     def cancel_run(self, run_id: str, now: datetime | None = None) -> RunStatus:
         with self._write() as conn:
@@ -337,6 +367,16 @@ class Store:
                     report = {**report, "prices": len(declared_prices),
                               "prices_removed": removed}
             return report
+
+    def plan_declared(self, source: str, declared_agents: list[AgentSpec],
+                      declared_triggers: list[dict[str, Any]],
+                      declared_prices: list[ModelPrice] | None = None,
+                      check_total: Callable[[str, int], None] | None = None
+                      ) -> list[PlannedChange]:
+        """What ``apply_declared`` would change, read without writing anything."""
+        with self._read() as conn:
+            return declaring.plan_declared(conn, source, declared_agents, declared_triggers,
+                                           declared_prices, check_total)
 
     # -- model prices and cost reports ----------------------------------------------------
 

@@ -14,6 +14,7 @@ insert      none -> queued (running if claimed)     fire_due (firing)           
             none -> queued                          deliver (webhooks)          the trigger
             none -> queued                          fire_now (history)          -
             none -> queued (retry of a succeeded)   retry_run (history)         -
+            none -> queued (a past time)            backfill (backfilling)      -
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
             queued -> skipped (over budget)         budgets.enforce in claims   shards (d)
 claim       queued -> running                       claim_runs (claiming)       shards (d)
@@ -47,11 +48,12 @@ cycle: agents rows (by name: ``lock_agents``, ``declaring``) -> trigger rows (``
 ``deliver``, ``declaring``) -> run rows -> the node's row. The claim and fire paths never
 wait for a lock (``SKIP LOCKED``). One exception: ``delete_agent`` (an agent removed by
 hand or by a sync) cancels the agent's queued runs before it deletes its triggers and its
-row. On one node, ``release`` runs only after the node's
-firing and claiming passes and its last ``finish`` have ended (``engine/node.py``
-``drain``, ``CompletionWriter.flush``): a ``finish`` batch and ``release`` both change many
-running rows of the same node, in whatever order each statement meets them, and were the
-drain's deadlock.
+row. ``finish`` locks the trigger rows whose failure count it will change (the circuit
+breaker, ``store/breaker.py``) before it updates its runs, in id order. On one node,
+``release`` runs only after the node's firing and claiming passes and its last ``finish``
+have ended (``engine/node.py`` ``drain``, ``CompletionWriter.flush``): a ``finish`` batch
+and ``release`` both change many running rows of the same node, in whatever order each
+statement meets them, and were the drain's deadlock.
 
 One write changes no status: ``progress`` (a running run's beat and progress text, fenced
 like ``finish``). Every transition that leaves a trace also records run events
@@ -206,8 +208,8 @@ def finish(source: BulkSource, node_id: str) -> Update:
     finished_at, run_after, usage) applied to a run still ``running`` on ``node_id`` under
     that lease; status ``queued`` is a retry (the node is cleared, ``run_after`` set). A
     success also lands on a run the sweeper cancelled for time (``SWEPT_FOR_TIME``), whose
-    reason becomes ``LATE_SUCCESS``. Usage adds up over attempts. Returns (id, attempt) of
-    the runs changed."""
+    reason becomes ``LATE_SUCCESS``. Usage adds up over attempts. Returns (id, attempt,
+    agent, trigger_id) of the runs changed."""
     retrying = source["status"] == _QUEUED
     swept_for_time = and_(runs.c.status == _CANCELLED, runs.c.reason == SWEPT_FOR_TIME)
     return (
@@ -234,7 +236,7 @@ def finish(source: BulkSource, node_id: str) -> Update:
             cost_usd=_accumulate(runs.c.cost_usd, source["cost_usd"]),
             model=func.coalesce(source["model"], runs.c.model),
         )
-        .returning(runs.c.id, runs.c.attempt)
+        .returning(runs.c.id, runs.c.attempt, runs.c.agent, runs.c.trigger_id)
     )
 
 

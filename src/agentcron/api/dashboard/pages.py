@@ -37,7 +37,7 @@ from agentcron.models import Run, RunStatus
 from agentcron.rules.budgets import describe_budget, format_usd
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
-from agentcron.services.documents import agent_target, format_cost, preview
+from agentcron.services.documents import agent_target, alert_rule_json, format_cost, preview
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
 from agentcron.store.tokens import ApiToken
@@ -317,6 +317,16 @@ def install(app: FastAPI) -> None:
         budgets = await blocking(request, svc.spending.budget_states, listed)
         return render("agents.html", request, session, agents=listed, usage=usage,
                       budgets=budgets, target=agent_target, describe_budget=describe_budget,
+                      note=request.query_params.get("note"))
+
+    @page("/alerts")
+    async def alerts(request: Request, session: Session) -> Response:
+        svc = services(request)
+        listed = await blocking(request, svc.alerts.alerts, limit=PAGE)
+        rules = await blocking(request, svc.alerts.rules)
+        now = await blocking(request, svc.now)
+        return render("alerts.html", request, session, alerts=listed, now=now, when=_when,
+                      rules=[alert_rule_json(r) for r in rules],
                       note=request.query_params.get("note"))
 
     # -- actions --------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 from agentcron.api.auth import READ, WRITE, Caller, blocking
 from agentcron.api.common import ERRORS, services
 from agentcron.api.schemas import (
+    BackfillBody,
+    BackfillOut,
     Deleted,
     FireOut,
     NextFires,
@@ -20,13 +22,18 @@ from agentcron.api.schemas import (
     TriggerCreate,
     TriggerCreated,
     TriggerOut,
+    TriggersChanged,
     TriggersCreated,
+    TriggerSelect,
     TriggersPage,
     WebhookSecret,
 )
+from agentcron.errors import ValidationError
 from agentcron.models import Trigger
 from agentcron.services import TriggerInput
-from agentcron.services.documents import trigger_json
+from agentcron.services.backfill import BackfillInput
+from agentcron.services.documents import backfill_json, trigger_json
+from agentcron.services.pausing import TriggerSelector
 
 router = APIRouter(prefix="/api/v1/triggers", tags=["triggers"], responses=ERRORS)
 
@@ -81,6 +88,34 @@ async def create_triggers(request: Request, body: TriggerBatch, _: Caller = WRIT
                     media_type="application/json")
 
 
+def _selector(body: TriggerSelect) -> TriggerSelector:
+    return TriggerSelector(agent=body.agent, name=body.name, all=body.all)
+
+
+@router.post("/pause", response_model=TriggersChanged,
+             summary="Pause many triggers: by agent, by name pattern, or all")
+async def pause_many(request: Request, body: TriggerSelect, _: Caller = WRITE
+                     ) -> TriggersChanged:
+    if body.catch_up:
+        raise ValidationError("catch_up", "applies to a resume only", "drop catch_up")
+    done = await blocking(request, services(request).pausing.pause, _selector(body))
+    return TriggersChanged(count=len(done), triggers=done)
+
+
+@router.post("/resume", response_model=TriggersChanged,
+             summary="Resume many paused triggers from now (catch_up: also the times "
+                     "within each one's catch-up window)")
+async def resume_many(request: Request, body: TriggerSelect, _: Caller = WRITE
+                      ) -> TriggersChanged:
+    pausing = services(request).pausing
+
+    def resume() -> list[str]:
+        return pausing.resume(_selector(body), catch_up=body.catch_up)
+
+    done = await blocking(request, resume)
+    return TriggersChanged(count=len(done), triggers=done)
+
+
 @router.get("/{trigger_id}", response_model=TriggerOut, summary="Show a trigger")
 async def get_trigger(request: Request, trigger_id: str, _: Caller = READ) -> TriggerOut:
     return _out(request, await blocking(request, services(request).get_trigger, trigger_id))
@@ -109,10 +144,31 @@ async def pause_trigger(request: Request, trigger_id: str, _: Caller = WRITE) ->
 
 @router.post("/{trigger_id}/resume", response_model=TriggerOut,
              summary="Resume a trigger from now (times passed while paused are skipped)")
-async def resume_trigger(request: Request, trigger_id: str, _: Caller = WRITE
-                         ) -> TriggerOut:
-    trigger = await blocking(request, services(request).resume_trigger, trigger_id)
-    return _out(request, trigger)
+async def resume_trigger(
+    request: Request, trigger_id: str, _: Caller = WRITE,
+    catch_up: bool = Query(False, description="Also fire the times passed while paused "
+                           "within the trigger's catch-up window."),
+) -> TriggerOut:
+    svc = services(request)
+
+    def resume() -> Trigger:
+        return svc.resume_trigger(trigger_id, catch_up=catch_up)
+
+    return _out(request, await blocking(request, resume))
+
+
+@router.post("/{trigger_id}/backfill", response_model=BackfillOut,
+             summary="Queue runs for the trigger's scheduled times in a past range (a time "
+                     "that has a run keeps it)")
+async def backfill(request: Request, trigger_id: str, body: BackfillBody, _: Caller = WRITE
+                   ) -> BackfillOut:
+    spec = BackfillInput(trigger=trigger_id, start=body.start, end=body.end, mode=body.mode)
+    backfills = services(request).backfills
+
+    def run() -> BackfillOut:
+        return BackfillOut(**backfill_json(backfills.backfill(spec)))
+
+    return await blocking(request, run)
 
 
 @router.get("/{trigger_id}/next", response_model=NextFires,
