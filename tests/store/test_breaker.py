@@ -73,7 +73,8 @@ def test_a_success_resets_the_count_and_retries_do_not_count(store: Store) -> No
 
 def test_the_agents_default_applies_and_a_trigger_without_one_only_counts(
         store: Store) -> None:
-    add_agent(store, now=T0, pause_after_failures=1)
+    # Room for both of a's runs: with one slot, which of them is claimed is not fixed.
+    add_agent(store, now=T0, pause_after_failures=1, max_concurrency=10)
     add_agent(store, "b", now=T0)
     by_default = add_trigger(store, T0, every="1m")
     own = add_trigger(store, T0, every="1m", pause_after_failures=2)

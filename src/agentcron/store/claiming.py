@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Dialect
 from agentcron.models import AlertEvent, AlertKind, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import breaker, transitions
 from agentcron.store.alerts import raise_events
-from agentcron.store.bulk import bulk_source
+from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
 from agentcron.store.slots import free_slots, hold_shards, read_specs
@@ -88,6 +88,7 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
                  "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
                 for run_id, agent in picks]
+    by_primary_key(conn)
     source = bulk_source(conn, _CLAIM_COLUMNS, assigned)
     claimed = conn.execute(transitions.claim(source, node_id, now)).mappings()
     deadlines = {a["id"]: a["deadline_at"] for a in assigned}
@@ -241,6 +242,7 @@ def finish(
     ]
     final = [o for o in outcomes if o.retry_delay_s is None
              and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
+    by_primary_key(conn)
     locked = breaker.lock_triggers(
         conn, [o.run_id for o in final],
         [o.run_id for o in final if o.status is RunStatus.FAILED])

@@ -14,7 +14,7 @@ from agentcron.models import AlertEvent, AlertKind, Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.store import transitions
 from agentcron.store.alerts import raise_events
-from agentcron.store.bulk import bulk_source
+from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.database import dialect_insert
 from agentcron.store.events import record_events
 from agentcron.store.notify import notify
@@ -217,6 +217,7 @@ _LOST_COLUMNS: dict[str, Any] = {
 
 
 def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
+    by_primary_key(conn)
     source = bulk_source(conn, _LOST_COLUMNS, updates)
     applied = conn.execute(transitions.lose(source)).all()
     by_id = {u["id"]: u for u in updates}
