@@ -154,6 +154,9 @@ class AgentSpec:
     source: str = "cli"
     created_at: datetime | None = None
     budget: Budget | None = None
+    tags: tuple[str, ...] = ()
+    """Only nodes that offer one of these tags (or name the agent) run it; see
+    ``rules.routing``."""
 
 
 @dataclass(frozen=True)
@@ -322,3 +325,7 @@ class Node:
     zombie_timeout_s: float
     draining: bool
     running: int = 0
+    agents: tuple[str, ...] = ()
+    """The agents the node was told to run by name (``serve --agents``)."""
+    tags: tuple[str, ...] = ()
+    """The tags the node offers (``serve --tags``)."""

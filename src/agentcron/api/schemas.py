@@ -65,6 +65,9 @@ class AgentBody(_In):
     retry_backoff: Duration = "2s"
     description: str | None = None
     budget: BudgetBody | None = None
+    tags: list[str] = Field(default_factory=list, description=(
+        "routing: only nodes started with one of these tags (serve --tags) or naming the "
+        "agent (serve --agents) run it"))
 
 
 class AgentCreate(AgentBody):
@@ -93,6 +96,7 @@ class AgentOut(BaseModel):
     source: str
     created_at: str | None
     budget: BudgetOut | None
+    tags: list[str]
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -316,6 +320,9 @@ class NodeOut(BaseModel):
     draining: bool
     alive: bool
     running: int
+    agents: list[str] = Field(description="agents the node runs by name (serve --agents)")
+    tags: list[str] = Field(description="tags the node offers (serve --tags)")
+    runs: str = Field(description="what the node runs, in words")
 
     @classmethod
     def of(cls, node: Node, alive: bool) -> NodeOut:

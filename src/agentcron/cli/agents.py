@@ -76,6 +76,9 @@ def add(
     retry_backoff: Annotated[str, typer.Option(
         "--retry-backoff", help="Delay before the first retry (doubles).")] = "2s",
     description: Annotated[str | None, typer.Option("--description")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", metavar="TAG", help="Routing: run only on nodes started with this tag "
+        "(serve --tags); repeat for more (any one matches).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
@@ -127,6 +130,7 @@ def add(
         max_attempts=max_attempts, zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
         description=description,
         budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
+        tags=tag or (),
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.

@@ -178,6 +178,7 @@ def print_agent(agent: AgentSpec) -> None:
         ("zombie timeout", "the node's" if a.zombie_timeout_s is None
          else format_duration(a.zombie_timeout_s)),
         ("budget", describe_budget(a.budget)),
+        ("tags", ", ".join(a.tags) if a.tags else "none (runs on nodes given no routing)"),
         ("description", a.description),
         ("source", a.source),
         ("created", a.created_at),
@@ -197,10 +198,11 @@ def print_agents(agents: Sequence[AgentSpec]) -> None:
         return
     print_table(
         None,
-        ["NAME", "KIND", "TARGET", "CONCURRENCY", "TIMEOUT", "ATTEMPTS", "DESCRIPTION"],
+        ["NAME", "KIND", "TARGET", "CONCURRENCY", "TIMEOUT", "ATTEMPTS", "TAGS",
+         "DESCRIPTION"],
         (
             [a.name, a.kind.value, agent_target(a), a.max_concurrency,
-             format_duration(a.timeout_s), a.max_attempts, a.description]
+             format_duration(a.timeout_s), a.max_attempts, ",".join(a.tags), a.description]
             for a in agents
         ),
         no_wrap=["NAME"],

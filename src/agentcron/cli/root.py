@@ -137,6 +137,13 @@ def serve(
     max_body_bytes: Annotated[int | None, typer.Option(
         "--max-body-bytes", help="Largest API request body accepted, counted as it arrives "
         "(default 1048576; AGENTCRON_MAX_BODY_BYTES).")] = None,
+    agents: Annotated[str | None, typer.Option(
+        "--agents", metavar="A,B", help="Run only these agents (and those --tags match); "
+        "other nodes leave their runs queued (AGENTCRON_AGENTS).")] = None,
+    tags: Annotated[str | None, typer.Option(
+        "--tags", metavar="T,U", help="Run only agents with one of these tags (and those "
+        "--agents names). A node given neither runs every agent without tags "
+        "(AGENTCRON_TAGS).")] = None,
 ) -> None:
     """Run a node: fire triggers, execute runs, recover lost ones; drain on SIGTERM."""
     from agentcron.engine.settings import settings_from_env
@@ -159,6 +166,8 @@ def serve(
         api_docs=api_docs,
         webhook_max_bytes=webhook_max_bytes,
         max_body_bytes=max_body_bytes,
+        agents=agents,
+        tags=tags,
     ).validate()
     from agentcron.server import run_node
 

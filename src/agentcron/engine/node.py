@@ -58,6 +58,7 @@ class Node:
         self.info = NodeInfo(
             id=settings.node_id or new_node_id(), hostname=socket.gethostname(),
             pid=os.getpid(), version=__version__, zombie_timeout_s=settings.zombie_timeout_s,
+            routing=settings.routing,
         )
         self.id = self.info.id
         self._claiming = True
@@ -71,12 +72,12 @@ class Node:
             store, self.clock, self.health, executors, self.id,
             max_inflight=settings.max_inflight, claim_batch=settings.claim_batch,
             poll_interval_s=settings.poll_interval_s, submit=self.completions.submit,
-            on_progress=self._on_progress, timeline=self.timeline,
+            on_progress=self._on_progress, timeline=self.timeline, routing=settings.routing,
         )
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
                              claim_for=self._claim_for, lookahead_s=settings.fire_lookahead_s,
-                             timeline=self.timeline)
+                             timeline=self.timeline, routing=settings.routing)
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)

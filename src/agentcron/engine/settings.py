@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from agentcron.errors import ValidationError
+from agentcron.rules.routing import Routing, check_routing, split_list
 from agentcron.schedule.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///agentcron.db"
@@ -20,6 +21,8 @@ _DURATIONS = {
     "fire_lookahead_s",
 }
 _ZERO_MEANS_OFF = {"fire_lookahead_s"}
+# Lists: a comma-separated string in the environment or a flag, or a list.
+_LISTS = {"agents", "tags"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,14 @@ class NodeSettings:
     api_docs: bool = False  # serve Swagger UI at /docs
     webhook_max_bytes: int = 256 * 1024  # bigger webhook bodies get 413
     max_body_bytes: int = 1024 * 1024  # bigger request bodies get 413, counted as they arrive
+    # Routing (``rules.routing``): the agents this node runs by name, and the tags it
+    # offers. Neither: it runs every agent without tags.
+    agents: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def routing(self) -> Routing:
+        return Routing.of(self.agents, self.tags)
 
     @property
     def effective_sweep_interval_s(self) -> float:
@@ -77,6 +88,7 @@ class NodeSettings:
                 "fire-lookahead", f"{self.fire_lookahead_s:g}s is out of range",
                 f"use 0 (fire only when due) to {MAX_FIRE_LOOKAHEAD_S:g}s",
             )
+        check_routing(self.agents, self.tags)
         for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
                      "webhook_max_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
@@ -90,11 +102,14 @@ class NodeSettings:
             if key in _DURATIONS and isinstance(value, str):
                 given[key] = parse_duration(value, key[:-2].replace("_", "-"),
                                             allow_zero=key in _ZERO_MEANS_OFF)
+            elif key in _LISTS:
+                given[key] = tuple(split_list(value))
         return replace(self, **given)
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
-    """``AGENTCRON_DATABASE_URL``, ``AGENTCRON_ZOMBIE_TIMEOUT=90s`` ... for every field."""
+    """``AGENTCRON_DATABASE_URL``, ``AGENTCRON_ZOMBIE_TIMEOUT=90s`` ... for every field;
+    lists comma-separated (``AGENTCRON_TAGS=gpu,cuda``)."""
     environ = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for f in fields(NodeSettings):
@@ -105,6 +120,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
         if f.name in _DURATIONS:
             values[f.name] = parse_duration(raw, env_name,
                                             allow_zero=f.name in _ZERO_MEANS_OFF)
+        elif f.name in _LISTS:
+            values[f.name] = tuple(split_list(raw))
         elif f.type == "bool":
             values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif f.type == "int":

@@ -92,6 +92,8 @@ class AgentEntry(BaseModel):
     # any agent: spending limits (see agentcron.rules.budgets)
     budget: dict[str, Any] | None = None
     on_budget: str | None = None
+    # any agent: only nodes offering one of these tags run it (see agentcron.rules.routing)
+    tags: list[str] = Field(default_factory=list)
     triggers: list[TriggerEntry] = Field(default_factory=list)
 
     def input(self, name: str, where: str) -> AgentInput:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from agentcron.errors import ValidationError
 from agentcron.models import PREVIEW_BYTES, Cut
 from agentcron.rules.budgets import budget_to_json, format_usd
+from agentcron.rules.routing import Routing
 from agentcron.rules.secrets import SECRET_MASK, mask_url
 
 # Shown by both front doors, defined with the models and the rules.
@@ -227,6 +228,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "source": agent.source,
         "created_at": iso(agent.created_at),
         "budget": budget_to_json(agent.budget),
+        "tags": list(agent.tags),
     }
 
 
@@ -360,4 +362,12 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "draining": node.draining,
         "alive": alive,
         "running": node.running,
+        "agents": list(node.agents),
+        "tags": list(node.tags),
+        "runs": node_routing(node),
     }
+
+
+def node_routing(node: Node) -> str:
+    """What a node runs, in words (``rules.routing``): ``untagged agents``, ``tags gpu``."""
+    return Routing.of(node.agents, node.tags).describe()

@@ -22,11 +22,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Dialect
 
 from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
-from agentcron.store.slots import free_slots, hold_shards, read_specs
+from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -56,8 +57,12 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
 }
 
 
-def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
+def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
+               routing: Routing | None = None) -> list[ClaimedRun]:
     """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
+
+    ``routing``: only runs of the agents it lets this node run (``rules.routing``; default:
+    the untagged agents); the runs of other agents stay queued for the nodes that run them.
 
     Locks: the concurrency shards the claim fills (``slots.hold_shards``) and the queued
     runs it picks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so nodes claiming for the same
@@ -76,7 +81,9 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
                runs.c.run_after <= now)
         .exists()
     )
-    specs = read_specs(conn, ready_agents.scalar_subquery())
+    if routing is not None and routing.agents and not routing.tags:
+        ready_agents = ready_agents.where(agents.c.name.in_(sorted(routing.agents)))
+    specs = routed(read_specs(conn, ready_agents.scalar_subquery()), routing)
     capacity = {name: held for name, held in
                 free_slots(conn, specs, hold_shards(conn, specs, slots), now).items()
                 if held.total}

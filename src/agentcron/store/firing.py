@@ -41,6 +41,7 @@ from sqlalchemy.exc import DBAPIError
 from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, decide_overlap
+from agentcron.rules.routing import Routing
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
@@ -48,7 +49,7 @@ from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
-from agentcron.store.slots import free_slots, hold_shards, read_specs
+from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 # Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
@@ -316,7 +317,8 @@ def _plan_row(row: RowMapping, now: datetime, budget: int) -> _Decision:
 
 
 def fire_due(conn: Connection, now: datetime, limit: int,
-             claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0) -> FireResult:
+             claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0,
+             routing: Routing | None = None) -> FireResult:
     """Turn every due trigger (up to ``limit``) into run rows and advance it.
 
     Locks: the due trigger rows, until the caller's transaction commits. Two nodes running
@@ -329,7 +331,8 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     runs in the same transaction (inserting them as ``running``, lease 1), saving a claim
     round trip and a row version per run. It goes through the same agent locks and slot
     count as ``claim_runs`` (guarantee 3), and only for agents with no ready backlog, so
-    runs already waiting keep their turn. Two more statements when used.
+    runs already waiting keep their turn, and only for the agents ``routing`` lets the
+    node run (as ``claim_runs``). Two more statements when used.
 
     ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
     overlap ``allow`` due within that many seconds, and claim their runs now for a start
@@ -355,7 +358,7 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
 
     claimed = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
-                            decision.ahead_trigger_ids) if claim_for else [])
+                            decision.ahead_trigger_ids, routing) if claim_for else [])
     result.left_for_later = decision.drop_ahead_unless_claimed()
     # A batch that fired none of its triggers is not "full": firing again at once would
     # only select the same ones. (Left ones sort first, so each full batch fires some.)
@@ -430,7 +433,7 @@ def _mark_broken(conn: Connection, broken: list[BrokenTrigger], now: datetime) -
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
                  claim_for: tuple[str, int], now: datetime, horizon: datetime,
-                 ahead: set[str]) -> list[ClaimedRun]:
+                 ahead: set[str], routing: Routing | None) -> list[ClaimedRun]:
     """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
     before they are inserted) and return them. A run of a trigger fired ahead (``ahead``)
     counts as ready if its ``run_after`` is by ``horizon``; it starts then: that is its
@@ -446,7 +449,7 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if slots <= 0 or not ready:
         return []
-    specs = read_specs(conn, sorted({r["agent"] for r in ready}))
+    specs = routed(read_specs(conn, sorted({r["agent"] for r in ready})), routing)
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
     budgeted = {name for name, spec in specs.items() if spec.budget is not None}
     specs = {name: spec for name, spec in specs.items()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from agentcron.models import Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
+from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.database import dialect_insert
@@ -38,6 +39,7 @@ class NodeInfo:
     pid: int
     version: str
     zombie_timeout_s: float
+    routing: Routing = field(default_factory=Routing)
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,16 @@ def register(conn: Connection, node: NodeInfo, now: datetime) -> list[str]:
         "id": node.id, "hostname": node.hostname, "pid": node.pid, "version": node.version,
         "started_at": now, "heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
         "draining": False,
+        "agents": sorted(node.routing.agents) or None,
+        "tags": sorted(node.routing.tags) or None,
     }
     stmt = dialect_insert(conn, nodes).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={"heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
-                  "draining": False, "pid": node.pid},
+                  "draining": False, "pid": node.pid, "agents": values["agents"],
+                  "tags": values["tags"]},
         )
     )
     if retried:

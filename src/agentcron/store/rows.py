@@ -37,6 +37,7 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         source=row["source"],
         created_at=row["created_at"],
         budget=budget_from_json(row["budget"]),
+        tags=tuple(row["tags"] or ()),
     )
 
 
@@ -54,6 +55,7 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "description": agent.description,
         "source": agent.source,
         "budget": budget_to_json(agent.budget),
+        "tags": list(agent.tags) or None,
     }
 
 
@@ -140,4 +142,6 @@ def node_from_row(row: RowMapping, running: int = 0) -> Node:
         zombie_timeout_s=row["zombie_timeout_s"],
         draining=bool(row["draining"]),
         running=running,
+        agents=tuple(row["agents"] or ()),
+        tags=tuple(row["tags"] or ()),
     )

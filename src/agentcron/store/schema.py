@@ -50,6 +50,8 @@ agents = Table(
     # The agent's optional spending limits (``budgets.budget_to_json``), read with the row
     # that claiming locks, so checking a budget needs no extra read of the agent.
     Column("budget", JSON),
+    # The agent's routing tags, a JSON list (``rules.routing``; migration 0008); null: none.
+    Column("tags", JSON),
 )
 
 triggers = Table(
@@ -198,6 +200,9 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("zombie_timeout_s", Float, nullable=False),
     Column("draining", Boolean, nullable=False, server_default=text("false")),
+    # The node's routing (``serve --agents``, ``--tags``), JSON lists; null: none (0008).
+    Column("agents", JSON),
+    Column("tags", JSON),
 )
 
 api_tokens = Table(

@@ -32,6 +32,7 @@ from agentcron.models import (
     Trigger,
 )
 from agentcron.rules.budgets import AgentUsage
+from agentcron.rules.routing import Routing
 from agentcron.store import (
     budgets,
     catalog,
@@ -127,14 +128,15 @@ class Store:
     # -- the engine's operations ----------------------------------------------------------
 
     def fire_due(self, now: datetime | None = None, limit: int = 1000,
-                 claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0
-                 ) -> FireResult:
+                 claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0,
+                 routing: Routing | None = None) -> FireResult:
         """Fire up to ``limit`` due triggers, optionally claiming up to ``claim_for[1]`` of
-        the new runs for node ``claim_for[0]`` and firing ``allow``-overlap triggers up to
-        ``lookahead_s`` ahead; see ``firing.fire_due`` for the contract. A constant number
-        of statements per batch."""
+        the new runs (of the agents ``routing`` lets it run) for node ``claim_for[0]`` and
+        firing ``allow``-overlap triggers up to ``lookahead_s`` ahead; see
+        ``firing.fire_due`` for the contract. A constant number of statements per batch."""
         with self._write() as conn:
-            return firing.fire_due(conn, db_now(conn, now), limit, claim_for, lookahead_s)
+            return firing.fire_due(conn, db_now(conn, now), limit, claim_for, lookahead_s,
+                                   routing)
 
     def next_due_at(self) -> tuple[datetime | None, StoreTimeSample]:
         """(earliest next_fire_at of an unpaused trigger, the store's now and the host's
@@ -145,11 +147,12 @@ class Store:
             now = db_now(conn, None)
             return next_due, StoreTimeSample(now, before, time.monotonic())
 
-    def claim_runs(self, node_id: str, slots: int, now: datetime | None = None
-                   ) -> list[ClaimedRun]:
-        """Claim up to ``slots`` ready runs; see ``claiming.claim_runs``."""
+    def claim_runs(self, node_id: str, slots: int, now: datetime | None = None,
+                   routing: Routing | None = None) -> list[ClaimedRun]:
+        """Claim up to ``slots`` ready runs of the agents ``routing`` lets the node run
+        (default: the untagged ones); see ``claiming.claim_runs``."""
         with self._write() as conn:
-            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now))
+            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now), routing)
 
     def finish(self, node_id: str, outcomes: list[Outcome], now: datetime | None = None
                ) -> FinishResult:

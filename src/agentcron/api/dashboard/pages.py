@@ -37,7 +37,7 @@ from agentcron.models import Run, RunStatus
 from agentcron.rules.budgets import describe_budget, format_usd
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
-from agentcron.services.documents import agent_target, format_cost, preview
+from agentcron.services.documents import agent_target, format_cost, node_routing, preview
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
 from agentcron.store.tokens import ApiToken
@@ -263,7 +263,7 @@ def install(app: FastAPI) -> None:
         nodes = await blocking(request, svc.nodes, view.now)
         supervisor = request.app.state.supervisor
         return render("overview.html", request, session, view=view, nodes=nodes,
-                      chart=Markup(status_bars(view.hours)), when=_when,
+                      chart=Markup(status_bars(view.hours)), when=_when, node_runs=node_routing,
                       loops_down=supervisor.down() if supervisor is not None else [],
                       this_node=request.app.state.node_id)
 
