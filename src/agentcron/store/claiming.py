@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,13 +16,14 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    and_,
     select,
     true,
     union_all,
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.models import AgentKind, ClaimedRun, Outcome, RunEvent, RunStatus
 from agentcron.store import transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.events import record_events
@@ -33,6 +35,7 @@ log = structlog.get_logger(__name__)
 _TIMES = UTCDateTime()
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
+_REMOTE = AgentKind.REMOTE.value
 
 
 _CLAIM_COLUMNS: dict[str, Any] = {
@@ -56,8 +59,13 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
 }
 
 
-def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
+def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
+               remote: Sequence[str] | None = None) -> list[ClaimedRun]:
     """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
+
+    Whose runs: a node (``remote`` None) claims those of every agent but the remote ones,
+    which only workers run; a worker passes the remote agents it asks for (``remote``), and
+    claims only theirs, through the same shards, budgets and locks.
 
     Locks: the concurrency shards the claim fills (``slots.hold_shards``) and the queued
     runs it picks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so nodes claiming for the same
@@ -70,7 +78,10 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     if slots <= 0:
         return []
     # Agents with a ready run: one index probe per agent (ix_runs_ready).
+    whose = (agents.c.kind != _REMOTE if remote is None
+             else and_(agents.c.kind == _REMOTE, agents.c.name.in_(list(remote))))
     ready_agents = select(agents.c.name).where(
+        whose,
         select(runs.c.id)
         .where(runs.c.agent == agents.c.name, runs.c.status == _QUEUED,
                runs.c.run_after <= now)

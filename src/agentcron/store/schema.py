@@ -198,6 +198,12 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("zombie_timeout_s", Float, nullable=False),
     Column("draining", Boolean, nullable=False, server_default=text("false")),
+    # "node" (agentcron serve) or "worker" (pulls remote agents' runs over HTTP; its id is
+    # ``worker:`` + the id it chose). Migration 0008.
+    Column("kind", String(16), nullable=False, server_default="node"),
+    # A worker's: the agents it last asked for, and the token it speaks with.
+    Column("agents", JSON),
+    Column("token_name", String(100)),
 )
 
 api_tokens = Table(
@@ -209,6 +215,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
+    # A ``worker`` token's agents: the only runs it may claim, beat, complete, release.
+    Column("agents", JSON),
     UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )
 
