@@ -38,7 +38,14 @@ from sqlalchemy import BigInteger, Integer, String, Text, and_, cast, func, or_,
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import (
+    AgentKind,
+    CatchupMode,
+    ClaimedRun,
+    OverlapPolicy,
+    RunStatus,
+    TriggerKind,
+)
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, decide_overlap
 from agentcron.rules.routing import Routing
@@ -449,7 +456,10 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if slots <= 0 or not ready:
         return []
-    specs = routed(read_specs(conn, sorted({r["agent"] for r in ready})), routing)
+    specs = routed({name: spec for name, spec in
+                    read_specs(conn, sorted({r["agent"] for r in ready})).items()
+                    if spec.kind is not AgentKind.REMOTE},  # workers claim those, never a node
+                   routing)
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
     budgeted = {name for name, spec in specs.items() if spec.budget is not None}
     specs = {name: spec for name, spec in specs.items()

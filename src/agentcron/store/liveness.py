@@ -97,6 +97,14 @@ def heartbeat(
     known = conn.execute(
         update(nodes).where(nodes.c.id == node_id).values(heartbeat_at=now)
     ).rowcount == 1
+    revoked = revoked_runs(conn, node_id, inflight)
+    return HeartbeatResult(known=known, revoked=revoked)
+
+
+def revoked_runs(conn: Connection, node_id: str, inflight: list[tuple[str, int]]
+                 ) -> list[str]:
+    """The runs of ``inflight`` (id, lease) that are no longer ``node_id``'s to run under
+    that lease (cancelled, finished, taken over after a lost lease, gone): one SELECT."""
     revoked: list[str] = []
     if inflight:
         leases = dict(inflight)
@@ -114,7 +122,7 @@ def heartbeat(
                 row.status == _RUNNING and row.node_id == node_id and row.lease == lease
             ):
                 revoked.append(run_id)
-    return HeartbeatResult(known=known, revoked=revoked)
+    return revoked
 
 
 def set_draining(conn: Connection, node_id: str) -> None:
@@ -276,7 +284,8 @@ def list_nodes(conn: Connection) -> list[Node]:
     }
     return [
         node_from_row(row, counts.get(row["id"], 0))
-        for row in conn.execute(select(nodes).order_by(nodes.c.started_at)).mappings()
+        for row in conn.execute(select(nodes).where(nodes.c.kind == "node")
+                                .order_by(nodes.c.started_at)).mappings()
     ]
 
 

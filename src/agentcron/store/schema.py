@@ -200,8 +200,14 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("zombie_timeout_s", Float, nullable=False),
     Column("draining", Boolean, nullable=False, server_default=text("false")),
-    # The node's routing (``serve --agents``, ``--tags``), JSON lists; null: none (0008).
+    # "node" (agentcron serve) or "worker" (pulls remote agents' runs over HTTP; its id is
+    # ``worker:`` + the id it chose). Migration 0008.
+    Column("kind", String(16), nullable=False, server_default="node"),
+    # A worker's: the agents it last asked for; a node's: the agents it runs by name
+    # (``serve --agents``). And the token a worker speaks with.
     Column("agents", JSON),
+    Column("token_name", String(100)),
+    # A node's routing tags (``serve --tags``), a JSON list; null: none (migration 0009).
     Column("tags", JSON),
 )
 
@@ -214,6 +220,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
+    # A ``worker`` token's agents: the only runs it may claim, beat, complete, release.
+    Column("agents", JSON),
     UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )
 

@@ -30,6 +30,7 @@ from agentcron.models import (
     RunEvent,
     RunStatus,
     Trigger,
+    Worker,
 )
 from agentcron.rules.budgets import AgentUsage
 from agentcron.rules.routing import Routing
@@ -47,6 +48,7 @@ from agentcron.store import (
     stats,
     tokens,
     webhooks,
+    workers,
 )
 from agentcron.store import secrets as store_secrets
 from agentcron.store.claiming import FinishResult
@@ -54,10 +56,12 @@ from agentcron.store.database import db_now, make_engine, normalise_url, read_tx
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.notify import notify, take_topics
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
 from agentcron.store.webhooks import Delivery, WebhookTarget
+from agentcron.store.workers import ClaimResult, RunHead, WorkerCall
 
 
 class StoreTimeSample(NamedTuple):
@@ -75,6 +79,9 @@ class Store:
         self.url = normalise_url(url)
         self.secrets = secrets if secrets is not None else SecretBox.from_env()
         self.engine: Engine = make_engine(self.url, pool_size=pool_size)
+        #: Called (in the writing thread) with each topic a committed write notified;
+        #: must be quick and thread-safe (``engine/wakeups.py``).
+        self.local_listeners: list[Callable[[str], None]] = []
         store_secrets.attach(self.engine, self.secrets)
 
     @property
@@ -86,8 +93,15 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        topics: set[str] = set()
         with write_tx(self.engine) as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                topics = take_topics(conn)
+        for topic in topics:  # committed: tell this process's own listeners
+            for listener in list(self.local_listeners):
+                listener(topic)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -152,7 +166,8 @@ class Store:
         """Claim up to ``slots`` ready runs of the agents ``routing`` lets the node run
         (default: the untagged ones); see ``claiming.claim_runs``."""
         with self._write() as conn:
-            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now), routing)
+            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now),
+                                       routing=routing)
 
     def finish(self, node_id: str, outcomes: list[Outcome], now: datetime | None = None
                ) -> FinishResult:
@@ -195,6 +210,47 @@ class Store:
         """Re-queue this node's running runs (attempt not consumed) and deregister it."""
         with self._write() as conn:
             return liveness.release(conn, node_id, db_now(conn, now))
+
+    # -- remote workers (see ``workers``) -------------------------------------------------
+
+    def worker_claim(self, call: WorkerCall, agent_names: list[str], limit: int,
+                     now: datetime | None = None) -> ClaimResult:
+        """Claim up to ``limit`` ready runs of the remote agents ``agent_names`` for the
+        worker, refreshing its row; see ``workers.claim``."""
+        with self._write() as conn:
+            return workers.claim(conn, call, agent_names, limit, db_now(conn, now))
+
+    def worker_beat(self, call: WorkerCall, inflight: list[tuple[str, int]],
+                    draining: bool = False, now: datetime | None = None) -> list[str]:
+        """The worker's beat; returns the runs of ``inflight`` it must stop."""
+        with self._write() as conn:
+            return workers.beat(conn, call, inflight, db_now(conn, now), draining)
+
+    def run_head(self, run_id: str) -> RunHead | None:
+        with self._read() as conn:
+            return workers.run_head(conn, run_id)
+
+    def worker_finish(self, call: WorkerCall, outcome: Outcome, now: datetime | None = None
+                      ) -> FinishResult:
+        """A worker's outcome for one run, fenced on (run, lease, worker) like a node's
+        (``claiming.finish``); wakes waiting workers when it changed the run (a slot is
+        free, or a retry is queued)."""
+        with self._write() as conn:
+            priced = pricing.price_outcomes(conn, [outcome])
+            result = claiming.finish(conn, call.node_id, priced, db_now(conn, now))
+            if result.applied:
+                notify(conn, "runs")
+            return result
+
+    def worker_release(self, call: WorkerCall, run_id: str, lease: int,
+                       now: datetime | None = None) -> bool:
+        """Hand a run back to the queue; False (nothing changed) for a stale lease."""
+        with self._write() as conn:
+            return workers.release_run(conn, call, run_id, lease, db_now(conn, now))
+
+    def list_workers(self, default_zombie_timeout_s: float = 60.0) -> list[Worker]:
+        with self._read() as conn:
+            return workers.list_workers(conn, default_zombie_timeout_s)
 
     def list_nodes(self) -> list[Node]:
         with self._read() as conn:
@@ -367,10 +423,13 @@ class Store:
     # -- API tokens and dashboard sessions (hashes only) ----------------------------------
 
     def create_token(self, name: str, scope: str, token_hash: str,
-                     now: datetime | None = None) -> ApiToken:
-        """Store a token's hash; ConflictError if the name is taken."""
+                     now: datetime | None = None, agents: list[str] | None = None
+                     ) -> ApiToken:
+        """Store a token's hash (and a worker token's agents); ConflictError if the name
+        is taken."""
         with self._write() as conn:
-            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now))
+            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now),
+                                       agents)
 
     def list_tokens(self) -> list[ApiToken]:
         with self._read() as conn:
