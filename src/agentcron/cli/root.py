@@ -12,6 +12,7 @@
     agentcron prices   set | list | rm
     agentcron tokens   create | list | revoke
     agentcron serve
+    agentcron worker --url URL --token T --agent NAME (--python MODULE:FUNC | --command CMD)
 
 Every rule about valid input lives in ``agentcron.services`` (and the packages it calls);
 this module only turns options into calls and results into text or JSON. Errors become
@@ -33,6 +34,7 @@ from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
 from agentcron.cli import triggers as cli_triggers
+from agentcron.cli import worker as cli_worker
 from agentcron.cli.common import AgentcronGroup, CliState, hide_password, services
 from agentcron.cli.render import say
 from agentcron.engine.settings import DEFAULT_DATABASE_URL
@@ -56,6 +58,7 @@ app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
+app.command("worker")(cli_worker.worker)
 
 
 def _print_version(value: bool) -> None:
