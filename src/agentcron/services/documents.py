@@ -32,7 +32,7 @@ from agentcron.rules.secrets import SECRET_MASK, mask_url
 __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
-    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger, Worker
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
@@ -198,8 +198,10 @@ def format_cost(run: Run) -> str | None:
 
 def agent_target(agent: AgentSpec) -> str:
     """What an agent runs, in one line, secrets masked: ``module:function``, the command
-    line, the URL, or ``model @ base URL``."""
+    line, the URL, ``model @ base URL``, or ``remote workers``."""
     config = agent.config
+    if agent.kind.value == "remote":
+        return "remote workers"
     if "target" in config:
         return shown_text(str(config["target"])) or ""
     if "url" in config:
@@ -360,4 +362,21 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "draining": node.draining,
         "alive": alive,
         "running": node.running,
+    }
+
+
+def worker_json(worker: Worker, state: str) -> dict[str, Any]:
+    """A remote worker as listed: ``state`` is idle, active, draining or lost
+    (``services.workers.worker_state``)."""
+    return {
+        "id": worker.id,
+        "agents": list(worker.agents),
+        "state": state,
+        "running": worker.running,
+        "last_seen": iso(worker.heartbeat_at),
+        "version": worker.version,
+        "address": worker.address,
+        "token": worker.token,
+        "started_at": iso(worker.started_at),
+        "zombie_timeout_s": worker.zombie_timeout_s,
     }
