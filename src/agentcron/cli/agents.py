@@ -34,6 +34,10 @@ def add(
         "environment on (repeat for more); commands start from a clean environment.")] = None,
     python: Annotated[str | None, typer.Option(
         "--python", metavar="MODULE:FUNC", help="Call this Python function.")] = None,
+    remote: Annotated[bool, typer.Option(
+        "--remote", help="Run by remote workers that pull its runs over HTTP (agentcron "
+        "worker, or any program speaking the worker protocol); nodes never run it.")
+    ] = False,
     llm: Annotated[str | None, typer.Option(
         "--llm", metavar="MODEL", help="Ask this model (OpenAI-compatible chat completions); "
         "with --base-url and --prompt.")] = None,
@@ -85,15 +89,16 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add an agent; an existing name is refused (exit 1) unless --replace is given."""
-    kinds = {"http": http, "command": command, "python": python, "llm": llm}
+    kinds = {"http": http, "command": command, "python": python, "llm": llm,
+             "remote": True if remote else None}
     given = [kind for kind, value in kinds.items() if value is not None]
     if len(given) != 1:
         raise ValidationError(
             "kind",
             "no agent kind given" if not given
             else " and ".join(f"--{k}" for k in given) + " given together",
-            "give exactly one of --http URL, --command CMD, --python MODULE:FUNC or "
-            "--llm MODEL",
+            "give exactly one of --http URL, --command CMD, --python MODULE:FUNC, "
+            "--llm MODEL or --remote",
         )
     kind = given[0]
     if secret is not None and kind != "http":
@@ -122,6 +127,8 @@ def add(
         config = {"command": command}
         if inherit_env:
             config["inherit_env"] = inherit_env
+    elif kind == "remote":
+        config = {}
     else:
         config = {"target": python}
     agents = services(ctx).agents

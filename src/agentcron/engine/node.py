@@ -31,6 +31,7 @@ from agentcron.engine.settings import NodeSettings
 from agentcron.engine.supervisor import Supervisor
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
+from agentcron.engine.wakeups import RunsReady
 from agentcron.executors import Executors
 from agentcron.models import ClaimedRun, Outcome, RunStatus
 from agentcron.rules.ids import new_node_id
@@ -90,6 +91,10 @@ class Node:
                              skipped_retention_s=settings.skipped_retention_s,
                              interval_s=settings.prune_interval_s)
         self.supervisor = Supervisor(self.id, self.clock.monotonic, metrics)
+        #: Wakes remote workers' long polls (the API's): fed by this node's notification
+        #: listener and by its own writes that queue runs.
+        self.runs_ready = RunsReady()
+        store.local_listeners.append(self.runs_ready.on_topic)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- wiring -----------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class Node:
         self._loop.call_soon_threadsafe(self.dispatcher.revoke, attempt, "lease lost")
 
     def _on_topic(self, topic: str) -> None:
+        self.runs_ready.on_topic(topic)
         if topic == "reconnected":
             # The database answers again: every loop backing off (the completion writer and
             # the sweeper too, not only the ones a notification would wake) tries now.
@@ -222,6 +228,7 @@ class Node:
         self._spawn_service(self.heartbeat, self.beats_stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
+            self.runs_ready.fed_by_listener = True
             self._spawn("listener", listener.run)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -33,7 +33,7 @@ from agentcron.rules.secrets import SECRET_MASK, mask_url
 __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
-    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger
+    from agentcron.models import AgentSpec, Node, Run, RunEvent, Trigger, Worker
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
 SHOWN_DEPTH = 64
@@ -199,8 +199,10 @@ def format_cost(run: Run) -> str | None:
 
 def agent_target(agent: AgentSpec) -> str:
     """What an agent runs, in one line, secrets masked: ``module:function``, the command
-    line, the URL, or ``model @ base URL``."""
+    line, the URL, ``model @ base URL``, or ``remote workers``."""
     config = agent.config
+    if agent.kind.value == "remote":
+        return "remote workers"
     if "target" in config:
         return shown_text(str(config["target"])) or ""
     if "url" in config:
@@ -371,3 +373,20 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
 def node_routing(node: Node) -> str:
     """What a node runs, in words (``rules.routing``): ``untagged agents``, ``tags gpu``."""
     return Routing.of(node.agents, node.tags).describe()
+
+
+def worker_json(worker: Worker, state: str) -> dict[str, Any]:
+    """A remote worker as listed: ``state`` is idle, active, draining or lost
+    (``services.workers.worker_state``)."""
+    return {
+        "id": worker.id,
+        "agents": list(worker.agents),
+        "state": state,
+        "running": worker.running,
+        "last_seen": iso(worker.heartbeat_at),
+        "version": worker.version,
+        "address": worker.address,
+        "token": worker.token,
+        "started_at": iso(worker.started_at),
+        "zombie_timeout_s": worker.zombie_timeout_s,
+    }

@@ -24,6 +24,7 @@ from agentcron.services.spending import Spending
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService
 from agentcron.services.validate import now_or_store
 from agentcron.services.webhooks import WebhookService
+from agentcron.services.workers import WorkerService
 from agentcron.store import Store
 from agentcron.store.webhooks import Delivery
 
@@ -39,6 +40,7 @@ class Services:
         self.declared = DeclaredSync(store, self.agents, self.triggers)
         self.access = Access(store)
         self.spending = Spending(store)
+        self.workers = WorkerService(store)
 
     @property
     def database_url(self) -> str:

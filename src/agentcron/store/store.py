@@ -230,23 +230,23 @@ class Store:
         with self._read() as conn:
             return workers.run_head(conn, run_id)
 
-    def worker_finish(self, call: WorkerCall, outcome: Outcome, now: datetime | None = None
+    def worker_finish(self, node_id: str, outcome: Outcome, now: datetime | None = None
                       ) -> FinishResult:
         """A worker's outcome for one run, fenced on (run, lease, worker) like a node's
         (``claiming.finish``); wakes waiting workers when it changed the run (a slot is
         free, or a retry is queued)."""
         with self._write() as conn:
             priced = pricing.price_outcomes(conn, [outcome])
-            result = claiming.finish(conn, call.node_id, priced, db_now(conn, now))
+            result = claiming.finish(conn, node_id, priced, db_now(conn, now))
             if result.applied:
                 notify(conn, "runs")
             return result
 
-    def worker_release(self, call: WorkerCall, run_id: str, lease: int,
+    def worker_release(self, node_id: str, run_id: str, lease: int,
                        now: datetime | None = None) -> bool:
         """Hand a run back to the queue; False (nothing changed) for a stale lease."""
         with self._write() as conn:
-            return workers.release_run(conn, call, run_id, lease, db_now(conn, now))
+            return workers.release_run(conn, node_id, run_id, lease, db_now(conn, now))
 
     def list_workers(self, default_zombie_timeout_s: float = 60.0) -> list[Worker]:
         with self._read() as conn:

@@ -63,11 +63,12 @@ class WorkerCall:
 
 
 class ClaimResult(NamedTuple):
-    """The runs claimed; when none, the earliest time one of the agents' queued runs
-    becomes ready (a retry's backoff, a jittered fire), if any is queued for later."""
+    """The runs claimed; when none, in how many seconds (on the store's clock) the next of
+    the agents' queued runs becomes ready (a retry's backoff, a jittered fire), if any is
+    queued for later."""
 
     runs: list[ClaimedRun]
-    next_ready_at: datetime | None
+    ready_in_s: float | None
 
 
 class RunHead(NamedTuple):
@@ -79,6 +80,8 @@ class RunHead(NamedTuple):
     lease: int
     status: str
     node_id: str | None
+    #: The token of the worker holding the run (None unless a worker holds it).
+    holder_token: str | None
 
 
 def _touch(conn: Connection, call: WorkerCall, agent_names: Sequence[str] | None,
@@ -121,7 +124,7 @@ def claim(conn: Connection, call: WorkerCall, agent_names: Sequence[str], limit:
         .where(runs.c.agent.in_(list(agent_names)), runs.c.status == _QUEUED,
                runs.c.run_after > now)
     ).scalar()
-    return ClaimResult([], later)
+    return ClaimResult([], None if later is None else (later - now).total_seconds())
 
 
 def beat(conn: Connection, call: WorkerCall, inflight: list[tuple[str, int]],
@@ -134,20 +137,24 @@ def beat(conn: Connection, call: WorkerCall, inflight: list[tuple[str, int]],
 
 
 def run_head(conn: Connection, run_id: str) -> RunHead | None:
-    row = conn.execute(select(runs.c.id, runs.c.agent, runs.c.attempt, runs.c.lease,
-                              runs.c.status, runs.c.node_id)
-                       .where(runs.c.id == run_id)).first()
+    """The run's agent, attempt, lease, status and holder (one read, no lock)."""
+    row = conn.execute(
+        select(runs.c.id, runs.c.agent, runs.c.attempt, runs.c.lease, runs.c.status,
+               runs.c.node_id, nodes.c.token_name)
+        .select_from(runs.outerjoin(nodes, (nodes.c.id == runs.c.node_id)
+                                    & (nodes.c.kind == _WORKER)))
+        .where(runs.c.id == run_id)).first()
     return None if row is None else RunHead(*row)
 
 
-def release_run(conn: Connection, call: WorkerCall, run_id: str, lease: int,
+def release_run(conn: Connection, node_id: str, run_id: str, lease: int,
                 now: datetime) -> bool:
     """Hand one run back to the queue, its attempt given back; fenced on (lease, worker).
     False (nothing changed) when the lease is stale."""
-    row = conn.execute(transitions.release_one(run_id, lease, call.node_id, now)).first()
+    row = conn.execute(transitions.release_one(run_id, lease, node_id, now)).first()
     if row is None:
         return False
-    record_events(conn, [RunEvent(run_id, now, "released", row.attempt + 1, call.node_id,
+    record_events(conn, [RunEvent(run_id, now, "released", row.attempt + 1, node_id,
                                   "released by its worker; run re-queued")])
     notify(conn, "runs")
     return True
