@@ -99,8 +99,8 @@ class Worker:
         self.executors = Executors(thread_pool_size=max(4, settings.concurrency))
         target = settings.python
         if function is not None:
-            target = f"{getattr(function, '__module__', 'worker')}:" \
-                     f"{getattr(function, '__qualname__', 'function')}"
+            # Found in the registry by this name before any import is tried.
+            target = "agentcron_worker:function"
             self.executors.registry.register(target, function)
         self.spec = local_spec(settings, target)
         self.protocol = Protocol(settings.url, settings.token, self.worker_id,

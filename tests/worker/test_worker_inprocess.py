@@ -1,0 +1,127 @@
+"""``agentcron.worker.Worker`` against the real app in this process (ASGI, both backends):
+runs executed end to end with progress, usage and the retry flag; a revoked run stopped;
+drain releasing what could not finish. The real processes are in ``test_worker_procs.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from typing import Any
+
+import httpx
+
+from agentcron.api.app import create_app
+from agentcron.executors import PermanentError, RunContext
+from agentcron.models import RunStatus
+from agentcron.services import Services
+from agentcron.services.access import Access
+from agentcron.services.agents import AgentInput
+from agentcron.store import Store
+from agentcron.worker import Worker, WorkerSettings
+from tests.support.helpers import await_until
+
+_names = itertools.count()
+
+
+def add_remote(store: Store, name: str, **settings: Any) -> None:
+    agents = Services(store).agents
+    agents.save(agents.build(AgentInput(name=name, kind="remote", config={}, **settings)))
+
+
+def worker_for(store: Store, agent: str, fn: Any, **settings: Any) -> Worker:
+    secret = Access(store).create_token(f"w{next(_names)}", "worker", agents=[agent])[1]
+    app = create_app(store, "api-node")
+    base = {"heartbeat_interval_s": 0.2, "wait_s": 1.0, "drain_timeout_s": 1.0}
+    return Worker(WorkerSettings(url="http://api.test", token=secret, agent=agent,
+                                 **{**base, **settings}),
+                  function=fn, transport=httpx.ASGITransport(app=app))
+
+
+def statuses(store: Store, run_ids: list[str]) -> list[RunStatus]:
+    return [store.get_run(r).status for r in run_ids]
+
+
+def busy(ctx: RunContext) -> dict[str, Any]:
+    ctx.heartbeat(f"working on {ctx.payload}")
+    ctx.record_usage(input_tokens=10, output_tokens=5, model="m")
+    if ctx.payload == "bad":
+        raise PermanentError("bad payload")
+    if ctx.payload == "flaky" and ctx.attempt == 1:
+        raise RuntimeError("try again")
+    return {"got": ctx.payload, "attempt": ctx.attempt}
+
+
+def test_runs_are_executed_remotely_end_to_end(store: Store) -> None:
+    add_remote(store, "r", max_attempts=3, retry_backoff="100ms", max_concurrency=4)
+    worker = worker_for(store, "r", busy, concurrency=3, worker_id="w-e2e")
+    ids = {p: store.fire_now("r", p) for p in ("a", "b", "bad", "flaky")}
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        await await_until(lambda: all(s in (RunStatus.SUCCEEDED, RunStatus.FAILED) for s in
+                                      statuses(store, list(ids.values()))),
+                          message="every run finished")
+        worker.drain()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    runs = {p: store.get_run(r) for p, r in ids.items()}
+    assert runs["a"].status is RunStatus.SUCCEEDED and runs["a"].node_id == "worker:w-e2e"
+    assert runs["a"].output is not None and '"got": "a"' in runs["a"].output
+    assert runs["a"].input_tokens == 10 and runs["a"].model == "m"
+    assert runs["bad"].status is RunStatus.FAILED and runs["bad"].attempt == 1
+    assert "bad payload" in (runs["bad"].error or "")
+    assert runs["flaky"].status is RunStatus.SUCCEEDED and runs["flaky"].attempt == 2
+
+
+def test_a_revoked_run_is_stopped_and_nothing_is_written(store: Store) -> None:
+    add_remote(store, "r", timeout="1m")
+    started = threading.Event()
+
+    def slow(ctx: RunContext) -> str:
+        started.set()
+        ctx.cancel_event.wait(30)
+        return "finished anyway"
+
+    worker = worker_for(store, "r", slow)
+    run_id = store.fire_now("r", None)
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        await await_until(started.is_set, message="the run started")
+        await asyncio.to_thread(Services(store).cancel_run, run_id)
+        await await_until(lambda: worker.stats.revoked == 1, message="the run revoked")
+        worker.drain()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    run = store.get_run(run_id)
+    assert run.status is RunStatus.CANCELLED and run.output is None
+    assert worker.stats.completed == 0
+
+
+def test_drain_releases_what_could_not_finish(store: Store) -> None:
+    add_remote(store, "r", timeout="1m", max_concurrency=2)
+    started = threading.Semaphore(0)
+
+    def stuck(ctx: RunContext) -> str:
+        started.release()
+        ctx.cancel_event.wait(30)
+        return "late"
+
+    worker = worker_for(store, "r", stuck, concurrency=2, drain_timeout_s=0.5)
+    ids = [store.fire_now("r", n) for n in range(2)]
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        for _ in ids:
+            await asyncio.to_thread(started.acquire, True, 30)
+        worker.drain()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert worker.stats.released == 2
+    for run_id in ids:
+        run = store.get_run(run_id)
+        assert run.status is RunStatus.QUEUED and run.attempt == 0 and run.node_id is None
