@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import threading
 from typing import Any
 
@@ -125,3 +126,39 @@ def test_drain_releases_what_could_not_finish(store: Store) -> None:
     for run_id in ids:
         run = store.get_run(run_id)
         assert run.status is RunStatus.QUEUED and run.attempt == 0 and run.node_id is None
+
+
+def worker_running_command(store: Store, agent: str, command: str, **settings: Any
+                           ) -> Worker:
+    secret = Access(store).create_token(f"w{next(_names)}", "worker", agents=[agent])[1]
+    app = create_app(store, "api-node")
+    return Worker(WorkerSettings(url="http://api.test", token=secret, agent=agent,
+                                 command=command, heartbeat_interval_s=0.2, wait_s=1.0,
+                                 drain_timeout_s=1.0, **settings),
+                  transport=httpx.ASGITransport(app=app))
+
+
+def test_a_command_worker_runs_commands_and_stops_a_revoked_one(store: Store) -> None:
+    add_remote(store, "c", timeout="1m", max_concurrency=2)
+    script = ("import json, sys, time; p = json.load(sys.stdin); "
+              "time.sleep(p.get('sleep', 0)); print('echo', p['n'])")
+    worker = worker_running_command(store, "c", f"{sys.executable} -c \"{script}\"",
+                                    concurrency=2)
+    quick = store.fire_now("c", {"n": 1})
+    stuck = store.fire_now("c", {"n": 2, "sleep": 60})
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        await await_until(lambda: store.get_run(quick).status is RunStatus.SUCCEEDED,
+                          message="the quick command succeeded")
+        await await_until(lambda: store.get_run(stuck).status is RunStatus.RUNNING,
+                          message="the slow command is running")
+        await asyncio.to_thread(Services(store).cancel_run, stuck)
+        await await_until(lambda: worker.stats.revoked == 1 and not worker.held,
+                          message="the slow command stopped")
+        worker.drain()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert (store.get_run(quick).output or "").strip() == "echo 1"
+    assert store.get_run(stuck).status is RunStatus.CANCELLED
