@@ -20,6 +20,7 @@ from agentcron.services import Services
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput
 from agentcron.store import Store
+from agentcron.store.workers import WorkerCall
 from tests.support.helpers import add_agent
 
 _names = itertools.count()
@@ -252,3 +253,48 @@ def test_a_claim_with_nothing_ready_answers_empty_after_its_wait(store: Store) -
             assert await claim(api, ["r"], wait="0.3s") == []
 
     with_app(store, test)
+
+
+def test_the_cli_adds_remote_agents_worker_tokens_and_lists_workers(cli: Any, db_url: str,
+                                                                    tmp_path: Any) -> None:
+    import json
+
+    def ok(*args: str) -> str:
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+        return str(result.stdout)
+
+    ok("db", "upgrade")
+    ok("agents", "add", "gpu", "--remote", "--max-concurrency", "2", "--timeout", "5m",
+       "--max-attempts", "4", "--zombie-timeout", "30s")
+    [agent] = json.loads(ok("agents", "list", "--json"))
+    assert (agent["kind"], agent["max_concurrency"], agent["zombie_timeout_s"]) == \
+        ("remote", 2, 30.0)
+    made = json.loads(ok("tokens", "create", "box", "--scope", "worker", "--agents", "gpu",
+                         "--json"))
+    assert made["scope"] == "worker" and made["agents"] == ["gpu"]
+    refused = cli("tokens", "create", "box2", "--scope", "worker")
+    assert refused.exit_code == 2 and "agents" in refused.stderr
+    assert json.loads(ok("workers", "list", "--json")) == []
+    store = Store(db_url)
+    try:
+        store.fire_now("gpu")
+        store.worker_claim(WorkerCall("box-1", "box", version="1.2"), ["gpu"], 1)
+    finally:
+        store.close()
+    [listed] = json.loads(ok("workers", "list", "--json"))
+    assert (listed["id"], listed["agents"], listed["state"], listed["running"],
+            listed["version"]) == ("box-1", ["gpu"], "active", 1, "1.2")
+    assert "box-1" in ok("workers", "list")
+    agents_file = tmp_path / "agents.toml"
+    agents_file.write_text('[agents.far]\nremote = true\nmax_concurrency = 3\n')
+    ok("agents", "check", str(agents_file))
+    from agentcron.services.agents_file import load_agents_file
+
+    store = Store(db_url)
+    try:
+        Services(store).sync_agents_file(load_agents_file(agents_file))
+        far = store.get_agent("far")
+        assert (far.kind.value, far.max_concurrency) == ("remote", 3)
+    finally:
+        store.close()
