@@ -298,3 +298,26 @@ def test_the_cli_adds_remote_agents_worker_tokens_and_lists_workers(cli: Any, db
         assert (far.kind.value, far.max_concurrency) == ("remote", 3)
     finally:
         store.close()
+
+
+def test_a_worker_token_cannot_sign_in_to_the_dashboard_and_a_reader_sees_workers(
+        store: Store) -> None:
+    from tests.support.dashboard import BASE, session_client, sign_in
+
+    add_remote(store, "r")
+    secret = token(store, "worker", ["r"])
+    store.fire_now("r")
+    store.worker_claim(WorkerCall("w9", "someone"), ["r"], 1)
+
+    async def main() -> None:
+        client, reader = session_client(store, "read")
+        async with client:
+            refused = await client.post("/login", data={"token": secret},
+                                        headers={"Origin": BASE})
+            assert refused.status_code == 403 and "worker" in refused.text
+            await sign_in(client, reader)
+            page = await client.get("/workers")
+            assert page.status_code == 200
+            assert 'data-worker="w9"' in page.text and ">active<" in page.text
+
+    asyncio.run(main())
