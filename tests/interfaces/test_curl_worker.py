@@ -56,3 +56,12 @@ def test_a_curl_worker_claims_beats_and_completes_a_run(srv: ApiServer,
     assert run["node_id"] == "worker:bash-1"
     log = (tmp_path / "worker.out").read_text()
     assert '"revoked":[]' in log and '"status":"succeeded"' in log
+
+
+def test_the_readme_shows_the_curl_worker_that_is_tested() -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"<!-- curl-worker -->\n+```bash\n(?P<body>.*?)```", readme, re.S)
+    assert block is not None
+    assert block.group("body") == SCRIPT.read_text()
