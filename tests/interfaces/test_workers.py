@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,7 +21,8 @@ from agentcron.services import Services
 from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput
 from agentcron.store import Store
-from tests.support.helpers import add_agent
+from agentcron.store.workers import WorkerCall
+from tests.support.helpers import add_agent, await_until
 
 _names = itertools.count()
 Client = Callable[[str], httpx.AsyncClient]
@@ -232,9 +234,9 @@ def test_a_waiting_claim_answers_as_soon_as_a_run_is_fired(store: Store) -> None
         async with client(secret) as api:
             began = time.monotonic()
             waiting = asyncio.create_task(claim(api, ["r"], wait="60s"))
-            # Whether the fire lands before or after the claim starts waiting, the claim
-            # must answer with the run long before its 60 s are up.
-            await asyncio.sleep(0.2)
+            # Once its first attempt has found nothing (it wrote the worker's row), the
+            # claim waits; the run fired then must end the wait long before its 60 s.
+            await await_until(lambda: bool(store.list_workers()), 30, "the first attempt")
             run_id = await asyncio.to_thread(store.fire_now, "r")
             [run] = await waiting
             assert run["id"] == run_id
@@ -252,3 +254,153 @@ def test_a_claim_with_nothing_ready_answers_empty_after_its_wait(store: Store) -
             assert await claim(api, ["r"], wait="0.3s") == []
 
     with_app(store, test)
+
+
+def test_the_cli_adds_remote_agents_worker_tokens_and_lists_workers(cli: Any, db_url: str,
+                                                                    tmp_path: Any) -> None:
+    import json
+
+    def ok(*args: str) -> str:
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+        return str(result.stdout)
+
+    ok("db", "upgrade")
+    ok("agents", "add", "gpu", "--remote", "--max-concurrency", "2", "--timeout", "5m",
+       "--max-attempts", "4", "--zombie-timeout", "30s")
+    [agent] = json.loads(ok("agents", "list", "--json"))
+    assert (agent["kind"], agent["max_concurrency"], agent["zombie_timeout_s"]) == \
+        ("remote", 2, 30.0)
+    made = json.loads(ok("tokens", "create", "box", "--scope", "worker", "--agents", "gpu",
+                         "--json"))
+    assert made["scope"] == "worker" and made["agents"] == ["gpu"]
+    refused = cli("tokens", "create", "box2", "--scope", "worker")
+    assert refused.exit_code == 2 and "agents" in refused.stderr
+    assert json.loads(ok("workers", "list", "--json")) == []
+    store = Store(db_url)
+    try:
+        store.fire_now("gpu")
+        store.worker_claim(WorkerCall("box-1", "box", version="1.2"), ["gpu"], 1)
+    finally:
+        store.close()
+    [listed] = json.loads(ok("workers", "list", "--json"))
+    assert (listed["id"], listed["agents"], listed["state"], listed["running"],
+            listed["version"]) == ("box-1", ["gpu"], "active", 1, "1.2")
+    assert "box-1" in ok("workers", "list")
+    agents_file = tmp_path / "agents.toml"
+    agents_file.write_text('[agents.far]\nremote = true\nmax_concurrency = 3\n')
+    ok("agents", "check", str(agents_file))
+    from agentcron.services.agents_file import load_agents_file
+
+    store = Store(db_url)
+    try:
+        Services(store).sync_agents_file(load_agents_file(agents_file))
+        far = store.get_agent("far")
+        assert (far.kind.value, far.max_concurrency) == ("remote", 3)
+    finally:
+        store.close()
+
+
+def test_a_worker_token_cannot_sign_in_to_the_dashboard_and_a_reader_sees_workers(
+        store: Store) -> None:
+    from tests.support.dashboard import BASE, session_client, sign_in
+
+    add_remote(store, "r")
+    secret = token(store, "worker", ["r"])
+    store.fire_now("r")
+    store.worker_claim(WorkerCall("w9", "someone"), ["r"], 1)
+
+    async def main() -> None:
+        client, reader = session_client(store, "read")
+        async with client:
+            refused = await client.post("/login", data={"token": secret},
+                                        headers={"Origin": BASE})
+            assert refused.status_code == 403 and "worker" in refused.text
+            await sign_in(client, reader)
+            page = await client.get("/workers")
+            assert page.status_code == 200
+            assert 'data-worker="w9"' in page.text and ">active<" in page.text
+
+    asyncio.run(main())
+
+
+def test_waiting_claims_hold_no_connection_and_all_answer_when_runs_are_fired(
+        store: Store) -> None:
+    """More claims wait at once than the store has connections and the API has threads:
+    the API keeps answering meanwhile, and each claim gets its run when they are fired."""
+    add_remote(store, "r", max_concurrency=50)
+    secret = token(store, "worker", ["r"])
+    reader = token(store, "read")
+    waiting_n = 20
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api, client(reader) as read:
+            waiting = [asyncio.create_task(claim(api, ["r"], worker=f"w{i}", wait="60s"))
+                       for i in range(waiting_n)]
+            for _ in range(3):  # answered while the claims wait
+                listed = await read.get("/api/v1/runs")
+                assert listed.status_code == 200
+            assert not any(task.done() for task in waiting)
+            fired = [await asyncio.to_thread(store.fire_now, "r") for _ in range(waiting_n)]
+            got = await asyncio.wait_for(asyncio.gather(*waiting), timeout=50)
+            assert sorted(run["id"] for runs in got for run in runs) == sorted(fired)
+
+    with_app(store, test)
+
+
+def test_metrics_count_claims_and_show_workers_by_state(store: Store) -> None:
+    add_remote(store, "r", zombie_timeout="10s")
+    secret = token(store, "worker", ["r"])
+    reader = token(store, "read")
+    store.fire_now("r")
+    # A worker silent since long ago: lost.
+    old = store.now() - timedelta(minutes=5)
+    store.worker_claim(WorkerCall("old", "someone"), ["r"], 0, old)
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api, client(reader) as read:
+            assert len(await claim(api, ["r"])) == 1
+            assert await claim(api, ["r"]) == []
+            text = (await read.get("/metrics")).text
+            assert 'agentcron_worker_claims_total{result="runs"} 1.0' in text
+            assert 'agentcron_worker_claims_total{result="empty"} 1.0' in text
+            assert "agentcron_worker_runs_claimed_total 1.0" in text
+            assert 'agentcron_workers{state="lost"} 1.0' in text
+            assert 'agentcron_workers{state="active"} 1.0' in text
+
+    with_app(store, test)
+
+
+@pytest.mark.postgres
+def test_a_run_fired_by_another_process_wakes_the_claim_through_notify(
+        pg_store: Store) -> None:
+    """The claim's own store never writes the run: only PostgreSQL's notification, through
+    the app's one listener, can wake it (before its 60 s wait, and before its 5 s poll
+    would find the run: the wake-up is counted as a signalled one)."""
+    store = pg_store
+    add_remote(store, "r")
+    secret = token(store, "worker", ["r"])
+    app = create_app(store, "api-node")
+    other = Store(store.url)
+
+    async def test() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://api.test", timeout=120,
+                                     headers={"Authorization": f"Bearer {secret}"}) as api:
+            waiting = asyncio.create_task(claim(api, ["r"], wait="60s"))
+            # The claim's first attempt (which writes the worker's row) found nothing; it
+            # took its ticket before that attempt, so any signal from now on wakes it. If
+            # the listener connects only after the fire's notification, its "reconnected"
+            # signal on connecting does.
+            await await_until(lambda: bool(other.list_workers()), 30, "the first attempt")
+            run_id = await asyncio.to_thread(other.fire_now, "r")
+            [run] = await waiting
+            assert run["id"] == run_id
+
+    try:
+        asyncio.run(test())
+    finally:
+        other.close()
+    wakeups = app.state.worker_metrics.wakeup.collect()[0]
+    count = next(s.value for s in wakeups.samples if s.name.endswith("_count"))
+    assert count == 1

@@ -35,6 +35,7 @@ from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
 from agentcron.cli import triggers as cli_triggers
 from agentcron.cli import worker as cli_worker
+from agentcron.cli import workers as cli_workers
 from agentcron.cli.common import AgentcronGroup, CliState, hide_password, services
 from agentcron.cli.render import say
 from agentcron.engine.settings import DEFAULT_DATABASE_URL
@@ -54,6 +55,7 @@ app.add_typer(cli_agents.app, name="agents")
 app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
 app.add_typer(cli_tokens.app, name="tokens")
+app.add_typer(cli_workers.app, name="workers")
 app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")

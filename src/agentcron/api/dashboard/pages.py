@@ -40,6 +40,7 @@ from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_all
 from agentcron.services.documents import agent_target, format_cost, node_routing, preview
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
+from agentcron.services.workers import worker_state
 from agentcron.store.tokens import ApiToken
 
 HERE = Path(__file__).parent
@@ -161,7 +162,7 @@ def install(app: FastAPI) -> None:
         def wrap(view: Page) -> Page:
             async def handler(request: Request) -> Response:
                 session = await current_session(request)
-                if session is None:
+                if session is None or not scope_allows(session.token.scope, Scope.READ):
                     return RedirectResponse("/login", status_code=303)
                 try:
                     return await view(request, session)
@@ -234,6 +235,11 @@ def install(app: FastAPI) -> None:
         if token is None:
             return render("login.html", request, None, 401,
                           message="that token is not valid (or was revoked)")
+        if not scope_allows(token.scope, Scope.READ):
+            # A worker token may only speak the worker protocol.
+            return render("login.html", request, None, 403,
+                          message=f"a {token.scope} token cannot sign in to the dashboard; "
+                                  "use a read, write or admin token")
         now = await blocking(request, services(request).now)
         cookie, _csrf = await blocking(request, access.start_session, token, now)
         response = RedirectResponse("/", status_code=303)
@@ -318,6 +324,15 @@ def install(app: FastAPI) -> None:
         return render("agents.html", request, session, agents=listed, usage=usage,
                       budgets=budgets, target=agent_target, describe_budget=describe_budget,
                       note=request.query_params.get("note"))
+
+    @page("/workers")
+    async def workers(request: Request, session: Session) -> Response:
+        svc = services(request)
+        now = await blocking(request, svc.now)
+        listed = await blocking(request, svc.workers.list)
+        rows = [(w, worker_state(w, now).value) for w in listed]
+        return render("workers.html", request, session, rows=rows, now=now, when=_when,
+                      utc=_utc)
 
     # -- actions --------------------------------------------------------------------------
 
