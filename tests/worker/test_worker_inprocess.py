@@ -43,8 +43,14 @@ def statuses(store: Store, run_ids: list[str]) -> list[RunStatus]:
     return [store.get_run(r).status for r in run_ids]
 
 
+release_slow = threading.Event()
+
+
 def busy(ctx: RunContext) -> dict[str, Any]:
     ctx.heartbeat(f"working on {ctx.payload}")
+    if ctx.payload == "slow":
+        ctx.heartbeat("step 2 of 3")
+        release_slow.wait(30)
     ctx.record_usage(input_tokens=10, output_tokens=5, model="m")
     if ctx.payload == "bad":
         raise PermanentError("bad payload")
@@ -56,12 +62,18 @@ def busy(ctx: RunContext) -> dict[str, Any]:
 def test_runs_are_executed_remotely_end_to_end(store: Store) -> None:
     add_remote(store, "r", max_attempts=3, retry_backoff="100ms", max_concurrency=4)
     worker = worker_for(store, "r", busy, concurrency=3, worker_id="w-e2e")
+    release_slow.clear()
     ids = {p: store.fire_now("r", p) for p in ("a", "b", "bad", "flaky")}
+    slow = store.fire_now("r", "slow")
 
     async def main() -> None:
         task = asyncio.create_task(worker.run())
+        # Progress reaches the run while it runs (carried by the next heartbeat).
+        await await_until(lambda: store.get_run(slow).progress == "step 2 of 3",
+                          message="the slow run's progress")
+        release_slow.set()
         await await_until(lambda: all(s in (RunStatus.SUCCEEDED, RunStatus.FAILED) for s in
-                                      statuses(store, list(ids.values()))),
+                                      statuses(store, [*ids.values(), slow])),
                           message="every run finished")
         worker.drain()
         await asyncio.wait_for(task, 30)

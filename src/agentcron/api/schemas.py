@@ -407,6 +407,8 @@ class ClaimOut(BaseModel):
 class RunLeaseBody(_In):
     id: str
     lease: int
+    progress: str | None = Field(None, description="The run's latest progress line (cut to "
+                                 "1,000 characters); send it when it changed")
 
 
 class BeatBody(_In):

@@ -22,6 +22,7 @@ from typing import Any
 
 from agentcron.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from agentcron.executors.base import output_limit, truncate
+from agentcron.executors.context import PROGRESS_LIMIT
 from agentcron.models import AgentKind, Outcome, RunStatus, Usage, Worker
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.schedule.durations import parse_duration
@@ -77,6 +78,7 @@ class ClaimInput:
 class RunLease:
     id: str
     lease: int
+    progress: str | None = None  # the run's latest progress line, sent when it changed
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,14 @@ class WorkerService:
             raise ValidationError("runs", f"{len(given.runs)} runs; at most {MAX_BEAT_RUNS}")
         inflight = [(r.id, check_int_between(r.lease, "runs.lease", 0, 2**31 - 1))
                     for r in given.runs]
-        return self.store.worker_beat(call, inflight, draining=given.draining)
+        progress = [(r.id, r.lease, _text(r.progress, "runs.progress")[:PROGRESS_LIMIT])
+                    for r in given.runs if r.progress is not None]
+        revoked = self.store.worker_beat(call, inflight, draining=given.draining)
+        for run_id, lease, line in progress:
+            # Fenced like the beat itself: a run no longer this worker's keeps its progress.
+            if run_id not in revoked:
+                self.store.record_progress(run_id, lease, call.node_id, line)
+        return revoked
 
     def complete(self, token: ApiToken, run_id: str, given: CompleteInput) -> RunStatus:
         """Record the outcome of the attempt holding ``lease``; returns the run's status

@@ -6,7 +6,8 @@ Loops, all on one event loop:
 - **claim**: while it has a free slot (``concurrency`` less the runs held) and is not
   draining, a long-poll claim for up to that many runs; each run starts at once.
 - **heartbeat**: every ``heartbeat_interval_s``, one call for every run held (and for the
-  worker itself when it holds none); the runs the answer revokes (cancelled, taken over)
+  worker itself when it holds none), carrying each run's progress line when it changed
+  (``ctx.heartbeat("...")``); the runs the answer revokes (cancelled, taken over)
   are stopped at once (``ctx.cancelled`` set, the task cancelled: a command agent's process
   group gets SIGTERM) and nothing is written for them.
 - **runs**: each run executes with a ``RunContext`` (progress, cancellation, usage as on a
@@ -69,6 +70,8 @@ class Held:
     revoked: bool = False
     releasing: bool = False
     sending: bool = False  # its outcome is being sent: let it be, even past the drain
+    progress: str | None = None  # the agent's latest progress line
+    progress_sent: str | None = None  # the last one a heartbeat carried
 
     @property
     def key(self) -> tuple[str, int]:
@@ -214,10 +217,18 @@ class Worker:
                          agent=self.spec, trigger_id=work.trigger_id,
                          scheduled_for=work.scheduled_for, started_at=now,
                          deadline_at=deadline, payload=work.payload)
-        held = Held(work, RunContext(run))
-        self.held[held.key] = held
+        key = (work.id, work.lease)
+        held = Held(work, RunContext(run, on_heartbeat=lambda line: self._progress(key, line)))
+        self.held[key] = held
         held.task = asyncio.create_task(self._execute(held, run, timeout_s),
                                         name=f"run-{work.id}")
+
+    def _progress(self, key: tuple[str, int], line: str | None) -> None:
+        """``ctx.heartbeat(line)``, called on this loop (where the context was made): the
+        next beat carries the line."""
+        held = self.held.get(key)
+        if held is not None and line is not None:
+            held.progress = line
 
     async def _execute(self, held: Held, run: ClaimedRun, timeout_s: float) -> None:
         executor = self.executors.for_agent(self.spec)
@@ -303,10 +314,16 @@ class Worker:
         interval = self.settings.heartbeat_interval_s
         while True:
             started = asyncio.get_running_loop().time()
+            beating = list(self.held.values())
+            lines = {id(h): h.progress if h.progress != h.progress_sent else None
+                     for h in beating}
             try:
                 revoked = await self.protocol.heartbeat(
-                    [h.key for h in self.held.values()], self.draining.is_set(),
+                    [(*h.key, lines[id(h)]) for h in beating], self.draining.is_set(),
                     timeout_s=max(1.0, interval))
+                for h in beating:
+                    if lines[id(h)] is not None:
+                        h.progress_sent = lines[id(h)]
             except Outage as exc:
                 # The next beat is the retry: the runs go on meanwhile.
                 log.warning("worker_call_failed", call="heartbeat", error=str(exc)[:300],

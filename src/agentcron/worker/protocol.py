@@ -119,13 +119,18 @@ class Protocol:
         }, timeout_s=wait_s + 15.0)
         return [_work(item) for item in answer.get("runs", [])]
 
-    async def heartbeat(self, held: list[tuple[str, int]], draining: bool,
+    async def heartbeat(self, held: list[tuple[str, int, str | None]], draining: bool,
                         timeout_s: float) -> list[str]:
-        """Keep the worker and every run in ``held`` (id, lease) alive; the runs to stop."""
-        answer = await self._post(
-            f"/api/v1/workers/{self.worker_id}/heartbeat",
-            {"runs": [{"id": run_id, "lease": lease} for run_id, lease in held],
-             "draining": draining}, timeout_s=timeout_s)
+        """Keep the worker and every run in ``held`` (id, lease, new progress line or None)
+        alive; the runs to stop."""
+        runs: list[dict[str, Any]] = []
+        for run_id, lease, progress in held:
+            item: dict[str, Any] = {"id": run_id, "lease": lease}
+            if progress is not None:
+                item["progress"] = progress
+            runs.append(item)
+        answer = await self._post(f"/api/v1/workers/{self.worker_id}/heartbeat",
+                                  {"runs": runs, "draining": draining}, timeout_s=timeout_s)
         return [str(run_id) for run_id in answer.get("revoked", [])]
 
     async def complete(self, run_id: str, body: dict[str, Any]) -> str:

@@ -119,7 +119,7 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
                          "those it must stop (cancelled, finished or taken over).")
 async def heartbeat(request: Request, worker_id: str, body: BeatBody,
                     caller: Caller = WORKER) -> BeatOut:
-    given = BeatInput(runs=[RunLease(r.id, r.lease) for r in body.runs],
+    given = BeatInput(runs=[RunLease(r.id, r.lease, r.progress) for r in body.runs],
                       draining=body.draining)
     revoked = await blocking(request, services(request).workers.beat, caller.token,
                              worker_id, given, _address(request))
