@@ -404,3 +404,25 @@ def test_a_run_fired_by_another_process_wakes_the_claim_through_notify(
     wakeups = app.state.worker_metrics.wakeup.collect()[0]
     count = next(s.value for s in wakeups.samples if s.name.endswith("_count"))
     assert count == 1
+
+
+def test_a_slot_freed_by_a_complete_goes_to_a_waiting_claim(store: Store) -> None:
+    add_remote(store, "r", max_concurrency=1)
+    secret = token(store, "worker", ["r"])
+    first_id = store.fire_now("r")
+    second_id = store.fire_now("r")
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api:
+            [first] = await claim(api, ["r"], worker="a")
+            assert first["id"] == first_id
+            waiting = asyncio.create_task(claim(api, ["r"], worker="b", wait="60s"))
+            await await_until(lambda: len(store.list_workers()) == 2, 30, "b's first try")
+            assert not waiting.done()  # the limit holds: b waits
+            done = await api.post(f"/api/v1/runs/{first_id}/complete",
+                                  json={"lease": first["lease"], "status": "succeeded"})
+            assert done.status_code == 200
+            [second] = await asyncio.wait_for(waiting, timeout=50)
+            assert second["id"] == second_id
+
+    with_app(store, test)

@@ -8,8 +8,6 @@ import typer
 
 from agentcron.cli.common import services
 from agentcron.cli.render import emit_json, print_table, say
-from agentcron.services.documents import worker_json
-from agentcron.services.workers import worker_state
 
 app = typer.Typer(help="Remote workers (they pull runs of remote agents over HTTP).",
                   no_args_is_help=True)
@@ -21,6 +19,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List workers: id, agents, state (idle, active, draining, lost), runs in flight, last
     seen, version."""
+    # Imported here: the CLI starts without the store (tests/unit/test_layers.py).
+    from agentcron.services.documents import worker_json
+    from agentcron.services.workers import worker_state
+
     svc = services(ctx)
     now = svc.store.now()
     docs = [worker_json(w, worker_state(w, now).value) for w in svc.workers.list()]

@@ -94,6 +94,9 @@ class Node:
         #: Wakes remote workers' long polls (the API's): fed by this node's notification
         #: listener and by its own writes that queue runs.
         self.runs_ready = RunsReady()
+        # On PostgreSQL this node's own listener (started with the node) feeds it, so the
+        # API it is handed to never starts a second one.
+        self.runs_ready.fed_by_listener = store.backend == "postgresql"
         store.local_listeners.append(self.runs_ready.on_topic)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -228,7 +231,6 @@ class Node:
         self._spawn_service(self.heartbeat, self.beats_stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
-            self.runs_ready.fed_by_listener = True
             self._spawn("listener", listener.run)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -136,11 +136,8 @@ class WorkerService:
             if name not in allowed:
                 raise ForbiddenError(f"token {token.name!r} may not run agent {name!r}; it "
                                      f"is limited to {', '.join(sorted(allowed)) or 'none'}")
-        known = {spec.name: spec for spec in self.store.list_agents()}
         for name in names:
-            spec = known.get(name)
-            if spec is None:
-                raise NotFoundError("agent", name)
+            spec = self.store.get_agent(name)  # NotFoundError names it
             if spec.kind is not AgentKind.REMOTE:
                 raise ValidationError("agents", f"agent {name!r} is a {spec.kind.value} "
                                       "agent: nodes run it, not workers",

@@ -233,12 +233,15 @@ class Store:
     def worker_finish(self, node_id: str, outcome: Outcome, now: datetime | None = None
                       ) -> FinishResult:
         """A worker's outcome for one run, fenced on (run, lease, worker) like a node's
-        (``claiming.finish``); wakes waiting workers when it changed the run (a slot is
-        free, or a retry is queued)."""
+        (``claiming.finish``); when it changed the run, wakes waiting workers if that can
+        give them work (a retry is queued, or ready runs of the agent wait for the slot it
+        freed)."""
         with self._write() as conn:
+            at = db_now(conn, now)
             priced = pricing.price_outcomes(conn, [outcome])
-            result = claiming.finish(conn, node_id, priced, db_now(conn, now))
-            if result.applied:
+            result = claiming.finish(conn, node_id, priced, at)
+            if result.applied and (outcome.retry_delay_s is not None
+                                   or workers.agent_has_ready_runs(conn, outcome.run_id, at)):
                 notify(conn, "runs")
             return result
 

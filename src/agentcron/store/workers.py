@@ -147,6 +147,15 @@ def run_head(conn: Connection, run_id: str) -> RunHead | None:
     return None if row is None else RunHead(*row)
 
 
+def agent_has_ready_runs(conn: Connection, run_id: str, now: datetime) -> bool:
+    """Whether ready queued runs of ``run_id``'s agent wait (one index probe)."""
+    same_agent = select(runs.c.agent).where(runs.c.id == run_id).scalar_subquery()
+    return conn.execute(
+        select(select(runs.c.id).where(runs.c.agent == same_agent, runs.c.status == _QUEUED,
+                                       runs.c.run_after <= now).exists())
+    ).scalar() is True
+
+
 def release_run(conn: Connection, node_id: str, run_id: str, lease: int,
                 now: datetime) -> bool:
     """Hand one run back to the queue, its attempt given back; fenced on (lease, worker).

@@ -55,6 +55,13 @@ def _address(request: Request) -> str:
     return request.client.host if request.client is not None else ""
 
 
+def _user_agent(request: Request) -> str:
+    """The start of the client's User-Agent, printable characters only: the version a
+    worker that names none is shown with."""
+    agent = request.headers.get("user-agent", "")
+    return "".join(c for c in agent if c.isprintable())[:32]
+
+
 def _listen_if_needed(request: Request, ready: RunsReady) -> None:
     """An app without a node (no listener feeding ``ready``) on PostgreSQL starts one
     listener of its own, once, in its event loop."""
@@ -86,7 +93,7 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
     checked = await blocking(
         request, svc.check_claim, caller.token,
         ClaimInput(worker_id=body.worker_id, agents=body.agents, max=body.max,
-                   wait=body.wait, version=body.version or request.headers.get("user-agent")),
+                   wait=body.wait, version=body.version or _user_agent(request)),
         _address(request))
     ready: RunsReady = request.app.state.runs_ready
     metrics: WorkerMetrics = request.app.state.worker_metrics
