@@ -11,8 +11,10 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 
 from agentcron.api.app import create_app
+from agentcron.errors import ValidationError
 from agentcron.executors import PermanentError, RunContext
 from agentcron.models import RunStatus
 from agentcron.services import Services
@@ -174,3 +176,57 @@ def test_a_command_worker_runs_commands_and_stops_a_revoked_one(store: Store) ->
     asyncio.run(main())
     assert (store.get_run(quick).output or "").strip() == "echo 1"
     assert store.get_run(stuck).status is RunStatus.CANCELLED
+
+
+def test_a_worker_whose_function_cannot_be_imported_refuses_to_start() -> None:
+    settings = WorkerSettings(url="http://api.test", token="t", agent="r",
+                              python="no_such_module_here:fn")
+    with pytest.raises(ValidationError) as refused:
+        Worker(settings)
+    assert refused.value.field == "python" and "no_such_module_here" in str(refused.value)
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"python": None}, "python"), ({"command": "x"}, "python"), ({"concurrency": 0}, "concurrency"),
+    ({"worker_id": "no spaces"}, "worker-id"), ({"url": "ftp://x"}, "url"),
+    ({"token": ""}, "token"), ({"heartbeat_interval_s": 0.0}, "heartbeat-interval"),
+])
+def test_bad_worker_settings_name_the_flag(bad: dict[str, Any], field: str) -> None:
+    given: dict[str, Any] = {"url": "http://x", "token": "t", "agent": "r",
+                             "python": "agentcron.examples:noop", **bad}
+    with pytest.raises(ValidationError) as refused:
+        WorkerSettings(**given).validate()
+    assert refused.value.field == field
+
+
+def test_the_worker_command_refuses_bad_flags_without_a_traceback(cli: Any) -> None:
+    result = cli("worker", "--url", "http://127.0.0.1:9", "--token", "t", "--agent", "r",
+                 "--python", "no_such_module_here:fn")
+    assert result.exit_code == 2, result.output
+    assert "no_such_module_here" in result.stderr and "Traceback" not in result.stderr
+    both = cli("worker", "--url", "http://127.0.0.1:9", "--token", "t", "--agent", "r",
+               "--python", "agentcron.examples:noop", "--command", "true")
+    assert both.exit_code == 2 and "together" in both.stderr
+
+
+def test_a_drain_during_a_waiting_claim_loses_nothing_the_claim_hands_out(store: Store
+                                                                          ) -> None:
+    add_remote(store, "r", timeout="1m")
+    worker = worker_for(store, "r", busy, wait_s=5.0, drain_timeout_s=0.5)
+
+    async def main() -> str:
+        task = asyncio.create_task(worker.run())
+        # The worker's row appears with its first claim or beat: it is waiting by then.
+        await await_until(lambda: any(w.id == worker.worker_id
+                                      for w in store.list_workers()), message="the worker")
+        worker.drain()
+        run_id = await asyncio.to_thread(store.fire_now, "r", "late")
+        await asyncio.wait_for(task, 30)
+        return run_id
+
+    run_id = asyncio.run(main())
+    run = store.get_run(run_id)
+    # Handed out to the draining worker and released, or never handed out: queued either
+    # way, its attempt not consumed.
+    assert (run.status, run.attempt, run.node_id) == (RunStatus.QUEUED, 0, None)
+    assert worker.stats.completed == 0

@@ -43,7 +43,7 @@ from typing import Any
 import structlog
 
 from agentcron.executors import Executors, RunContext
-from agentcron.executors.registry import add_import_paths
+from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
 from agentcron.worker.protocol import ClaimedWork, Outage, Protocol, Refused, Stale, retry
 from agentcron.worker.settings import WorkerSettings, local_spec
@@ -106,6 +106,10 @@ class Worker:
             target = "agentcron_worker:function"
             self.executors.registry.register(target, function)
         self.spec = local_spec(settings, target)
+        if function is None and target is not None:
+            # Refused now, not run by run: each run would fail for good (retry false).
+            add_import_paths(os.getcwd())
+            resolve_target(target)
         self.protocol = Protocol(settings.url, settings.token, self.worker_id,
                                  transport=transport)
         self.held: dict[tuple[str, int], Held] = {}
@@ -158,9 +162,11 @@ class Worker:
             await self._claim_loop()
             await self._finish_drain()
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in [beat, *self._completions]:
+                task.cancel()
+            for task in [beat, *self._completions]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await self.executors.aclose()
             await self.protocol.aclose()
             self.stopped.set()
@@ -180,32 +186,53 @@ class Worker:
     # -- claiming --------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while not self.draining.is_set():
-            free = self.free_slots()
-            if free == 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            try:
-                claimed = await retry(functools.partial(
-                    self.protocol.claim, [self.settings.agent], free, self.settings.wait_s),
-                    "claim", give_up=self.draining)
-            except Outage:
-                break  # draining while the server is away: nothing was handed out
-            except Refused as exc:
-                self.fatal = exc
-                log.error("worker_refused", call="claim", error=str(exc),
-                          fix="check --url, --token (a worker token for this agent) and "
-                              "--agent (a remote agent)")
-                self.drain()
-                break
-            for work in claimed:
-                self.stats.claimed += 1
-                if self.draining.is_set():
-                    # Claimed while the drain began: hand it straight back.
-                    self._track_completion(self._release(work))
-                else:
+        draining = asyncio.create_task(self.draining.wait())
+        try:
+            while not self.draining.is_set():
+                free = self.free_slots()
+                if free == 0:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                    continue
+                claim = asyncio.create_task(self._claim(free))
+                await asyncio.wait({claim, draining}, return_when=asyncio.FIRST_COMPLETED)
+                if not claim.done():
+                    # The drain began while a claim waits: the drain goes on at once, and
+                    # whatever the claim still hands out is released as it arrives.
+                    self._track_completion(self._hand_back(claim))
+                    return
+                for work in claim.result():
                     self._start(work)
+        finally:
+            draining.cancel()
+
+    async def _claim(self, free: int) -> list[ClaimedWork]:
+        """One claim for up to ``free`` runs, retried through an outage until the drain."""
+        try:
+            claimed = await retry(functools.partial(
+                self.protocol.claim, [self.settings.agent], free, self.settings.wait_s),
+                "claim", give_up=self.draining)
+        except Outage:
+            return []  # draining while the server is away: nothing was handed out
+        except Refused as exc:
+            self.fatal = exc
+            log.error("worker_refused", call="claim", error=str(exc),
+                      fix="check --url, --token (a worker token for this agent) and "
+                          "--agent (a remote agent)")
+            self.drain()
+            return []
+        self.stats.claimed += len(claimed)
+        return claimed
+
+    async def _hand_back(self, claim: asyncio.Task[list[ClaimedWork]]) -> None:
+        try:
+            claimed = await claim
+        except Exception as exc:  # e.g. the client closed under it at the drain's end
+            log.warning("worker_claim_abandoned", error=str(exc)[:200],
+                        note="runs it was handed are recovered after their zombie timeout")
+            return
+        for work in claimed:
+            await self._release(work)
 
     def _start(self, work: ClaimedWork) -> None:
         # The deadline is on the server's clock; this host's may differ a little. The
