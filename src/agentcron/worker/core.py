@@ -50,6 +50,7 @@ from agentcron.worker.settings import WorkerSettings, local_spec
 
 log = structlog.get_logger(__name__)
 
+REFILL_LINGER_S = 0.005
 #: Longest a run may take when the claim gives no deadline (the server cancels it anyway).
 NO_DEADLINE_S = 24 * 3600.0
 
@@ -193,6 +194,9 @@ class Worker:
                 if free == 0:
                     self._slot_free.clear()
                     await self._slot_free.wait()
+                    # Runs often end together: one claim for the slots freed within a few
+                    # milliseconds, not one claim per slot.
+                    await asyncio.sleep(REFILL_LINGER_S)
                     continue
                 claim = asyncio.create_task(self._claim(free))
                 await asyncio.wait({claim, draining}, return_when=asyncio.FIRST_COMPLETED)
