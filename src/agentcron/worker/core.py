@@ -218,6 +218,10 @@ class Worker:
                 "claim", give_up=self.draining)
         except Outage:
             return []  # draining while the server is away: nothing was handed out
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not the protocol
+            log.error("worker_claim_unreadable", error=str(exc)[:300])
+            await asyncio.sleep(1.0)
+            return []
         except Refused as exc:
             self.fatal = exc
             log.error("worker_refused", call="claim", error=str(exc),
