@@ -90,3 +90,21 @@ def test_a_tagged_serve_runs_its_agents_and_leaves_others_queued(gpu_node: ApiSe
 
         [node] = [n for n in api.get("/api/v1/nodes").json() if n["id"] == "gpu-box"]
         assert (node["tags"], node["agents"], node["runs"]) == (["gpu"], [], "tags gpu")
+
+
+def test_nodes_list_shows_what_each_node_runs(ok: Callable[..., str], db_url: str) -> None:
+    from agentcron.rules.routing import Routing
+    from agentcron.store import NodeInfo
+
+    store = Store(db_url)
+    try:
+        store.upgrade()
+        store.register_node(NodeInfo("gpu-box", "h1", 1, "0", 60.0, Routing.of(tags=["gpu"])))
+        store.register_node(NodeInfo("plain-box", "h2", 2, "0", 60.0))
+    finally:
+        store.close()
+    docs = {d["id"]: d for d in json.loads(ok("nodes", "list", "--json"))}
+    assert (docs["gpu-box"]["tags"], docs["gpu-box"]["runs"]) == (["gpu"], "tags gpu")
+    assert docs["plain-box"]["runs"] == "untagged agents"
+    table = ok("nodes", "list")
+    assert "tags gpu" in table and "untagged agents" in table

@@ -11,6 +11,7 @@
     agentcron costs    [--by agent|trigger|model|day] [--since DATE]
     agentcron prices   set | list | rm
     agentcron tokens   create | list | revoke
+    agentcron nodes    list
     agentcron serve
     agentcron worker --url URL --token T --agent NAME (--python MODULE:FUNC | --command CMD)
 
@@ -30,6 +31,7 @@ import typer
 
 from agentcron.cli import agents as cli_agents
 from agentcron.cli import costs as cli_costs
+from agentcron.cli import nodes as cli_nodes
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
@@ -56,6 +58,7 @@ app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
 app.add_typer(cli_tokens.app, name="tokens")
 app.add_typer(cli_workers.app, name="workers")
+app.add_typer(cli_nodes.app, name="nodes")
 app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
