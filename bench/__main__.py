@@ -18,7 +18,7 @@ from bench.machine import REPO
 from bench.pg import PgTarget, wait_for_server
 
 WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bodies",
-             "scale-out", "bulk"]
+             "scale-out", "bulk", "remote"]
 
 
 def _ints(text: str) -> list[int]:
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale = parser.add_argument_group("scale")
     scale.add_argument("--sizes", type=_ints, default=None, help="stored triggers, e.g. 100k,1M")
     replicas = parser.add_argument_group("replicas")
-    replicas.add_argument("--nodes", type=_ints, default=None, help="node counts, e.g. 1,2,3")
+    replicas.add_argument("--nodes", type=_ints, default=None,
+                          help="node counts, e.g. 1,2,3 (remote: worker process counts)")
     replicas.add_argument("--replica-triggers", type=int, default=None,
                           help="triggers for the replicas workload (default 10k)")
     return parser
@@ -130,6 +131,10 @@ def run(workload: str, args: argparse.Namespace, target: PgTarget, out: Path) ->
         from bench import bulk
 
         bulk.workload(target, out, quick=args.quick)
+    elif workload == "remote":
+        from bench import remote
+
+        remote.workload(target, out, quick=args.quick, nodes=args.nodes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,5 +41,10 @@ class ConflictError(AgentcronError):
     """The request is well formed but the current state forbids it (e.g. cancel a finished run)."""
 
 
+class ForbiddenError(AgentcronError):
+    """The caller is known but may not do this (a worker token and an agent it is not
+    limited to). The API answers 403."""
+
+
 class DatabaseNotMigratedError(AgentcronError):
     """The database schema is missing or older than this version of agentcron."""

@@ -55,6 +55,8 @@ class AgentKind(StrEnum):
     COMMAND = "command"
     HTTP = "http"
     LLM = "llm"
+    REMOTE = "remote"
+    """Run by a worker that pulls the run over HTTP; nodes never execute it themselves."""
 
 
 class OnBudget(StrEnum):
@@ -138,6 +140,7 @@ class AgentSpec:
     - llm: ``{"base_url", "model", "prompt", "system", "temperature", "max_tokens",
       "api_key_env"}`` (``api_key_env`` is the *name* of an environment variable; the key
       itself is never stored)
+    - remote: ``{}`` (or ``{"output_limit": int}``): a worker pulls its runs over HTTP
 
     ``budget`` is the agent's optional spending limit (see ``Budget``).
     """
@@ -156,6 +159,9 @@ class AgentSpec:
     budget: Budget | None = None
     #: The circuit breaker's default for this agent's triggers (``Trigger``).
     pause_after_failures: int | None = None
+    tags: tuple[str, ...] = ()
+    """Only nodes that offer one of these tags (or name the agent) run it; see
+    ``rules.routing``."""
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,28 @@ class Node:
     id: str
     hostname: str
     pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    zombie_timeout_s: float
+    draining: bool
+    running: int = 0
+    agents: tuple[str, ...] = ()
+    """The agents the node was told to run by name (``serve --agents``)."""
+    tags: tuple[str, ...] = ()
+    """The tags the node offers (``serve --tags``)."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A remote worker as the store knows it (a row of ``nodes`` with kind ``worker``).
+    ``zombie_timeout_s`` is the longest zombie timeout of its agents: past it, the worker is
+    lost (each run is judged by its own agent's timeout)."""
+
+    id: str
+    agents: list[str]
+    token: str | None
+    address: str
+    version: str
     started_at: datetime
     heartbeat_at: datetime
     zombie_timeout_s: float

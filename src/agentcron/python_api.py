@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import keyword
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,13 +53,14 @@ class Agentcron:
               timeout: Duration = "5m", max_attempts: int = 3,
               zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
               description: str | None = None, budget: dict[str, Any] | None = None,
-              on_budget: str | None = None, pause_after_failures: int | None = None
-              ) -> Callable[[F], F]:
+              on_budget: str | None = None, pause_after_failures: int | None = None,
+              tags: Sequence[str] = ()) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
         agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
         ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
         reports what it spent with ``ctx.record_usage``. ``pause_after_failures`` is the
-        circuit breaker's default for its triggers."""
+        circuit breaker's default for its triggers. ``tags``: only nodes offering one of
+        them run it (``Agentcron(tags=[...])``, ``serve --tags``)."""
 
         def decorate(fn: F) -> F:
             target = f"{importable_module(fn)}:{fn.__qualname__}"
@@ -70,7 +71,7 @@ class Agentcron:
                 zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
                 description=description or (fn.__doc__ or "").strip() or None,
                 budget=budget, on_budget=on_budget,
-                pause_after_failures=pause_after_failures))
+                pause_after_failures=pause_after_failures, tags=tuple(tags)))
             return fn
 
         return decorate

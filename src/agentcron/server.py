@@ -316,7 +316,7 @@ async def _serve_until_stopped(node: Node, settings: NodeSettings, store: Store,
                          api_docs=settings.api_docs,
                          webhook_max_bytes=settings.webhook_max_bytes,
                          max_body_bytes=settings.max_body_bytes,
-                         supervisor=node.supervisor)
+                         supervisor=node.supervisor, runs_ready=node.runs_ready)
         # No access log: it would print URLs, and a URL is no place for anything secret.
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
                                 log_level="warning", lifespan="off", access_log=False)

@@ -144,7 +144,8 @@ def test_every_body_taking_operation_refuses_hostile_json_without_a_server_error
         trigger = admin.post("/api/v1/triggers", json={"agent": "hostile", "every": "1h",
                                                        "paused": True}).json()
         run = admin.post("/api/v1/agents/hostile/fire", json={}).json()
-        ids = {"name": "hostile", "trigger_id": trigger["id"], "run_id": run["id"]}
+        ids = {"name": "hostile", "trigger_id": trigger["id"], "run_id": run["id"],
+               "worker_id": "hostile-worker"}
         sent = 0
         for path, methods in schema["paths"].items():
             for method, operation in methods.items():

@@ -166,3 +166,37 @@ def test_fire_now_with_a_payload_and_follow_the_note_to_the_run(browser: object,
     with node.client("read") as api:
         assert api.get(f"/api/v1/runs/{run_id}").json()["payload"] == {"name": "Payload"}
     context.close()
+
+
+def test_the_workers_page_shows_a_worker_and_its_state(browser: object,
+                                                       node: ApiServer) -> None:
+    from agentcron.services.access import Access
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    expect = playwright_api.expect
+    with node.client("admin") as admin:
+        admin.put("/api/v1/agents/far", json={"kind": "remote", "config": {}})
+        fired = admin.post("/api/v1/agents/far/fire", json={"payload": {"n": 1}})
+        assert fired.status_code == 202, fired.text
+    _, secret = Access(node.store).create_token("browser-worker", "worker", agents=["far"])
+    import httpx
+
+    claimed = httpx.post(f"{node.base}/api/v1/workers/claim", timeout=30,
+                         headers={"Authorization": f"Bearer {secret}"},
+                         json={"worker_id": "gpu-box-1", "agents": ["far"], "wait": "10s",
+                               "version": "curl/1"})
+    assert len(claimed.json()["runs"]) == 1, claimed.text
+    context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(node.base + "/login")
+    page.fill("#token", node.tokens["read"])
+    page.click("button[type=submit]")
+    page.click("nav >> text=Workers")
+    expect(page).to_have_url(node.base + "/workers")
+    row = page.locator("tr[data-worker='gpu-box-1']")
+    expect(row).to_contain_text("far")
+    expect(row.locator(".worker-state")).to_have_text("active")
+    expect(row).to_contain_text("curl/1")
+    page.screenshot(path=str(SHOTS / "workers.png"), full_page=True)
+    context.close()

@@ -35,9 +35,10 @@ from agentcron.api.dashboard.pages import install as install_dashboard
 from agentcron.api.docs import DOCS_CSP, DOCS_PATH, install_docs
 from agentcron.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenFirst
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
-from agentcron.api.routes import agents, alerts, hooks, nodes, runs, triggers
-from agentcron.engine.metrics import EngineMetrics
+from agentcron.api.routes import agents, alerts, hooks, nodes, runs, triggers, workers
+from agentcron.engine.metrics import EngineMetrics, WorkerMetrics
 from agentcron.engine.supervisor import Supervisor
+from agentcron.engine.wakeups import RunsReady
 from agentcron.services import Services
 from agentcron.services.access import Access
 from agentcron.services.access import Scope as TokenScope
@@ -49,7 +50,8 @@ API_THREADS = 6
 DESCRIPTION = """A durable, distributed scheduler for AI agents.
 
 Authenticate with `Authorization: Bearer <token>` (create one with
-`agentcron tokens create NAME --scope read|write|admin`). Errors are
+`agentcron tokens create NAME --scope read|write|admin`; a remote worker's:
+`--scope worker --agents a,b`). Errors are
 `{"detail", "field", "hint"}`; invalid input is 422 with the field named.
 """
 
@@ -88,10 +90,13 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
                metrics_public: bool = False,
                webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               supervisor: Supervisor | None = None, api_docs: bool = False) -> FastAPI:
+               supervisor: Supervisor | None = None, api_docs: bool = False,
+               runs_ready: RunsReady | None = None) -> FastAPI:
     """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
     dashboard report a loop that is down; None for an app without a node. ``api_docs``
-    turns on ``/docs`` (off: 404)."""
+    turns on ``/docs`` (off: 404). ``runs_ready``: the node's signal that runs may be ready
+    (fed by its notification listener), which wakes workers' long polls; without one the
+    app makes its own (and, on PostgreSQL, listens itself once a worker waits)."""
     app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None)
     if api_docs:
@@ -106,6 +111,12 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
     app.state.limiter = anyio.CapacityLimiter(API_THREADS)
     registry = (metrics or EngineMetrics()).registry
     install_gauges(registry, services)
+    ready = runs_ready or RunsReady()
+    app.state.runs_ready = ready
+    app.state.worker_metrics = WorkerMetrics(registry)
+    # This process's own writes that queue runs (a fire, a worker's complete or release)
+    # wake waiting workers at once, on SQLite too.
+    store.local_listeners.append(ready.on_topic)
     errors.install(app)
 
     @app.get("/healthz", tags=["health"], summary="The process answers")
@@ -142,7 +153,7 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
         body = await blocking(request, render, registry)
         return Response(body, media_type=CONTENT_TYPE)
 
-    for module in (agents, triggers, runs, nodes, hooks, alerts):
+    for module in (agents, triggers, runs, workers, nodes, hooks, alerts):
         app.include_router(module.router)
     install_dashboard(app)
     # The last added runs first: headers on every answer, then no token in a URL, then no

@@ -71,6 +71,10 @@ def require(scope: TokenScope) -> Callable[..., Awaitable[Caller]]:
         if token is None:
             raise ApiError(401, INVALID_TOKEN, headers=CHALLENGE)
         if not scope_allows(token.scope, scope):
+            if TokenScope.WORKER in (scope, token.scope):
+                only = ("a worker token may use this" if scope is TokenScope.WORKER
+                        else "it may only use the worker protocol (/api/v1/workers/...)")
+                raise ApiError(403, f"token {token.name!r} has scope {token.scope!r}; {only}")
             raise ApiError(403, f"token {token.name!r} has scope {token.scope!r}; this needs "
                            f"{scope.value!r} or higher")
         return Caller(token)
@@ -93,6 +97,7 @@ async def authenticate_header(scope: Scope) -> tuple[ApiToken | None, str]:
 READ = Depends(require(TokenScope.READ))
 WRITE = Depends(require(TokenScope.WRITE))
 ADMIN = Depends(require(TokenScope.ADMIN))
+WORKER = Depends(require(TokenScope.WORKER))
 
 
 class QueryTokenGuard:

@@ -2,7 +2,8 @@
 
 - ``ValidationError`` (from the service layer) -> 422, with the field and the same text the
   CLI prints; a request that does not parse (wrong type, missing field) -> 422 the same way;
-- ``NotFoundError`` -> 404, ``ConflictError`` -> 409, a bad webhook signature -> 401;
+- ``NotFoundError`` -> 404, ``ConflictError`` -> 409, ``ForbiddenError`` -> 403, a bad
+  webhook signature -> 401;
 - ``SecretKeyError`` (the node's ``AGENTCRON_SECRET_KEY`` cannot open a stored secret) -> 500
   naming the setting;
 - anything else -> 500 with a fixed message; the traceback goes to the log, never into a
@@ -19,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agentcron.errors import ConflictError, NotFoundError, ValidationError
+from agentcron.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from agentcron.executors.signing import SignatureError
 from agentcron.store.errors import is_refused_value
 from agentcron.store.secrets import SECRET_KEY_ENV, SecretKeyError
@@ -77,6 +78,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def _conflict(_request: Request, exc: ConflictError) -> JSONResponse:
         return error_response(409, str(exc))
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_request: Request, exc: ForbiddenError) -> JSONResponse:
+        return error_response(403, str(exc))
 
     @app.exception_handler(SignatureError)
     async def _signature(_request: Request, exc: SignatureError) -> JSONResponse:

@@ -2,7 +2,8 @@
 database at scrape time, all on the app's own registry.
 
 Gauges (each a bounded query, see ``store.stats``): runs queued, ready and running, runs
-queued in the last 24 h by status, nodes alive and registered.
+queued in the last 24 h by status, nodes alive and registered, remote workers by state
+(lost: silent past their zombie timeout).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class DatabaseGauges(Collector):
         alive.add_metric(["alive"], sum(1 for _, ok in read.nodes if ok))
         alive.add_metric(["registered"], len(read.nodes))
         yield alive
+        workers = GaugeMetricFamily("agentcron_workers", "Remote workers, by state (idle, "
+                                    "active, draining, lost).", labels=["state"])
+        for state, count in sorted(read.workers.items()):
+            workers.add_metric([state], count)
+        yield workers
 
 
 def install_gauges(registry: CollectorRegistry, services: Services) -> None:

@@ -68,6 +68,9 @@ class AgentBody(_In):
     pause_after_failures: int | None = Field(
         None, description="The circuit breaker's default for this agent's triggers: pause "
                           "a trigger after this many consecutive failed runs")
+    tags: list[str] = Field(default_factory=list, description=(
+        "routing: only nodes started with one of these tags (serve --tags) or naming the "
+        "agent (serve --agents) run it"))
 
 
 class AgentCreate(AgentBody):
@@ -97,6 +100,7 @@ class AgentOut(BaseModel):
     created_at: str | None
     budget: BudgetOut | None
     pause_after_failures: int | None = None
+    tags: list[str]
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -362,6 +366,9 @@ class NodeOut(BaseModel):
     draining: bool
     alive: bool
     running: int
+    agents: list[str] = Field(description="agents the node runs by name (serve --agents)")
+    tags: list[str] = Field(description="tags the node offers (serve --tags)")
+    runs: str = Field(description="what the node runs, in words")
 
     @classmethod
     def of(cls, node: Node, alive: bool) -> NodeOut:
@@ -467,3 +474,96 @@ class AlertOut(BaseModel):
     node_id: str | None
     delivered_at: str | None
     last_error: str | None
+
+
+# -- remote workers -----------------------------------------------------------------------
+
+
+class ClaimBody(_In):
+    """A worker's claim: a long poll that answers as soon as a run is ready, or with no
+    runs after ``wait``."""
+
+    worker_id: str = Field(description="The worker's own stable id: 1..64 letters, digits, "
+                                       ". _ : @ -; its runs show node `worker:<id>`")
+    agents: list[str] = Field(description="Remote agents to claim runs of; each must be "
+                                          "one the token is limited to")
+    max: int = Field(1, description="Most runs to hand out, 1..100")
+    wait: Duration | None = Field(None, description="How long to wait for a run, e.g. "
+                                                    "\"20s\" (cut to 60 s); none: answer at "
+                                                    "once")
+    version: str | None = Field(None, description="What the worker runs, shown in listings")
+
+
+class ClaimedRunOut(BaseModel):
+    id: str
+    lease: int = Field(description="The fencing token: present it with every write")
+    attempt: int
+    agent: str
+    trigger_id: str | None
+    scheduled_for: str | None
+    payload: Any
+    deadline_at: str | None = Field(description="Stop by then; the run is cancelled after")
+
+
+class ClaimOut(BaseModel):
+    runs: list[ClaimedRunOut]
+
+
+class RunLeaseBody(_In):
+    id: str
+    lease: int
+    progress: str | None = Field(None, description="The run's latest progress line (cut to "
+                                 "1,000 characters); send it when it changed")
+
+
+class BeatBody(_In):
+    """One call keeps the worker and all its runs alive."""
+
+    runs: list[RunLeaseBody] = Field(default_factory=list,
+                                     description="Every run the worker holds, with its lease")
+    draining: bool = Field(False, description="The worker is stopping: it claims no more")
+
+
+class BeatOut(BaseModel):
+    revoked: list[str] = Field(description="Runs to stop at once: cancelled, finished or "
+                                           "taken over (their writes would be refused)")
+
+
+class UsageBody(_In):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: Number | None = None
+    model: str | None = None
+
+
+class CompleteBody(_In):
+    lease: int
+    status: str = Field(description="succeeded or failed")
+    output: str | None = None
+    error: str | None = None
+    retry: bool = Field(False, description="A failure another attempt may fix: retried as "
+                                           "the agent's policy says (attempts, backoff)")
+    usage: UsageBody | None = None
+
+
+class ReleaseBody(_In):
+    lease: int
+
+
+class RunWrittenOut(BaseModel):
+    id: str
+    status: str = Field(description="The run's status after the write (queued: it will be "
+                                    "attempted again)")
+
+
+class WorkerOut(BaseModel):
+    id: str
+    agents: list[str]
+    state: str = Field(description="idle, active, draining or lost")
+    running: int
+    last_seen: str | None
+    version: str
+    address: str
+    token: str | None
+    started_at: str | None
+    zombie_timeout_s: float

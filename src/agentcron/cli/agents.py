@@ -34,6 +34,10 @@ def add(
         "environment on (repeat for more); commands start from a clean environment.")] = None,
     python: Annotated[str | None, typer.Option(
         "--python", metavar="MODULE:FUNC", help="Call this Python function.")] = None,
+    remote: Annotated[bool, typer.Option(
+        "--remote", help="Run by remote workers that pull its runs over HTTP (agentcron "
+        "worker, or any program speaking the worker protocol); nodes never run it.")
+    ] = False,
     llm: Annotated[str | None, typer.Option(
         "--llm", metavar="MODEL", help="Ask this model (OpenAI-compatible chat completions); "
         "with --base-url and --prompt.")] = None,
@@ -79,21 +83,25 @@ def add(
     pause_after_failures: Annotated[int | None, typer.Option(
         "--pause-after-failures", metavar="N", help="Circuit breaker default for the "
         "agent's triggers: pause one after N consecutive failed runs.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", metavar="TAG", help="Routing: run only on nodes started with this tag "
+        "(serve --tags); repeat for more (any one matches).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Add an agent; an existing name is refused (exit 1) unless --replace is given."""
-    kinds = {"http": http, "command": command, "python": python, "llm": llm}
+    kinds = {"http": http, "command": command, "python": python, "llm": llm,
+             "remote": True if remote else None}
     given = [kind for kind, value in kinds.items() if value is not None]
     if len(given) != 1:
         raise ValidationError(
             "kind",
             "no agent kind given" if not given
             else " and ".join(f"--{k}" for k in given) + " given together",
-            "give exactly one of --http URL, --command CMD, --python MODULE:FUNC or "
-            "--llm MODEL",
+            "give exactly one of --http URL, --command CMD, --python MODULE:FUNC, "
+            "--llm MODEL or --remote",
         )
     kind = given[0]
     if secret is not None and kind != "http":
@@ -122,6 +130,8 @@ def add(
         config = {"command": command}
         if inherit_env:
             config["inherit_env"] = inherit_env
+    elif kind == "remote":
+        config = {}
     else:
         config = {"target": python}
     agents = services(ctx).agents
@@ -131,6 +141,7 @@ def add(
         description=description,
         budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
         pause_after_failures=pause_after_failures,
+        tags=tag or (),
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.

@@ -180,6 +180,7 @@ def print_agent(agent: AgentSpec) -> None:
         ("budget", describe_budget(a.budget)),
         ("breaker", "none" if a.pause_after_failures is None else
          f"pause a trigger after {a.pause_after_failures} consecutive failed runs"),
+        ("tags", ", ".join(a.tags) if a.tags else "none (runs on nodes given no routing)"),
         ("description", a.description),
         ("source", a.source),
         ("created", a.created_at),
@@ -199,10 +200,11 @@ def print_agents(agents: Sequence[AgentSpec]) -> None:
         return
     print_table(
         None,
-        ["NAME", "KIND", "TARGET", "CONCURRENCY", "TIMEOUT", "ATTEMPTS", "DESCRIPTION"],
+        ["NAME", "KIND", "TARGET", "CONCURRENCY", "TIMEOUT", "ATTEMPTS", "TAGS",
+         "DESCRIPTION"],
         (
             [a.name, a.kind.value, agent_target(a), a.max_concurrency,
-             format_duration(a.timeout_s), a.max_attempts, a.description]
+             format_duration(a.timeout_s), a.max_attempts, ",".join(a.tags), a.description]
             for a in agents
         ),
         no_wrap=["NAME"],

@@ -13,7 +13,9 @@
     agentcron costs    [--by agent|trigger|model|day] [--since DATE]
     agentcron prices   set | list | rm
     agentcron tokens   create | list | revoke
+    agentcron nodes    list
     agentcron serve
+    agentcron worker --url URL --token T --agent NAME (--python MODULE:FUNC | --command CMD)
 
 Every rule about valid input lives in ``agentcron.services`` (and the packages it calls);
 this module only turns options into calls and results into text or JSON. Errors become
@@ -33,10 +35,13 @@ from agentcron.cli import agents as cli_agents
 from agentcron.cli import alerts as cli_alerts
 from agentcron.cli import apply as cli_apply
 from agentcron.cli import costs as cli_costs
+from agentcron.cli import nodes as cli_nodes
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
 from agentcron.cli import triggers as cli_triggers
+from agentcron.cli import worker as cli_worker
+from agentcron.cli import workers as cli_workers
 from agentcron.cli.common import AgentcronGroup, CliState, hide_password, services
 from agentcron.cli.render import say
 from agentcron.engine.settings import DEFAULT_DATABASE_URL
@@ -56,12 +61,15 @@ app.add_typer(cli_agents.app, name="agents")
 app.add_typer(cli_triggers.app, name="triggers")
 app.add_typer(cli_runs.app, name="runs")
 app.add_typer(cli_tokens.app, name="tokens")
+app.add_typer(cli_workers.app, name="workers")
+app.add_typer(cli_nodes.app, name="nodes")
 app.add_typer(cli_secrets.app, name="secrets")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)
 app.add_typer(cli_alerts.app, name="alerts")
 app.command("apply")(cli_apply.apply)
+app.command("worker")(cli_worker.worker)
 
 
 def _print_version(value: bool) -> None:
@@ -143,6 +151,13 @@ def serve(
     max_body_bytes: Annotated[int | None, typer.Option(
         "--max-body-bytes", help="Largest API request body accepted, counted as it arrives "
         "(default 1048576; AGENTCRON_MAX_BODY_BYTES).")] = None,
+    agents: Annotated[str | None, typer.Option(
+        "--agents", metavar="A,B", help="Run only these agents (and those --tags match); "
+        "other nodes leave their runs queued (AGENTCRON_AGENTS).")] = None,
+    tags: Annotated[str | None, typer.Option(
+        "--tags", metavar="T,U", help="Run only agents with one of these tags (and those "
+        "--agents names). A node given neither runs every agent without tags "
+        "(AGENTCRON_TAGS).")] = None,
 ) -> None:
     """Run a node: fire triggers, execute runs, recover lost ones; drain on SIGTERM."""
     from agentcron.engine.settings import settings_from_env
@@ -165,6 +180,8 @@ def serve(
         api_docs=api_docs,
         webhook_max_bytes=webhook_max_bytes,
         max_body_bytes=max_body_bytes,
+        agents=agents,
+        tags=tags,
     ).validate()
     from agentcron.server import run_node
 

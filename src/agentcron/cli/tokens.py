@@ -23,15 +23,21 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="A name for the token.")],
     scope: Annotated[str, typer.Option(
-        "--scope", metavar="read|write|admin",
+        "--scope", metavar="read|write|admin|worker",
         help="read: GET only; write: also fire, pause, resume, cancel, retry and change "
-             "triggers; admin: also agents.")] = "read",
+             "triggers; admin: also agents; worker: only claim, beat, complete and release "
+             "runs of the --agents.")] = "read",
+    agents: Annotated[str | None, typer.Option(
+        "--agents", metavar="A,B",
+        help="A worker token's agents, comma-separated: the only runs it may touch.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""
-    token, value = services(ctx).access.create_token(name, scope)
+    names = None if agents is None else [a for a in agents.split(",") if a.strip()]
+    token, value = services(ctx).access.create_token(name, scope, agents=names)
     if as_json:
-        emit_json({"name": token.name, "scope": token.scope, "token": value})
+        emit_json({"name": token.name, "scope": token.scope, "token": value,
+                   **({"agents": token.agents} if token.agents is not None else {})})
         return
     say(value)
     typer.echo(f"token {token.name!r} ({token.scope}) created; it is shown only this once. "
@@ -43,13 +49,15 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List tokens (names, scopes and last use; never the tokens themselves)."""
     tokens = services(ctx).access.list_tokens()
     if as_json:
-        emit_json([{"name": t.name, "scope": t.scope, "created_at": iso(t.created_at),
-                    "last_used_at": iso(t.last_used_at)} for t in tokens])
+        emit_json([{"name": t.name, "scope": t.scope, "agents": t.agents,
+                    "created_at": iso(t.created_at), "last_used_at": iso(t.last_used_at)}
+                   for t in tokens])
     elif not tokens:
         say("no tokens")
     else:
-        print_table(None, ["NAME", "SCOPE", "CREATED", "LAST USED"],
-                    ([t.name, t.scope, t.created_at, t.last_used_at] for t in tokens))
+        print_table(None, ["NAME", "SCOPE", "AGENTS", "CREATED", "LAST USED"],
+                    ([t.name, t.scope, ",".join(t.agents or []) or "-", t.created_at,
+                      t.last_used_at] for t in tokens))
 
 
 @app.command("revoke")

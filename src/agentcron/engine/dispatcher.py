@@ -36,6 +36,7 @@ from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.executors import Executors, RunContext
 from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
 from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
+from agentcron.rules.routing import Routing
 from agentcron.store import Store
 
 log = structlog.get_logger(__name__)
@@ -84,8 +85,11 @@ class Dispatcher(Service):
                  node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
                  submit: Callable[[Outcome], None],
                  on_progress: Callable[[ClaimedRun, str | None], None],
-                 timeline: StoreTimeline | None = None) -> None:
+                 timeline: StoreTimeline | None = None, routing: Routing | None = None
+                 ) -> None:
+        """``routing``: the agents whose runs this node claims (``rules.routing``)."""
         super().__init__(health, interval_s=poll_interval_s)
+        self.routing = routing
         self.store = store
         self.clock = clock
         self.executors = executors
@@ -142,7 +146,8 @@ class Dispatcher(Service):
         """Claim up to ``slots`` runs (default: as many as this node may start now)."""
         if slots is None:
             slots = min(self.free_slots(), self.claim_batch)
-        return self.store.claim_runs(self.node_id, slots, self.clock.store_now())
+        return self.store.claim_runs(self.node_id, slots, self.clock.store_now(),
+                                     self.routing)
 
     def start(self, run: ClaimedRun) -> None:
         ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress))

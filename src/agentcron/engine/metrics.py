@@ -129,3 +129,22 @@ class EngineMetrics:
 
     def fired(self, kind: str) -> None:
         self.fires.labels(kind=kind).inc()
+
+
+WAKEUP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class WorkerMetrics:
+    """What this process's API did for remote workers (the lost workers are a gauge read
+    from the database at scrape time, ``api.metrics``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.claims = Counter(
+            "agentcron_worker_claims", "Worker claims answered, by result (runs: at least one "
+            "run handed out; empty: none within the wait).", ["result"], registry=registry)
+        self.claimed = Counter(
+            "agentcron_worker_runs_claimed", "Runs handed out to workers.", registry=registry)
+        self.wakeup = Histogram(
+            "agentcron_worker_claim_wakeup_seconds", "From the signal that a run may be ready "
+            "to a waiting claim answering with it.", buckets=WAKEUP_BUCKETS,
+            registry=registry)

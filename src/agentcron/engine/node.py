@@ -32,6 +32,7 @@ from agentcron.engine.settings import NodeSettings
 from agentcron.engine.supervisor import Supervisor
 from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
+from agentcron.engine.wakeups import RunsReady
 from agentcron.executors import Executors
 from agentcron.models import ClaimedRun, Outcome, RunStatus
 from agentcron.rules.ids import new_node_id
@@ -59,6 +60,7 @@ class Node:
         self.info = NodeInfo(
             id=settings.node_id or new_node_id(), hostname=socket.gethostname(),
             pid=os.getpid(), version=__version__, zombie_timeout_s=settings.zombie_timeout_s,
+            routing=settings.routing,
         )
         self.id = self.info.id
         self._claiming = True
@@ -72,12 +74,12 @@ class Node:
             store, self.clock, self.health, executors, self.id,
             max_inflight=settings.max_inflight, claim_batch=settings.claim_batch,
             poll_interval_s=settings.poll_interval_s, submit=self.completions.submit,
-            on_progress=self._on_progress, timeline=self.timeline,
+            on_progress=self._on_progress, timeline=self.timeline, routing=settings.routing,
         )
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
                              claim_for=self._claim_for, lookahead_s=settings.fire_lookahead_s,
-                             timeline=self.timeline)
+                             timeline=self.timeline, routing=settings.routing)
         self.dispatcher.on_slots_freed = self.ticker.slots_freed
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
@@ -97,6 +99,13 @@ class Node:
                                   max_attempts=settings.alert_max_attempts,
                                   base_url=settings.dashboard_url)
         self.supervisor = Supervisor(self.id, self.clock.monotonic, metrics)
+        #: Wakes remote workers' long polls (the API's): fed by this node's notification
+        #: listener and by its own writes that queue runs.
+        self.runs_ready = RunsReady()
+        # On PostgreSQL this node's own listener (started with the node) feeds it, so the
+        # API it is handed to never starts a second one.
+        self.runs_ready.fed_by_listener = store.backend == "postgresql"
+        store.local_listeners.append(self.runs_ready.on_topic)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- wiring -----------------------------------------------------------------------------
@@ -176,6 +185,7 @@ class Node:
         self._loop.call_soon_threadsafe(self.dispatcher.revoke, attempt, "lease lost")
 
     def _on_topic(self, topic: str) -> None:
+        self.runs_ready.on_topic(topic)
         if topic == "reconnected":
             # The database answers again: every loop backing off (the completion writer and
             # the sweeper too, not only the ones a notification would wake) tries now.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from agentcron.errors import ValidationError
+from agentcron.rules.routing import Routing, check_routing, split_list
 from agentcron.schedule.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///agentcron.db"
@@ -20,6 +21,8 @@ _DURATIONS = {
     "fire_lookahead_s", "alert_interval_s", "alert_lease_s", "alert_retry_s",
 }
 _ZERO_MEANS_OFF = {"fire_lookahead_s"}
+# Lists: a comma-separated string in the environment or a flag, or a list.
+_LISTS = {"agents", "tags"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class NodeSettings:
     alert_lease_s: float = 60.0  # a delivery in flight is this node's for this long
     alert_retry_s: float = 5.0  # the first retry's delay; doubled for each next one
     alert_max_attempts: int = 8
+    # Routing (``rules.routing``): the agents this node runs by name, and the tags it
+    # offers. Neither: it runs every agent without tags.
+    agents: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    @property
+    def routing(self) -> Routing:
+        return Routing.of(self.agents, self.tags)
 
     @property
     def effective_sweep_interval_s(self) -> float:
@@ -83,6 +94,7 @@ class NodeSettings:
                 "fire-lookahead", f"{self.fire_lookahead_s:g}s is out of range",
                 f"use 0 (fire only when due) to {MAX_FIRE_LOOKAHEAD_S:g}s",
             )
+        check_routing(self.agents, self.tags)
         for name in ("fire_batch", "claim_batch", "max_inflight", "thread_pool_size",
                      "webhook_max_bytes", "max_body_bytes", "alert_max_attempts"):
             if getattr(self, name) < 1:
@@ -96,11 +108,14 @@ class NodeSettings:
             if key in _DURATIONS and isinstance(value, str):
                 given[key] = parse_duration(value, key[:-2].replace("_", "-"),
                                             allow_zero=key in _ZERO_MEANS_OFF)
+            elif key in _LISTS:
+                given[key] = tuple(split_list(value))
         return replace(self, **given)
 
 
 def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
-    """``AGENTCRON_DATABASE_URL``, ``AGENTCRON_ZOMBIE_TIMEOUT=90s`` ... for every field."""
+    """``AGENTCRON_DATABASE_URL``, ``AGENTCRON_ZOMBIE_TIMEOUT=90s`` ... for every field;
+    lists comma-separated (``AGENTCRON_TAGS=gpu,cuda``)."""
     environ = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     for f in fields(NodeSettings):
@@ -111,6 +126,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> NodeSettings:
         if f.name in _DURATIONS:
             values[f.name] = parse_duration(raw, env_name,
                                             allow_zero=f.name in _ZERO_MEANS_OFF)
+        elif f.name in _LISTS:
+            values[f.name] = tuple(split_list(raw))
         elif f.type == "bool":
             values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
         elif f.type == "int":

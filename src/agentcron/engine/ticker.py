@@ -12,6 +12,7 @@ import structlog
 from agentcron.engine.clock import Clock, StoreTimeline
 from agentcron.engine.loop import Service
 from agentcron.engine.resilience import StoreHealth, call_store
+from agentcron.rules.routing import Routing
 from agentcron.store import FireResult, Store
 
 log = structlog.get_logger(__name__)
@@ -27,8 +28,11 @@ class Ticker(Service):
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, batch: int,
                  poll_interval_s: float, on_fired: Callable[[FireResult], None],
                  claim_for: Callable[[], tuple[str, int] | None] = lambda: None,
-                 lookahead_s: float = 0.0, timeline: StoreTimeline | None = None) -> None:
+                 lookahead_s: float = 0.0, timeline: StoreTimeline | None = None,
+                 routing: Routing | None = None) -> None:
+        """``routing``: the agents whose fresh runs this node claims as it fires them."""
         super().__init__(health, interval_s=poll_interval_s)
+        self.routing = routing
         self.store = store
         self.clock = clock
         self.batch = batch
@@ -126,7 +130,8 @@ class Ticker(Service):
             # A full node reads (and locks) only about as many due rows as it can start.
             limit = self.batch if claim is None else min(self.batch, claim[1] + HOLD_PROBE)
             result = await call_store(self.health, "fire_due", self.store.fire_due,
-                                      self.clock.store_now(), limit, claim, self._lookahead())
+                                      self.clock.store_now(), limit, claim,
+                                      self._lookahead(), self.routing)
             results.append(result)
             self._report(result)
             if not result.full:

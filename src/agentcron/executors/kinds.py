@@ -64,6 +64,10 @@ class Executors:
             return PythonExecutor(self.registry, self._pool)
         if kind is AgentKind.COMMAND:
             return CommandExecutor()
+        if kind is AgentKind.REMOTE:
+            # The store never hands a node a remote run; this is the belt to its braces.
+            raise ValidationError("kind", "a remote agent's runs are run by workers that "
+                                  "pull them over HTTP, never by a node")
         if kind is AgentKind.LLM:
             if self._clock is not None:
                 return LlmExecutor(self._http_client, clock=self._clock)

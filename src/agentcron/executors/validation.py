@@ -13,6 +13,7 @@ touches no file: a python target or a cwd may exist only on the nodes that run t
 - http: ``{"url", "secret", "headers", "output_limit"}`` -> ``{"url", "secret", "headers"}``
   (+ ``output_limit`` when given)
 - llm: see ``agents.llm_config`` (+ ``output_limit`` when given)
+- remote: ``{}`` -> ``{}`` (+ ``output_limit`` when given: what a worker's output is cut to)
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ _KEYS = {
                         "kill_grace_s"),
     AgentKind.HTTP: ("url", "secret", "headers", "output_limit"),
     AgentKind.LLM: LLM_KEYS,
+    AgentKind.REMOTE: ("output_limit",),
 }
 
 
@@ -65,6 +67,8 @@ def validate_agent_config(kind: AgentKind, raw: dict[str, Any]) -> dict[str, Any
         config = _command(raw)
     elif kind is AgentKind.LLM:
         config = validate_llm_config(raw)
+    elif kind is AgentKind.REMOTE:
+        config = {}  # what runs it is the worker's business; nothing to check here
     else:
         config = _http(raw)
     if "output_limit" in raw:

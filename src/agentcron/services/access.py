@@ -7,6 +7,9 @@ Rules (shared by ``agentcron tokens`` and the API):
   enough here because the token is random and long: there is nothing to guess from it;
 - scopes are ordered: ``read`` (GET anything) < ``write`` (fire, pause, resume, cancel,
   retry, change triggers) < ``admin`` (agents, which run code on the nodes);
+- ``worker`` stands apart: it is limited to named agents (``--agents a,b``) and may only
+  claim, beat, complete and release their runs (``/api/v1/workers/...``); every other route
+  refuses it, and no other scope may use those routes;
 - a dashboard sign-in creates a session: a random cookie value (only its hash is stored)
   and a per-session CSRF token; revoking the token ends its sessions.
 """
@@ -20,6 +23,7 @@ import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from agentcron.errors import ValidationError
 from agentcron.services.validate import check_name, check_one_of
 from agentcron.store import Store
 from agentcron.store.tokens import ApiToken
@@ -34,16 +38,39 @@ class Scope(StrEnum):
     READ = "read"
     WRITE = "write"
     ADMIN = "admin"
+    WORKER = "worker"
 
 
 _RANK = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
+MAX_TOKEN_AGENTS = 100
 
 
 def scope_allows(have: str, need: Scope) -> bool:
+    """Whether a token of scope ``have`` may do what needs ``need``: by rank for read,
+    write and admin; ``worker`` allows only what needs ``worker``, which only it allows."""
     try:
-        return _RANK[Scope(have)] >= _RANK[need]
+        scope = Scope(have)
     except ValueError:
         return False
+    if Scope.WORKER in (scope, need):
+        return scope is need
+    return _RANK[scope] >= _RANK[need]
+
+
+def check_token_agents(scope: Scope, agents: list[str] | None) -> list[str] | None:
+    """A worker token's agents: required, at least one, each a valid name (they need not
+    exist yet); refused for any other scope."""
+    if scope is not Scope.WORKER:
+        if agents:
+            raise ValidationError("agents", f"a {scope.value} token is not limited to agents",
+                                  "only --scope worker takes --agents")
+        return None
+    if not agents:
+        raise ValidationError("agents", "a worker token needs the agents it may run",
+                              "--agents a,b")
+    if len(agents) > MAX_TOKEN_AGENTS:
+        raise ValidationError("agents", f"{len(agents)} agents; at most {MAX_TOKEN_AGENTS}")
+    return sorted({check_name(name.strip(), "agents") for name in agents})
 
 
 def looks_like_token(value: str) -> bool:
@@ -78,13 +105,15 @@ class Access:
 
     # -- tokens -------------------------------------------------------------------------
 
-    def create_token(self, name: str, scope: str, now: datetime | None = None
-                     ) -> tuple[ApiToken, str]:
-        """Create a token; returns it with the one copy of its secret value."""
+    def create_token(self, name: str, scope: str, now: datetime | None = None,
+                     agents: list[str] | None = None) -> tuple[ApiToken, str]:
+        """Create a token (a ``worker`` one limited to ``agents``); returns it with the one
+        copy of its secret value."""
         check_name(name, "name")
         chosen = check_one_of(scope, Scope, "scope")
+        limited = check_token_agents(chosen, agents)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        saved = self.store.create_token(name, chosen.value, hash_secret(token), now)
+        saved = self.store.create_token(name, chosen.value, hash_secret(token), now, limited)
         return saved, token
 
     def list_tokens(self) -> list[ApiToken]:

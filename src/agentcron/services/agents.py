@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec
 from agentcron.rules.budgets import parse_budget
+from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
 from agentcron.services.validate import (
@@ -36,9 +37,10 @@ Duration = str | int | float
 @dataclass(frozen=True)
 class AgentInput:
     """An agent as a user states it: durations as typed (``"5m"`` or seconds), ``budget``
-    holding optional limits as in the agents file (see ``rules.budgets.parse_budget``) and
-    ``on_budget`` ``skip`` or ``pause``. The CLI, the agents file, the Python API and the HTTP
-    API each build one; ``AgentService.build`` is the one place it is validated."""
+    holding optional limits as in the agents file (see ``rules.budgets.parse_budget``),
+    ``on_budget`` ``skip`` or ``pause``, and ``tags`` its routing tags (``rules.routing``).
+    The CLI, the agents file, the Python API and the HTTP API each build one;
+    ``AgentService.build`` is the one place it is validated."""
 
     name: str
     kind: str | AgentKind
@@ -52,6 +54,7 @@ class AgentInput:
     budget: Mapping[str, Any] | None = None
     on_budget: str | None = None
     pause_after_failures: int | None = None  # the breaker's default for its triggers
+    tags: Sequence[str] = ()
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -109,6 +112,7 @@ class AgentService:
             source=source,
             budget=parse_budget(spec.budget, spec.on_budget),
             pause_after_failures=check_breaker(spec.pause_after_failures),
+            tags=check_tags(spec.tags if spec.tags is not None else ()),
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:

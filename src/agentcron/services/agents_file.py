@@ -111,6 +111,8 @@ class AgentEntry(BaseModel):
     description: str | None = None
     # llm agents: `llm` is the model; the rest of their settings (see agents.llm_config)
     llm: str | None = None
+    # remote agents: run by workers that pull their runs over HTTP
+    remote: bool = False
     base_url: str | None = None
     prompt: str | None = None
     system: str | None = None
@@ -121,6 +123,8 @@ class AgentEntry(BaseModel):
     budget: dict[str, Any] | None = None
     on_budget: str | None = None
     pause_after_failures: int | None = None  # the breaker's default for its triggers
+    # any agent: only nodes offering one of these tags run it (see agentcron.rules.routing)
+    tags: list[str] = Field(default_factory=list)
     triggers: list[TriggerEntry] = Field(default_factory=list)
     alerts: list[AlertEntry] = Field(default_factory=list)
 
@@ -132,12 +136,14 @@ class AgentEntry(BaseModel):
 
     def kind_and_config(self, where: str) -> tuple[str, dict[str, Any]]:
         kinds = [k for k in ("python", "command", "http", "llm") if getattr(self, k) is not None]
+        if self.remote:
+            kinds.append("remote")
         if len(kinds) != 1:
             raise ValidationError(
                 f"{where}.kind",
                 "no agent kind given" if not kinds else f"{' and '.join(kinds)} given together",
                 "give exactly one of python = 'module:function', command = '...', "
-                "http = 'https://...' or llm = 'model-name'",
+                "http = 'https://...', llm = 'model-name' or remote = true",
             )
         llm_only = [k for k in _LLM_SETTINGS if getattr(self, k) is not None]
         if self.llm is not None:
@@ -145,6 +151,8 @@ class AgentEntry(BaseModel):
         if llm_only:
             raise ValidationError(f"{where}.{llm_only[0]}", f"does not apply to a {kinds[0]} "
                                   "agent", "it is a setting of llm agents (llm = 'model')")
+        if self.remote:
+            return "remote", {}
         if self.python is not None:
             return "python", {"target": self.python}
         if self.command is not None:

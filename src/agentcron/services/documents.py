@@ -26,13 +26,23 @@ from zoneinfo import ZoneInfo
 from agentcron.errors import ValidationError
 from agentcron.models import PREVIEW_BYTES, Cut
 from agentcron.rules.budgets import budget_to_json, format_usd
+from agentcron.rules.routing import Routing
 from agentcron.rules.secrets import SECRET_MASK, mask_url
 
 # Shown by both front doors, defined with the models and the rules.
 __all__ = ["PREVIEW_BYTES", "SECRET_MASK", "mask_url"]
 
 if TYPE_CHECKING:
-    from agentcron.models import AgentSpec, Alert, AlertRule, Node, Run, RunEvent, Trigger
+    from agentcron.models import (
+        AgentSpec,
+        Alert,
+        AlertRule,
+        Node,
+        Run,
+        RunEvent,
+        Trigger,
+        Worker,
+    )
     from agentcron.services.backfill import BackfillResult
     from agentcron.store.declaring import PlannedChange
 
@@ -200,8 +210,10 @@ def format_cost(run: Run) -> str | None:
 
 def agent_target(agent: AgentSpec) -> str:
     """What an agent runs, in one line, secrets masked: ``module:function``, the command
-    line, the URL, or ``model @ base URL``."""
+    line, the URL, ``model @ base URL``, or ``remote workers``."""
     config = agent.config
+    if agent.kind.value == "remote":
+        return "remote workers"
     if "target" in config:
         return shown_text(str(config["target"])) or ""
     if "url" in config:
@@ -230,6 +242,7 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "created_at": iso(agent.created_at),
         "budget": budget_to_json(agent.budget),
         "pause_after_failures": agent.pause_after_failures,
+        "tags": list(agent.tags),
     }
 
 
@@ -366,6 +379,31 @@ def node_json(node: Node, alive: bool) -> dict[str, Any]:
         "draining": node.draining,
         "alive": alive,
         "running": node.running,
+        "agents": list(node.agents),
+        "tags": list(node.tags),
+        "runs": node_routing(node),
+    }
+
+
+def node_routing(node: Node) -> str:
+    """What a node runs, in words (``rules.routing``): ``untagged agents``, ``tags gpu``."""
+    return Routing.of(node.agents, node.tags).describe()
+
+
+def worker_json(worker: Worker, state: str) -> dict[str, Any]:
+    """A remote worker as listed: ``state`` is idle, active, draining or lost
+    (``services.workers.worker_state``)."""
+    return {
+        "id": worker.id,
+        "agents": list(worker.agents),
+        "state": state,
+        "running": worker.running,
+        "last_seen": iso(worker.heartbeat_at),
+        "version": worker.version,
+        "address": worker.address,
+        "token": worker.token,
+        "started_at": iso(worker.started_at),
+        "zombie_timeout_s": worker.zombie_timeout_s,
     }
 
 

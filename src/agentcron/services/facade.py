@@ -28,6 +28,7 @@ from agentcron.services.spending import Spending
 from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService
 from agentcron.services.validate import now_or_store
 from agentcron.services.webhooks import WebhookService
+from agentcron.services.workers import WorkerService
 from agentcron.store import Store
 from agentcron.store.webhooks import Delivery
 
@@ -46,6 +47,7 @@ class Services:
         self.alerts = AlertService(store)
         self.pausing = PauseService(store)
         self.backfills = BackfillService(store, self.triggers)
+        self.workers = WorkerService(store)
 
     @property
     def database_url(self) -> str:

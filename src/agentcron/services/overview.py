@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from agentcron.models import Node, RunStatus
 from agentcron.services import Services
 from agentcron.services.validate import check_int_between
+from agentcron.services.workers import WorkerState, worker_state
 from agentcron.store.stats import ActiveCounts, AgentDayUsage
 
 HOURS = 24
@@ -111,6 +112,8 @@ class Gauges:
     nodes: list[tuple[Node, bool]]
     last_24h: dict[str, int]
     behind: Behind
+    #: Remote workers by state (idle, active, draining, lost), every state present.
+    workers: dict[str, int]
 
 
 def gauges(services: Services) -> Gauges:
@@ -122,8 +125,12 @@ def gauges(services: Services) -> Gauges:
     last_24h: dict[str, int] = {}
     for _hour, status, count in store.status_by_hour(now - timedelta(hours=24), now):
         last_24h[status] = last_24h.get(status, 0) + count
+    workers = {state.value: 0 for state in WorkerState}
+    for worker in services.workers.list():
+        workers[worker_state(worker, now).value] += 1
     return Gauges(queued=active.queued, ready=active.ready, running=active.running,
-                  nodes=services.nodes(now), last_24h=last_24h, behind=_behind(active, now))
+                  nodes=services.nodes(now), last_24h=last_24h, behind=_behind(active, now),
+                  workers=workers)
 
 
 def usage_by_day(services: Services, days: int = 7, now: datetime | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,25 +16,36 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    and_,
     select,
     true,
     union_all,
 )
 from sqlalchemy.engine import Connection, Dialect
 
-from agentcron.models import AlertEvent, AlertKind, ClaimedRun, Outcome, RunEvent, RunStatus
+from agentcron.models import (
+    AgentKind,
+    AlertEvent,
+    AlertKind,
+    ClaimedRun,
+    Outcome,
+    RunEvent,
+    RunStatus,
+)
+from agentcron.rules.routing import Routing
 from agentcron.store import breaker, transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
-from agentcron.store.slots import free_slots, hold_shards, read_specs
+from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
 _TIMES = UTCDateTime()
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
+_REMOTE = AgentKind.REMOTE.value
 
 
 _CLAIM_COLUMNS: dict[str, Any] = {
@@ -57,8 +69,19 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
 }
 
 
-def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> list[ClaimedRun]:
+def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
+               remote: Sequence[str] | None = None, routing: Routing | None = None
+               ) -> list[ClaimedRun]:
     """Move up to ``slots`` ready queued runs to ``running`` on ``node_id``.
+
+    Whose runs: a node (``remote`` None) claims those of every agent but the remote ones,
+    which only workers run; a worker passes the remote agents it asks for (``remote``), and
+    claims only theirs, through the same shards, budgets and locks.
+
+    ``routing`` (a node's claim only): only runs of the agents it lets this node run
+    (``rules.routing``; default: the untagged agents); the runs of other agents stay
+    queued for the nodes that run them. A worker's claim is not routed: its token and the
+    agents it names decide.
 
     Locks: the concurrency shards the claim fills (``slots.hold_shards``) and the queued
     runs it picks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so nodes claiming for the same
@@ -71,13 +94,20 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime) -> lis
     if slots <= 0:
         return []
     # Agents with a ready run: one index probe per agent (ix_runs_ready).
+    whose = (agents.c.kind != _REMOTE if remote is None
+             else and_(agents.c.kind == _REMOTE, agents.c.name.in_(list(remote))))
     ready_agents = select(agents.c.name).where(
+        whose,
         select(runs.c.id)
         .where(runs.c.agent == agents.c.name, runs.c.status == _QUEUED,
                runs.c.run_after <= now)
         .exists()
     )
+    if remote is None and routing is not None and routing.agents and not routing.tags:
+        ready_agents = ready_agents.where(agents.c.name.in_(sorted(routing.agents)))
     specs = read_specs(conn, ready_agents.scalar_subquery())
+    if remote is None:
+        specs = routed(specs, routing)
     capacity = {name: held for name, held in
                 free_slots(conn, specs, hold_shards(conn, specs, slots), now).items()
                 if held.total}

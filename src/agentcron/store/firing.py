@@ -50,7 +50,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError
 
-from agentcron.models import AlertEvent, AlertKind, ClaimedRun, OverlapPolicy, RunStatus
+from agentcron.models import (
+    AgentKind,
+    AlertEvent,
+    AlertKind,
+    ClaimedRun,
+    OverlapPolicy,
+    RunStatus,
+)
+from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
@@ -62,7 +70,7 @@ from agentcron.store.fire_plan import (
 )
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers
-from agentcron.store.slots import free_slots, hold_shards, read_specs
+from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 _RUN_COLUMNS: dict[str, Any] = {
@@ -178,7 +186,8 @@ def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool =
 
 
 def fire_due(conn: Connection, now: datetime, limit: int,
-             claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0) -> FireResult:
+             claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0,
+             routing: Routing | None = None) -> FireResult:
     """Turn every due trigger (up to ``limit``) into run rows and advance it.
 
     Locks: the due trigger rows, until the caller's transaction commits. Two nodes running
@@ -191,11 +200,12 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     runs in the same transaction (inserting them as ``running``, lease 1), saving a claim
     round trip and a row version per run. It goes through the same agent locks and slot
     count as ``claim_runs`` (guarantee 3), and only for agents with no ready backlog, so
-    runs already waiting keep their turn. Two more statements when used. Once its slots
-    are taken (or with none), the triggers of the remaining ready runs are held back:
-    left due, for a node with a free slot to fire, oldest first (``FireResult.held_back``).
-    So an overloaded node keeps every run on the two-write path instead of queuing a
-    backlog it cannot work off.
+    runs already waiting keep their turn, and only for the agents ``routing`` lets the
+    node run (as ``claim_runs``). Two more statements when used. Once its slots are taken
+    (or with none), the triggers of the remaining ready runs of agents it runs are held
+    back: left due, for a node with a free slot to fire, oldest first
+    (``FireResult.held_back``). So an overloaded node keeps every run on the two-write path
+    instead of queuing a backlog it cannot work off.
 
     ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
     overlap ``allow`` due within that many seconds, and claim their runs now for a start
@@ -220,7 +230,8 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
 
     claimed, full_node = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
-                                       decision.ahead_trigger_ids) if claim_for else ([], []))
+                                       decision.ahead_trigger_ids, routing)
+                          if claim_for else ([], []))
     result.held_back = decision.hold_back(full_node, claimed)
     result.missed = decision.missed
     result.left_for_later = decision.drop_ahead_unless_claimed() + result.held_back
@@ -305,7 +316,8 @@ def _mark_broken(conn: Connection, broken: list[BrokenTrigger], now: datetime) -
 
 def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
                  claim_for: tuple[str, int], now: datetime, horizon: datetime,
-                 ahead: set[str]) -> tuple[list[ClaimedRun], list[dict[str, Any]]]:
+                 ahead: set[str], routing: Routing | None
+                 ) -> tuple[list[ClaimedRun], list[dict[str, Any]]]:
     """Mark up to ``slots`` of the new ready runs as claimed by the firing node (in place,
     before they are inserted) and return them, with the ready runs it had no slot left
     for (``Decision.hold_back``). A run of a trigger fired ahead (``ahead``)
@@ -322,8 +334,12 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
              and run["run_after"] <= (horizon if is_ahead(run) else now)]
     if not ready:
         return [], []
-    # The agents this node runs: only their runs can wait for one of its slots.
-    specs = read_specs(conn, sorted({r["agent"] for r in ready}))
+    # The agents this node runs (never a remote one, and only those its routing lets it):
+    # only their runs can wait for one of its slots.
+    specs = routed({name: spec for name, spec in
+                    read_specs(conn, sorted({r["agent"] for r in ready})).items()
+                    if spec.kind is not AgentKind.REMOTE},  # workers claim those, never a node
+                   routing)
     local = set(specs)
 
     def waits_for_slot(run: dict[str, Any]) -> bool:

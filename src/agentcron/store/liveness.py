@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from agentcron.models import AlertEvent, AlertKind, Node, RunEvent, RunStatus
 from agentcron.rules.retry import backoff_delay_s
+from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
@@ -39,6 +40,7 @@ class NodeInfo:
     pid: int
     version: str
     zombie_timeout_s: float
+    routing: Routing = field(default_factory=Routing)
 
 
 @dataclass(frozen=True)
@@ -71,13 +73,16 @@ def register(conn: Connection, node: NodeInfo, now: datetime) -> list[str]:
         "id": node.id, "hostname": node.hostname, "pid": node.pid, "version": node.version,
         "started_at": now, "heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
         "draining": False,
+        "agents": sorted(node.routing.agents) or None,
+        "tags": sorted(node.routing.tags) or None,
     }
     stmt = dialect_insert(conn, nodes).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={"heartbeat_at": now, "zombie_timeout_s": node.zombie_timeout_s,
-                  "draining": False, "pid": node.pid},
+                  "draining": False, "pid": node.pid, "agents": values["agents"],
+                  "tags": values["tags"]},
         )
     )
     if retried:
@@ -93,6 +98,14 @@ def heartbeat(
     known = conn.execute(
         update(nodes).where(nodes.c.id == node_id).values(heartbeat_at=now)
     ).rowcount == 1
+    revoked = revoked_runs(conn, node_id, inflight)
+    return HeartbeatResult(known=known, revoked=revoked)
+
+
+def revoked_runs(conn: Connection, node_id: str, inflight: list[tuple[str, int]]
+                 ) -> list[str]:
+    """The runs of ``inflight`` (id, lease) that are no longer ``node_id``'s to run under
+    that lease (cancelled, finished, taken over after a lost lease, gone): one SELECT."""
     revoked: list[str] = []
     if inflight:
         leases = dict(inflight)
@@ -110,7 +123,7 @@ def heartbeat(
                 row.status == _RUNNING and row.node_id == node_id and row.lease == lease
             ):
                 revoked.append(run_id)
-    return HeartbeatResult(known=known, revoked=revoked)
+    return revoked
 
 
 def set_draining(conn: Connection, node_id: str) -> None:
@@ -279,7 +292,8 @@ def list_nodes(conn: Connection) -> list[Node]:
     }
     return [
         node_from_row(row, counts.get(row["id"], 0))
-        for row in conn.execute(select(nodes).order_by(nodes.c.started_at)).mappings()
+        for row in conn.execute(select(nodes).where(nodes.c.kind == "node")
+                                .order_by(nodes.c.started_at)).mappings()
     ]
 
 

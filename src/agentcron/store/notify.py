@@ -16,12 +16,24 @@ from sqlalchemy.engine import Connection, make_url
 log = structlog.get_logger(__name__)
 
 CHANNEL = "agentcron"
+#: Where ``notify`` also notes its topics on the connection, so that the ``Store`` can hand
+#: them to this process's own listeners once the transaction has committed (on SQLite that
+#: is the only delivery; on PostgreSQL it spares this process the round trip).
+TOPICS_KEY = "agentcron_topics"
 
 
 def notify(conn: Connection, topic: str) -> None:
     """Queue a notification; PostgreSQL delivers it when the transaction commits."""
+    conn.info.setdefault(TOPICS_KEY, set()).add(topic)
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_notify(CHANNEL, topic)))
+
+
+def take_topics(conn: Connection) -> set[str]:
+    """The topics ``notify`` noted on this connection since the last call (and forget
+    them: the connection goes back to the pool)."""
+    topics: set[str] = conn.info.pop(TOPICS_KEY, set())
+    return topics
 
 
 class Listener:

@@ -38,6 +38,7 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         created_at=row["created_at"],
         budget=budget_from_json(row["budget"]),
         pause_after_failures=row["pause_after_failures"],
+        tags=tuple(row["tags"] or ()),
     )
 
 
@@ -56,6 +57,7 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "source": agent.source,
         "budget": budget_to_json(agent.budget),
         "pause_after_failures": agent.pause_after_failures,
+        "tags": list(agent.tags) or None,
     }
 
 
@@ -145,4 +147,6 @@ def node_from_row(row: RowMapping, running: int = 0) -> Node:
         zombie_timeout_s=row["zombie_timeout_s"],
         draining=bool(row["draining"]),
         running=running,
+        agents=tuple(row["agents"] or ()),
+        tags=tuple(row["tags"] or ()),
     )

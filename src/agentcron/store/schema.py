@@ -52,6 +52,8 @@ agents = Table(
     Column("budget", JSON),
     # The circuit breaker's default for the agent's triggers (migration 0009).
     Column("pause_after_failures", Integer),
+    # The agent's routing tags, a JSON list (``rules.routing``; migration 0011); null: none.
+    Column("tags", JSON),
 )
 
 triggers = Table(
@@ -205,6 +207,15 @@ nodes = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("zombie_timeout_s", Float, nullable=False),
     Column("draining", Boolean, nullable=False, server_default=text("false")),
+    # "node" (agentcron serve) or "worker" (pulls remote agents' runs over HTTP; its id is
+    # ``worker:`` + the id it chose). Migration 0010.
+    Column("kind", String(16), nullable=False, server_default="node"),
+    # A worker's: the agents it last asked for; a node's: the agents it runs by name
+    # (``serve --agents``). And the token a worker speaks with.
+    Column("agents", JSON),
+    Column("token_name", String(100)),
+    # A node's routing tags (``serve --tags``), a JSON list; null: none (migration 0011).
+    Column("tags", JSON),
 )
 
 api_tokens = Table(
@@ -216,6 +227,8 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime),
+    # A ``worker`` token's agents: the only runs it may claim, beat, complete, release.
+    Column("agents", JSON),
     UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )
 

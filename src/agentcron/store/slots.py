@@ -32,6 +32,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from agentcron.models import AgentSpec, RunStatus
+from agentcron.rules.routing import Routing
 from agentcron.store import budgets
 from agentcron.store.rows import agent_from_row
 from agentcron.store.schema import agents, runs
@@ -106,6 +107,14 @@ def read_specs(conn: Connection, names: Any) -> dict[str, AgentSpec]:
     box = box_of(conn)
     rows = conn.execute(select(agents).where(agents.c.name.in_(names))).mappings()
     return {spec.name: spec for spec in (agent_from_row(row, box) for row in rows)}
+
+
+def routed(specs: dict[str, AgentSpec], routing: Routing | None) -> dict[str, AgentSpec]:
+    """The specs of the agents a node with ``routing`` runs (None: a node told nothing,
+    which runs the untagged agents). Applied before any shard is locked, so a node never
+    holds a shard of an agent it does not run."""
+    rule = routing if routing is not None else Routing()
+    return {name: spec for name, spec in specs.items() if rule.runs(name, spec.tags)}
 
 
 def hold_shards(conn: Connection, specs: dict[str, AgentSpec], want: int

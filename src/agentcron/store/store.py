@@ -30,8 +30,10 @@ from agentcron.models import (
     RunEvent,
     RunStatus,
     Trigger,
+    Worker,
 )
 from agentcron.rules.budgets import AgentUsage
+from agentcron.rules.routing import Routing
 from agentcron.store import (
     backfilling,
     budgets,
@@ -48,6 +50,7 @@ from agentcron.store import (
     stats,
     tokens,
     webhooks,
+    workers,
 )
 from agentcron.store import secrets as store_secrets
 from agentcron.store.alerting import AlertOperations
@@ -57,11 +60,13 @@ from agentcron.store.declaring import PlannedChange
 from agentcron.store.firing import FireResult
 from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
+from agentcron.store.notify import notify, take_topics
 from agentcron.store.pausing import Selection
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
 from agentcron.store.webhooks import Delivery, WebhookTarget
+from agentcron.store.workers import ClaimResult, RunHead, WorkerCall
 
 
 class StoreTimeSample(NamedTuple):
@@ -79,6 +84,9 @@ class Store(AlertOperations):
         self.url = normalise_url(url)
         self.secrets = secrets if secrets is not None else SecretBox.from_env()
         self.engine: Engine = make_engine(self.url, pool_size=pool_size)
+        #: Called (in the writing thread) with each topic a committed write notified;
+        #: must be quick and thread-safe (``engine/wakeups.py``).
+        self.local_listeners: list[Callable[[str], None]] = []
         store_secrets.attach(self.engine, self.secrets)
 
     @property
@@ -90,8 +98,15 @@ class Store(AlertOperations):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        topics: set[str] = set()
         with write_tx(self.engine) as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                topics = take_topics(conn)
+        for topic in topics:  # committed: tell this process's own listeners
+            for listener in list(self.local_listeners):
+                listener(topic)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -132,14 +147,15 @@ class Store(AlertOperations):
     # -- the engine's operations ----------------------------------------------------------
 
     def fire_due(self, now: datetime | None = None, limit: int = 1000,
-                 claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0
-                 ) -> FireResult:
+                 claim_for: tuple[str, int] | None = None, lookahead_s: float = 0.0,
+                 routing: Routing | None = None) -> FireResult:
         """Fire up to ``limit`` due triggers, optionally claiming up to ``claim_for[1]`` of
-        the new runs for node ``claim_for[0]`` and firing ``allow``-overlap triggers up to
-        ``lookahead_s`` ahead; see ``firing.fire_due`` for the contract. A constant number
-        of statements per batch."""
+        the new runs (of the agents ``routing`` lets it run) for node ``claim_for[0]`` and
+        firing ``allow``-overlap triggers up to ``lookahead_s`` ahead; see
+        ``firing.fire_due`` for the contract. A constant number of statements per batch."""
         with self._write() as conn:
-            return firing.fire_due(conn, db_now(conn, now), limit, claim_for, lookahead_s)
+            return firing.fire_due(conn, db_now(conn, now), limit, claim_for, lookahead_s,
+                                   routing)
 
     def next_due_at(self) -> tuple[datetime | None, StoreTimeSample]:
         """(earliest next_fire_at of an unpaused trigger, the store's now and the host's
@@ -150,11 +166,13 @@ class Store(AlertOperations):
             now = db_now(conn, None)
             return next_due, StoreTimeSample(now, before, time.monotonic())
 
-    def claim_runs(self, node_id: str, slots: int, now: datetime | None = None
-                   ) -> list[ClaimedRun]:
-        """Claim up to ``slots`` ready runs; see ``claiming.claim_runs``."""
+    def claim_runs(self, node_id: str, slots: int, now: datetime | None = None,
+                   routing: Routing | None = None) -> list[ClaimedRun]:
+        """Claim up to ``slots`` ready runs of the agents ``routing`` lets the node run
+        (default: the untagged ones); see ``claiming.claim_runs``."""
         with self._write() as conn:
-            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now))
+            return claiming.claim_runs(conn, node_id, slots, db_now(conn, now),
+                                       routing=routing)
 
     def finish(self, node_id: str, outcomes: list[Outcome], now: datetime | None = None
                ) -> FinishResult:
@@ -197,6 +215,50 @@ class Store(AlertOperations):
         """Re-queue this node's running runs (attempt not consumed) and deregister it."""
         with self._write() as conn:
             return liveness.release(conn, node_id, db_now(conn, now))
+
+    # -- remote workers (see ``workers``) -------------------------------------------------
+
+    def worker_claim(self, call: WorkerCall, agent_names: list[str], limit: int,
+                     now: datetime | None = None) -> ClaimResult:
+        """Claim up to ``limit`` ready runs of the remote agents ``agent_names`` for the
+        worker, refreshing its row; see ``workers.claim``."""
+        with self._write() as conn:
+            return workers.claim(conn, call, agent_names, limit, db_now(conn, now))
+
+    def worker_beat(self, call: WorkerCall, inflight: list[tuple[str, int]],
+                    draining: bool = False, now: datetime | None = None) -> list[str]:
+        """The worker's beat; returns the runs of ``inflight`` it must stop."""
+        with self._write() as conn:
+            return workers.beat(conn, call, inflight, db_now(conn, now), draining)
+
+    def run_head(self, run_id: str) -> RunHead | None:
+        with self._read() as conn:
+            return workers.run_head(conn, run_id)
+
+    def worker_finish(self, node_id: str, outcome: Outcome, now: datetime | None = None
+                      ) -> FinishResult:
+        """A worker's outcome for one run, fenced on (run, lease, worker) like a node's
+        (``claiming.finish``); when it changed the run, wakes waiting workers if that can
+        give them work (a retry is queued, or ready runs of the agent wait for the slot it
+        freed)."""
+        with self._write() as conn:
+            at = db_now(conn, now)
+            priced = pricing.price_outcomes(conn, [outcome])
+            result = claiming.finish(conn, node_id, priced, at)
+            if result.applied and (outcome.retry_delay_s is not None
+                                   or workers.agent_has_ready_runs(conn, outcome.run_id, at)):
+                notify(conn, "runs")
+            return result
+
+    def worker_release(self, node_id: str, run_id: str, lease: int,
+                       now: datetime | None = None) -> bool:
+        """Hand a run back to the queue; False (nothing changed) for a stale lease."""
+        with self._write() as conn:
+            return workers.release_run(conn, node_id, run_id, lease, db_now(conn, now))
+
+    def list_workers(self, default_zombie_timeout_s: float = 60.0) -> list[Worker]:
+        with self._read() as conn:
+            return workers.list_workers(conn, default_zombie_timeout_s)
 
     def list_nodes(self) -> list[Node]:
         with self._read() as conn:
@@ -404,10 +466,13 @@ class Store(AlertOperations):
     # -- API tokens and dashboard sessions (hashes only) ----------------------------------
 
     def create_token(self, name: str, scope: str, token_hash: str,
-                     now: datetime | None = None) -> ApiToken:
-        """Store a token's hash; ConflictError if the name is taken."""
+                     now: datetime | None = None, agents: list[str] | None = None
+                     ) -> ApiToken:
+        """Store a token's hash (and a worker token's agents); ConflictError if the name
+        is taken."""
         with self._write() as conn:
-            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now))
+            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now),
+                                       agents)
 
     def list_tokens(self) -> list[ApiToken]:
         with self._read() as conn:

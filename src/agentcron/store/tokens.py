@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -23,28 +24,30 @@ class ApiToken:
     scope: str
     created_at: datetime
     last_used_at: datetime | None = None
+    #: A ``worker`` token's agents (the only runs it may touch); None for other scopes.
+    agents: list[str] | None = None
 
 
-def _token(row: object) -> ApiToken:
-    return ApiToken(name=row.name, scope=row.scope,  # type: ignore[attr-defined]
-                    created_at=row.created_at,  # type: ignore[attr-defined]
-                    last_used_at=row.last_used_at)  # type: ignore[attr-defined]
+def _token(row: Any) -> ApiToken:
+    return ApiToken(name=row.name, scope=row.scope, created_at=row.created_at,
+                    last_used_at=row.last_used_at,
+                    agents=None if row.agents is None else [str(a) for a in row.agents])
 
 
 _TOKEN_COLUMNS = (api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created_at,
-                  api_tokens.c.last_used_at)
+                  api_tokens.c.last_used_at, api_tokens.c.agents)
 
 
 def create_token(conn: Connection, name: str, scope: str, token_hash: str,
-                 now: datetime) -> ApiToken:
+                 now: datetime, agents: list[str] | None = None) -> ApiToken:
     """Insert a token row; ConflictError if the name is taken."""
     taken = conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name)).first()
     if taken is not None:
         raise ConflictError(f"a token named {name!r} already exists; revoke it first or "
                             "pick another name")
     conn.execute(insert(api_tokens).values(name=name, scope=scope, token_hash=token_hash,
-                                           created_at=now))
-    return ApiToken(name=name, scope=scope, created_at=now)
+                                           created_at=now, agents=agents))
+    return ApiToken(name=name, scope=scope, created_at=now, agents=agents)
 
 
 def list_tokens(conn: Connection) -> list[ApiToken]:

@@ -26,6 +26,7 @@ retry       running -> queued (after a delay)       finish (claiming)           
 lose        running -> queued or failed             sweep, register (liveness)  run rows (c)
 time out    running -> cancelled (past deadline)    sweep (liveness)            -
 release     running -> queued (attempt given back)  release (liveness)          run rows (d)
+            running -> queued (attempt given back)  release_run (workers)       fenced (a)
 cancel      queued/running -> cancelled (by user)   cancel_run (history)        fenced (b)
             queued -> cancelled (agent removed)     delete_agent (catalog)      -
 replace     queued/running -> cancelled (overlap)   fire_due, deliver           the triggers
@@ -40,7 +41,9 @@ writer. (a) fenced on (run, lease, node): a write from a stale
 attempt changes nothing. (b) fenced on the status (and lease) the operation read. (c) ``FOR
 UPDATE SKIP LOCKED`` on the running runs, and fenced on the lease read, so two sweepers
 never change a run twice. (d) the node's running rows, ``FOR UPDATE`` in id order.
-"Finished" is succeeded, failed, cancelled or skipped.
+"Finished" is succeeded, failed, cancelled or skipped. A remote worker's claim, complete
+and release (``workers``) go through ``claim_runs``, ``finish`` and ``release_one``, under
+its own id in ``node_id``, so they are fenced exactly as a node's are.
 
 Lock order (PostgreSQL; SQLite has one writer at a time): a transaction that takes more
 than one kind of row lock takes them in this order, so no two wait on each other in a
@@ -310,6 +313,20 @@ def release(node_id: str, now: datetime) -> Update:
     return (
         update(runs)
         .where(*mine, runs.c.id.in_(in_order.scalar_subquery()))
+        .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
+                run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
+        .returning(runs.c.id, runs.c.attempt)
+    )
+
+
+def release_one(run_id: str, lease: int, node_id: str, now: datetime) -> Update:
+    """release: one run a worker hands back (unstarted, or drained), still ``running`` on
+    ``node_id`` under ``lease`` -> ``queued``, its attempt given back, ready now or at its
+    own time if later. Fenced like ``finish``. Returns (id, attempt) if changed."""
+    return (
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.lease == lease, runs.c.node_id == node_id,
+               runs.c.status == _RUNNING)
         .values(status=_QUEUED, node_id=None, attempt=runs.c.attempt - 1,
                 run_after=_not_before_its_time(now), started_at=None, deadline_at=None)
         .returning(runs.c.id, runs.c.attempt)

@@ -37,9 +37,16 @@ from agentcron.models import Run, RunStatus
 from agentcron.rules.budgets import describe_budget, format_usd
 from agentcron.schedule.durations import format_duration
 from agentcron.services.access import SESSION_LIFETIME, Access, Scope, scope_allows
-from agentcron.services.documents import agent_target, alert_rule_json, format_cost, preview
+from agentcron.services.documents import (
+    agent_target,
+    alert_rule_json,
+    format_cost,
+    node_routing,
+    preview,
+)
 from agentcron.services.overview import overview, usage_by_day
 from agentcron.services.validate import RUN_ID
+from agentcron.services.workers import worker_state
 from agentcron.store.tokens import ApiToken
 
 HERE = Path(__file__).parent
@@ -161,7 +168,7 @@ def install(app: FastAPI) -> None:
         def wrap(view: Page) -> Page:
             async def handler(request: Request) -> Response:
                 session = await current_session(request)
-                if session is None:
+                if session is None or not scope_allows(session.token.scope, Scope.READ):
                     return RedirectResponse("/login", status_code=303)
                 try:
                     return await view(request, session)
@@ -234,6 +241,11 @@ def install(app: FastAPI) -> None:
         if token is None:
             return render("login.html", request, None, 401,
                           message="that token is not valid (or was revoked)")
+        if not scope_allows(token.scope, Scope.READ):
+            # A worker token may only speak the worker protocol.
+            return render("login.html", request, None, 403,
+                          message=f"a {token.scope} token cannot sign in to the dashboard; "
+                                  "use a read, write or admin token")
         now = await blocking(request, services(request).now)
         cookie, _csrf = await blocking(request, access.start_session, token, now)
         response = RedirectResponse("/", status_code=303)
@@ -263,7 +275,7 @@ def install(app: FastAPI) -> None:
         nodes = await blocking(request, svc.nodes, view.now)
         supervisor = request.app.state.supervisor
         return render("overview.html", request, session, view=view, nodes=nodes,
-                      chart=Markup(status_bars(view.hours)), when=_when,
+                      chart=Markup(status_bars(view.hours)), when=_when, node_runs=node_routing,
                       loops_down=supervisor.down() if supervisor is not None else [],
                       this_node=request.app.state.node_id)
 
@@ -328,6 +340,15 @@ def install(app: FastAPI) -> None:
         return render("alerts.html", request, session, alerts=listed, now=now, when=_when,
                       rules=[alert_rule_json(r) for r in rules],
                       note=request.query_params.get("note"))
+
+    @page("/workers")
+    async def workers(request: Request, session: Session) -> Response:
+        svc = services(request)
+        now = await blocking(request, svc.now)
+        listed = await blocking(request, svc.workers.list)
+        rows = [(w, worker_state(w, now).value) for w in listed]
+        return render("workers.html", request, session, rows=rows, now=now, when=_when,
+                      utc=_utc)
 
     # -- actions --------------------------------------------------------------------------
 

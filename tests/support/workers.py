@@ -1,0 +1,146 @@
+"""Real ``agentcron worker`` processes, and a loopback TCP proxy a test can cut."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from tests.support.helpers import wait_until
+from tests.support.procs import REPO
+
+
+class WorkerProcess:
+    """One ``agentcron worker``, started with the real console entry point."""
+
+    def __init__(self, url: str, token: str, agent: str, worker_id: str, log_dir: Path, *,
+                 python: str = "tests.support.remote_agents:sleeper",
+                 command: str | None = None, concurrency: int = 1,
+                 heartbeat_interval: str = "0.5s", wait: str = "2s",
+                 drain_timeout: str = "2s") -> None:
+        self.worker_id = worker_id
+        self.log_path = log_dir / f"worker-{worker_id}.log"
+        run = ["--command", command] if command is not None else ["--python", python]
+        args = [sys.executable, "-m", "agentcron", "worker", "--url", url, "--agent", agent,
+                *run, "--worker-id", worker_id, "--concurrency", str(concurrency),
+                "--heartbeat-interval", heartbeat_interval, "--wait", wait,
+                "--drain-timeout", drain_timeout]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "src"),
+                                             env.get("PYTHONPATH", "")])
+        env["AGENTCRON_TOKEN"] = token  # not on the command line
+        env["AGENTCRON_LOG_LEVEL"] = "info"
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=REPO)
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for the drain to end; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        wait_until(lambda: text in self.log(), timeout,
+                   lambda: f"{text!r} in the log of worker {self.worker_id}:\n"
+                   f"{self.log()[-3000:]}", interval=0.05)
+
+    def cleanup(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if not self._log.closed:
+            self._log.close()
+
+
+class CutProxy:
+    """A loopback TCP proxy to ``127.0.0.1:target_port`` that a test can cut: while cut, the
+    connections it carries are closed and new ones are closed as soon as accepted, as a
+    network outage looks to a client."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._cut = threading.Event()
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name="cut-proxy").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in list(self._open):
+                _close(sock)
+            self._open.clear()
+
+    def mend(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        _close(self.listener)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _close(client)
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
+                upstream.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._open |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                if self._cut.is_set():
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                _close(sock)
+                with self._lock:
+                    self._open.discard(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()

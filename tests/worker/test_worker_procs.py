@@ -1,0 +1,184 @@
+"""Real processes: an ``agentcron serve`` (its API) on SQLite and PostgreSQL, and
+``agentcron worker`` processes pulling a remote agent's runs from it.
+
+- runs executed remotely end to end, by two workers;
+- kill -9 a worker mid-run: another finishes the run after the zombie timeout;
+- SIGSTOP a worker past its timeout: its late complete is refused (409) and the new
+  attempt's result stands;
+- SIGTERM drains: what finishes in time is completed, the rest handed back;
+- a 3 s outage (a proxy in between, cut) with a 10 s zombie timeout loses nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcron.models import Run, RunStatus
+from agentcron.services import Services
+from agentcron.services.access import Access
+from agentcron.services.agents import AgentInput
+from agentcron.store import Store
+from tests.support.api_server import ApiServer, api_server
+from tests.support.helpers import wait_until
+from tests.support.workers import CutProxy, WorkerProcess
+
+pytestmark = [pytest.mark.slow]
+_names = itertools.count()
+
+
+@pytest.fixture
+def served(store: Store, tmp_path: Path) -> Iterator[ApiServer]:
+    with api_server(store.url, tmp_path, node_id="api-node", truncate=False) as server:
+        yield server
+
+
+@pytest.fixture
+def workers(served: ApiServer, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(agent: str, worker_id: str, *, url: str | None = None,
+              **options: Any) -> WorkerProcess:
+        secret = Access(served.store).create_token(f"wt{next(_names)}", "worker",
+                                                   agents=[agent])[1]
+        proc = WorkerProcess(url or served.base, secret, agent, worker_id, tmp_path,
+                             **options)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.cleanup()
+
+
+def remote(store: Store, name: str, **settings: Any) -> None:
+    agents = Services(store).agents
+    agents.save(agents.build(AgentInput(name=name, kind="remote", config={}, **settings)))
+
+
+def run_of(store: Store, run_id: str) -> Run:
+    return store.get_run(run_id)
+
+
+def finished(store: Store, run_id: str, timeout: float = 60.0,
+             logs: Callable[[], str] = lambda: "") -> Run:
+    def done() -> Run | None:
+        run = run_of(store, run_id)
+        return run if run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED) else None
+
+    result: Run = wait_until(done, timeout, lambda: f"run {run_id} to finish (it is "
+                             f"{run_of(store, run_id).status}):\n{logs()[-3000:]}",
+                             interval=0.1)
+    return result
+
+
+def started_marks(mark: Path, run_id: str) -> list[str]:
+    return sorted(p.name for p in mark.glob(f"{run_id}.*"))
+
+
+def test_runs_execute_remotely_end_to_end(served: ApiServer, workers: Any,
+                                          tmp_path: Path) -> None:
+    store = served.store
+    remote(store, "r", max_concurrency=4)
+    one, two = workers("r", "w1", concurrency=2), workers("r", "w2", concurrency=2)
+    ids = [store.fire_now("r", {"sleep": 0.3, "tag": n}) for n in range(8)]
+    for run_id in ids:
+        run = finished(store, run_id, logs=lambda: one.log() + two.log())
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        assert run.node_id in ("worker:w1", "worker:w2")
+        assert json.loads(run.output or "{}")["attempt"] == 1
+    assert one.stop() == 0 and two.stop() == 0
+    assert "worker_stopped" in one.log()
+
+
+def test_a_killed_worker_s_run_is_finished_by_another_after_the_zombie_timeout(
+        served: ApiServer, workers: Any, tmp_path: Path) -> None:
+    store = served.store
+    remote(store, "r", zombie_timeout="3s", max_attempts=3, timeout="5m")
+    mark = tmp_path / "marks"
+    mark.mkdir()
+    first = workers("r", "doomed")
+    run_id = store.fire_now("r", {"mark": str(mark), "first_sleep": 60, "sleep": 0})
+    wait_until(lambda: started_marks(mark, run_id), 30, "the first attempt to start")
+    first.kill9()
+    second = workers("r", "heir")
+    run = finished(store, run_id, logs=second.log)
+    assert run.status is RunStatus.SUCCEEDED and run.node_id == "worker:heir"
+    assert run.attempt == 2
+    assert [m.split(".")[1] for m in started_marks(mark, run_id)] == ["1", "2"]
+
+
+def test_a_frozen_worker_s_late_complete_is_refused_and_the_new_attempt_stands(
+        served: ApiServer, workers: Any, tmp_path: Path) -> None:
+    store = served.store
+    remote(store, "r", zombie_timeout="3s", max_attempts=3, timeout="5m")
+    mark = tmp_path / "marks"
+    mark.mkdir()
+    # A long beat interval: after it thaws, its run ends and completes before it would
+    # beat again, so it is the late *complete* that meets the fence.
+    frozen = workers("r", "frozen", heartbeat_interval="60s")
+    run_id = store.fire_now("r", {"mark": str(mark), "sleep": 2, "tag": "x"})
+    wait_until(lambda: started_marks(mark, run_id), 30, "the first attempt to start")
+    frozen.signal(signal.SIGSTOP)
+    heir = workers("r", "heir")
+    run = finished(store, run_id, logs=heir.log)
+    assert run.status is RunStatus.SUCCEEDED and run.node_id == "worker:heir"
+    assert run.attempt == 2
+    heir_output = run.output
+    frozen.signal(signal.SIGCONT)
+    frozen.wait_for_log("worker_run_taken_over")
+    again = run_of(store, run_id)
+    assert (again.status, again.attempt, again.node_id, again.output) == (
+        RunStatus.SUCCEEDED, 2, "worker:heir", heir_output)
+    assert frozen.stop() == 0
+
+
+def test_sigterm_drains_finishing_what_it_can_and_handing_back_the_rest(
+        served: ApiServer, workers: Any, tmp_path: Path) -> None:
+    store = served.store
+    remote(store, "r", max_concurrency=2, timeout="5m")
+    mark = tmp_path / "marks"
+    mark.mkdir()
+    worker = workers("r", "drainer", concurrency=2, drain_timeout="3s")
+    short = store.fire_now("r", {"mark": str(mark), "sleep": 1, "tag": "short"})
+    long = store.fire_now("r", {"mark": str(mark), "sleep": 120, "tag": "long"})
+    wait_until(lambda: started_marks(mark, short) and started_marks(mark, long), 30,
+               "both runs to start")
+    assert worker.stop() == 0
+    assert run_of(store, short).status is RunStatus.SUCCEEDED
+    handed_back = run_of(store, long)
+    assert handed_back.status is RunStatus.QUEUED
+    assert handed_back.attempt == 0 and handed_back.node_id is None
+    assert "worker_run_released" in worker.log()
+
+
+def test_a_short_outage_loses_nothing(served: ApiServer, workers: Any,
+                                      tmp_path: Path) -> None:
+    store = served.store
+    remote(store, "r", zombie_timeout="10s", max_attempts=3, timeout="5m")
+    mark = tmp_path / "marks"
+    mark.mkdir()
+    port = int(served.base.rsplit(":", 1)[1])
+    proxy = CutProxy(port)
+    try:
+        worker = workers("r", "steady", url=proxy.url, heartbeat_interval="1s")
+        run_id = store.fire_now("r", {"mark": str(mark), "sleep": 6})
+        wait_until(lambda: started_marks(mark, run_id), 30, "the run to start")
+        proxy.cut()
+        time.sleep(3.0)  # the outage itself: 3 s with no way through (not a wait)
+        proxy.mend()
+        # The worker noticed (its beats failed), and carried on.
+        worker.wait_for_log("worker_call_failed")
+        run = finished(store, run_id, logs=worker.log)
+    finally:
+        proxy.close()
+    assert run.status is RunStatus.SUCCEEDED and run.attempt == 1
+    assert run.node_id == "worker:steady"
+    assert started_marks(mark, run_id) == [f"{run_id}.1.{worker.proc.pid}"]
