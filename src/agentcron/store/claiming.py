@@ -268,7 +268,10 @@ def finish(
             "cost_usd": o.usage.cost_usd,
             "model": o.usage.model,
         }
-        for o in outcomes
+        # In id order: the update then locks its runs in the order ``release`` locks a
+        # node's running runs (joined by key, ``by_primary_key``), so a finish still in
+        # flight when its node drains cannot deadlock with the release.
+        for o in sorted(outcomes, key=lambda o: (o.run_id, o.lease))
     ]
     final = [o for o in outcomes if o.retry_delay_s is None
              and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
