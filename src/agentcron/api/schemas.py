@@ -546,6 +546,31 @@ class CompleteBody(_In):
     usage: UsageBody | None = None
 
 
+class OutcomeBody(CompleteBody):
+    """One run's outcome in a batched complete."""
+
+    id: str = Field(description="The run's id")
+
+
+class CompleteManyBody(_In):
+    """Outcomes of runs the worker holds, written in one transaction."""
+
+    outcomes: list[OutcomeBody] = Field(min_length=1, max_length=1000,
+                                        description="1 to 1,000 outcomes, one per run")
+
+
+class OutcomeOut(BaseModel):
+    id: str
+    status: str = Field(description="The run's status after the write (queued: it will be "
+                                    "attempted again), or `stale`: the lease is stale or "
+                                    "the run is not this worker's; nothing was changed "
+                                    "(stop working on it)")
+
+
+class CompleteManyOut(BaseModel):
+    results: list[OutcomeOut] = Field(description="One per outcome, in the order sent")
+
+
 class ReleaseBody(_In):
     lease: int
 

@@ -11,7 +11,8 @@ Loops, all on one event loop:
   are stopped at once (``ctx.cancelled`` set, the task cancelled: a command agent's process
   group gets SIGTERM) and nothing is written for them.
 - **runs**: each run executes with a ``RunContext`` (progress, cancellation, usage as on a
-  node); its outcome is sent with ``complete``, retried through an outage. A 409 (the run
+  node); its outcome is sent with ``complete``, batched with the outcomes of runs that end
+  with it (``worker/outbox.py``), retried through an outage. A 409 (the run
   was taken over meanwhile) is logged and dropped.
 
 An outage (network error, timeout, 5xx) never drops a held run: the run goes on, the
@@ -45,6 +46,7 @@ import structlog
 from agentcron.executors import Executors, RunContext
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.worker.outbox import Outbox
 from agentcron.worker.protocol import ClaimedWork, Outage, Protocol, Refused, Stale, retry
 from agentcron.worker.settings import WorkerSettings, local_spec
 
@@ -111,13 +113,14 @@ class Worker:
             # Refused now, not run by run: each run would fail for good (retry false).
             add_import_paths(os.getcwd())
             resolve_target(target)
+        self._give_up = asyncio.Event()  # after the drain: outages end calls, not retry
         self.protocol = Protocol(settings.url, settings.token, self.worker_id,
                                  transport=transport)
+        self.outbox = Outbox(self.protocol, self._give_up)
         self.held: dict[tuple[str, int], Held] = {}
         self.stats = WorkerStats()
         self.draining = asyncio.Event()
         self.stopped = asyncio.Event()
-        self._give_up = asyncio.Event()  # after the drain: outages end calls, not retry
         self._slot_free = asyncio.Event()
         self._completions: set[asyncio.Task[None]] = set()
         self.fatal: Refused | None = None
@@ -168,6 +171,7 @@ class Worker:
             for task in [beat, *self._completions]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await self.outbox.aclose()
             await self.executors.aclose()
             await self.protocol.aclose()
             self.stopped.set()
@@ -302,8 +306,8 @@ class Worker:
                              "cost_usd": usage.cost_usd, "model": usage.model}
         try:
             # Held while it is sent: the heartbeat keeps beating for it through an outage.
-            answer = await retry(lambda: self.protocol.complete(work.id, body),
-                                 "complete", give_up=self._give_up)
+            # Batched with the outcomes of runs that end with it (``worker/outbox.py``).
+            answer = await self.outbox.send(work.id, body)
             self.stats.completed += 1
             self.stats.outcomes[work.id] = status
             log.info("worker_run_completed", run_id=work.id, attempt=work.attempt,

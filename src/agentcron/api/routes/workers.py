@@ -7,6 +7,8 @@
   for a modest poll (missed notifications, other processes on SQLite), until ``wait``.
 - ``POST /api/v1/workers/{worker_id}/heartbeat``: keeps the worker and all its runs alive.
 - ``POST /api/v1/runs/{run_id}/complete`` and ``.../release``: fenced on the run's lease.
+- ``POST /api/v1/workers/{worker_id}/complete``: many outcomes in one call and one
+  transaction, each fenced as the single complete is (a stale one answered ``stale``).
 - ``GET /api/v1/workers``: id, agents, state, runs in flight, last seen, version.
 """
 
@@ -26,6 +28,9 @@ from agentcron.api.schemas import (
     ClaimedRunOut,
     ClaimOut,
     CompleteBody,
+    CompleteManyBody,
+    CompleteManyOut,
+    OutcomeOut,
     ReleaseBody,
     RunWrittenOut,
     WorkerOut,
@@ -133,20 +138,40 @@ async def heartbeat(request: Request, worker_id: str, body: BeatBody,
     return BeatOut(revoked=revoked)
 
 
+def _complete_input(body: CompleteBody) -> CompleteInput:
+    usage = None if body.usage is None else UsageInput(
+        input_tokens=body.usage.input_tokens, output_tokens=body.usage.output_tokens,
+        cost_usd=None if body.usage.cost_usd is None else float(body.usage.cost_usd),
+        model=body.usage.model)
+    return CompleteInput(lease=body.lease, status=body.status, output=body.output,
+                         error=body.error, retry=body.retry, usage=usage)
+
+
+@router.post("/workers/{worker_id}/complete", response_model=CompleteManyOut,
+             summary="Record the outcomes of many of a worker's runs in one call",
+             description="Each outcome is fenced on its run's lease as `POST "
+                         "/api/v1/runs/{id}/complete` is, and all are written in one "
+                         "transaction. A stale one is answered `stale` and changes nothing; "
+                         "the others stand. A malformed outcome (422), an unknown run (404) "
+                         "or another agent's run (403) refuses the whole call.")
+async def complete_many(request: Request, worker_id: str, body: CompleteManyBody,
+                        caller: Caller = WORKER) -> CompleteManyOut:
+    given = [(o.id, _complete_input(o)) for o in body.outcomes]
+    results = await blocking(request, services(request).workers.complete_many,
+                             caller.token, worker_id, given, _address(request))
+    return CompleteManyOut(results=[
+        OutcomeOut(id=run_id, status="stale" if status is None else status.value)
+        for run_id, status in results])
+
+
 @router.post("/runs/{run_id}/complete", response_model=RunWrittenOut,
              summary="Record a worker's outcome for a run (fenced on its lease)",
              description="A stale lease (the run was cancelled, finished or taken over) is "
                          "409 and changes nothing.")
 async def complete(request: Request, run_id: str, body: CompleteBody,
                    caller: Caller = WORKER) -> RunWrittenOut:
-    usage = None if body.usage is None else UsageInput(
-        input_tokens=body.usage.input_tokens, output_tokens=body.usage.output_tokens,
-        cost_usd=None if body.usage.cost_usd is None else float(body.usage.cost_usd),
-        model=body.usage.model)
-    given = CompleteInput(lease=body.lease, status=body.status, output=body.output,
-                          error=body.error, retry=body.retry, usage=usage)
     status = await blocking(request, services(request).workers.complete, caller.token,
-                            run_id, given)
+                            run_id, _complete_input(body))
     return RunWrittenOut(id=run_id, status=status.value)
 
 
