@@ -492,6 +492,11 @@ class ClaimBody(_In):
                                                     "\"20s\" (cut to 60 s); none: answer at "
                                                     "once")
     version: str | None = Field(None, description="What the worker runs, shown in listings")
+    outcomes: list[OutcomeBody] = Field(
+        default_factory=list, max_length=1000,
+        description="Outcomes of runs this worker finished, written (as by `POST "
+                    "/api/v1/workers/{worker_id}/complete`) before the claim: one call "
+                    "reports what ended and asks for more. Answered in `results`")
 
 
 class ClaimedRunOut(BaseModel):
@@ -507,6 +512,9 @@ class ClaimedRunOut(BaseModel):
 
 class ClaimOut(BaseModel):
     runs: list[ClaimedRunOut]
+    results: list[OutcomeOut] = Field(default_factory=list,
+                                      description="One per outcome the claim carried, in "
+                                                  "the order sent")
 
 
 class RunLeaseBody(_In):
@@ -592,3 +600,7 @@ class WorkerOut(BaseModel):
     token: str | None
     started_at: str | None
     zombie_timeout_s: float
+
+
+ClaimBody.model_rebuild()
+ClaimOut.model_rebuild()

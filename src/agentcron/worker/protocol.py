@@ -112,13 +112,21 @@ class Protocol:
         except ValueError as exc:
             raise Outage(f"an answer that is not JSON ({response.status_code})") from exc
 
-    async def claim(self, agents: list[str], most: int, wait_s: float) -> list[ClaimedWork]:
-        """Up to ``most`` runs, as soon as one is ready or after ``wait_s`` (then none)."""
-        answer = await self._post("/api/v1/workers/claim", {
+    async def claim(self, agents: list[str], most: int, wait_s: float,
+                    outcomes: list[dict[str, Any]] | None = None
+                    ) -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
+        """Up to ``most`` runs, as soon as one is ready or after ``wait_s`` (then none);
+        ``outcomes`` (as ``complete_many`` takes them) are written first, and answered
+        (run id, status or ``stale``) with the runs."""
+        body: dict[str, Any] = {
             "worker_id": self.worker_id, "agents": agents, "max": most,
             "wait": f"{wait_s:g}s", "version": f"agentcron-worker {__version__}",
-        }, timeout_s=wait_s + 15.0)
-        return [_work(item) for item in answer.get("runs", [])]
+        }
+        if outcomes:
+            body["outcomes"] = outcomes
+        answer = await self._post("/api/v1/workers/claim", body, timeout_s=wait_s + 15.0)
+        return ([_work(item) for item in answer.get("runs", [])],
+                [(str(r["id"]), str(r["status"])) for r in answer.get("results", [])])
 
     async def heartbeat(self, held: list[tuple[str, int, str | None]], draining: bool,
                         timeout_s: float) -> list[str]:

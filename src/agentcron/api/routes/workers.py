@@ -91,8 +91,10 @@ def _run_out(run: ClaimedRun) -> ClaimedRunOut:
 @router.post("/workers/claim", response_model=ClaimOut,
              summary="Claim ready runs of remote agents (a long poll)",
              description="Answers as soon as at least one run is ready (up to `max`), or "
-                         "with `{\"runs\": []}` after `wait` (at most 60 s). Each run's "
-                         "`lease` must come with every later write for it.")
+                         "with no runs after `wait` (at most 60 s). Each run's `lease` must "
+                         "come with every later write for it. `outcomes` (optional) are "
+                         "written first, as `POST /api/v1/workers/{worker_id}/complete` "
+                         "writes them, and answered in `results`.")
 async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> ClaimOut:
     svc = services(request).workers
     checked = await blocking(
@@ -100,6 +102,12 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
         ClaimInput(worker_id=body.worker_id, agents=body.agents, max=body.max,
                    wait=body.wait, version=body.version or _user_agent(request)),
         _address(request))
+    results: list[OutcomeOut] = []
+    if body.outcomes:
+        # Written first, whatever the claim then finds: the slots they free are claimable.
+        results = _results(await blocking(
+            request, svc.complete_many, caller.token, body.worker_id,
+            [(o.id, _complete_input(o)) for o in body.outcomes], _address(request)))
     ready: RunsReady = request.app.state.runs_ready
     metrics: WorkerMetrics = request.app.state.worker_metrics
     _listen_if_needed(request, ready)
@@ -114,11 +122,11 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
             metrics.claimed.inc(len(result.runs))
             if signalled:
                 metrics.wakeup.observe(max(0.0, time.monotonic() - ready.signalled_at))
-            return ClaimOut(runs=[_run_out(r) for r in result.runs])
+            return ClaimOut(runs=[_run_out(r) for r in result.runs], results=results)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             metrics.claims.labels("empty").inc()
-            return ClaimOut(runs=[])
+            return ClaimOut(runs=[], results=results)
         pause = min(remaining, poll_s)
         if result.ready_in_s is not None:
             pause = min(pause, max(0.01, result.ready_in_s))
@@ -159,9 +167,12 @@ async def complete_many(request: Request, worker_id: str, body: CompleteManyBody
     given = [(o.id, _complete_input(o)) for o in body.outcomes]
     results = await blocking(request, services(request).workers.complete_many,
                              caller.token, worker_id, given, _address(request))
-    return CompleteManyOut(results=[
-        OutcomeOut(id=run_id, status="stale" if status is None else status.value)
-        for run_id, status in results])
+    return CompleteManyOut(results=_results(results))
+
+
+def _results(written: list[tuple[str, RunStatus | None]]) -> list[OutcomeOut]:
+    return [OutcomeOut(id=run_id, status="stale" if status is None else status.value)
+            for run_id, status in written]
 
 
 @router.post("/runs/{run_id}/complete", response_model=RunWrittenOut,
