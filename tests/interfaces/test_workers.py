@@ -426,3 +426,131 @@ def test_a_slot_freed_by_a_complete_goes_to_a_waiting_claim(store: Store) -> Non
             assert second["id"] == second_id
 
     with_app(store, test)
+
+
+# -- outcomes in batches -----------------------------------------------------------------------
+
+
+def test_a_batched_complete_writes_each_outcome_and_answers_stale_ones(store: Store) -> None:
+    add_remote(store, "r", max_attempts=2, retry_backoff="1m", max_concurrency=3)
+    secret = token(store, "worker", ["r"])
+    ids = [store.fire_now("r", {"n": n}) for n in range(3)]
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api:
+            runs = {r["id"]: r for r in await claim(api, ["r"], most=3)}
+            assert set(runs) == set(ids)
+            done, retried, stale = ids
+            answer = await api.post("/api/v1/workers/w1/complete", json={"outcomes": [
+                {"id": done, "lease": runs[done]["lease"], "status": "succeeded",
+                 "output": "ok", "usage": {"input_tokens": 2, "cost_usd": 0.25}},
+                {"id": retried, "lease": runs[retried]["lease"], "status": "failed",
+                 "error": "flaky", "retry": True},
+                {"id": stale, "lease": runs[stale]["lease"] + 1, "status": "succeeded"}]})
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"results": [
+                {"id": done, "status": "succeeded"}, {"id": retried, "status": "queued"},
+                {"id": stale, "status": "stale"}]}
+            # Another worker of the same token does not hold the run: stale, nothing written.
+            other = await api.post("/api/v1/workers/w2/complete", json={"outcomes": [
+                {"id": stale, "lease": runs[stale]["lease"], "status": "succeeded"}]})
+            assert other.json() == {"results": [{"id": stale, "status": "stale"}]}
+
+    with_app(store, test)
+    done_run, retried_run, stale_run = (store.get_run(r) for r in ids)
+    assert done_run.status is RunStatus.SUCCEEDED and done_run.output == "ok"
+    assert (done_run.input_tokens, done_run.cost_usd) == (2, 0.25)
+    assert retried_run.status is RunStatus.QUEUED and retried_run.attempt == 1
+    assert retried_run.error == "flaky"
+    assert stale_run.status is RunStatus.RUNNING and stale_run.output is None
+
+
+def test_a_batched_complete_with_one_bad_outcome_writes_nothing(store: Store) -> None:
+    add_remote(store, "r", max_concurrency=2)
+    add_remote(store, "s")
+    secret = token(store, "worker", ["r"])
+    other_secret = token(store, "worker", ["s"])
+    first, second = store.fire_now("r"), store.fire_now("r")
+    theirs = store.fire_now("s")
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api, client(other_secret) as other:
+            runs = {r["id"]: r for r in await claim(api, ["r"], most=2)}
+            [their_run] = await claim(other, ["s"], worker="w9")
+            ok = {"id": first, "lease": runs[first]["lease"], "status": "succeeded"}
+            path = "/api/v1/workers/w1/complete"
+            bad = await api.post(path, json={"outcomes": [
+                ok, {"id": second, "lease": runs[second]["lease"], "status": "done"}]})
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["field"] == "outcomes[1].status"
+            unknown = await api.post(path, json={"outcomes": [
+                ok, {"id": "no-such-run", "lease": 1, "status": "succeeded"}]})
+            assert unknown.status_code == 404, unknown.text
+            foreign = await api.post(path, json={"outcomes": [
+                ok, {"id": theirs, "lease": their_run["lease"], "status": "succeeded"}]})
+            assert foreign.status_code == 403, foreign.text
+            twice = await api.post(path, json={"outcomes": [ok, ok]})
+            assert twice.status_code == 422 and twice.json()["field"] == "outcomes"
+            empty = await api.post(path, json={"outcomes": []})
+            assert empty.status_code == 422, empty.text
+            async with client(token(store, "read")) as reader:
+                refused = await reader.post(path, json={"outcomes": [ok]})
+                assert refused.status_code == 403, refused.text
+
+    with_app(store, test)
+    assert [store.get_run(r).status for r in (first, second, theirs)] == [RunStatus.RUNNING] * 3
+
+
+def test_a_claim_carries_the_outcomes_of_the_runs_that_ended(store: Store) -> None:
+    add_remote(store, "r", max_concurrency=2)
+    secret = token(store, "worker", ["r"])
+    ids = [store.fire_now("r", n) for n in range(4)]
+
+    async def test(client: Client) -> None:
+        async with client(secret) as api:
+            first = await claim(api, ["r"], most=2)
+            # At its limit: nothing more until the outcomes the next claim carries free
+            # the slots, and that claim then hands the freed slots out.
+            assert await claim(api, ["r"], most=2) == []
+            answer = await api.post("/api/v1/workers/claim", json={
+                "worker_id": "w1", "agents": ["r"], "max": 2, "wait": "0s",
+                "outcomes": [{"id": r["id"], "lease": r["lease"], "status": "succeeded",
+                              "output": "done"} for r in first]})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["results"] == [{"id": r["id"], "status": "succeeded"} for r in first]
+            assert {r["id"] for r in body["runs"]} == set(ids) - {r["id"] for r in first}
+            bad = await api.post("/api/v1/workers/claim", json={
+                "worker_id": "w1", "agents": ["r"], "max": 2, "wait": "0s",
+                "outcomes": [{"id": body["runs"][0]["id"], "lease": "x",
+                              "status": "succeeded"}]})
+            assert bad.status_code == 422, bad.text
+            plain = await api.post("/api/v1/workers/claim", json={
+                "worker_id": "w1", "agents": ["r"], "wait": "0s"})
+            assert plain.json() == {"runs": [], "results": []}
+
+    with_app(store, test)
+    outputs = [(store.get_run(r).status, store.get_run(r).output) for r in ids]
+    assert outputs.count((RunStatus.SUCCEEDED, "done")) == 2
+    assert outputs.count((RunStatus.RUNNING, None)) == 2
+
+
+def test_the_openapi_document_gives_the_batched_outcomes_exact_schemas(store: Store) -> None:
+    spec = create_app(store, "api-node").openapi()
+    schemas = spec["components"]["schemas"]
+    post = spec["paths"]["/api/v1/workers/{worker_id}/complete"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/CompleteManyBody")
+    outcomes = schemas["CompleteManyBody"]["properties"]["outcomes"]
+    assert (outcomes["minItems"], outcomes["maxItems"]) == (1, 1000)
+    outcome = schemas["OutcomeBody"]
+    assert set(outcome["required"]) == {"id", "lease", "status"}
+    assert outcome["additionalProperties"] is False
+    assert set(outcome["properties"]) == {"id", "lease", "status", "output", "error",
+                                          "retry", "usage"}
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer.endswith("/CompleteManyOut")
+    assert set(schemas["OutcomeOut"]["required"]) == {"id", "status"}
+    assert schemas["ClaimBody"]["properties"]["outcomes"]["items"]["$ref"].endswith(
+        "/OutcomeBody")
+    assert "results" in schemas["ClaimOut"]["properties"]

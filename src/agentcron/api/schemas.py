@@ -492,6 +492,11 @@ class ClaimBody(_In):
                                                     "\"20s\" (cut to 60 s); none: answer at "
                                                     "once")
     version: str | None = Field(None, description="What the worker runs, shown in listings")
+    outcomes: list[OutcomeBody] = Field(
+        default_factory=list, max_length=1000,
+        description="Outcomes of runs this worker finished, written (as by `POST "
+                    "/api/v1/workers/{worker_id}/complete`) before the claim: one call "
+                    "reports what ended and asks for more. Answered in `results`")
 
 
 class ClaimedRunOut(BaseModel):
@@ -507,6 +512,9 @@ class ClaimedRunOut(BaseModel):
 
 class ClaimOut(BaseModel):
     runs: list[ClaimedRunOut]
+    results: list[OutcomeOut] = Field(default_factory=list,
+                                      description="One per outcome the claim carried, in "
+                                                  "the order sent")
 
 
 class RunLeaseBody(_In):
@@ -546,6 +554,31 @@ class CompleteBody(_In):
     usage: UsageBody | None = None
 
 
+class OutcomeBody(CompleteBody):
+    """One run's outcome in a batched complete."""
+
+    id: str = Field(description="The run's id")
+
+
+class CompleteManyBody(_In):
+    """Outcomes of runs the worker holds, written in one transaction."""
+
+    outcomes: list[OutcomeBody] = Field(min_length=1, max_length=1000,
+                                        description="1 to 1,000 outcomes, one per run")
+
+
+class OutcomeOut(BaseModel):
+    id: str
+    status: str = Field(description="The run's status after the write (queued: it will be "
+                                    "attempted again), or `stale`: the lease is stale or "
+                                    "the run is not this worker's; nothing was changed "
+                                    "(stop working on it)")
+
+
+class CompleteManyOut(BaseModel):
+    results: list[OutcomeOut] = Field(description="One per outcome, in the order sent")
+
+
 class ReleaseBody(_In):
     lease: int
 
@@ -567,3 +600,7 @@ class WorkerOut(BaseModel):
     token: str | None
     started_at: str | None
     zombie_timeout_s: float
+
+
+ClaimBody.model_rebuild()
+ClaimOut.model_rebuild()

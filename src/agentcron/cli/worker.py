@@ -41,8 +41,12 @@ def worker(
         "finish before the rest are stopped and handed back.")] = "30s",
 ) -> None:
     """Pull runs of a remote agent over HTTP and run them here; drain on SIGTERM."""
+    from agentcron.logs import configure_logging
     from agentcron.worker import Worker, WorkerSettings
 
+    # As ``serve`` does: AGENTCRON_LOG_LEVEL is honoured (a line per run at info costs a
+    # busy worker more than its runs), JSON lines when stderr is not a terminal.
+    configure_logging()
     settings = WorkerSettings(
         url=url, token=token, agent=agent, python=python, command=command,
         concurrency=concurrency, worker_id=worker_id,

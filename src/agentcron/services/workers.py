@@ -37,6 +37,8 @@ MAX_WAIT_S = 60.0
 MAX_CLAIM = 100
 """The most runs one claim hands out."""
 MAX_BEAT_RUNS = 1000
+MAX_COMPLETE = 1000
+"""The most outcomes one batched complete carries."""
 _WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
@@ -173,10 +175,78 @@ class WorkerService:
         after it (``queued`` when it will be retried). A failure with ``retry`` is retried
         as the agent's policy says (attempts left, backoff), exactly as a local run's.
         ``ConflictError`` (nothing changed) when the lease is stale."""
+        _status(given.status)
+        _usage(given.usage)
+        run, node_id = self._held(token, run_id, given.lease)
+        outcome, after = self._outcome(run, given, {})
+        result = self.store.worker_finish(node_id, outcome)
+        if not result.applied:
+            raise _stale(run.id, given.lease)
+        return after
+
+    def complete_many(self, token: ApiToken, worker_id: str,
+                      given: list[tuple[str, CompleteInput]], address: str = ""
+                      ) -> list[tuple[str, RunStatus | None]]:
+        """``complete`` for many runs of the worker ``worker_id``, in one transaction: for
+        each (run id, outcome) in order, the run's status after it, or None when its lease
+        is stale or another worker holds it (that one changed nothing; the others stand).
+        Every outcome is checked first: a bad one (``ValidationError`` naming
+        ``outcomes[i].field``), an unknown run (404) or another agent's (403) refuses the
+        whole call and nothing is written."""
+        call = self._call(token, worker_id, address, None)
+        if not isinstance(given, list) or not 1 <= len(given) <= MAX_COMPLETE:
+            raise ValidationError("outcomes", f"{len(given)} outcomes",
+                                  f"send 1 to {MAX_COMPLETE} per call")
+        ids = [run_id for run_id, _ in given]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("outcomes", "a run appears twice",
+                                  "send one outcome per run")
+        for i, (_, item) in enumerate(given):
+            try:
+                if not isinstance(item.lease, int) or isinstance(item.lease, bool):
+                    raise ValidationError("lease", "must be the integer lease the claim gave")
+                _status(item.status)
+                _usage(item.usage)
+                for name in ("output", "error"):
+                    value = getattr(item, name)
+                    if value is not None:
+                        _text(value, name)
+            except ValidationError as exc:
+                raise ValidationError(f"outcomes[{i}].{exc.field}", exc.message,
+                                      exc.hint) from None
+        heads = self.store.run_heads(ids)
+        allowed = set(token.agents or [])
+        for run_id in ids:
+            head = heads.get(run_id)
+            if head is None:
+                raise NotFoundError("run", run_id)
+            if head.agent not in allowed:
+                raise ForbiddenError(f"token {token.name!r} may not run agent {head.agent!r}")
+        specs: dict[str, Any] = {}
+        outcomes: list[Outcome] = []
+        after: dict[str, RunStatus] = {}
+        for run_id, item in given:
+            head = heads[run_id]
+            # Fenced here on the holder, and again in the store on (lease, worker).
+            if (head.lease != item.lease or head.node_id != call.node_id
+                    or head.holder_token != token.name):
+                continue
+            outcome, status = self._outcome(head, item, specs)
+            outcomes.append(outcome)
+            after[run_id] = status
+        applied = set(self.store.worker_finish_many(call.node_id, outcomes).applied
+                      if outcomes else [])
+        return [(run_id, after[run_id] if run_id in applied else None) for run_id in ids]
+
+    def _outcome(self, run: Any, given: CompleteInput, specs: dict[str, Any]
+                 ) -> tuple[Outcome, RunStatus]:
+        """The checked outcome for ``run``, and the run's status once it is written;
+        ``specs`` caches agents across a batch."""
         status = _status(given.status)
         usage = _usage(given.usage)
-        run, node_id = self._held(token, run_id, given.lease)
-        spec = self.store.get_agent(run.agent)
+        spec = specs.get(run.agent)
+        if spec is None:
+            spec = specs[run.agent] = self.store.get_agent(run.agent)
         limit = output_limit(spec.config)
         output = None if given.output is None else truncate(_text(given.output, "output"),
                                                             limit)
@@ -186,10 +256,7 @@ class WorkerService:
             delay = backoff_delay_s(run.attempt, spec.retry_backoff_s)
         outcome = Outcome(run.id, given.lease, status, output=output, error=error,
                           usage=usage, retry_delay_s=delay)
-        result = self.store.worker_finish(node_id, outcome)
-        if not result.applied:
-            raise _stale(run.id, given.lease)
-        return RunStatus.QUEUED if delay is not None else status
+        return outcome, RunStatus.QUEUED if delay is not None else status
 
     def release(self, token: ApiToken, run_id: str, lease: int) -> None:
         """Hand the run back to the queue, its attempt given back."""

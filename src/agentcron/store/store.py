@@ -235,18 +235,29 @@ class Store(AlertOperations):
         with self._read() as conn:
             return workers.run_head(conn, run_id)
 
+    def run_heads(self, run_ids: list[str]) -> dict[str, RunHead]:
+        with self._read() as conn:
+            return workers.run_heads(conn, run_ids)
+
     def worker_finish(self, node_id: str, outcome: Outcome, now: datetime | None = None
                       ) -> FinishResult:
-        """A worker's outcome for one run, fenced on (run, lease, worker) like a node's
-        (``claiming.finish``); when it changed the run, wakes waiting workers if that can
-        give them work (a retry is queued, or ready runs of the agent wait for the slot it
-        freed)."""
+        """A worker's outcome for one run; see ``worker_finish_many``."""
+        return self.worker_finish_many(node_id, [outcome], now)
+
+    def worker_finish_many(self, node_id: str, outcomes: list[Outcome],
+                           now: datetime | None = None) -> FinishResult:
+        """A worker's outcomes, in one transaction, each fenced on (run, lease, worker) like
+        a node's (``claiming.finish``); when any changed a run, wakes waiting workers if
+        that can give them work (a retry is queued, or ready runs of an agent wait for the
+        slots freed)."""
         with self._write() as conn:
             at = db_now(conn, now)
-            priced = pricing.price_outcomes(conn, [outcome])
+            priced = pricing.price_outcomes(conn, outcomes)
             result = claiming.finish(conn, node_id, priced, at)
-            if result.applied and (outcome.retry_delay_s is not None
-                                   or workers.agent_has_ready_runs(conn, outcome.run_id, at)):
+            applied = set(result.applied)
+            done = [o for o in outcomes if o.run_id in applied]
+            if done and (any(o.retry_delay_s is not None for o in done)
+                         or workers.agents_have_ready_runs(conn, [o.run_id for o in done], at)):
                 notify(conn, "runs")
             return result
 

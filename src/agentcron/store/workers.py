@@ -147,11 +147,25 @@ def run_head(conn: Connection, run_id: str) -> RunHead | None:
     return None if row is None else RunHead(*row)
 
 
-def agent_has_ready_runs(conn: Connection, run_id: str, now: datetime) -> bool:
-    """Whether ready queued runs of ``run_id``'s agent wait (one index probe)."""
-    same_agent = select(runs.c.agent).where(runs.c.id == run_id).scalar_subquery()
+def run_heads(conn: Connection, run_ids: Sequence[str]) -> dict[str, RunHead]:
+    """``run_head`` for many runs in one read: the runs found, by id."""
+    if not run_ids:
+        return {}
+    rows = conn.execute(
+        select(runs.c.id, runs.c.agent, runs.c.attempt, runs.c.lease, runs.c.status,
+               runs.c.node_id, nodes.c.token_name)
+        .select_from(runs.outerjoin(nodes, (nodes.c.id == runs.c.node_id)
+                                    & (nodes.c.kind == _WORKER)))
+        .where(runs.c.id.in_(list(run_ids))))
+    return {row.id: RunHead(*row) for row in rows}
+
+
+def agents_have_ready_runs(conn: Connection, run_ids: Sequence[str], now: datetime) -> bool:
+    """Whether ready queued runs of any of ``run_ids``' agents wait (one statement)."""
+    their_agents = select(runs.c.agent).where(runs.c.id.in_(list(run_ids)))
     return conn.execute(
-        select(select(runs.c.id).where(runs.c.agent == same_agent, runs.c.status == _QUEUED,
+        select(select(runs.c.id).where(runs.c.agent.in_(their_agents),
+                                       runs.c.status == _QUEUED,
                                        runs.c.run_after <= now).exists())
     ).scalar() is True
 

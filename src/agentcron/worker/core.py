@@ -3,7 +3,7 @@ executors (python, command), as a node would run a local agent.
 
 Loops, all on one event loop:
 
-- **claim**: while it has a free slot (``concurrency`` less the runs held) and is not
+- **claim**: while it has a free slot (``concurrency`` less the runs executing) and is not
   draining, a long-poll claim for up to that many runs; each run starts at once.
 - **heartbeat**: every ``heartbeat_interval_s``, one call for every run held (and for the
   worker itself when it holds none), carrying each run's progress line when it changed
@@ -11,7 +11,8 @@ Loops, all on one event loop:
   are stopped at once (``ctx.cancelled`` set, the task cancelled: a command agent's process
   group gets SIGTERM) and nothing is written for them.
 - **runs**: each run executes with a ``RunContext`` (progress, cancellation, usage as on a
-  node); its outcome is sent with ``complete``, retried through an outage. A 409 (the run
+  node); its outcome is sent with ``complete``, batched with the outcomes of runs that end
+  with it (``worker/outbox.py``), retried through an outage. A 409 (the run
   was taken over meanwhile) is logged and dropped.
 
 An outage (network error, timeout, 5xx) never drops a held run: the run goes on, the
@@ -45,6 +46,7 @@ import structlog
 from agentcron.executors import Executors, RunContext
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.worker.outbox import Outbox
 from agentcron.worker.protocol import ClaimedWork, Outage, Protocol, Refused, Stale, retry
 from agentcron.worker.settings import WorkerSettings, local_spec
 
@@ -111,13 +113,16 @@ class Worker:
             # Refused now, not run by run: each run would fail for good (retry false).
             add_import_paths(os.getcwd())
             resolve_target(target)
+        self._give_up = asyncio.Event()  # after the drain: outages end calls, not retry
         self.protocol = Protocol(settings.url, settings.token, self.worker_id,
                                  transport=transport)
+        # Outcomes ride on the next claim while this worker still claims.
+        self.outbox = Outbox(self.protocol, self._give_up,
+                             claims_carry=lambda: not self.draining.is_set())
         self.held: dict[tuple[str, int], Held] = {}
         self.stats = WorkerStats()
         self.draining = asyncio.Event()
         self.stopped = asyncio.Event()
-        self._give_up = asyncio.Event()  # after the drain: outages end calls, not retry
         self._slot_free = asyncio.Event()
         self._completions: set[asyncio.Task[None]] = set()
         self.fatal: Refused | None = None
@@ -168,6 +173,7 @@ class Worker:
             for task in [beat, *self._completions]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await self.outbox.aclose()
             await self.executors.aclose()
             await self.protocol.aclose()
             self.stopped.set()
@@ -182,7 +188,11 @@ class Worker:
             self._slot_free.set()
 
     def free_slots(self) -> int:
-        return max(0, self.settings.concurrency - len(self.held))
+        """Runs it may start now: ``concurrency`` less the runs executing. A run whose
+        outcome is being sent holds no slot (it is still held, and beaten for, until the
+        server has it), so the next claim overlaps the completion."""
+        executing = sum(1 for h in self.held.values() if not h.sending)
+        return max(0, self.settings.concurrency - executing)
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -211,15 +221,27 @@ class Worker:
             draining.cancel()
 
     async def _claim(self, free: int) -> list[ClaimedWork]:
-        """One claim for up to ``free`` runs, retried through an outage until the drain."""
+        """One claim for up to ``free`` runs, retried through an outage until the drain.
+        It carries the outcomes waiting to be sent (``Outbox.take_for_claim``) and then
+        waits for no run: their runs' callers learn their answers at once."""
+        carried = self.outbox.take_for_claim()
         try:
-            claimed = await retry(functools.partial(
-                self.protocol.claim, [self.settings.agent], free, self.settings.wait_s),
-                "claim", give_up=self.draining)
+            try:
+                claimed, answers = await self._claim_call(free, carried)
+            except Refused:
+                if not carried:
+                    raise
+                # Perhaps for one of the outcomes (its run deleted, say): they go on their
+                # own, one by one if need be, and the claim is made again without them.
+                self.outbox.give_back(carried, refused=True)
+                carried = []
+                claimed, answers = await self._claim_call(free, carried)
         except Outage:
+            self.outbox.give_back(carried, refused=False)
             return []  # draining while the server is away: nothing was handed out
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not the protocol
             log.error("worker_claim_unreadable", error=str(exc)[:300])
+            self.outbox.give_back(carried, refused=True)
             await asyncio.sleep(1.0)
             return []
         except Refused as exc:
@@ -229,8 +251,19 @@ class Worker:
                           "--agent (a remote agent)")
             self.drain()
             return []
+        except BaseException:
+            self.outbox.give_back(carried, refused=False)
+            raise
+        self.outbox.settle(carried, answers)
         self.stats.claimed += len(claimed)
         return claimed
+
+    async def _claim_call(self, free: int, carried: list[tuple[dict[str, Any], Any]]
+                          ) -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
+        return await retry(functools.partial(
+            self.protocol.claim, [self.settings.agent], free,
+            0.0 if carried else self.settings.wait_s, [body for body, _ in carried]),
+            "claim", give_up=self.draining)
 
     async def _hand_back(self, claim: asyncio.Task[list[ClaimedWork]]) -> None:
         try:
@@ -283,6 +316,7 @@ class Worker:
         if held.revoked:
             return
         held.sending = True
+        self._slot_free.set()
         await self._complete(held, result)
 
     # -- outcomes --------------------------------------------------------------------------
@@ -302,8 +336,8 @@ class Worker:
                              "cost_usd": usage.cost_usd, "model": usage.model}
         try:
             # Held while it is sent: the heartbeat keeps beating for it through an outage.
-            answer = await retry(lambda: self.protocol.complete(work.id, body),
-                                 "complete", give_up=self._give_up)
+            # Batched with the outcomes of runs that end with it (``worker/outbox.py``).
+            answer = await self.outbox.send(work.id, body)
             self.stats.completed += 1
             self.stats.outcomes[work.id] = status
             log.info("worker_run_completed", run_id=work.id, attempt=work.attempt,

@@ -2,7 +2,8 @@
 
 - ``claim`` (a long poll), ``heartbeat`` (one call for every run held), ``complete`` and
   ``release`` (fenced on the run's lease), as ``POST /api/v1/workers/claim``,
-  ``/api/v1/workers/{id}/heartbeat``, ``/api/v1/runs/{id}/complete`` and ``.../release``.
+  ``/api/v1/workers/{id}/heartbeat``, ``/api/v1/runs/{id}/complete`` and ``.../release``;
+  ``complete_many`` (``/api/v1/workers/{id}/complete``) carries many outcomes at once.
 - A network error, a timeout, a 5xx or a 429 is an outage: the call is retried with backoff
   (``retry``) until it is answered or the caller gives up, so a blip loses nothing.
 - A 409 on a run's write is ``Stale``: the run is no longer this worker's (taken over,
@@ -111,13 +112,21 @@ class Protocol:
         except ValueError as exc:
             raise Outage(f"an answer that is not JSON ({response.status_code})") from exc
 
-    async def claim(self, agents: list[str], most: int, wait_s: float) -> list[ClaimedWork]:
-        """Up to ``most`` runs, as soon as one is ready or after ``wait_s`` (then none)."""
-        answer = await self._post("/api/v1/workers/claim", {
+    async def claim(self, agents: list[str], most: int, wait_s: float,
+                    outcomes: list[dict[str, Any]] | None = None
+                    ) -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
+        """Up to ``most`` runs, as soon as one is ready or after ``wait_s`` (then none);
+        ``outcomes`` (as ``complete_many`` takes them) are written first, and answered
+        (run id, status or ``stale``) with the runs."""
+        body: dict[str, Any] = {
             "worker_id": self.worker_id, "agents": agents, "max": most,
             "wait": f"{wait_s:g}s", "version": f"agentcron-worker {__version__}",
-        }, timeout_s=wait_s + 15.0)
-        return [_work(item) for item in answer.get("runs", [])]
+        }
+        if outcomes:
+            body["outcomes"] = outcomes
+        answer = await self._post("/api/v1/workers/claim", body, timeout_s=wait_s + 15.0)
+        return ([_work(item) for item in answer.get("runs", [])],
+                [(str(r["id"]), str(r["status"])) for r in answer.get("results", [])])
 
     async def heartbeat(self, held: list[tuple[str, int, str | None]], draining: bool,
                         timeout_s: float) -> list[str]:
@@ -138,6 +147,13 @@ class Protocol:
         status after it. ``Stale`` if the lease is no longer the run's."""
         answer = await self._post(f"/api/v1/runs/{run_id}/complete", body, timeout_s=30.0)
         return str(answer.get("status", ""))
+
+    async def complete_many(self, bodies: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Record many outcomes (each a ``complete`` body with the run's ``id``) in one
+        call; (run id, the run's status after it, or ``stale``) for each."""
+        answer = await self._post(f"/api/v1/workers/{self.worker_id}/complete",
+                                  {"outcomes": bodies}, timeout_s=30.0)
+        return [(str(r["id"]), str(r["status"])) for r in answer.get("results", [])]
 
     async def release(self, run_id: str, lease: int) -> None:
         """Hand a run back to the queue, its attempt given back."""

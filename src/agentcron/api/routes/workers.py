@@ -7,6 +7,8 @@
   for a modest poll (missed notifications, other processes on SQLite), until ``wait``.
 - ``POST /api/v1/workers/{worker_id}/heartbeat``: keeps the worker and all its runs alive.
 - ``POST /api/v1/runs/{run_id}/complete`` and ``.../release``: fenced on the run's lease.
+- ``POST /api/v1/workers/{worker_id}/complete``: many outcomes in one call and one
+  transaction, each fenced as the single complete is (a stale one answered ``stale``).
 - ``GET /api/v1/workers``: id, agents, state, runs in flight, last seen, version.
 """
 
@@ -26,6 +28,9 @@ from agentcron.api.schemas import (
     ClaimedRunOut,
     ClaimOut,
     CompleteBody,
+    CompleteManyBody,
+    CompleteManyOut,
+    OutcomeOut,
     ReleaseBody,
     RunWrittenOut,
     WorkerOut,
@@ -86,8 +91,10 @@ def _run_out(run: ClaimedRun) -> ClaimedRunOut:
 @router.post("/workers/claim", response_model=ClaimOut,
              summary="Claim ready runs of remote agents (a long poll)",
              description="Answers as soon as at least one run is ready (up to `max`), or "
-                         "with `{\"runs\": []}` after `wait` (at most 60 s). Each run's "
-                         "`lease` must come with every later write for it.")
+                         "with no runs after `wait` (at most 60 s). Each run's `lease` must "
+                         "come with every later write for it. `outcomes` (optional) are "
+                         "written first, as `POST /api/v1/workers/{worker_id}/complete` "
+                         "writes them, and answered in `results`.")
 async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> ClaimOut:
     svc = services(request).workers
     checked = await blocking(
@@ -95,6 +102,12 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
         ClaimInput(worker_id=body.worker_id, agents=body.agents, max=body.max,
                    wait=body.wait, version=body.version or _user_agent(request)),
         _address(request))
+    results: list[OutcomeOut] = []
+    if body.outcomes:
+        # Written first, whatever the claim then finds: the slots they free are claimable.
+        results = _results(await blocking(
+            request, svc.complete_many, caller.token, body.worker_id,
+            [(o.id, _complete_input(o)) for o in body.outcomes], _address(request)))
     ready: RunsReady = request.app.state.runs_ready
     metrics: WorkerMetrics = request.app.state.worker_metrics
     _listen_if_needed(request, ready)
@@ -109,11 +122,11 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
             metrics.claimed.inc(len(result.runs))
             if signalled:
                 metrics.wakeup.observe(max(0.0, time.monotonic() - ready.signalled_at))
-            return ClaimOut(runs=[_run_out(r) for r in result.runs])
+            return ClaimOut(runs=[_run_out(r) for r in result.runs], results=results)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             metrics.claims.labels("empty").inc()
-            return ClaimOut(runs=[])
+            return ClaimOut(runs=[], results=results)
         pause = min(remaining, poll_s)
         if result.ready_in_s is not None:
             pause = min(pause, max(0.01, result.ready_in_s))
@@ -133,20 +146,43 @@ async def heartbeat(request: Request, worker_id: str, body: BeatBody,
     return BeatOut(revoked=revoked)
 
 
+def _complete_input(body: CompleteBody) -> CompleteInput:
+    usage = None if body.usage is None else UsageInput(
+        input_tokens=body.usage.input_tokens, output_tokens=body.usage.output_tokens,
+        cost_usd=None if body.usage.cost_usd is None else float(body.usage.cost_usd),
+        model=body.usage.model)
+    return CompleteInput(lease=body.lease, status=body.status, output=body.output,
+                         error=body.error, retry=body.retry, usage=usage)
+
+
+@router.post("/workers/{worker_id}/complete", response_model=CompleteManyOut,
+             summary="Record the outcomes of many of a worker's runs in one call",
+             description="Each outcome is fenced on its run's lease as `POST "
+                         "/api/v1/runs/{id}/complete` is, and all are written in one "
+                         "transaction. A stale one is answered `stale` and changes nothing; "
+                         "the others stand. A malformed outcome (422), an unknown run (404) "
+                         "or another agent's run (403) refuses the whole call.")
+async def complete_many(request: Request, worker_id: str, body: CompleteManyBody,
+                        caller: Caller = WORKER) -> CompleteManyOut:
+    given = [(o.id, _complete_input(o)) for o in body.outcomes]
+    results = await blocking(request, services(request).workers.complete_many,
+                             caller.token, worker_id, given, _address(request))
+    return CompleteManyOut(results=_results(results))
+
+
+def _results(written: list[tuple[str, RunStatus | None]]) -> list[OutcomeOut]:
+    return [OutcomeOut(id=run_id, status="stale" if status is None else status.value)
+            for run_id, status in written]
+
+
 @router.post("/runs/{run_id}/complete", response_model=RunWrittenOut,
              summary="Record a worker's outcome for a run (fenced on its lease)",
              description="A stale lease (the run was cancelled, finished or taken over) is "
                          "409 and changes nothing.")
 async def complete(request: Request, run_id: str, body: CompleteBody,
                    caller: Caller = WORKER) -> RunWrittenOut:
-    usage = None if body.usage is None else UsageInput(
-        input_tokens=body.usage.input_tokens, output_tokens=body.usage.output_tokens,
-        cost_usd=None if body.usage.cost_usd is None else float(body.usage.cost_usd),
-        model=body.usage.model)
-    given = CompleteInput(lease=body.lease, status=body.status, output=body.output,
-                          error=body.error, retry=body.retry, usage=usage)
     status = await blocking(request, services(request).workers.complete, caller.token,
-                            run_id, given)
+                            run_id, _complete_input(body))
     return RunWrittenOut(id=run_id, status=status.value)
 
 
