@@ -24,7 +24,9 @@ Number = int | float
 Duration = str | Number
 
 
-class _In(BaseModel):
+class StrictIn(BaseModel):
+    """A request body: an unknown field is refused (422 naming it), never ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -37,7 +39,7 @@ class ErrorOut(BaseModel):
 # -- agents -------------------------------------------------------------------------------
 
 
-class BudgetBody(_In):
+class BudgetBody(StrictIn):
     """An agent's spending limits, in the shape ``AgentOut.budget`` shows them (so a GET's
     budget can be PUT back as it is). Values are checked by the service layer."""
 
@@ -49,7 +51,7 @@ class BudgetBody(_In):
     on_budget: str | None = Field(None, description="skip (default) or pause")
 
 
-class AgentBody(_In):
+class AgentBody(StrictIn):
     """An agent's whole definition: a PUT replaces the agent, so a setting left out gets its
     default (a budget left out means no budget)."""
 
@@ -112,7 +114,7 @@ class AgentRemoved(BaseModel):
     cancelled_runs: int
 
 
-class FireBody(_In):
+class FireBody(StrictIn):
     payload: Any = None
 
 
@@ -124,7 +126,7 @@ class FireOut(BaseModel):
 # -- triggers -----------------------------------------------------------------------------
 
 
-class TriggerChange(_In):
+class TriggerChange(StrictIn):
     cron: str | None = None
     every: Duration | None = None
     at: str | None = None
@@ -148,13 +150,13 @@ class TriggerCreate(TriggerChange):
     webhook: bool = False
 
 
-class TriggerBatch(_In):
+class TriggerBatch(StrictIn):
     triggers: list[TriggerCreate] = Field(
         description="1 to 1,000 triggers, each as for POST /api/v1/triggers; all are "
                     "validated before any is written, and all are created or none.")
 
 
-class TriggerSelect(_In):
+class TriggerSelect(StrictIn):
     """Many triggers: an agent's, those whose name matches a glob, or all (asked for)."""
 
     agent: str | None = None
@@ -164,7 +166,7 @@ class TriggerSelect(_In):
                            "while paused within each trigger's catch-up window")
 
 
-class BackfillBody(_In):
+class BackfillBody(StrictIn):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     start: str = Field(alias="from", description="The first time of the range (included)")
@@ -424,7 +426,7 @@ class HookOut(BaseModel):
 # -- alerts -------------------------------------------------------------------------------
 
 
-class AlertRuleBody(_In):
+class AlertRuleBody(StrictIn):
     """An alert rule (``AlertRuleInput``): see ``agentcron alerts rules add --help``."""
 
     agent: str
@@ -474,133 +476,3 @@ class AlertOut(BaseModel):
     node_id: str | None
     delivered_at: str | None
     last_error: str | None
-
-
-# -- remote workers -----------------------------------------------------------------------
-
-
-class ClaimBody(_In):
-    """A worker's claim: a long poll that answers as soon as a run is ready, or with no
-    runs after ``wait``."""
-
-    worker_id: str = Field(description="The worker's own stable id: 1..64 letters, digits, "
-                                       ". _ : @ -; its runs show node `worker:<id>`")
-    agents: list[str] = Field(description="Remote agents to claim runs of; each must be "
-                                          "one the token is limited to")
-    max: int = Field(1, description="Most runs to hand out, 1..100")
-    wait: Duration | None = Field(None, description="How long to wait for a run, e.g. "
-                                                    "\"20s\" (cut to 60 s); none: answer at "
-                                                    "once")
-    version: str | None = Field(None, description="What the worker runs, shown in listings")
-    outcomes: list[OutcomeBody] = Field(
-        default_factory=list, max_length=1000,
-        description="Outcomes of runs this worker finished, written (as by `POST "
-                    "/api/v1/workers/{worker_id}/complete`) before the claim: one call "
-                    "reports what ended and asks for more. Answered in `results`")
-
-
-class ClaimedRunOut(BaseModel):
-    id: str
-    lease: int = Field(description="The fencing token: present it with every write")
-    attempt: int
-    agent: str
-    trigger_id: str | None
-    scheduled_for: str | None
-    payload: Any
-    deadline_at: str | None = Field(description="Stop by then; the run is cancelled after")
-
-
-class ClaimOut(BaseModel):
-    runs: list[ClaimedRunOut]
-    results: list[OutcomeOut] = Field(default_factory=list,
-                                      description="One per outcome the claim carried, in "
-                                                  "the order sent")
-
-
-class RunLeaseBody(_In):
-    id: str
-    lease: int
-    progress: str | None = Field(None, description="The run's latest progress line (cut to "
-                                 "1,000 characters); send it when it changed")
-
-
-class BeatBody(_In):
-    """One call keeps the worker and all its runs alive."""
-
-    runs: list[RunLeaseBody] = Field(default_factory=list,
-                                     description="Every run the worker holds, with its lease")
-    draining: bool = Field(False, description="The worker is stopping: it claims no more")
-
-
-class BeatOut(BaseModel):
-    revoked: list[str] = Field(description="Runs to stop at once: cancelled, finished or "
-                                           "taken over (their writes would be refused)")
-
-
-class UsageBody(_In):
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: Number | None = None
-    model: str | None = None
-
-
-class CompleteBody(_In):
-    lease: int
-    status: str = Field(description="succeeded or failed")
-    output: str | None = None
-    error: str | None = None
-    retry: bool = Field(False, description="A failure another attempt may fix: retried as "
-                                           "the agent's policy says (attempts, backoff)")
-    usage: UsageBody | None = None
-
-
-class OutcomeBody(CompleteBody):
-    """One run's outcome in a batched complete."""
-
-    id: str = Field(description="The run's id")
-
-
-class CompleteManyBody(_In):
-    """Outcomes of runs the worker holds, written in one transaction."""
-
-    outcomes: list[OutcomeBody] = Field(min_length=1, max_length=1000,
-                                        description="1 to 1,000 outcomes, one per run")
-
-
-class OutcomeOut(BaseModel):
-    id: str
-    status: str = Field(description="The run's status after the write (queued: it will be "
-                                    "attempted again), or `stale`: the lease is stale or "
-                                    "the run is not this worker's; nothing was changed "
-                                    "(stop working on it)")
-
-
-class CompleteManyOut(BaseModel):
-    results: list[OutcomeOut] = Field(description="One per outcome, in the order sent")
-
-
-class ReleaseBody(_In):
-    lease: int
-
-
-class RunWrittenOut(BaseModel):
-    id: str
-    status: str = Field(description="The run's status after the write (queued: it will be "
-                                    "attempted again)")
-
-
-class WorkerOut(BaseModel):
-    id: str
-    agents: list[str]
-    state: str = Field(description="idle, active, draining or lost")
-    running: int
-    last_seen: str | None
-    version: str
-    address: str
-    token: str | None
-    started_at: str | None
-    zombie_timeout_s: float
-
-
-ClaimBody.model_rebuild()
-ClaimOut.model_rebuild()

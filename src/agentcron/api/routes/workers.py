@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 
 from agentcron.api.auth import READ, WORKER, Caller, blocking
 from agentcron.api.common import ERRORS, services
-from agentcron.api.schemas import (
+from agentcron.api.worker_schemas import (
     BeatBody,
     BeatOut,
     ClaimBody,
