@@ -79,7 +79,8 @@ class Node:
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,
                              claim_for=self._claim_for, lookahead_s=settings.fire_lookahead_s,
-                             timeline=self.timeline, routing=settings.routing)
+                             timeline=self.timeline, routing=settings.routing,
+                             max_slots=settings.max_inflight)
         self.dispatcher.on_slots_freed = self.ticker.slots_freed
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,

@@ -29,8 +29,10 @@ class Ticker(Service):
                  poll_interval_s: float, on_fired: Callable[[FireResult], None],
                  claim_for: Callable[[], tuple[str, int] | None] = lambda: None,
                  lookahead_s: float = 0.0, timeline: StoreTimeline | None = None,
-                 routing: Routing | None = None) -> None:
-        """``routing``: the agents whose fresh runs this node claims as it fires them."""
+                 routing: Routing | None = None, max_slots: int | None = None) -> None:
+        """``routing``: the agents whose fresh runs this node claims as it fires them.
+        ``max_slots``: the node's slots (``max_inflight``); a full node fires again once a
+        quarter of the smaller of that and ``batch`` is free."""
         super().__init__(health, interval_s=poll_interval_s)
         self.routing = routing
         self.store = store
@@ -41,17 +43,18 @@ class Ticker(Service):
         self.lookahead_s = lookahead_s
         self.timeline = timeline or StoreTimeline()
         self.waiting_for_slots = False
+        self.refire_slots = max(1, min(batch, max_slots or batch) // 4)
 
     def slots_freed(self, free: int) -> None:
         """The dispatcher has ``free`` slots: a ticker that held fires back for want of
-        slots fires again once a useful batch fits (a quarter of its batch), so an
-        overloaded node fires in batches, not one statement per finished run."""
+        slots fires again once a useful batch fits (``refire_slots``), so an overloaded
+        node fires in batches, not one statement per finished run."""
         if self.waiting_for_slots and self._worth_firing(free):
             self.waiting_for_slots = False
             self.wakeup.set()
 
     def _worth_firing(self, free: int) -> bool:
-        return free >= max(1, self.batch // 4)
+        return free >= self.refire_slots
 
     def _lookahead(self) -> float:
         """Fire ahead only on the database's clock, once this node knows where that clock
