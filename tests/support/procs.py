@@ -23,7 +23,30 @@ def free_port() -> int:
         return port
 
 
-class ServeProcess:
+class ChildProcess:
+    """An ``agentcron`` process a test started (``proc``), logging to ``log_path``:
+    signals, kill -9 and its log, shared by nodes and workers."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, signum: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class ServeProcess(ChildProcess):
     """One node, started as its own OS process with the real console entry point."""
 
     def __init__(self, db_url: str, node_id: str, log_dir: Path, *, ledger: Path | None = None,
@@ -54,18 +77,6 @@ class ServeProcess:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=child_env, cwd=log_dir)
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def signal(self, signum: int) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signum)
-
-    def kill9(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait for the drain to end; returns the exit code."""
         self.signal(signal.SIGTERM)
@@ -73,9 +84,6 @@ class ServeProcess:
             return self.proc.wait(timeout=timeout)
         finally:
             self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
         def logged() -> bool:

@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 from tests.support.helpers import wait_until
-from tests.support.procs import REPO
+from tests.support.procs import REPO, ChildProcess
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """One ``agentcron worker``, started with the real console entry point."""
 
     def __init__(self, url: str, token: str, agent: str, worker_id: str, log_dir: Path, *,
@@ -39,21 +39,10 @@ class WorkerProcess:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, cwd=REPO)
 
-    def signal(self, signum: int) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signum)
-
-    def kill9(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait for the drain to end; returns the exit code."""
         self.signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
         wait_until(lambda: text in self.log(), timeout,
