@@ -225,12 +225,27 @@ class ExecutionResult:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """A trigger a run asked for (``ctx.schedule``, an answer's ``"schedule"`` list).
+
+    ``row`` is the trigger's columns as the trigger service validated them (what
+    ``NewTrigger.row()`` gives), which ``Store.finish`` writes in the outcome's own fenced
+    transaction, under the guardrails of ``store/guardrails.py``; ``refused`` says why the
+    request never reached the store (it did not validate). Exactly one of them is set.
+    """
+
+    row: dict[str, Any] | None = None
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """A finished attempt, ready to be written by ``Store.finish``.
 
     ``status`` is succeeded, failed or cancelled. When ``retry_delay_s`` is set the run goes
     back to queued for another attempt that long after the write (measured on the store's
-    clock) instead of ending ``failed``.
+    clock) instead of ending ``failed``. ``follow_ups`` are created only if the outcome's
+    fenced update succeeds, so a stale attempt schedules nothing.
     """
 
     run_id: str
@@ -241,6 +256,7 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     stderr: str | None = None
     retry_delay_s: float | None = None
+    follow_ups: tuple[FollowUp, ...] = ()
 
 
 @dataclass(frozen=True)
