@@ -25,7 +25,7 @@ def _best_sustained(rows: list[dict[str, Any]], system: str) -> float | None:
     return max(kept) if kept else None
 
 
-def _overload(fire: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def overload_steps(fire: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The steps offered at least twice the node's capacity (its peak delivered rate),
     each with the factor and what it delivered: no collapse means >= 90 % of the peak."""
     ours = [r for r in fire if r.get("system") == "agentcron" and not r.get("error")]
@@ -86,7 +86,7 @@ def check(out: Path) -> list[dict[str, Any]]:
         add("1,000,000 triggers through the API < 120 s", api.get("seconds"),
             bool(api.get("seconds") is not None and api["seconds"] < 120),
             f"{api.get('triggers_per_s')} triggers/s, {api.get('batch')} per request")
-    for row in _overload(fire):
+    for row in overload_steps(fire):
         add(f"{row['factor']:g}x its capacity offered: >= 90 % of peak delivered",
             row["fires_per_s"], row["fires_per_s"] >= 0.9 * row["peak"],
             f"{row['offered']:,} offered; peak {row['peak']:,} fires/s")

@@ -5,7 +5,7 @@ overload check compares steps offered at least twice the peak with that peak."""
 from __future__ import annotations
 
 from bench.counting import summarise
-from bench.targets import _overload
+from bench.targets import overload_steps
 
 
 def _records(triggers: int, seconds: int, lag: float) -> list[tuple[int, float, float]]:
@@ -25,6 +25,6 @@ def test_overload_steps_are_those_offered_twice_the_peak() -> None:
     fire = [{"system": "agentcron", "triggers": n, "fires_per_s": got}
             for n, got in ((1000, 1000.0), (5000, 5000.0), (10_000, 6000.0),
                            (20_000, 5700.0), (40_000, 2000.0))]
-    rows = _overload(fire)
+    rows = overload_steps(fire)
     assert [(r["offered"], r["factor"]) for r in rows] == [(20_000, 3.3), (40_000, 6.7)]
     assert [r["fires_per_s"] >= 0.9 * r["peak"] for r in rows] == [True, False]
