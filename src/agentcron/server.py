@@ -329,7 +329,7 @@ async def _serve_api_and_node(node: Node, settings: NodeSettings, store: Store,
                          supervisor=node.supervisor, runs_ready=node.runs_ready)
         # MCP at /mcp: a route of the same app, so its requests pass the app's middleware
         # (no token in a URL, bodies capped while they stream) and then its own token gate.
-        mcp = McpHttp(Services(api_store or store), host=settings.host)
+        mcp = McpHttp(Services(api_store or store))
         app.router.routes.insert(0, mcp.route())
         await exits.enter_async_context(mcp.run())
         # No access log: it would print URLs, and a URL is no place for anything secret.

@@ -149,6 +149,10 @@ def test_stdio_errors_name_the_field_and_the_fix_and_write_nothing(
             assert "every:" in no_unit
             missing = _error(await session.call_tool("show_trigger", {"trigger": "nope"}))
             assert "trigger 'nope' not found" in missing
+            # The token is checked at every call: revoked, it stops working at once.
+            await asyncio.to_thread(services.access.revoke_token, "desk-agent")
+            revoked = _error(await session.call_tool("list_agents", {}))
+            assert "invalid or revoked token" in revoked
 
     asyncio.run(scenario())
     assert services.triggers.all() == []

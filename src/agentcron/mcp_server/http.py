@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 import anyio
 import anyio.to_thread
 from mcp.server.mcpserver import Context
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -97,15 +98,20 @@ async def _identify(ctx: Context) -> McpCaller:
 
 class McpHttp:
     """The ``/mcp`` endpoint over ``services``: ``route()`` to add to an app, ``run()`` to
-    enter while it serves. ``host``: the address served; on a loopback one the SDK also
-    refuses requests whose ``Host`` or ``Origin`` is not loopback (DNS rebinding)."""
+    enter while it serves."""
 
-    def __init__(self, services: Services, host: str = "127.0.0.1") -> None:
+    def __init__(self, services: Services) -> None:
         server = build_server(services, _identify)
         # Builds the SDK's session manager (the Starlette app it returns is not used: the
-        # endpoint is a route of the node's own app, behind its middleware).
-        server.streamable_http_app(streamable_http_path=PATH, stateless_http=True,
-                                   json_response=True, host=host)
+        # endpoint is a route of the node's own app, behind its middleware). The SDK's
+        # DNS-rebinding check (Host and Origin must be loopback on a loopback node) is off:
+        # it guards servers without credentials, a page a rebound name loads cannot send
+        # a bearer token it does not know, and the check would refuse a reverse proxy that
+        # keeps its public Host in front of a node on 127.0.0.1, as the API does not.
+        server.streamable_http_app(
+            streamable_http_path=PATH, stateless_http=True, json_response=True,
+            transport_security=TransportSecuritySettings(
+                enable_dns_rebinding_protection=False))
         self.session_manager = server.session_manager
         self.app = McpTokenGate(self.session_manager.handle_request, services.access)
 

@@ -215,7 +215,9 @@ class _Tools:
         if at is not None:
             raise ValidationError("delay", "delay and at given together",
                                   "give at (a time) or delay (e.g. 20m), not both")
-        return self.services.now() + timedelta(seconds=parse_duration(delay, "delay"))
+        when = self.services.now() + timedelta(seconds=parse_duration(delay, "delay"))
+        # Up to the next whole second: a time a person (or a model) reads back plainly.
+        return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
     async def pause_trigger(self, ctx: Context, trigger: TriggerRef) -> dict[str, Any]:
         """Pause a trigger: it does not fire until resumed."""
