@@ -357,3 +357,22 @@ def test_tokens_create_takes_agents_for_a_schedule_token(cli: Any) -> None:
     refused = cli("tokens", "create", "r", "--scope", "read", "--agents", "a")
     assert refused.exit_code == 2
     assert "only --scope worker or schedule takes --agents" in refused.output
+
+
+@pytest.mark.postgres
+def test_http_answers_behind_a_proxy_that_keeps_its_public_host(srv: ApiServer) -> None:
+    """The node serves on 127.0.0.1; a reverse proxy in front of it sends its own public
+    Host and Origin. The bearer token is the guard, so the call is answered."""
+    token = _token(srv, "proxied", "schedule", agents=["bot"])
+    answer = httpx.post(
+        f"{srv.base}/mcp", timeout=30,
+        headers={"Authorization": f"Bearer {token}", "Host": "agentcron.example.com",
+                 "Origin": "https://agentcron.example.com",
+                 "Accept": "application/json, text/event-stream",
+                 "MCP-Protocol-Version": "2025-06-18"},
+        json={"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+              "params": {"name": "list_agents", "arguments": {}}})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert result["isError"] is False
+    assert [a["name"] for a in result["structuredContent"]["agents"]] == ["bot"]
