@@ -304,12 +304,22 @@ async def _serve(node: Node, settings: NodeSettings, store: Store, api_store: St
 async def _serve_until_stopped(node: Node, settings: NodeSettings, store: Store,
                                api_store: Store | None, metrics: EngineMetrics,
                                stop: asyncio.Event) -> int:
+    # What serving the API entered (the MCP endpoint's session manager), left at the end.
+    async with contextlib.AsyncExitStack() as exits:
+        return await _serve_api_and_node(node, settings, store, api_store, metrics, stop,
+                                         exits)
+
+
+async def _serve_api_and_node(node: Node, settings: NodeSettings, store: Store,
+                              api_store: Store | None, metrics: EngineMetrics,
+                              stop: asyncio.Event, exits: contextlib.AsyncExitStack) -> int:
     server_task: asyncio.Task[None] | None = None
     server = None
     if settings.api:
         import uvicorn
 
         from agentcron.api.app import create_app
+        from agentcron.mcp_server.http import McpHttp
 
         app = create_app(api_store or store, node.id, metrics=metrics,
                          metrics_public=settings.metrics_public,
@@ -317,6 +327,11 @@ async def _serve_until_stopped(node: Node, settings: NodeSettings, store: Store,
                          webhook_max_bytes=settings.webhook_max_bytes,
                          max_body_bytes=settings.max_body_bytes,
                          supervisor=node.supervisor, runs_ready=node.runs_ready)
+        # MCP at /mcp: a route of the same app, so its requests pass the app's middleware
+        # (no token in a URL, bodies capped while they stream) and then its own token gate.
+        mcp = McpHttp(Services(api_store or store))
+        app.router.routes.insert(0, mcp.route())
+        await exits.enter_async_context(mcp.run())
         # No access log: it would print URLs, and a URL is no place for anything secret.
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
                                 log_level="warning", lifespan="off", access_log=False)

@@ -35,8 +35,13 @@ ALLOWED: dict[str, set[str]] = {
     "engine": PURE | {"executors", "store", "__init__"},
     "services": PURE | {"executors", "store", "engine"},
     "api": PURE | {"services", "engine", "store", "executors", "__init__"},
-    "server": PURE | {"services", "engine", "store", "executors", "api"},
-    "cli": PURE | {"services", "engine", "store", "server", "worker"},
+    "server": PURE | {"services", "engine", "store", "executors", "api", "mcp_server"},
+    # ``agentcron mcp`` starts the MCP front door's stdio process, as ``serve`` starts the
+    # server and ``worker`` the worker: the CLI names it.
+    "cli": PURE | {"services", "engine", "store", "server", "worker", "mcp_server"},
+    # The MCP front door: tools over the services (stdio for ``agentcron mcp``, Streamable
+    # HTTP mounted by ``server``).
+    "mcp_server": PURE | {"services", "store", "__init__"},
     # The remote worker: speaks HTTP to the API, runs agents with the executors; it never
     # opens the database.
     "worker": PURE | {"executors", "__init__"},
@@ -44,9 +49,10 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"executors", "python_api"},
 }
-FRONT_DOORS = {"api", "cli", "python_api", "server", "worker"}
-# Front doors that are processes the CLI starts (``serve``, ``worker``): the CLI names them.
-PROCESSES = {"server", "worker"}
+FRONT_DOORS = {"api", "cli", "mcp_server", "python_api", "server", "worker"}
+# Front doors that are processes the CLI starts (``serve``, ``worker``, ``mcp``): the CLI
+# names them (and ``server`` serves the MCP front door's HTTP endpoint).
+PROCESSES = {"mcp_server", "server", "worker"}
 
 
 def _part(path: Path) -> str:

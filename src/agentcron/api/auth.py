@@ -71,6 +71,9 @@ def require(scope: TokenScope) -> Callable[..., Awaitable[Caller]]:
         if token is None:
             raise ApiError(401, INVALID_TOKEN, headers=CHALLENGE)
         if not scope_allows(token.scope, scope):
+            if token.scope == TokenScope.SCHEDULE.value:
+                raise ApiError(403, f"token {token.name!r} has scope 'schedule'; it may only "
+                               "be used over MCP (/mcp, or `agentcron mcp`)")
             if TokenScope.WORKER in (scope, token.scope):
                 only = ("a worker token may use this" if scope is TokenScope.WORKER
                         else "it may only use the worker protocol (/api/v1/workers/...)")

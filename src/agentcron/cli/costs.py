@@ -9,8 +9,9 @@ import typer
 
 from agentcron.cli.common import services
 from agentcron.cli.render import emit_json, iso, print_table, say
-from agentcron.models import CostRow, ModelPrice
+from agentcron.models import ModelPrice
 from agentcron.rules.budgets import format_usd
+from agentcron.services.documents import cost_report_json, cost_total
 
 if TYPE_CHECKING:
     from agentcron.services.spending import Spending
@@ -87,11 +88,9 @@ def costs(
 ) -> None:
     """Tokens and cost of the runs started in a period, grouped."""
     report = _spending(ctx).cost_report(by.strip().lower(), since, until, limit=limit)
-    total = _total(report.rows)
+    total = cost_total(report.rows)
     if as_json:
-        emit_json({"by": report.by, "since": iso(report.since), "until": iso(report.until),
-                   "rows": [_row_json(r) for r in report.rows], "total": _row_json(total),
-                   "truncated": report.truncated})
+        emit_json(cost_report_json(report))
         return
     if not report.rows:
         say(f"no runs started since {iso(report.since)}")
@@ -111,17 +110,3 @@ def costs(
             "price (see `agentcron prices set`), so the cost shown is a lower bound")
     if report.truncated:
         say(f"only the first {len(report.rows)} groups are shown (--limit)")
-
-
-def _total(rows: list[CostRow]) -> CostRow:
-    return CostRow(key="total", runs=sum(r.runs for r in rows),
-                   input_tokens=sum(r.input_tokens for r in rows),
-                   output_tokens=sum(r.output_tokens for r in rows),
-                   cost_usd=sum(r.cost_usd for r in rows),
-                   unpriced_runs=sum(r.unpriced_runs for r in rows))
-
-
-def _row_json(row: CostRow) -> dict[str, Any]:
-    return {"key": row.key, "runs": row.runs, "input_tokens": row.input_tokens,
-            "output_tokens": row.output_tokens, "cost_usd": round(row.cost_usd, 10),
-            "unpriced_runs": row.unpriced_runs}

@@ -16,6 +16,7 @@
     agentcron nodes    list
     agentcron serve
     agentcron worker --url URL --token T --agent NAME (--python MODULE:FUNC | --command CMD)
+    agentcron mcp   (MCP tools over stdio, as the token in AGENTCRON_TOKEN)
 
 Every rule about valid input lives in ``agentcron.services`` (and the packages it calls);
 this module only turns options into calls and results into text or JSON. Errors become
@@ -35,6 +36,7 @@ from agentcron.cli import agents as cli_agents
 from agentcron.cli import alerts as cli_alerts
 from agentcron.cli import apply as cli_apply
 from agentcron.cli import costs as cli_costs
+from agentcron.cli import mcp as cli_mcp
 from agentcron.cli import nodes as cli_nodes
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
@@ -70,6 +72,7 @@ app.command("costs")(cli_costs.costs)
 app.add_typer(cli_alerts.app, name="alerts")
 app.command("apply")(cli_apply.apply)
 app.command("worker")(cli_worker.worker)
+app.command("mcp")(cli_mcp.mcp)
 
 
 def _print_version(value: bool) -> None:

@@ -23,13 +23,15 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="A name for the token.")],
     scope: Annotated[str, typer.Option(
-        "--scope", metavar="read|write|admin|worker",
+        "--scope", metavar="read|write|admin|worker|schedule",
         help="read: GET only; write: also fire, pause, resume, cancel, retry and change "
              "triggers; admin: also agents; worker: only claim, beat, complete and release "
-             "runs of the --agents.")] = "read",
+             "runs of the --agents; schedule: MCP only (agentcron mcp, /mcp), optionally "
+             "limited to --agents.")] = "read",
     agents: Annotated[str | None, typer.Option(
         "--agents", metavar="A,B",
-        help="A worker token's agents, comma-separated: the only runs it may touch.")] = None,
+        help="A worker token's agents, comma-separated: the only runs it may touch; a "
+             "schedule token's (optional): the only agents it may see and schedule.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""

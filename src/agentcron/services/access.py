@@ -10,6 +10,10 @@ Rules (shared by ``agentcron tokens`` and the API):
 - ``worker`` stands apart: it is limited to named agents (``--agents a,b``) and may only
   claim, beat, complete and release their runs (``/api/v1/workers/...``); every other route
   refuses it, and no other scope may use those routes;
+- ``schedule`` stands apart too: it is for agents that schedule themselves over MCP
+  (``agentcron mcp``, ``/mcp`` on ``serve``), optionally limited to named agents
+  (``--agents a,b``); the HTTP API and the dashboard refuse it. Over MCP, ``read`` may use
+  the read-only tools, ``schedule``, ``write`` and ``admin`` every tool (``mcp_access``);
 - a dashboard sign-in creates a session: a random cookie value (only its hash is stored)
   and a per-session CSRF token; revoking the token ends its sessions.
 """
@@ -39,7 +43,14 @@ class Scope(StrEnum):
     WRITE = "write"
     ADMIN = "admin"
     WORKER = "worker"
+    SCHEDULE = "schedule"
 
+
+#: Scopes that stand apart from the read < write < admin ranking: each allows only what
+#: needs it (``schedule`` needs nothing on the HTTP API, so the API refuses it).
+_APART = (Scope.WORKER, Scope.SCHEDULE)
+#: Scopes a token may be limited to agents with: required for worker, optional for schedule.
+_LIMITED = (Scope.WORKER, Scope.SCHEDULE)
 
 _RANK = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
 MAX_TOKEN_AGENTS = 100
@@ -52,18 +63,39 @@ def scope_allows(have: str, need: Scope) -> bool:
         scope = Scope(have)
     except ValueError:
         return False
-    if Scope.WORKER in (scope, need):
+    if scope in _APART or need in _APART:
         return scope is need
     return _RANK[scope] >= _RANK[need]
 
 
+class McpAccess(StrEnum):
+    """What a token may do over MCP."""
+
+    READ = "read"  # the read-only tools
+    CHANGE = "change"  # every tool: create, pause, resume, delete triggers; fire agents
+
+
+def mcp_access(have: str) -> McpAccess | None:
+    """What a token of scope ``have`` may do over MCP: ``read`` the read-only tools;
+    ``schedule``, ``write`` and ``admin`` every tool; ``worker`` (and anything else)
+    nothing (None)."""
+    if have == Scope.READ.value:
+        return McpAccess.READ
+    if have in (Scope.SCHEDULE.value, Scope.WRITE.value, Scope.ADMIN.value):
+        return McpAccess.CHANGE
+    return None
+
+
 def check_token_agents(scope: Scope, agents: list[str] | None) -> list[str] | None:
-    """A worker token's agents: required, at least one, each a valid name (they need not
-    exist yet); refused for any other scope."""
-    if scope is not Scope.WORKER:
+    """A token's agents, each a valid name (they need not exist yet): required (at least
+    one) for a worker token, optional for a schedule token (none: every agent), refused for
+    any other scope."""
+    if scope not in _LIMITED:
         if agents:
             raise ValidationError("agents", f"a {scope.value} token is not limited to agents",
-                                  "only --scope worker takes --agents")
+                                  "only --scope worker or schedule takes --agents")
+        return None
+    if scope is Scope.SCHEDULE and not agents:
         return None
     if not agents:
         raise ValidationError("agents", "a worker token needs the agents it may run",

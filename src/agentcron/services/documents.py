@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
-from agentcron.models import PREVIEW_BYTES, Cut
+from agentcron.models import PREVIEW_BYTES, CostRow, Cut
 from agentcron.rules.budgets import budget_to_json, format_usd
 from agentcron.rules.routing import Routing
 from agentcron.rules.secrets import SECRET_MASK, mask_url
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         Worker,
     )
     from agentcron.services.backfill import BackfillResult
+    from agentcron.services.spending import CostReport
     from agentcron.store.declaring import PlannedChange
 
 #: Nesting deeper than this (only a value stored before it was refused) is shown as text.
@@ -455,3 +456,26 @@ def planned_change_json(change: PlannedChange) -> dict[str, Any]:
     """One change an agents file's sync would make (``agentcron apply --dry-run``)."""
     return {"kind": change.kind, "name": change.name, "action": change.action,
             "detail": change.detail or None}
+
+
+def cost_total(rows: Sequence[CostRow]) -> CostRow:
+    """The sum of a cost report's rows, keyed ``total``."""
+    return CostRow(key="total", runs=sum(r.runs for r in rows),
+                   input_tokens=sum(r.input_tokens for r in rows),
+                   output_tokens=sum(r.output_tokens for r in rows),
+                   cost_usd=sum(r.cost_usd for r in rows),
+                   unpriced_runs=sum(r.unpriced_runs for r in rows))
+
+
+def cost_row_json(row: CostRow) -> dict[str, Any]:
+    return {"key": row.key, "runs": row.runs, "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens, "cost_usd": round(row.cost_usd, 10),
+            "unpriced_runs": row.unpriced_runs}
+
+
+def cost_report_json(report: CostReport) -> dict[str, Any]:
+    """A cost report (``agentcron costs --json``, the MCP ``cost_report`` tool): its groups,
+    their total, and ``truncated`` when more groups exist than were asked for."""
+    return {"by": report.by, "since": iso(report.since), "until": iso(report.until),
+            "rows": [cost_row_json(r) for r in report.rows],
+            "total": cost_row_json(cost_total(report.rows)), "truncated": report.truncated}
