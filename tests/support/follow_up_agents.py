@@ -23,3 +23,10 @@ def schedule_bad_cron(ctx: RunContext) -> str:
     ctx.schedule(cron="every tuesday")
     ctx.schedule(in_="3h")
     return "ok"
+
+
+def check_once_more(ctx: RunContext) -> dict[str, Any]:
+    """``check_again``, unless the payload says ``{"quiet": true}``."""
+    if (ctx.payload or {}).get("quiet"):
+        return {"quiet": True}
+    return check_again(ctx)
