@@ -222,6 +222,11 @@ class ExecutionResult:
     stderr: str | None = None
     usage: Usage | None = None
     retry_after_s: float | None = None
+    #: Follow-up triggers the agent asked for (``ctx.schedule``, an answer's ``"schedule"``
+    #: list, a command's ``::agentcron:schedule`` lines), as stated: each should be a JSON
+    #: object with the keys of ``executors.follow_ups.REQUEST_KEYS`` (``in`` already turned
+    #: into ``at``). Not validated here: the trigger service's one validator decides.
+    schedule: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

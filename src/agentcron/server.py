@@ -161,7 +161,10 @@ def run_node(settings: NodeSettings, config_path: str | Path | None = None,
         executors = Executors(registry, thread_pool_size=settings.thread_pool_size,
                               clock=clock.local_now if clock is not None else None)
         metrics = EngineMetrics()
-        node = Node(store, settings, executors, clock=clock, metrics=metrics)
+        # Runs' follow-ups are validated by the trigger service, which the engine below it
+        # cannot import: the node is handed the validator.
+        node = Node(store, settings, executors, clock=clock, metrics=metrics,
+                    follow_ups=Services(store).follow_ups.for_run)
         if settings.api:
             # Its own small pool, so API traffic never holds the engine's connections.
             api_store = Store(settings.database_url, pool_size=3)

@@ -547,7 +547,7 @@ def test_the_openapi_document_gives_the_batched_outcomes_exact_schemas(store: St
     assert set(outcome["required"]) == {"id", "lease", "status"}
     assert outcome["additionalProperties"] is False
     assert set(outcome["properties"]) == {"id", "lease", "status", "output", "error",
-                                          "retry", "usage"}
+                                          "retry", "usage", "schedule"}
     answer = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     assert answer.endswith("/CompleteManyOut")
     assert set(schemas["OutcomeOut"]["required"]) == {"id", "status"}

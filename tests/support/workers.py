@@ -133,3 +133,98 @@ def _close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+class AnswerHoldingProxy:
+    """A loopback TCP proxy to ``127.0.0.1:target_port`` that lets the first request whose
+    bytes contain ``marker`` reach the server, then keeps the server's answer from the
+    client: ``mode="swallow"`` drops the answer and leaves the connection open (the client
+    waits, as one killed before it read its answer would have), ``mode="drop"`` closes the
+    connection as the answer arrives (the client sees a network error after the server
+    acted, and sends the request again). Everything else passes both ways."""
+
+    def __init__(self, target_port: int, marker: bytes, mode: str) -> None:
+        assert mode in ("swallow", "drop")
+        self.target_port = target_port
+        self.marker = marker
+        self.mode = mode
+        self.held = threading.Event()  # the marked request reached the server
+        self.answered = threading.Event()  # the server answered it (and the client did not
+        # get the answer)
+        self._lock = threading.Lock()
+        self._armed = True
+        self._open: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name="holding-proxy").start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._closed = True
+        _close(self.listener)
+        with self._lock:
+            for sock in self._open:
+                _close(sock)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
+                upstream.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            marked = threading.Event()  # this connection carried the marked request
+            threading.Thread(target=self._requests, args=(client, upstream, marked),
+                             daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, marked),
+                             daemon=True).start()
+
+    def _requests(self, src: socket.socket, dst: socket.socket,
+                  marked: threading.Event) -> None:
+        seen = b""
+        try:
+            while data := src.recv(65536):
+                if not marked.is_set():
+                    # The marker may straddle two reads: keep a short tail.
+                    seen = (seen + data)[-(len(data) + len(self.marker)):]
+                    with self._lock:
+                        if self._armed and self.marker in seen:
+                            self._armed = False
+                            marked.set()
+                dst.sendall(data)
+                if marked.is_set():
+                    self.held.set()
+        except OSError:
+            pass
+        finally:
+            if not (marked.is_set() and self.mode == "swallow"):
+                _close(src)
+                _close(dst)
+
+    def _answers(self, src: socket.socket, dst: socket.socket,
+                 marked: threading.Event) -> None:
+        try:
+            while data := src.recv(65536):
+                if marked.is_set():
+                    self.answered.set()
+                    if self.mode == "drop":
+                        break
+                    continue  # swallow: the client never reads it
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            if not (marked.is_set() and self.mode == "swallow"):
+                _close(src)
+                _close(dst)

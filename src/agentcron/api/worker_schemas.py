@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentcron.api.schemas import Duration, Number, StrictIn
+from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
 
 
 class ClaimBody(StrictIn):
@@ -83,6 +84,15 @@ class CompleteBody(StrictIn):
     retry: bool = Field(False, description="A failure another attempt may fix: retried as "
                                            "the agent's policy says (attempts, backoff)")
     usage: UsageBody | None = None
+    schedule: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=MAX_FOLLOW_UPS,
+        description="Follow-up triggers the run asked for, created with a succeeded outcome "
+                    "in its transaction (a stale outcome creates none). Each an object with "
+                    "exactly one of `at` (ISO 8601), `in` (a duration, counted from the "
+                    "write), `cron` (with `tz`) or `every`, and optionally `agent` (default: "
+                    "the run's), `payload`, `name`. A request that does not validate or "
+                    "that the agent's guardrails refuse is recorded on the run as a "
+                    "`follow_up_refused` event; the outcome is written anyway")
 
 
 class OutcomeBody(CompleteBody):

@@ -24,17 +24,20 @@ import heapq
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import structlog
 
 from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, StoreTimeline
+from agentcron.engine.follow_ups import FollowUpBuilder, without_follow_ups
 from agentcron.engine.loop import Service
 from agentcron.engine.resilience import StoreHealth, call_store
 from agentcron.executors import Executors, RunContext
-from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus, Usage
+from agentcron.executors.follow_ups import NOT_SUCCEEDED, refused_all
+from agentcron.models import ClaimedRun, ExecutionResult, FollowUp, Outcome, RunStatus, Usage
 from agentcron.rules.retry import MAX_RETRY_DELAY_S, backoff_delay_s
 from agentcron.rules.routing import Routing
 from agentcron.store import Store
@@ -85,10 +88,13 @@ class Dispatcher(Service):
                  node_id: str, *, max_inflight: int, claim_batch: int, poll_interval_s: float,
                  submit: Callable[[Outcome], None],
                  on_progress: Callable[[ClaimedRun, str | None], None],
-                 timeline: StoreTimeline | None = None, routing: Routing | None = None
-                 ) -> None:
-        """``routing``: the agents whose runs this node claims (``rules.routing``)."""
+                 timeline: StoreTimeline | None = None, routing: Routing | None = None,
+                 follow_ups: FollowUpBuilder = without_follow_ups) -> None:
+        """``routing``: the agents whose runs this node claims (``rules.routing``);
+        ``follow_ups``: turns a succeeded attempt's follow-up requests into the rows its
+        outcome carries (``engine/follow_ups.py``)."""
         super().__init__(health, interval_s=poll_interval_s)
+        self.follow_ups = follow_ups
         self.routing = routing
         self.store = store
         self.clock = clock
@@ -150,7 +156,8 @@ class Dispatcher(Service):
                                      self.routing)
 
     def start(self, run: ClaimedRun) -> None:
-        ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress))
+        ctx = RunContext(run, on_heartbeat=lambda progress: self.on_progress(run, progress),
+                         clock=self.clock.local_now)
         entry = InFlight(run=run, ctx=ctx)
         self.inflight[entry.attempt] = entry
         entry.task = asyncio.create_task(self._execute(entry), name=f"run-{run.run_id}")
@@ -199,7 +206,26 @@ class Dispatcher(Service):
         if entry.revoked:
             self.forget(entry.attempt)
             return
-        self.submit(outcome_for(run, result))
+        outcome = outcome_for(run, result)
+        if result.schedule:  # most runs ask for nothing: no call, no thread
+            outcome = replace(outcome, follow_ups=await self._follow_ups(run, outcome,
+                                                                         result.schedule))
+        self.submit(outcome)
+
+    async def _follow_ups(self, run: ClaimedRun, outcome: Outcome, requests: tuple[Any, ...]
+                          ) -> tuple[FollowUp, ...]:
+        """The rows a finished attempt's follow-up requests become. Only a succeeded
+        attempt's are built (a failed one will be retried and ask again, or it failed for
+        good); the builder runs in a thread, as it may read an agent from the store."""
+        if outcome.status is not RunStatus.SUCCEEDED:
+            return refused_all(requests, NOT_SUCCEEDED)
+        now = self.clock.store_now() or self.clock.local_now()
+        try:
+            return await asyncio.to_thread(self.follow_ups, run, requests, now)
+        except Exception as exc:  # a builder bug must not lose the run's outcome
+            log.exception("follow_ups_failed", run_id=run.run_id, count=len(requests))
+            return refused_all(requests, f"could not be checked ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]})")
 
     async def _wait_for_start(self, start_at: datetime) -> None:
         """A run fired ahead: sleep until its time has surely come on the store's clock."""

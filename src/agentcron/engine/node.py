@@ -23,6 +23,7 @@ from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
 from agentcron.engine.dispatcher import Dispatcher
+from agentcron.engine.follow_ups import FollowUpBuilder, without_follow_ups
 from agentcron.engine.heartbeat import Heartbeat
 from agentcron.engine.loop import Service
 from agentcron.engine.metrics import EngineMetrics
@@ -47,7 +48,11 @@ FAILURE_LOG_CHARS = 500
 
 class Node:
     def __init__(self, store: Store, settings: NodeSettings, executors: Executors,
-                 clock: Clock | None = None, metrics: EngineMetrics | None = None) -> None:
+                 clock: Clock | None = None, metrics: EngineMetrics | None = None,
+                 follow_ups: FollowUpBuilder = without_follow_ups) -> None:
+        """``follow_ups``: what turns runs' follow-up requests into trigger rows (the
+        trigger service's validator, injected by ``server.run_node``); without it every
+        request is refused (``engine/follow_ups.py``)."""
         self.store = store
         self.metrics = metrics
         self.settings = settings
@@ -75,6 +80,7 @@ class Node:
             max_inflight=settings.max_inflight, claim_batch=settings.claim_batch,
             poll_interval_s=settings.poll_interval_s, submit=self.completions.submit,
             on_progress=self._on_progress, timeline=self.timeline, routing=settings.routing,
+            follow_ups=follow_ups,
         )
         self.ticker = Ticker(store, self.clock, self.health, batch=settings.fire_batch,
                              poll_interval_s=settings.poll_interval_s, on_fired=self._on_fired,

@@ -14,7 +14,10 @@ always written to stdin, which is then closed.
 Result: both streams are kept, on success and on failure: stdout is the run's output and
 stderr its ``stderr`` (each its first ``output_limit`` bytes, UTF-8 with replacement, then a
 truncation marker; an empty stream is None). Exit 0 is success; if stdout is then a JSON
-object with ``"output"`` and/or ``"usage"`` they are taken as for HTTP agents. A non-zero
+object with ``"output"``, ``"usage"`` and/or ``"schedule"`` they are taken as for HTTP
+agents. Follow-ups: each stdout line ``::agentcron:schedule {"in": "20m", "payload": {...}}``
+asks for one (``executors.follow_ups``; the keys of a ``"schedule"`` request) and is left out
+of the output; a run's follow-ups are kept only when it exits 0. A non-zero
 exit fails (retryable) with ``"exit code N: <stderr tail>"`` (stdout's tail when stderr is
 empty). A missing or non-executable program, or a missing cwd, fails
 without retry.
@@ -41,6 +44,7 @@ from structlog.typing import FilteringBoundLogger
 
 from agentcron.executors.base import failed, merge_usage, output_limit
 from agentcron.executors.context import RunContext
+from agentcron.executors.follow_ups import merged, split_directives, utc_now
 from agentcron.executors.process import (
     CappedBuffer,
     ChildProtocol,
@@ -48,7 +52,7 @@ from agentcron.executors.process import (
     kill_group_now,
     stop_group,
 )
-from agentcron.executors.response import parse_reported
+from agentcron.executors.response import parse_answer
 from agentcron.models import ClaimedRun, ExecutionResult
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
@@ -193,14 +197,16 @@ def _result(
         error = f"{status}: {detail}" if detail else status
         return replace(failed(error, retryable=True, usage=merge_usage(ctx.usage, None)),
                        output=_stream(out), stderr=_stream(err))
-    text = out.text()
-    output: str | None = text
+    now = utc_now()
+    text, directed = split_directives(out.text(), now)
+    output: str | None = text if text or not directed else None
     reported = None
+    asked: tuple[Any, ...] = ()
     if not out.truncated:
-        output, reported = parse_reported(text, log, out.limit)
+        output, reported, asked = parse_answer(text, log, out.limit, now)
     log.debug("command succeeded", stdout_bytes=out.total, stderr_bytes=err.total)
     return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported),
-                           stderr=_stream(err))
+                           stderr=_stream(err), schedule=merged(directed, asked))
 
 
 def _stream(buffer: CappedBuffer) -> str | None:

@@ -1,7 +1,8 @@
 """``RunContext``: what agent code receives for one attempt of one run.
 
 It carries the run's identity and payload, lets the agent report progress (``heartbeat``) and
-token usage (``record_usage``), and tells it when to stop (``cancelled`` / ``cancel_event``).
+token usage (``record_usage``), ask for follow-up runs (``schedule``), and tells it when to
+stop (``cancelled`` / ``cancel_event``).
 Every method is safe to call from any thread: sync Python agents run in a worker thread while
 the engine's event loop owns the run.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from agentcron.executors import follow_ups
 from agentcron.models import ClaimedRun, Usage
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
@@ -37,9 +39,13 @@ class RunContext:
     """
 
     def __init__(
-        self, run: ClaimedRun, on_heartbeat: Callable[[str | None], None] | None = None
+        self, run: ClaimedRun, on_heartbeat: Callable[[str | None], None] | None = None,
+        clock: Callable[[], datetime] = follow_ups.utc_now,
     ) -> None:
+        """``clock``: this host's time, which ``schedule(in_=...)`` counts from."""
         self.run = run
+        self._clock = clock
+        self._follow_ups: list[dict[str, Any]] | None = None
         # Made on first use (a threading.Event costs a Condition and two locks, and most
         # runs never wait on it): see ``cancel_event``.
         self._cancel_event: threading.Event | None = None
@@ -196,6 +202,41 @@ class RunContext:
         """Everything recorded so far (a snapshot)."""
         with self._lock:
             return self._usage
+
+    # -- follow-ups ------------------------------------------------------------------------
+
+    def schedule(self, *, at: datetime | str | None = None, in_: str | float | None = None,
+                 cron: str | None = None, every: str | float | None = None,
+                 tz: str | None = None, payload: Any = None, name: str | None = None,
+                 agent: str | None = None) -> None:
+        """Ask for a trigger to be created when this run's outcome is written: exactly one of
+        ``at`` (an aware datetime or ISO time), ``in_`` (a duration such as ``"20m"``,
+        counted from this call), ``cron`` (with ``tz``) or ``every``; ``agent`` defaults to
+        this run's agent.
+
+        The trigger is written in the same transaction as the outcome, and only if that
+        write is this attempt's (a stale or retried attempt schedules nothing), under the
+        target agent's guardrails; a request that is refused there is recorded on the run
+        as a ``follow_up_refused`` event, it does not fail the run. Follow-ups are kept
+        only from an attempt that succeeds. Raises ``ValueError`` naming the argument for a
+        call that can never be valid (none or two of the times, a naive ``at``, a payload
+        that is not JSON) and past ``follow_ups.MAX_FOLLOW_UPS`` requests in one run.
+        """
+        made = follow_ups.request(at=at, in_=in_, cron=cron, every=every, tz=tz,
+                                  payload=payload, name=name, agent=agent, now=self._clock())
+        with self._lock:
+            if self._follow_ups is None:
+                self._follow_ups = []
+            if len(self._follow_ups) >= follow_ups.MAX_FOLLOW_UPS:
+                raise ValueError(f"a run may schedule at most {follow_ups.MAX_FOLLOW_UPS} "
+                                 "follow-ups")
+            self._follow_ups.append(made)
+
+    @property
+    def follow_ups(self) -> tuple[dict[str, Any], ...]:
+        """The requests made with ``schedule`` so far (a snapshot), in call order."""
+        with self._lock:
+            return tuple(self._follow_ups) if self._follow_ups else ()
 
 
 def _check_count(name: str, value: int | None) -> None:

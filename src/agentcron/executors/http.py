@@ -16,7 +16,8 @@ Where it may connect: see ``agents.netguard`` (the metadata address and link-loc
 are always refused, private ranges with ``AGENTCRON_HTTP_DENY_PRIVATE=1``, checked after DNS
 resolution); a refused address fails the run without retry.
 
-Outcome: 2xx succeeds (output and usage read as in ``agents.response``); 3xx fails without
+Outcome: 2xx succeeds (output, usage and ``"schedule"`` follow-ups read as in
+``executors.response``); 3xx fails without
 retry; 408, 429, 5xx, timeouts and connection errors fail and are retried; other 4xx fail
 without retry. Errors name the status and the first 500 characters of the body.
 """
@@ -35,8 +36,9 @@ from structlog.typing import FilteringBoundLogger
 
 from agentcron.executors.base import failed, merge_usage, output_limit, request_timeout_s
 from agentcron.executors.context import RunContext
+from agentcron.executors.follow_ups import merged
 from agentcron.executors.netguard import OutboundAddressDenied, guarded_client
-from agentcron.executors.response import parse_reported
+from agentcron.executors.response import parse_answer
 from agentcron.executors.signing import sign
 from agentcron.models import ClaimedRun, ExecutionResult
 from agentcron.rules.secrets import mask_url
@@ -141,8 +143,9 @@ class HttpExecutor:
             return _fail(ctx, f"request failed: {type(exc).__name__}: {_masked(exc, url)}")
         log.debug("http agent answered", status=status)
         if 200 <= status < 300:
-            output, reported = parse_reported(text, log, limit)
-            return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported))
+            output, reported, asked = parse_answer(text, log, limit, self._clock())
+            return ExecutionResult(ok=True, output=output, usage=merge_usage(ctx.usage, reported),
+                                   schedule=merged(ctx.follow_ups, asked))
         snippet = text[:ERROR_BODY_CHARS]
         if 300 <= status < 400:
             return _fail(

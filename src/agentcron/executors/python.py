@@ -24,6 +24,7 @@ import inspect
 import json
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -78,12 +79,15 @@ class PythonExecutor:
         except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() in agent code fails the run
             retryable = not isinstance(exc, PermanentError)
             log.info("python agent failed", error=repr(exc)[:200], retryable=retryable)
-            return failed(_describe(exc), retryable=retryable, usage=merge_usage(ctx.usage, None))
+            return replace(failed(_describe(exc), retryable=retryable,
+                                  usage=merge_usage(ctx.usage, None)),
+                           schedule=ctx.follow_ups)
         output = _render(value)
         return ExecutionResult(
             ok=True,
             output=None if output is None else truncate(output, limit),
             usage=merge_usage(ctx.usage, None),
+            schedule=ctx.follow_ups,
         )
 
     async def aclose(self) -> None:

@@ -5,6 +5,10 @@ HTTP agents answer with it and command agents may print it on stdout. The rules,
 - The text is a JSON object with an ``"output"`` and/or ``"usage"`` key: ``output`` is taken
   (a string as is, ``null`` as no output, any other JSON re-dumped) and ``usage`` parsed.
   Without an ``"output"`` key the stored output is the whole text.
+- A ``"schedule"`` key asks for follow-up triggers (``executors.follow_ups``): a list of
+  request objects (or one object); a bad request is refused when the outcome is written and
+  recorded on the run, never failing it. An object with only ``"schedule"`` keeps the whole
+  text as the output.
 - Anything else (plain text, a JSON list, a JSON object without those keys) is the output.
 - ``usage`` is ``{input_tokens, output_tokens, cost_usd, model}``, every key optional; an
   invalid value is ignored with a log line, never failing a run that did its work.
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
 from agentcron.executors.base import OUTPUT_LIMIT, truncate
+from agentcron.executors.follow_ups import requests_of
 from agentcron.models import Usage
 
 
@@ -26,8 +32,30 @@ def parse_reported(
     text: str, log: FilteringBoundLogger, limit: int = OUTPUT_LIMIT
 ) -> tuple[str | None, Usage | None]:
     """``(output, usage)`` from an agent's response text (see the module docstring)."""
+    output, usage, _ = parse_answer(text, log, limit, None)
+    return output, usage
+
+
+def parse_answer(
+    text: str, log: FilteringBoundLogger, limit: int = OUTPUT_LIMIT,
+    now: datetime | None = None,
+) -> tuple[str | None, Usage | None, tuple[Any, ...]]:
+    """``(output, usage, follow-up requests)`` from an agent's response text (see the
+    module docstring); ``now`` is when the answer arrived (``in`` counts from it), None to
+    ignore ``"schedule"``."""
     obj = _json_object(text)
-    if obj is None or ("output" not in obj and "usage" not in obj):
+    if obj is None:
+        return truncate(text, limit), None, ()
+    schedule: tuple[Any, ...] = ()
+    if now is not None and "schedule" in obj:
+        schedule = requests_of(obj["schedule"], now)
+    output, usage = _reported(obj, text, log, limit)
+    return output, usage, schedule
+
+
+def _reported(obj: dict[str, Any], text: str, log: FilteringBoundLogger, limit: int
+              ) -> tuple[str | None, Usage | None]:
+    if "output" not in obj and "usage" not in obj:
         return truncate(text, limit), None
     usage = parse_usage(obj["usage"], log) if "usage" in obj else None
     if "output" not in obj:

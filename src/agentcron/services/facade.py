@@ -4,7 +4,8 @@ a bad input raises ``ValidationError`` naming the field, with nothing written.
 
 It composes small services with one job each, reachable as attributes (``services.agents``,
 ``.triggers``, ``.runs``, ``.cluster`` (nodes), ``.webhooks``, ``.declared``, ``.access``,
-``.spending``, ``.alerts``, ``.pausing`` (many triggers at once), ``.backfills``). Its
+``.spending``, ``.alerts``, ``.pausing`` (many triggers at once), ``.backfills``,
+``.follow_ups`` (triggers runs ask for)). Its
 own methods are short names for the common calls, kept so callers written before the split
 read the same."""
 
@@ -21,6 +22,7 @@ from agentcron.services.agents_file import AgentsFile
 from agentcron.services.alerts import AlertService
 from agentcron.services.backfill import BackfillService
 from agentcron.services.declared import DeclaredSync
+from agentcron.services.follow_ups import FollowUps
 from agentcron.services.nodes import NodeService
 from agentcron.services.pausing import PauseService
 from agentcron.services.runs import RunService, RunsPage
@@ -47,7 +49,8 @@ class Services:
         self.alerts = AlertService(store)
         self.pausing = PauseService(store)
         self.backfills = BackfillService(store, self.triggers)
-        self.workers = WorkerService(store)
+        self.follow_ups = FollowUps(self.triggers)
+        self.workers = WorkerService(store, follow_ups=self.follow_ups)
 
     @property
     def database_url(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,10 +24,13 @@ from typing import Any
 from agentcron.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from agentcron.executors.base import output_limit, truncate
 from agentcron.executors.context import PROGRESS_LIMIT
-from agentcron.models import AgentKind, Outcome, RunStatus, Usage, Worker
+from agentcron.executors.follow_ups import MAX_FOLLOW_UPS, NOT_SUCCEEDED, refused_all
+from agentcron.models import AgentKind, AgentSpec, FollowUp, Outcome, RunStatus, Usage, Worker
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.access import Scope
+from agentcron.services.follow_ups import FollowUps
+from agentcron.services.triggers import TriggerService
 from agentcron.services.validate import check_int_between, check_printable
 from agentcron.store import Store
 from agentcron.store.tokens import ApiToken
@@ -105,6 +109,9 @@ class CompleteInput:
     error: str | None = None
     retry: bool = False
     usage: UsageInput | None = None
+    #: Follow-up requests (``executors/follow_ups.py``): created with the outcome if it
+    #: succeeded and its write is this attempt's.
+    schedule: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,11 @@ class Claim:
 
 
 class WorkerService:
-    def __init__(self, store: Store, default_zombie_timeout_s: float = 60.0) -> None:
+    def __init__(self, store: Store, default_zombie_timeout_s: float = 60.0, *,
+                 follow_ups: FollowUps | None = None) -> None:
         self.store = store
         self.default_zombie_timeout_s = default_zombie_timeout_s
+        self.follow_ups = follow_ups or FollowUps(TriggerService(store))
 
     # -- the protocol -----------------------------------------------------------------------
 
@@ -255,8 +264,23 @@ class WorkerService:
         if status is RunStatus.FAILED and given.retry and run.attempt < spec.max_attempts:
             delay = backoff_delay_s(run.attempt, spec.retry_backoff_s)
         outcome = Outcome(run.id, given.lease, status, output=output, error=error,
-                          usage=usage, retry_delay_s=delay)
+                          usage=usage, retry_delay_s=delay,
+                          follow_ups=self._follow_ups(run, status, given.schedule, spec))
         return outcome, RunStatus.QUEUED if delay is not None else status
+
+    def _follow_ups(self, run: Any, status: RunStatus, requests: Sequence[Any],
+                    spec: AgentSpec) -> tuple[FollowUp, ...]:
+        """A remote run's follow-ups, built as a node builds its runs' (only a succeeded
+        attempt's; ``services/follow_ups.py``). Nothing is read when there are none."""
+        if not requests:
+            return ()
+        if len(requests) > MAX_FOLLOW_UPS + 1:
+            raise ValidationError("schedule", f"{len(requests)} follow-ups",
+                                  f"at most {MAX_FOLLOW_UPS} per run")
+        if status is not RunStatus.SUCCEEDED:
+            return refused_all(requests, NOT_SUCCEEDED)
+        return self.follow_ups.build(run.id, run.agent, requests, self.store.now(),
+                                     spec=spec)
 
     def release(self, token: ApiToken, run_id: str, lease: int) -> None:
         """Hand the run back to the queue, its attempt given back."""

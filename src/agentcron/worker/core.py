@@ -44,6 +44,7 @@ from typing import Any
 import structlog
 
 from agentcron.executors import Executors, RunContext
+from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
 from agentcron.worker.outbox import Outbox
@@ -330,6 +331,8 @@ class Worker:
             "error": None if result.ok else result.error,
             "retry": (not result.ok) and result.retryable,
         }
+        if result.ok and result.schedule:
+            body["schedule"] = _requests(work.id, result.schedule)
         if usage is not None:
             body["usage"] = {"input_tokens": usage.input_tokens,
                              "output_tokens": usage.output_tokens,
@@ -459,3 +462,19 @@ class Worker:
 
 BACKOFF_GRACE_S = 6.0
 """After giving up, how long calls in their backoff get to notice it and end."""
+
+
+def _requests(run_id: str, requests: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """A run's follow-up requests as the complete body takes them (JSON objects, at most
+    ``MAX_FOLLOW_UPS``). The server validates each and records a refusal on the run; an
+    item that is not even an object (a command's ``::agentcron:schedule`` line that is not
+    JSON) cannot be sent, so it is logged here instead."""
+    kept = [r for r in requests if isinstance(r, dict)]
+    if len(kept) != len(requests):
+        log.warning("worker_follow_ups_dropped", run_id=run_id,
+                    count=len(requests) - len(kept), reason="not a JSON object")
+    if len(kept) > MAX_FOLLOW_UPS:
+        log.warning("worker_follow_ups_dropped", run_id=run_id,
+                    count=len(kept) - MAX_FOLLOW_UPS,
+                    reason=f"more than {MAX_FOLLOW_UPS} in one run")
+    return kept[:MAX_FOLLOW_UPS]

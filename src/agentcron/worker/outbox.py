@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,10 @@ _ENVELOPE = 200  # bytes an outcome takes besides its output and error
 
 
 def _size(body: dict[str, Any]) -> int:
-    return _ENVELOPE + sum(len(body.get(k) or "") for k in ("output", "error"))
+    size = _ENVELOPE + sum(len(body.get(k) or "") for k in ("output", "error"))
+    if body.get("schedule"):  # follow-ups' payloads count too (rare: measured only then)
+        size += len(json.dumps(body["schedule"], default=str))
+    return size
 
 
 class Outbox:

@@ -152,7 +152,8 @@ def _complete_input(body: CompleteBody) -> CompleteInput:
         cost_usd=None if body.usage.cost_usd is None else float(body.usage.cost_usd),
         model=body.usage.model)
     return CompleteInput(lease=body.lease, status=body.status, output=body.output,
-                         error=body.error, retry=body.retry, usage=usage)
+                         error=body.error, retry=body.retry, usage=usage,
+                         schedule=tuple(body.schedule))
 
 
 @router.post("/workers/{worker_id}/complete", response_model=CompleteManyOut,
