@@ -68,7 +68,10 @@ def test_runs_are_given_up_at_their_own_fence_and_the_node_is_fenced_once() -> N
     assert [r for r, _ in node.given_up] == ["cmd", "plain"]
     assert node.changes == [True]  # fenced once, however many runs it gave up
     assert fence.runs_given_up == 2
-    clock.now = 1000.0 + 54.0
+    clock.now = 1000.0 + 58.9
+    fence.check()
+    assert len(node.given_up) == 2
+    clock.now = 1000.0 + 59.0  # its own 60 s less a beat
     fence.check()
     assert [r for r, _ in node.given_up] == ["cmd", "plain", "patient"]
 
