@@ -1,7 +1,7 @@
 """The fence on its own timer: which runs it gives up and when, fencing the node once, and
 rejoining when a beat sent after the outage succeeds. Time is a hand-moved monotonic
-clock; the runs are real claimed runs (the node's wiring is shown by
-tests/system/test_self_fencing.py on real processes)."""
+clock and the runs are real claimed runs; then a whole node on both backends (and on real
+processes with a real cut link: tests/system/test_self_fencing.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ import asyncio
 from datetime import timedelta
 
 from agentcron.engine.fence import Fence, stop_grace_s
-from agentcron.models import AgentKind, AgentSpec, ClaimedRun
+from agentcron.engine.metrics import EngineMetrics
+from agentcron.engine.node import Node
+from agentcron.executors import Executors
+from agentcron.models import AgentKind, AgentSpec, ClaimedRun, RunStatus
+from agentcron.store import Store
 from tests.conftest import T0
+from tests.support.helpers import await_until
+from tests.support.nodes import node_settings, python_agent
 
 
 class _Time:
@@ -131,3 +137,51 @@ def test_a_commands_kill_grace_is_its_stop_grace() -> None:
     assert stop_grace_s(_run("a", AgentKind.COMMAND, config={"kill_grace_s": 2}).agent) == 2.0
     assert stop_grace_s(_run("b", AgentKind.COMMAND).agent) == 5.0  # the default
     assert stop_grace_s(_run("c", AgentKind.HTTP).agent) == 0.0
+
+
+# -- a whole node, in-process, on a real database --------------------------------------------
+
+
+def test_a_fenced_node_gives_its_run_up_claims_nothing_and_rejoins(store: Store) -> None:
+    """The node's wiring: the fence (made to see a long silence) cancels the python run,
+    whose given-up attempt is written as a failure; nothing is claimed while fenced; a beat
+    that succeeds lifts the fence and the waiting run is claimed, without a restart. Beats
+    are 30 s apart here, so none lands by itself during the test."""
+    python_agent(store, "s", "tests.support.agents:sleepy", timeout="1m", max_attempts=1)
+    python_agent(store, "q", "tests.support.agents:usage")
+    sleeper = store.fire_now("s", {"seconds": 60})
+
+    async def main() -> None:
+        metrics = EngineMetrics()
+        settings = node_settings(store, heartbeat_interval_s=30.0, zombie_timeout_s=60.0)
+        node = Node(store, settings, Executors(), metrics=metrics)
+        node.heartbeat.test_signals.init()
+        await node.start()
+        try:
+            # The first beat has landed: no beat in flight can lift the fence below.
+            await node.heartbeat.test_signals.stepped.wait()
+            await await_until(lambda: store.get_run(sleeper).status is RunStatus.RUNNING,
+                              message="the sleeper to start")
+            node.fence.last_beat_sent -= 100.0  # as if no beat had succeeded for 100 s
+            node.fence.wakeup.set()
+            await await_until(lambda: store.get_run(sleeper).status is RunStatus.FAILED,
+                              message="the given-up attempt to be written")
+            assert "node fenced" in (store.get_run(sleeper).error or "")
+            assert node.fenced() and node.dispatcher.inflight == {}
+            assert metrics.fenced._value.get() == 1
+            assert metrics.runs_given_up._value.get() == 1
+
+            quick = store.fire_now("q", None)
+            # Held: the dispatcher's loop passes no claim (several poll intervals go by).
+            await asyncio.sleep(20 * settings.poll_interval_s)
+            assert store.get_run(quick).status is RunStatus.QUEUED
+
+            node.fence.beat_succeeded(node.clock.monotonic())  # a fresh beat got through
+            assert not node.fenced() and metrics.fenced._value.get() == 0
+            await await_until(lambda: store.get_run(quick).status is RunStatus.SUCCEEDED,
+                              message="the queued run to be claimed after rejoining")
+            assert store.get_run(quick).node_id == node.id
+        finally:
+            await node.drain()
+
+    asyncio.run(main())

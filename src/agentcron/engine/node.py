@@ -93,13 +93,14 @@ class Node:
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke,
                                    on_beat=self._on_beat)
-        # Fenced: no firing, no claiming (a pass in flight ends; the next one waits).
-        self.ticker.held = self.dispatcher.held = self.fenced
         self.sweeper = Sweeper(store, self.clock, self.health,
                                zombie_timeout_s=settings.zombie_timeout_s,
                                interval_s=settings.effective_sweep_interval_s,
                                timeout_grace_s=settings.effective_timeout_grace_s,
                                on_swept=metrics.on_swept if metrics is not None else None)
+        # Fenced: no firing, no claiming (a pass in flight ends; the next one waits), and no
+        # sweeping: this node's view of who is alive is as stale as its own beats.
+        self.ticker.held = self.dispatcher.held = self.sweeper.held = self.fenced
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
                              skipped_retention_s=settings.skipped_retention_s,
                              interval_s=settings.prune_interval_s)
@@ -162,6 +163,9 @@ class Node:
         if self.metrics is not None:
             self.metrics.fenced.set(1 if fenced else 0)
         if not fenced:
+            # Its calls may have hung rather than failed: judge no node dead for a zombie
+            # timeout, as after any outage (every node's beats may have been held up too).
+            self.health.recovered()
             self.dispatcher.wakeup.set()
             self.ticker.wakeup.set()
 
