@@ -1,4 +1,5 @@
-"""Real ``agentcron worker`` processes, and a loopback TCP proxy a test can cut."""
+"""Real ``agentcron worker`` processes, and a loopback TCP proxy a test can cut (closing
+its connections, or silently dropping their traffic)."""
 
 from __future__ import annotations
 
@@ -62,13 +63,21 @@ class WorkerProcess(ChildProcess):
 class CutProxy:
     """A loopback TCP proxy to ``127.0.0.1:target_port`` that a test can cut: while cut, the
     connections it carries are closed and new ones are closed as soon as accepted, as a
-    network outage looks to a client."""
+    network outage looks to a client.
+
+    ``drop()`` cuts silently instead, as a partition that drops packets looks: connections
+    stay open but nothing crosses them (what each side sends waits, unanswered), and new
+    ones are accepted and left without an answer. ``mend()`` lets all of it through again,
+    the waiting traffic first, as TCP delivers it once the link heals."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self._cut = threading.Event()
+        self._dropping = threading.Event()
+        self._mended = threading.Condition()
+        self._held: list[socket.socket] = []  # accepted while dropping, not yet connected
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._closed = False
@@ -85,12 +94,30 @@ class CutProxy:
                 _close(sock)
             self._open.clear()
 
+    def drop(self) -> None:
+        self._dropping.set()
+
     def mend(self) -> None:
         self._cut.clear()
+        with self._mended:
+            self._dropping.clear()
+            held, self._held = self._held, []
+            self._mended.notify_all()
+        for client in held:
+            self._connect(client)
+
+    def _wait_mended(self) -> None:
+        with self._mended:
+            while self._dropping.is_set() and not self._closed:
+                self._mended.wait(0.1)
 
     def close(self) -> None:
         self._closed = True
         self.cut()
+        with self._mended:
+            held, self._held = self._held, []
+        for client in held:
+            _close(client)
         _close(self.listener)
 
     def _accept(self) -> None:
@@ -102,21 +129,31 @@ class CutProxy:
             if self._cut.is_set():
                 _close(client)
                 continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
-                upstream.settimeout(None)
-            except OSError:
-                _close(client)
-                continue
-            with self._lock:
-                self._open |= {client, upstream}
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+            with self._mended:
+                if self._dropping.is_set():
+                    self._held.append(client)
+                    continue
+            self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
+            upstream.settimeout(None)
+        except OSError:
+            _close(client)
+            return
+        with self._lock:
+            self._open |= {client, upstream}
+        for src, dst in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
-            while data := src.recv(65536):
-                if self._cut.is_set():
+            while True:
+                data = src.recv(65536)
+                # Dropping: hold it (and, unread, what follows it); a close too.
+                self._wait_mended()
+                if not data or self._cut.is_set() or self._closed:
                     break
                 dst.sendall(data)
         except OSError:

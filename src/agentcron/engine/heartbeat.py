@@ -21,13 +21,17 @@ class Heartbeat(Service):
 
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, node: NodeInfo, *,
                  interval_s: float, leases: Callable[[], list[Attempt]],
-                 revoke: Callable[[Attempt, str], None]) -> None:
+                 revoke: Callable[[Attempt, str], None],
+                 on_beat: Callable[[float], None] = lambda sent_at: None) -> None:
+        """``on_beat(sent_at)``: told after each beat that succeeded, with the monotonic
+        time it was sent (before the store call: the store's stamp is no earlier)."""
         super().__init__(health, interval_s=interval_s)
         self.store = store
         self.clock = clock
         self.node = node
         self.leases = leases
         self.revoke = revoke
+        self.on_beat = on_beat
 
     def run_once(self, leases: list[Attempt] | None = None) -> HeartbeatResult:
         """Beat; if the node row was gone (declared dead during a pause), register again.
@@ -71,7 +75,9 @@ class Heartbeat(Service):
         """One beat off the event loop, then revoke what the store judged lost; returns
         those attempts. Raises StoreUnavailable."""
         leases = self.leases()
+        sent_at = self.clock.monotonic()
         result = await call_store(self.health, "heartbeat", self.run_once, leases)
+        self.on_beat(sent_at)
         return self.apply(leases, result)
 
     async def step(self) -> float:

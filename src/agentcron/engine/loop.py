@@ -78,6 +78,9 @@ class Service(ABC):
         self.wakeup = Wakeup()
         self.test_signals = LoopSignals()
         self._stopping: Callable[[], bool] = lambda: False
+        #: While true, the loop runs no pass (the node is fenced, ``engine/fence.py``): it
+        #: checks again after each wait, which a wake-up ends early.
+        self.held: Callable[[], bool] = lambda: False
 
     @abstractmethod
     async def step(self) -> float | None:
@@ -98,6 +101,9 @@ class Service(ABC):
         """Run passes until ``stopping()`` is true when a pass is about to start."""
         self._stopping = stopping
         while not stopping():
+            if self.held():
+                await self.wakeup.wait(self.interval_s)
+                continue
             try:
                 delay = await self.step()
             except StoreUnavailable as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -78,6 +78,13 @@ class EngineMetrics:
             "agentcron_loop_crashes", "Crashes of this node's loops (an exception that was "
             "not a store outage), by loop; each crashed loop is restarted after a back-off.",
             ["loop"], registry=r)
+        self.fenced = Gauge(
+            "agentcron_node_fenced", "1 while this node is fenced: no heartbeat succeeded "
+            "for nearly its zombie timeout, so it stopped its runs and does not claim or "
+            "fire until one does; else 0.", registry=r)
+        self.runs_given_up = Counter(
+            "agentcron_runs_given_up", "Attempts this node cancelled because it was fenced "
+            "(cut off from the database for nearly their zombie timeout).", registry=r)
 
     # -- hooks the node calls -------------------------------------------------------------
 

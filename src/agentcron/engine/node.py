@@ -22,7 +22,8 @@ from agentcron.engine.alerts import AlertSender
 from agentcron.engine.attempt import Attempt
 from agentcron.engine.clock import Clock, DatabaseClock, StoreTimeline
 from agentcron.engine.completions import CompletionWriter
-from agentcron.engine.dispatcher import Dispatcher
+from agentcron.engine.dispatcher import Dispatcher, outcome_for
+from agentcron.engine.fence import Fence
 from agentcron.engine.follow_ups import FollowUpBuilder, without_follow_ups
 from agentcron.engine.heartbeat import Heartbeat
 from agentcron.engine.loop import Service
@@ -35,7 +36,7 @@ from agentcron.engine.sweeper import Sweeper
 from agentcron.engine.ticker import Ticker
 from agentcron.engine.wakeups import RunsReady
 from agentcron.executors import Executors
-from agentcron.models import ClaimedRun, Outcome, RunStatus
+from agentcron.models import ClaimedRun, ExecutionResult, Outcome, RunStatus
 from agentcron.rules.ids import new_node_id
 from agentcron.store import FinishResult, FireResult, NodeInfo, Store
 from agentcron.store.notify import Listener
@@ -88,14 +89,24 @@ class Node:
                              timeline=self.timeline, routing=settings.routing,
                              max_slots=settings.max_inflight)
         self.dispatcher.on_slots_freed = self.ticker.slots_freed
+        # Self-fencing (engine/fence.py): a timer of its own, fed by the heartbeat.
+        self.fence = Fence(self.clock.monotonic, self.id,
+                           zombie_timeout_s=settings.zombie_timeout_s,
+                           heartbeat_interval_s=settings.heartbeat_interval_s,
+                           executing=self._executing, give_up=self._give_up,
+                           on_change=self._on_fence_change)
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
-                                   leases=self.dispatcher.leases, revoke=self.dispatcher.revoke)
+                                   leases=self.dispatcher.leases, revoke=self.dispatcher.revoke,
+                                   on_beat=self._on_beat)
         self.sweeper = Sweeper(store, self.clock, self.health,
                                zombie_timeout_s=settings.zombie_timeout_s,
                                interval_s=settings.effective_sweep_interval_s,
                                timeout_grace_s=settings.effective_timeout_grace_s,
                                on_swept=metrics.on_swept if metrics is not None else None)
+        # Fenced: no firing, no claiming (a pass in flight ends; the next one waits), and no
+        # sweeping: this node's view of who is alive is as stale as its own beats.
+        self.ticker.held = self.dispatcher.held = self.sweeper.held = self.fenced
         self.pruner = Pruner(store, self.clock, self.health, retention_s=settings.retention_s,
                              skipped_retention_s=settings.skipped_retention_s,
                              interval_s=settings.prune_interval_s)
@@ -120,7 +131,49 @@ class Node:
     def _claim_for(self) -> tuple[str, int] | None:
         """The firing node claims what it fires, up to its free slots (not while draining);
         with none free it holds its due runs back (``Store.fire_due``)."""
-        return (self.id, self.dispatcher.free_slots()) if self._claiming else None
+        if not self._claiming or self.fence.fenced:
+            return None
+        return self.id, self.dispatcher.free_slots()
+
+    def fenced(self) -> bool:
+        return self.fence.fenced
+
+    def _executing(self) -> list[ClaimedRun]:
+        """Runs whose attempt still executes here (not those only waiting for their
+        outcome to be written: nothing of theirs runs any more)."""
+        return [entry.run for entry in self.dispatcher.inflight.values()
+                if not entry.revoked and entry.task is not None and not entry.task.done()]
+
+    def _give_up(self, run: ClaimedRun, why: str) -> None:
+        """The fence gave ``run`` up: cancel its attempt (as a revoke does: nothing of it
+        is written), and write instead a retryable failure, fenced on its lease like any
+        outcome. Taken over meanwhile, the run refuses it; if the database came back before
+        anyone took the run over, it goes back to the queue (or fails for good when out of
+        attempts) now, rather than stay ``running`` under a node that no longer runs it."""
+        attempt = Attempt.of(run)
+        entry = self.dispatcher.inflight.get(attempt)
+        usage = entry.ctx.usage if entry is not None else None
+        self.dispatcher.revoke(attempt, why)
+        self.completions.submit(outcome_for(run, ExecutionResult(
+            ok=False, error=why, retryable=True, usage=usage)))
+        if self.metrics is not None:
+            self.metrics.runs_given_up.inc()
+
+    def _on_beat(self, sent_at: float) -> None:
+        self.fence.beat_succeeded(sent_at)
+        if self.fence.fenced:
+            # That beat was sent too long ago (it hung) to lift the fence: beat again now.
+            self.heartbeat.wakeup.set()
+
+    def _on_fence_change(self, fenced: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.fenced.set(1 if fenced else 0)
+        if not fenced:
+            # Its calls may have hung rather than failed: judge no node dead for a zombie
+            # timeout, as after any outage (every node's beats may have been held up too).
+            self.health.recovered()
+            self.dispatcher.wakeup.set()
+            self.ticker.wakeup.set()
 
     def _on_fired(self, result: FireResult) -> None:
         if self.metrics is not None:
@@ -231,8 +284,10 @@ class Node:
         self._loop = asyncio.get_running_loop()
         while True:
             try:
+                sent_at = self.clock.monotonic()
                 await call_store(self.health, "register", self.store.register_node, self.info,
                                  self.clock.store_now())
+                self.fence.beat_succeeded(sent_at)  # registering stamps the node row too
                 break
             except StoreUnavailable as exc:
                 await asyncio.sleep(exc.retry_in_s)
@@ -244,6 +299,7 @@ class Node:
             self._spawn_service(service, self.claims_stopped)
         self._spawn("completions", lambda: self.completions.loop(self.stopped), self.stopped)
         self._spawn_service(self.heartbeat, self.beats_stopped)
+        self._spawn(self.fence.name, lambda: self.fence.loop(self.stopped), self.stopped)
         if self.store.backend == "postgresql":
             listener = Listener(self.store.url, self._on_topic)
             self._spawn("listener", listener.run)

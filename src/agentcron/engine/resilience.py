@@ -94,6 +94,12 @@ class StoreHealth:
         for wakeup in list(self._backing_off):
             wakeup.set()
 
+    def recovered(self) -> None:
+        """The store answers again after an outage no call saw fail (calls that hung on a
+        link dropping packets, then went through): the sweeper waits a zombie timeout from
+        now, as after an outage it saw (this node was fenced meanwhile: ``engine/fence.py``)."""
+        self.recovered_at = self._monotonic()
+
     def seconds_since_recovery(self) -> float:
         return self._monotonic() - self.recovered_at
 

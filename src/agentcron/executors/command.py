@@ -81,9 +81,7 @@ class CommandExecutor:
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
             return failed("command agent has no valid 'argv' in its config", retryable=False)
         limit = output_limit(cfg)
-        grace = cfg.get("kill_grace_s", DEFAULT_KILL_GRACE_S)
-        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
-            grace = DEFAULT_KILL_GRACE_S
+        grace = kill_grace_s(cfg)
         payload = json.dumps(run.payload, default=str, ensure_ascii=False).encode()
         out, err = CappedBuffer(limit, ERROR_TAIL), CappedBuffer(limit, ERROR_TAIL)
         try:
@@ -132,6 +130,15 @@ class CommandExecutor:
         for pid in list(self._live):
             kill_group_now(pid)
         self._live.clear()
+
+
+def kill_grace_s(cfg: dict[str, Any]) -> float:
+    """How long a cancelled command gets between SIGTERM and SIGKILL (the config's
+    ``kill_grace_s``, ``DEFAULT_KILL_GRACE_S`` when absent or not a number >= 0)."""
+    grace = cfg.get("kill_grace_s", DEFAULT_KILL_GRACE_S)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+        return DEFAULT_KILL_GRACE_S
+    return float(grace)
 
 
 async def _spawn(

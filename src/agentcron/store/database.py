@@ -106,6 +106,19 @@ def pool_size_for_sqlite() -> int:
     return 4
 
 
+#: Client-side bounds on a connection whose peer went silent (packets dropped: a partition,
+#: a host gone), where the server-side timeouts cannot help because nothing reaches the
+#: server: data left unacknowledged for ``tcp_user_timeout`` ms, or no answer to
+#: keepalive probes on a connection waiting for a reply, closes the connection and the
+#: call fails (a store outage, retried) instead of hanging until the kernel gives up
+#: (about 15 minutes). A node's fence (``engine/fence.py``) does not wait on them; they
+#: let its beats get through again soon after the link heals.
+TCP_TIMEOUTS: dict[str, int] = {
+    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+
+
 def _postgres_engine(url: str, pool_size: int, lock_timeout_s: float) -> Engine:
     options = " ".join(
         [
@@ -124,7 +137,7 @@ def _postgres_engine(url: str, pool_size: int, lock_timeout_s: float) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"options": options, "application_name": "agentcron",
-                      "connect_timeout": 5},
+                      "connect_timeout": 5, **TCP_TIMEOUTS},
     )
 
     @event.listens_for(engine, "connect")

@@ -13,6 +13,8 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, make_url
 
+from agentcron.store.database import TCP_TIMEOUTS
+
 log = structlog.get_logger(__name__)
 
 CHANNEL = "agentcron"
@@ -51,12 +53,14 @@ class Listener:
 
     async def run(self) -> None:
         import psycopg
+        from psycopg.conninfo import make_conninfo
 
+        conninfo = make_conninfo(self._conninfo, connect_timeout=5, **TCP_TIMEOUTS)
         delay = 0.5
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=5
+                    conninfo, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()

@@ -1,0 +1,130 @@
+"""Self-fencing on a real ``agentcron serve`` process (issue 17, item 1): one node, its
+database link cut through a proxy, gives up its in-flight command before another node could
+take the run over, and rejoins without a restart once the link heals.
+
+The node talks to the test's PostgreSQL through ``CutProxy``; the test cuts it both ways a
+partition looks: silently (connections stay open, nothing crosses them: calls hang) and
+refused (connections close, calls fail at once). Every wait is on a condition with a
+timeout; the one deadline asserted is the guarantee itself: the command's process is gone
+within the zombie timeout of the cut (the last successful beat was before the cut, so that
+is later than the moment another node may take the run over).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from agentcron.models import RunStatus
+from agentcron.services import Services, TriggerInput
+from agentcron.store import Store
+from agentcron.store.schema import runs
+from tests.support.helpers import wait_until
+from tests.support.procs import ServeProcess
+from tests.support.workers import CutProxy
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+ZOMBIE_TIMEOUT_S = 6.0
+
+
+@pytest.fixture
+def proxy(pg_store: Store) -> Iterator[CutProxy]:
+    port = make_url(pg_store.url).port or 5432
+    cut = CutProxy(port)
+    yield cut
+    cut.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped has stopped running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _run(store: Store, run_id: str) -> dict[str, object]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one())
+
+
+@pytest.mark.parametrize("how", ["drop", "refuse"])
+def test_a_cut_off_node_stops_its_command_in_time_and_rejoins(
+        pg_store: Store, proxy: CutProxy, tmp_path: Path, how: str) -> None:
+    store = pg_store
+    services = Services(store)
+    pid_file = tmp_path / "sleeper.pid"
+    # The default kill grace (5 s) is longer than this zombie timeout allows: the fence's
+    # reserve is capped, and a command that exits on SIGTERM is still gone in time.
+    services.add_agent(services.build_agent(
+        "sleeper", "command",
+        {"argv": ["/bin/sh", "-c", f"echo $$ > {pid_file}; exec sleep 600"]},
+        timeout="1h", max_attempts=1))
+    services.add_agent(services.build_agent("quick", "command", {"argv": ["/bin/true"]},
+                                            timeout="1m"))
+    url = make_url(store.url).set(port=proxy.port).render_as_string(hide_password=False)
+    node = ServeProcess(url, "fencer", tmp_path, zombie_timeout=f"{ZOMBIE_TIMEOUT_S:g}s",
+                        heartbeat_interval="1s", poll_interval="0.2s", drain_timeout="2s")
+    try:
+        node.wait_for_log("node_started")
+        run_id = store.fire_now("sleeper")
+        pid = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip()
+                         and int(pid_file.read_text()), 20, "the sleeper to start")
+        assert _alive(pid)
+        assert _run(store, run_id)["status"] == RunStatus.RUNNING.value
+
+        cut_at = time.monotonic()
+        if how == "drop":
+            proxy.drop()
+        else:
+            proxy.cut()
+        # The guarantee: gone within the zombie timeout of the cut (the node's last beat
+        # that succeeded was sent before it, so another node could take the run over no
+        # earlier than that).
+        wait_until(lambda: not _alive(pid), cut_at + ZOMBIE_TIMEOUT_S - time.monotonic(),
+                   lambda: f"the sleeper (pid {pid}) to be stopped within the zombie "
+                           f"timeout of the cut:\n{node.log()[-3000:]}", interval=0.02)
+        gone_after = time.monotonic() - cut_at
+        node.wait_for_log("node_fenced", timeout=5)
+        assert "node fenced: no heartbeat succeeded" in node.log()
+
+        # Keep the link down past twice the zombie timeout, as a real partition may be
+        # (real time has to pass: the node is cut off on purpose).
+        time.sleep(max(0.0, cut_at + 2 * ZOMBIE_TIMEOUT_S - time.monotonic()))
+        assert node.log().count('"event": "node_fenced"') == 1, "fenced once, logged once"
+        proxy.mend()
+        node.wait_for_log("node_rejoined", timeout=30)
+        assert node.proc.poll() is None, "the node restarted"
+        # Claiming and firing resume: a new trigger of another agent fires and runs here.
+        start = store.now() + timedelta(seconds=1)
+        trigger = services.add_trigger(TriggerInput(agent="quick", every="1h", start=start))
+
+        def quick_ran() -> bool:
+            with store.engine.connect() as conn:
+                return conn.execute(select(runs.c.id).where(
+                    runs.c.trigger_id == trigger.id, runs.c.node_id == "fencer",
+                    runs.c.status == RunStatus.SUCCEEDED.value)).first() is not None
+
+        wait_until(quick_ran, 30, lambda: f"the new trigger's run:\n{node.log()[-3000:]}")
+        # The given-up attempt was written as a failure (its only attempt), fenced on its
+        # lease: the run does not stay "running" under a node that no longer runs it.
+        wait_until(lambda: _run(store, run_id)["status"] == RunStatus.FAILED.value, 30,
+                   lambda: f"the given-up run to end: {_run(store, run_id)}")
+        error = str(_run(store, run_id)["error"])
+        assert "node fenced" in error or error.startswith("lost"), error
+        print(f"\n{how}: the sleeper was gone {gone_after:.2f}s after the cut "
+              f"(zombie timeout {ZOMBIE_TIMEOUT_S:g}s); run error: {error[:100]}")
+        assert node.stop() == 0, node.log()[-3000:]
+    finally:
+        node.cleanup()
+        if pid_file.exists() and (pid := int(pid_file.read_text() or 0)) and _alive(pid):
+            os.kill(pid, 9)
