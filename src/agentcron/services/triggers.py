@@ -105,6 +105,10 @@ class NewTrigger:
     source: str
     webhook_secret: str | None = None
     pause_after_failures: int | None = None
+    #: Who made it (``cli``, ``file``, ``python``, ``api:<token>``, ``mcp:<token>``,
+    #: ``run:<run id>``). For an agent-made one (``run:``/``mcp:``) the store applies the
+    #: target agent's guardrails when it writes the row (expiry, approval, quotas).
+    created_by: str = "cli"
 
     def row(self) -> dict[str, Any]:
         """The trigger's columns as the store writes them (the schedule's fields are columns
@@ -154,10 +158,12 @@ class TriggerService:
         self.store = store
 
     def build(self, spec: TriggerInput, now: datetime, *, source: str = "cli",
-              agent: AgentSpec | None = None) -> NewTrigger:
+              agent: AgentSpec | None = None, created_by: str | None = None) -> NewTrigger:
         """Validate a trigger and return it ready to store, with its first fire time.
         ``agent`` is the trigger's agent when the caller has it (else it is read from the
-        store): an llm agent's templates must render with the trigger's payload."""
+        store): an llm agent's templates must render with the trigger's payload.
+        ``created_by`` is its provenance (default: ``source``); the guardrails of an
+        agent-made one are the store's, applied when it is written."""
         check_name(spec.agent, "agent")
         if spec.name is not None and (not _TRIGGER_NAME.match(spec.name)
                                       or has_bidi_control(spec.name)):
@@ -227,6 +233,7 @@ class TriggerService:
             source=source,
             webhook_secret=secret,
             pause_after_failures=check_breaker(spec.pause_after_failures),
+            created_by=_provenance(created_by if created_by is not None else source),
         )
 
     def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,
@@ -264,15 +271,18 @@ class TriggerService:
         return parse_at(value, timezone, field)
 
     def add(self, spec: TriggerInput, now: datetime | None = None,
-            source: str = "cli") -> Trigger:
-        return self.create(spec, now, source)[0]
+            source: str = "cli", *, created_by: str | None = None) -> Trigger:
+        return self.create(spec, now, source, created_by=created_by)[0]
 
     def create(self, spec: TriggerInput, now: datetime | None = None,
-                       source: str = "cli") -> tuple[Trigger, str | None]:
+               source: str = "cli", *, created_by: str | None = None
+               ) -> tuple[Trigger, str | None]:
         """Add a trigger; returns it and, for a webhook trigger, its new secret (the only
-        time the secret is handed out)."""
+        time the secret is handed out). ``created_by`` (default ``source``) is who made it;
+        an agent-made one (``mcp:``/``run:``) is checked against its agent's guardrails in
+        the writing transaction (``GuardrailError`` when refused)."""
         now = now_or_store(self.store, now)
-        new = self.build(spec, now, source=source)
+        new = self.build(spec, now, source=source, created_by=created_by)
         limits = Limits.from_env()
         self.store.insert_trigger(
             new.row(), now,
@@ -300,7 +310,8 @@ class TriggerService:
             "give the trigger's id instead of its name")
 
     def create_many(self, specs: Sequence[TriggerInput], now: datetime | None = None,
-                    source: str = "api") -> list[tuple[Trigger, str | None]]:
+                    source: str = "api", *, created_by: str | None = None
+                    ) -> list[tuple[Trigger, str | None]]:
         """Add up to ``MAX_BATCH`` triggers, all or none: every one is validated first (a
         ``ValidationError`` names ``triggers[i].field``), the agents' trigger limits are
         checked before anything is written, and the store writes them with a constant
@@ -320,7 +331,8 @@ class TriggerService:
                     except NotFoundError:
                         raise ValidationError("agent", f"no agent named {spec.agent!r}",
                                               "create the agent first") from None
-                new.append(self.build(spec, now, source=source, agent=agents[spec.agent]))
+                new.append(self.build(spec, now, source=source, agent=agents[spec.agent],
+                                      created_by=created_by))
         first: dict[str, int] = {}
         for i, trigger in enumerate(new):
             first.setdefault(trigger.agent, i)
@@ -460,6 +472,20 @@ def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> dateti
     if start is None:
         return None
     return max(start, trigger.next_fire_at)
+
+
+MAX_CREATED_BY = 200
+
+
+def _provenance(created_by: str) -> str:
+    """Who made a trigger, as stored: printable, at most ``MAX_CREATED_BY`` characters."""
+    if (not isinstance(created_by, str) or not created_by
+            or len(created_by) > MAX_CREATED_BY or has_bidi_control(created_by)
+            or any(ord(c) < 32 or ord(c) == 127 for c in created_by)):
+        raise ValidationError("created_by", f"{str(created_by)[:80]!r} is not a valid "
+                              "provenance", f"1-{MAX_CREATED_BY} printable characters, e.g. "
+                              "cli, api:<token name>, run:<run id>")
+    return created_by
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:
