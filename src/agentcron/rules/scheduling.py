@@ -114,7 +114,7 @@ def refusal(candidate: Candidate, policy: SchedulingPolicy, live: int, now: date
 
 def _shown(seconds: float) -> str:
     """A duration as people read it: ``90s``, ``5m``, ``1h30m``, ``2d``."""
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{seconds:g}s" if whole != seconds else f"{whole}s"
     parts = []

@@ -14,10 +14,10 @@ from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec
 from agentcron.rules.budgets import parse_budget
-from agentcron.services.scheduling import parse_policy
 from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
+from agentcron.services.scheduling import parse_policy
 from agentcron.services.validate import (
     check_breaker,
     check_int_between,

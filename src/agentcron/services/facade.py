@@ -121,9 +121,18 @@ class Services:
                        now: datetime | None = None) -> Trigger:
         return self.triggers.update(trigger_id, changes, now)
 
-    def triggers_page(self, agent: str | None = None, limit: int = 100, offset: int = 0
-                      ) -> tuple[list[Trigger], int]:
-        return self.triggers.page(agent, limit, offset)
+    def triggers_page(self, agent: str | None = None, limit: int = 100, offset: int = 0,
+                      created_by: str | None = None) -> tuple[list[Trigger], int]:
+        return self.triggers.page(agent, limit, offset, created_by)
+
+    def trigger_chain(self, trigger: Trigger) -> list[dict[str, Any]]:
+        """Where ``trigger`` came from: created_by ``run:<id>`` -> that run's trigger -> ...
+        to a non-run origin (at most 50 links), newest first."""
+        return self.triggers.chain(trigger)
+
+    def approve_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        """Release a trigger awaiting approval (``TriggerService.approve``)."""
+        return self.triggers.approve(trigger_id, now)
 
     def delete_trigger(self, trigger_id: str) -> str:
         """Delete a trigger by id or name; returns its id."""

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from agentcron.errors import NotFoundError, ValidationError
+from agentcron.errors import ConflictError, NotFoundError, ValidationError
 from agentcron.executors.templates import TemplateError, check_renders
 from agentcron.models import (
     AgentKind,
@@ -22,6 +22,7 @@ from agentcron.models import (
     TriggerKind,
 )
 from agentcron.rules.ids import new_trigger_id
+from agentcron.rules.scheduling import APPROVED, PENDING, agent_made
 from agentcron.schedule.base import Schedule
 from agentcron.schedule.cron import CronSchedule
 from agentcron.schedule.durations import parse_duration
@@ -34,6 +35,7 @@ from agentcron.schedule.spec import (
 )
 from agentcron.services.agents import Duration
 from agentcron.services.limits import Limits
+from agentcron.services.provenance import check_created_by_filter, trigger_chain
 from agentcron.services.validate import (
     ID,
     check_aware,
@@ -319,6 +321,10 @@ class TriggerService:
         if not 1 <= len(specs) <= MAX_BATCH:
             raise ValidationError("triggers", f"{len(specs)} triggers given",
                                   f"give 1 to {MAX_BATCH} triggers per batch")
+        if agent_made(created_by):
+            # Each agent-made trigger is judged against the quota as it is written.
+            raise ValidationError("triggers", "agent-made triggers are created one at a "
+                                  "time", "create them one by one")
         now = now_or_store(self.store, now)
         agents: dict[str, AgentSpec | None] = {}
         new: list[NewTrigger] = []
@@ -368,9 +374,11 @@ class TriggerService:
         if "every" in when and "tz" not in changes:
             base = replace(base, tz=None)
         merged = replace(base, **changes)
-        new = self.build(merged, now, source=current.source)
+        if not merged.paused:
+            _refuse_pending(current)
+        new = self.build(merged, now, source=current.source, created_by=current.created_by)
         values = new.row()
-        for key in ("id", "source", "webhook_secret"):
+        for key in ("id", "source", "webhook_secret", "created_by"):
             values.pop(key, None)
         if _when(new.schedule) == _when(schedule_spec_for(current)):
             values.pop("next_fire_at")
@@ -395,14 +403,16 @@ class TriggerService:
         self.store.set_webhook_secret(trigger.id, secret)
         return trigger, secret
 
-    def page(self, agent: str | None = None, limit: int = 100, offset: int = 0
-                      ) -> tuple[list[Trigger], int]:
-        """A page of triggers (by agent, then creation) and how many there are."""
+    def page(self, agent: str | None = None, limit: int = 100, offset: int = 0,
+             created_by: str | None = None) -> tuple[list[Trigger], int]:
+        """A page of triggers (by agent, then creation) and how many there are;
+        ``created_by``: exactly, or a prefix ending in ``:`` (``run:``, ``mcp:``)."""
         if agent is not None:
             check_name(agent, "agent")
+        check_created_by_filter(created_by)
         check_int_between(limit, "limit", 1, 500)
         check_int_between(offset, "offset", 0, 10_000_000)
-        return self.store.triggers_page(agent, limit, offset)
+        return self.store.triggers_page(agent, limit, offset, created_by)
 
     def delete(self, trigger_id: str) -> str:
         """Delete a trigger (by id or name); returns its id."""
@@ -422,9 +432,23 @@ class TriggerService:
         ``catch_up``, those within the trigger's catch-up window are (``resume_at``)."""
         now = now_or_store(self.store, now)
         trigger = self.get(trigger_id)
+        _refuse_pending(trigger)
         self.store.update_trigger(
             trigger.id, {"paused": False, "next_fire_at": resume_at(trigger, now, catch_up)},
             now)
+        return self.store.get_trigger(trigger.id)
+
+    def approve(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        """Approve a trigger an agent made under a policy that requires approval: it is
+        unpaused and fires from now on (its first time after now). ``ConflictError`` when
+        it is not awaiting approval."""
+        now = now_or_store(self.store, now)
+        trigger = self.get(trigger_id)
+        if trigger.approval != PENDING or not self.store.approve_trigger(
+                trigger.id, resume_at(trigger, now), now):
+            state = "was approved already" if trigger.approval == APPROVED else \
+                "needs no approval"
+            raise ConflictError(f"trigger {trigger.id} is not awaiting approval: it {state}")
         return self.store.get_trigger(trigger.id)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
@@ -442,10 +466,17 @@ class TriggerService:
             current = schedule.next_after(current)
         return times
 
-    def all(self, agent: str | None = None, *, preview: bool = False) -> list[Trigger]:
+    def all(self, agent: str | None = None, *, preview: bool = False,
+            created_by: str | None = None) -> list[Trigger]:
         """Every trigger (of ``agent``, when given), by agent then creation. ``preview``:
-        for a listing, each with only the start of its payload (a longer one is a ``Cut``)."""
-        return self.store.list_triggers(agent, preview=preview)
+        for a listing, each with only the start of its payload (a longer one is a ``Cut``);
+        ``created_by``: only those made by it (a prefix when it ends with ``:``)."""
+        check_created_by_filter(created_by)
+        return self.store.list_triggers(agent, preview=preview, created_by=created_by)
+
+    def chain(self, trigger: Trigger) -> list[dict[str, Any]]:
+        """Where ``trigger`` came from, newest first (``provenance.trigger_chain``)."""
+        return trigger_chain(self.store, trigger)
 
     @staticmethod
     def describe(trigger: Trigger) -> str:
@@ -475,6 +506,15 @@ def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> dateti
 
 
 MAX_CREATED_BY = 200
+
+
+def _refuse_pending(trigger: Trigger) -> None:
+    """A trigger awaiting approval is released by an approval only, never by a resume."""
+    if trigger.approval == PENDING:
+        raise ConflictError(
+            f"trigger {trigger.id} is awaiting approval; a resume does not approve it: "
+            f"approve it with `agentcron triggers approve {trigger.id}` (or POST "
+            f"/api/v1/triggers/{trigger.id}/approve)")
 
 
 def _provenance(created_by: str) -> str:
