@@ -210,3 +210,18 @@ def test_the_dashboard_shows_provenance_and_approves(store: Store) -> None:
     asyncio.run(main())
     assert store.get_trigger(pending.id).approval == "approved"
     assert store.get_trigger(pending.id).next_fire_at is not None
+
+
+def test_the_cli_sets_an_agents_scheduling_policy(ok: Callable[..., str]) -> None:
+    shown = json.loads(ok("agents", "add", "watcher", "--python", "agentcron.examples:noop",
+                          "--may-schedule", "watcher", "--may-schedule", "notify",
+                          "--min-interval", "10m", "--max-live", "3", "--expires-after",
+                          "7d", "--require-approval", "--json"))
+    assert shown["scheduling"] == {"may_schedule": ["watcher", "notify"],
+                                   "min_interval": 600.0, "max_live": 3,
+                                   "expires_after": 604800.0, "require_approval": True}
+    plain = json.loads(ok("agents", "add", "plain", "--python", "agentcron.examples:noop",
+                          "--json"))
+    assert plain["scheduling"] == {"may_schedule": None, "min_interval": 60.0,
+                                   "max_live": 100, "expires_after": 2592000.0,
+                                   "require_approval": False}
