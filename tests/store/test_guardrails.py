@@ -164,3 +164,21 @@ def test_a_run_that_finishes_without_follow_ups_reads_no_agent_row(store: Store)
         event.remove(store.engine, "before_cursor_execute", record)
     assert result.applied == [claimed.run_id]
     assert seen and not [s for s in seen if "scheduling" in s or "FROM agents" in s]
+
+
+def test_agents_may_not_make_webhook_triggers(store: Store) -> None:
+    add_agent(store, now=T0)
+    with pytest.raises(GuardrailError, match="agents may not create webhook triggers"):
+        _mcp(store, webhook=True)
+    assert store.list_triggers("a") == []
+
+
+def test_an_update_cannot_move_an_agent_made_trigger_past_its_expiry(store: Store) -> None:
+    add_agent(store, now=T0, scheduling={"expires_after": "1d"})
+    made = _mcp(store, every="1h")
+    later = (T0 + timedelta(days=10)).isoformat()
+    changed = Services(store).update_trigger(made.id, {"end": later, "every": "2h"}, T0)
+    assert changed.end_at == made.expires_at == T0 + timedelta(days=1)
+    assert changed.every_s == 7200.0
+    kept = Services(store).update_trigger(made.id, {"end": later}, T0)
+    assert kept.end_at == made.expires_at

@@ -96,7 +96,10 @@ def refusal(candidate: Candidate, policy: SchedulingPolicy, live: int, now: date
                 f"{policy.max_live}); delete one or raise [agents.{agent}.scheduling] "
                 "max_live")
     if candidate.kind == "webhook":
-        return None
+        # A webhook's deliveries are not bounded by a schedule, so neither min_interval
+        # nor the expiry could hold: agents schedule by time only.
+        return (f"agents may not create webhook triggers (agent {agent!r}); give a cron, "
+                "every or at schedule, or have a person create the webhook")
     gap = candidate.gap
     floor = timedelta(seconds=policy.min_interval_s)
     if gap is None:

@@ -380,6 +380,13 @@ class TriggerService:
         values = new.row()
         for key in ("id", "source", "webhook_secret", "created_by"):
             values.pop(key, None)
+        if current.expires_at is not None and (
+                new.schedule.end_at is None or new.schedule.end_at > current.expires_at):
+            # An agent-made trigger never fires after it expires, whatever is changed.
+            bounded = replace(new.schedule, end_at=current.expires_at)
+            values["end_at"] = current.expires_at
+            values["next_fire_at"] = build_schedule(bounded).next_after(now)
+            new = replace(new, schedule=bounded)
         if _when(new.schedule) == _when(schedule_spec_for(current)):
             values.pop("next_fire_at")
             values.pop("anchor_at")
