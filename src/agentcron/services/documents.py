@@ -290,7 +290,9 @@ def trigger_json(trigger: Trigger, description: str, *, preview: bool = False,
         "created_by": trigger.created_by,
         "expires_at": iso(trigger.expires_at),
         "approval": trigger.approval,
-        **({"chain": [dict(link) for link in chain]} if chain is not None else {}),
+        # Only a trigger's own document follows the chain (reads per link); a listing's
+        # row has null.
+        "chain": [dict(link) for link in chain] if chain is not None else None,
     }
 
 
