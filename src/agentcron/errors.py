@@ -48,3 +48,14 @@ class ForbiddenError(AgentcronError):
 
 class DatabaseNotMigratedError(AgentcronError):
     """The database schema is missing or older than this version of agentcron."""
+
+
+class GuardrailError(ValidationError):
+    """An agent-made trigger refused by its agent's scheduling policy (``max_live``,
+    ``min_interval``, ``may_schedule``; ``rules/scheduling.py``), in the store's creating
+    transaction. ``reason`` says what to change; shown like any bad input (``scheduling:
+    <reason>``, exit 2, HTTP 422)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__("scheduling", reason)

@@ -131,6 +131,30 @@ class CostRow:
 
 
 @dataclass(frozen=True)
+class SchedulingPolicy:
+    """What agents may schedule, on the agent (``[agents.NAME.scheduling]``).
+
+    ``may_schedule``: the agents a run of THIS agent may schedule follow-ups for (``None``:
+    only itself). The rest bound triggers OF this agent that agents made (created_by
+    ``run:...`` or ``mcp:...``): each fires at most once per ``min_interval_s``; at most
+    ``max_live`` of them live at once; each expires ``expires_after_s`` after it was made;
+    with ``require_approval`` each is created ``pending`` and does not fire until a person
+    approves it. Enforced by the store (``store/guardrails.py``) in the creating
+    transaction; the pure checks are ``rules/scheduling.py``.
+    """
+
+    may_schedule: tuple[str, ...] | None = None
+    min_interval_s: float = 60.0
+    max_live: int = 100
+    expires_after_s: float = 30 * 86400.0
+    require_approval: bool = False
+
+    def allows(self, own: str, target: str) -> bool:
+        """Whether a run of agent ``own`` may schedule agent ``target``."""
+        return target == own if self.may_schedule is None else target in self.may_schedule
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """An agent as stored. ``config`` holds the kind-specific settings:
 
@@ -162,6 +186,8 @@ class AgentSpec:
     tags: tuple[str, ...] = ()
     """Only nodes that offer one of these tags (or name the agent) run it; see
     ``rules.routing``."""
+    scheduling: SchedulingPolicy = field(default_factory=SchedulingPolicy)
+    """What agent-made triggers of this agent may be, and what its runs may schedule."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +332,14 @@ class Trigger:
     #: ``on_budget = "pause"``); ``None`` when a user paused it or it is not paused. A
     #: resume clears it.
     paused_reason: str | None = None
+    #: Who made the trigger: ``cli``, ``file``, ``python``, ``api:<token name>``,
+    #: ``mcp:<token name>`` or ``run:<run id>`` (``source`` is the kind of front door).
+    created_by: str = "cli"
+    #: An agent-made trigger does not fire after this (its ``end_at`` is at most this).
+    expires_at: datetime | None = None
+    #: ``pending`` (paused until a person approves it), ``approved``, or ``None`` (no
+    #: approval was required).
+    approval: str | None = None
 
 
 @dataclass(frozen=True)

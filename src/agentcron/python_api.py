@@ -39,6 +39,8 @@ from agentcron.services.opening import open_store
 F = TypeVar("F", bound=Callable[..., Any])
 
 SOURCE = "code"
+#: The provenance of the triggers declared in code (``Trigger.created_by``).
+CREATED_BY = "python"
 
 
 class Agentcron:
@@ -86,7 +88,8 @@ class Agentcron:
     def sync(self) -> dict[str, int]:
         """Write the declared agents and triggers (validated first; all or nothing)."""
         with self._services() as services:
-            return services.declared.apply(SOURCE, self._agents, self._triggers)
+            return services.declared.apply(SOURCE, self._agents, self._triggers,
+                                           created_by=CREATED_BY)
 
     def fire(self, agent: str, payload: Any = None) -> str:
         """Queue a run now; returns its id."""

@@ -186,8 +186,11 @@ def test_trigger_show_has_every_field(ok: Callable[..., str], js: Callable[..., 
         "overlap", "catchup_window_s", "catchup_mode", "paused", "paused_reason",
         "pause_after_failures", "consecutive_failures", "broken", "next_fire_at",
         "last_fired_at", "missed_count", "last_missed_at", "skipped_count", "last_skipped_at",
-        "created_at", "source",
+        "created_at", "source", "created_by", "expires_at", "approval", "chain",
     ]
+    assert (shown["created_by"], shown["expires_at"], shown["approval"]) == ("cli", None, None)
+    assert shown["chain"] == [{"trigger_id": trigger_id, "agent": bot, "created_by": "cli",
+                               "run_id": None}]
     assert shown["broken"] is None
     assert shown["payload_truncated"] is False
     assert shown["agent"] == bot

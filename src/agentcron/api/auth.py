@@ -54,6 +54,11 @@ class Caller:
     token: ApiToken
 
 
+def made_by(caller: Caller) -> str:
+    """The provenance of what ``caller`` creates: ``api:<token name>``."""
+    return f"api:{caller.token.name}"
+
+
 def require(scope: TokenScope) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the caller's token, which must have at least ``scope``."""
 

@@ -51,6 +51,19 @@ class BudgetBody(StrictIn):
     on_budget: str | None = Field(None, description="skip (default) or pause")
 
 
+class SchedulingBody(StrictIn):
+    """What agents may schedule: which agents a run of this agent may schedule, and the
+    bounds on triggers of this agent that agents make (runs' follow-ups, MCP clients)."""
+
+    may_schedule: list[str] | None = Field(
+        None, description="agents a run of this agent may schedule (default: itself)")
+    min_interval: Duration | None = Field(None, description="default 1m")
+    max_live: int | None = Field(None, description="live agent-made triggers, default 100")
+    expires_after: Duration | None = Field(None, description="default 30d")
+    require_approval: bool | None = Field(
+        None, description="created pending until a person approves it (default false)")
+
+
 class AgentBody(StrictIn):
     """An agent's whole definition: a PUT replaces the agent, so a setting left out gets its
     default (a budget left out means no budget)."""
@@ -73,6 +86,7 @@ class AgentBody(StrictIn):
     tags: list[str] = Field(default_factory=list, description=(
         "routing: only nodes started with one of these tags (serve --tags) or naming the "
         "agent (serve --agents) run it"))
+    scheduling: SchedulingBody | None = None
 
 
 class AgentCreate(AgentBody):
@@ -103,6 +117,7 @@ class AgentOut(BaseModel):
     budget: BudgetOut | None
     pause_after_failures: int | None = None
     tags: list[str]
+    scheduling: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -233,10 +248,21 @@ class TriggerOut(BaseModel):
     last_skipped_at: str | None = None
     created_at: str | None
     source: str
+    created_by: str = Field("cli", description="Who made it: cli, file, python, "
+                            "api:<token name>, mcp:<token name>, run:<run id>.")
+    expires_at: str | None = Field(None, description="An agent-made trigger does not fire "
+                                   "after this.")
+    approval: str | None = Field(None, description="pending (does not fire until approved: "
+                                 "POST .../approve), approved, or null.")
+    chain: list[dict[str, Any]] | None = Field(
+        None, description="Where it came from, newest first: each link's trigger_id, agent, "
+                          "created_by and run_id, to an origin that is not a run (shown by "
+                          "GET /triggers/{id} only).")
 
     @classmethod
-    def of(cls, trigger: Trigger, description: str, *, preview: bool = False) -> TriggerOut:
-        return cls(**trigger_json(trigger, description, preview=preview))
+    def of(cls, trigger: Trigger, description: str, *, preview: bool = False,
+           chain: list[dict[str, Any]] | None = None) -> TriggerOut:
+        return cls(**trigger_json(trigger, description, preview=preview, chain=chain))
 
 
 class TriggerCreated(TriggerOut):
@@ -338,6 +364,9 @@ class EventOut(BaseModel):
 
 class RunDetail(RunOut):
     events: list[EventOut]
+    follow_ups: list[dict[str, Any]] = Field(
+        default_factory=list, description="What the run scheduled: each follow-up's "
+        "trigger_id, or why it was refused (refused), with its attempt and time.")
 
     @classmethod
     def with_events(cls, run: Run, events: list[RunEvent]) -> RunDetail:

@@ -86,6 +86,21 @@ def add(
     tag: Annotated[list[str] | None, typer.Option(
         "--tag", metavar="TAG", help="Routing: run only on nodes started with this tag "
         "(serve --tags); repeat for more (any one matches).")] = None,
+    may_schedule: Annotated[list[str] | None, typer.Option(
+        "--may-schedule", metavar="AGENT", help="Scheduling: an agent this agent's runs may "
+        "schedule follow-ups for (default: only itself); repeat for more.")] = None,
+    min_interval: Annotated[str | None, typer.Option(
+        "--min-interval", metavar="DURATION", help="Scheduling: the shortest gap between "
+        "fires of a trigger agents make for this agent (default 1m).")] = None,
+    max_live: Annotated[int | None, typer.Option(
+        "--max-live", metavar="N", help="Scheduling: live agent-made triggers of this agent "
+        "at most (default 100).")] = None,
+    expires_after: Annotated[str | None, typer.Option(
+        "--expires-after", metavar="DURATION", help="Scheduling: an agent-made trigger "
+        "stops firing this long after it was made (default 30d).")] = None,
+    require_approval: Annotated[bool, typer.Option(
+        "--require-approval", help="Scheduling: agent-made triggers wait for "
+        "`agentcron triggers approve` before they fire.")] = False,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
@@ -142,6 +157,10 @@ def add(
         budget={k: v for k, v in budget.items() if v is not None}, on_budget=on_budget,
         pause_after_failures=pause_after_failures,
         tags=tag or (),
+        scheduling={k: v for k, v in {
+            "may_schedule": may_schedule or None, "min_interval": min_interval,
+            "max_live": max_live, "expires_after": expires_after,
+            "require_approval": require_approval or None}.items() if v is not None} or None,
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.

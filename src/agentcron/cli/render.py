@@ -221,17 +221,19 @@ def print_triggers(triggers: Sequence[tuple[Trigger, str]]) -> None:
     print_table(
         None,
         ["ID", "AGENT", "NAME", "SCHEDULE", "NEXT FIRE", "LAST FIRED", "PAUSED", "MISSED",
-         "BROKEN"],
+         "BROKEN", "CREATED BY"],
         (
             [t.id, t.agent, t.name, description, "paused" if t.paused else t.next_fire_at,
-             t.last_fired_at, _paused(t), t.missed_count, _broken(t)]
+             t.last_fired_at, _paused(t), t.missed_count, _broken(t), t.created_by]
             for t, description in triggers
         ),
         no_wrap=["ID", "NEXT FIRE", "LAST FIRED"],
     )
 
 
-def print_trigger(trigger: Trigger, description: str) -> None:
+def print_trigger(trigger: Trigger, description: str,
+                  chain: Sequence[dict[str, Any]] | None = None) -> None:
+    """``chain``: where an agent-made trigger came from (``Services.trigger_chain``)."""
     t = trigger
     pairs: list[tuple[str, Any]] = [
         ("id", t.id),
@@ -265,8 +267,21 @@ def print_trigger(trigger: Trigger, description: str) -> None:
         ("last skipped", t.last_skipped_at),
         ("created", t.created_at),
         ("source", t.source),
+        ("created by", t.created_by),
+        ("expires", _both_zones(t.expires_at, t.timezone)),
+        ("approval", t.approval or "-"),
     ]
+    if chain is not None and len(chain) > 1:
+        pairs.append(("chain", " <- ".join(_link(link) for link in chain)))
     print_fields(f"trigger {t.id}", pairs)
+
+
+def _link(link: dict[str, Any]) -> str:
+    """One link of a provenance chain: ``tr_x (run:0192...)``, or why it stops."""
+    text = f"{link['trigger_id']} ({link['created_by']})"
+    if link.get("missing") or link.get("truncated"):
+        text += f" [{link.get('missing') or link.get('truncated')}]"
+    return text
 
 
 def _paused(t: Trigger) -> str:

@@ -1,4 +1,5 @@
-"""``agentcron triggers``: add, list, show, next, update, pause, resume, rm, rotate-secret.
+"""``agentcron triggers``: add, list, show, approve, next, update, pause, resume, rm,
+rotate-secret.
 A trigger is named by its id, or by its name when no other trigger has that name."""
 
 from __future__ import annotations
@@ -100,11 +101,16 @@ def add(
 def list_(
     ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's.")] = None,
+    created_by: Annotated[str | None, typer.Option(
+        "--created-by", metavar="WHO", help="Only those made by WHO: cli, file, python, "
+        "api:<token>, mcp:<token>, run:<run id>; a prefix ending in ':' (run:, mcp:) "
+        "matches them all.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List triggers with their next fire times."""
+    """List triggers with their next fire times and who made them."""
     svc = services(ctx)
-    triggers = [(t, svc.describe(t)) for t in svc.triggers.all(agent, preview=True)]
+    triggers = [(t, svc.describe(t))
+                for t in svc.triggers.all(agent, preview=True, created_by=created_by)]
     if as_json:
         emit_json([trigger_json(t, description, preview=True)
                    for t, description in triggers])
@@ -118,10 +124,24 @@ def show(ctx: typer.Context, trigger_id: TriggerId, as_json: JsonFlag = False) -
     svc = services(ctx)
     trigger = svc.get_trigger(trigger_id)
     description = svc.describe(trigger)
+    chain = svc.trigger_chain(trigger)
     if as_json:
-        emit_json(trigger_json(trigger, description))
+        emit_json(trigger_json(trigger, description, chain=chain))
     else:
-        print_trigger(trigger, description)
+        print_trigger(trigger, description, chain)
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, trigger_id: TriggerId, as_json: JsonFlag = False) -> None:
+    """Approve a trigger an agent made under a policy that requires approval
+    (``require_approval``): it fires from now on. A resume does not approve."""
+    svc = services(ctx)
+    trigger = svc.approve_trigger(trigger_id)
+    if as_json:
+        emit_json(trigger_json(trigger, svc.describe(trigger)))
+    else:
+        when = iso(trigger.next_fire_at) or "never"
+        say(f"trigger {trigger.id} approved; next fire at {when}")
 
 
 @app.command("next")

@@ -17,6 +17,7 @@ from agentcron.rules.budgets import parse_budget
 from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
+from agentcron.services.scheduling import parse_policy
 from agentcron.services.validate import (
     check_breaker,
     check_int_between,
@@ -55,6 +56,8 @@ class AgentInput:
     on_budget: str | None = None
     pause_after_failures: int | None = None  # the breaker's default for its triggers
     tags: Sequence[str] = ()
+    #: What agents may schedule (``services.scheduling.parse_policy``); None: the defaults.
+    scheduling: Mapping[str, Any] | None = None
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -113,6 +116,7 @@ class AgentService:
             budget=parse_budget(spec.budget, spec.on_budget),
             pause_after_failures=check_breaker(spec.pause_after_failures),
             tags=check_tags(spec.tags if spec.tags is not None else ()),
+            scheduling=parse_policy(spec.scheduling),
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:

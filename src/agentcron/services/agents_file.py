@@ -125,6 +125,8 @@ class AgentEntry(BaseModel):
     pause_after_failures: int | None = None  # the breaker's default for its triggers
     # any agent: only nodes offering one of these tags run it (see agentcron.rules.routing)
     tags: list[str] = Field(default_factory=list)
+    # any agent: what agents may schedule ([agents.NAME.scheduling]; services/scheduling.py)
+    scheduling: dict[str, Any] | None = None
     triggers: list[TriggerEntry] = Field(default_factory=list)
     alerts: list[AlertEntry] = Field(default_factory=list)
 

@@ -129,14 +129,16 @@ class DeclaredSync:
         return rules
 
     def apply(self, source: str, agents: Sequence[AgentInput],
-              triggers: Sequence[TriggerInput], now: datetime | None = None
-              ) -> dict[str, int]:
+              triggers: Sequence[TriggerInput], now: datetime | None = None, *,
+              created_by: str | None = None) -> dict[str, int]:
         """Make ``agents`` and ``triggers`` the ones ``source`` owns (the Python API's
         declarations): all validated before anything is written; an unnamed trigger is
-        named after its schedule, so declaring it again finds it."""
+        named after its schedule, so declaring it again finds it. ``created_by``: the
+        triggers' provenance (default ``source``)."""
         now = now_or_store(self.store, now)
         specs = [self.agents.build(agent, source) for agent in agents]
-        rows = [self.triggers.build(with_default_name(t), now, source=source).row()
+        rows = [self.triggers.build(with_default_name(t), now, source=source,
+                                    created_by=created_by).row()
                 for t in triggers]
         limits = Limits.from_env()
         return self.store.apply_declared(source, specs, rows, now,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from agentcron.errors import ValidationError
 from agentcron.models import PREVIEW_BYTES, CostRow, Cut
 from agentcron.rules.budgets import budget_to_json, format_usd
 from agentcron.rules.routing import Routing
+from agentcron.rules.scheduling import policy_json
 from agentcron.rules.secrets import SECRET_MASK, mask_url
 
 # Shown by both front doors, defined with the models and the rules.
@@ -244,13 +245,16 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "budget": budget_to_json(agent.budget),
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags),
+        "scheduling": policy_json(agent.scheduling),
     }
 
 
-def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
-                 ) -> dict[str, Any]:
+def trigger_json(trigger: Trigger, description: str, *, preview: bool = False,
+                 chain: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """``description`` is the schedule in words (``Services.describe``); ``preview``: a
-    listing's row, with at most ``PREVIEW_BYTES`` of the payload."""
+    listing's row, with at most ``PREVIEW_BYTES`` of the payload. ``chain`` (a trigger's
+    own document, not a listing's): where an agent-made trigger came from
+    (``TriggerService.chain``), newest first."""
     payload, payload_cut = _payload(trigger.payload, preview)
     return {
         "id": trigger.id,
@@ -284,6 +288,12 @@ def trigger_json(trigger: Trigger, description: str, *, preview: bool = False
         "last_skipped_at": iso(trigger.last_skipped_at),
         "created_at": iso(trigger.created_at),
         "source": trigger.source,
+        "created_by": trigger.created_by,
+        "expires_at": iso(trigger.expires_at),
+        "approval": trigger.approval,
+        # Only a trigger's own document follows the chain (reads per link); a listing's
+        # row has null.
+        "chain": [dict(link) for link in chain] if chain is not None else None,
     }
 
 
@@ -365,7 +375,17 @@ def event_json(event: RunEvent) -> dict[str, Any]:
 
 def run_detail_json(run: Run, events: Sequence[RunEvent]) -> dict[str, Any]:
     """A run with its events, oldest first (``runs show``, ``GET /runs/{id}``)."""
-    return {**run_json(run), "events": [event_json(e) for e in events]}
+    return {**run_json(run), "events": [event_json(e) for e in events],
+            "follow_ups": follow_ups_json(events)}
+
+
+def follow_ups_json(events: Sequence[RunEvent]) -> list[dict[str, Any]]:
+    """What the run scheduled (``store/follow_ups.py``): each follow-up's trigger id, or why
+    it was refused, oldest first."""
+    return [{"trigger_id": e.message if e.kind == "follow_up" else None,
+             "refused": e.message if e.kind == "follow_up_refused" else None,
+             "attempt": e.attempt, "at": iso(e.at)}
+            for e in events if e.kind in ("follow_up", "follow_up_refused")]
 
 
 def node_json(node: Node, alive: bool) -> dict[str, Any]:

@@ -96,20 +96,26 @@ class Services:
     # -- triggers ---------------------------------------------------------------------------
 
     def build_trigger(self, spec: TriggerInput, now: datetime, *, source: str = "cli",
-                      agent: AgentSpec | None = None) -> NewTrigger:
-        return self.triggers.build(spec, now, source=source, agent=agent)
+                      agent: AgentSpec | None = None, created_by: str | None = None
+                      ) -> NewTrigger:
+        return self.triggers.build(spec, now, source=source, agent=agent,
+                                   created_by=created_by)
 
     def add_trigger(self, spec: TriggerInput, now: datetime | None = None,
-                    source: str = "cli") -> Trigger:
-        return self.triggers.add(spec, now, source)
+                    source: str = "cli", *, created_by: str | None = None) -> Trigger:
+        return self.triggers.add(spec, now, source, created_by=created_by)
 
     def create_trigger(self, spec: TriggerInput, now: datetime | None = None,
-                       source: str = "cli") -> tuple[Trigger, str | None]:
-        return self.triggers.create(spec, now, source)
+                       source: str = "cli", *, created_by: str | None = None
+                       ) -> tuple[Trigger, str | None]:
+        """Add one trigger; ``created_by`` (default ``source``) is its provenance, e.g.
+        ``mcp:<token name>`` (then the agent's guardrails apply)."""
+        return self.triggers.create(spec, now, source, created_by=created_by)
 
     def create_triggers(self, specs: Sequence[TriggerInput], now: datetime | None = None,
-                        source: str = "api") -> list[tuple[Trigger, str | None]]:
-        return self.triggers.create_many(specs, now, source)
+                        source: str = "api", *, created_by: str | None = None
+                        ) -> list[tuple[Trigger, str | None]]:
+        return self.triggers.create_many(specs, now, source, created_by=created_by)
 
     def get_trigger(self, trigger_id: str) -> Trigger:
         return self.triggers.get(trigger_id)
@@ -118,9 +124,18 @@ class Services:
                        now: datetime | None = None) -> Trigger:
         return self.triggers.update(trigger_id, changes, now)
 
-    def triggers_page(self, agent: str | None = None, limit: int = 100, offset: int = 0
-                      ) -> tuple[list[Trigger], int]:
-        return self.triggers.page(agent, limit, offset)
+    def triggers_page(self, agent: str | None = None, limit: int = 100, offset: int = 0,
+                      created_by: str | None = None) -> tuple[list[Trigger], int]:
+        return self.triggers.page(agent, limit, offset, created_by)
+
+    def trigger_chain(self, trigger: Trigger) -> list[dict[str, Any]]:
+        """Where ``trigger`` came from: created_by ``run:<id>`` -> that run's trigger -> ...
+        to a non-run origin (at most 50 links), newest first."""
+        return self.triggers.chain(trigger)
+
+    def approve_trigger(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        """Release a trigger awaiting approval (``TriggerService.approve``)."""
+        return self.triggers.approve(trigger_id, now)
 
     def delete_trigger(self, trigger_id: str) -> str:
         """Delete a trigger by id or name; returns its id."""

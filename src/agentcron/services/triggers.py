@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from agentcron.errors import NotFoundError, ValidationError
+from agentcron.errors import ConflictError, NotFoundError, ValidationError
 from agentcron.executors.templates import TemplateError, check_renders
 from agentcron.models import (
     AgentKind,
@@ -22,6 +22,7 @@ from agentcron.models import (
     TriggerKind,
 )
 from agentcron.rules.ids import new_trigger_id
+from agentcron.rules.scheduling import APPROVED, PENDING, agent_made
 from agentcron.schedule.base import Schedule
 from agentcron.schedule.cron import CronSchedule
 from agentcron.schedule.durations import parse_duration
@@ -34,6 +35,7 @@ from agentcron.schedule.spec import (
 )
 from agentcron.services.agents import Duration
 from agentcron.services.limits import Limits
+from agentcron.services.provenance import check_created_by_filter, trigger_chain
 from agentcron.services.validate import (
     ID,
     check_aware,
@@ -105,6 +107,10 @@ class NewTrigger:
     source: str
     webhook_secret: str | None = None
     pause_after_failures: int | None = None
+    #: Who made it (``cli``, ``file``, ``python``, ``api:<token>``, ``mcp:<token>``,
+    #: ``run:<run id>``). For an agent-made one (``run:``/``mcp:``) the store applies the
+    #: target agent's guardrails when it writes the row (expiry, approval, quotas).
+    created_by: str = "cli"
 
     def row(self) -> dict[str, Any]:
         """The trigger's columns as the store writes them (the schedule's fields are columns
@@ -154,10 +160,12 @@ class TriggerService:
         self.store = store
 
     def build(self, spec: TriggerInput, now: datetime, *, source: str = "cli",
-              agent: AgentSpec | None = None) -> NewTrigger:
+              agent: AgentSpec | None = None, created_by: str | None = None) -> NewTrigger:
         """Validate a trigger and return it ready to store, with its first fire time.
         ``agent`` is the trigger's agent when the caller has it (else it is read from the
-        store): an llm agent's templates must render with the trigger's payload."""
+        store): an llm agent's templates must render with the trigger's payload.
+        ``created_by`` is its provenance (default: ``source``); the guardrails of an
+        agent-made one are the store's, applied when it is written."""
         check_name(spec.agent, "agent")
         if spec.name is not None and (not _TRIGGER_NAME.match(spec.name)
                                       or has_bidi_control(spec.name)):
@@ -227,6 +235,7 @@ class TriggerService:
             source=source,
             webhook_secret=secret,
             pause_after_failures=check_breaker(spec.pause_after_failures),
+            created_by=_provenance(created_by if created_by is not None else source),
         )
 
     def _check_templates(self, agent_name: str, kind: TriggerKind, payload: Any,
@@ -264,15 +273,18 @@ class TriggerService:
         return parse_at(value, timezone, field)
 
     def add(self, spec: TriggerInput, now: datetime | None = None,
-            source: str = "cli") -> Trigger:
-        return self.create(spec, now, source)[0]
+            source: str = "cli", *, created_by: str | None = None) -> Trigger:
+        return self.create(spec, now, source, created_by=created_by)[0]
 
     def create(self, spec: TriggerInput, now: datetime | None = None,
-                       source: str = "cli") -> tuple[Trigger, str | None]:
+               source: str = "cli", *, created_by: str | None = None
+               ) -> tuple[Trigger, str | None]:
         """Add a trigger; returns it and, for a webhook trigger, its new secret (the only
-        time the secret is handed out)."""
+        time the secret is handed out). ``created_by`` (default ``source``) is who made it;
+        an agent-made one (``mcp:``/``run:``) is checked against its agent's guardrails in
+        the writing transaction (``GuardrailError`` when refused)."""
         now = now_or_store(self.store, now)
-        new = self.build(spec, now, source=source)
+        new = self.build(spec, now, source=source, created_by=created_by)
         limits = Limits.from_env()
         self.store.insert_trigger(
             new.row(), now,
@@ -300,7 +312,8 @@ class TriggerService:
             "give the trigger's id instead of its name")
 
     def create_many(self, specs: Sequence[TriggerInput], now: datetime | None = None,
-                    source: str = "api") -> list[tuple[Trigger, str | None]]:
+                    source: str = "api", *, created_by: str | None = None
+                    ) -> list[tuple[Trigger, str | None]]:
         """Add up to ``MAX_BATCH`` triggers, all or none: every one is validated first (a
         ``ValidationError`` names ``triggers[i].field``), the agents' trigger limits are
         checked before anything is written, and the store writes them with a constant
@@ -308,6 +321,10 @@ class TriggerService:
         if not 1 <= len(specs) <= MAX_BATCH:
             raise ValidationError("triggers", f"{len(specs)} triggers given",
                                   f"give 1 to {MAX_BATCH} triggers per batch")
+        if agent_made(created_by):
+            # Each agent-made trigger is judged against the quota as it is written.
+            raise ValidationError("triggers", "agent-made triggers are created one at a "
+                                  "time", "create them one by one")
         now = now_or_store(self.store, now)
         agents: dict[str, AgentSpec | None] = {}
         new: list[NewTrigger] = []
@@ -320,7 +337,8 @@ class TriggerService:
                     except NotFoundError:
                         raise ValidationError("agent", f"no agent named {spec.agent!r}",
                                               "create the agent first") from None
-                new.append(self.build(spec, now, source=source, agent=agents[spec.agent]))
+                new.append(self.build(spec, now, source=source, agent=agents[spec.agent],
+                                      created_by=created_by))
         first: dict[str, int] = {}
         for i, trigger in enumerate(new):
             first.setdefault(trigger.agent, i)
@@ -356,10 +374,19 @@ class TriggerService:
         if "every" in when and "tz" not in changes:
             base = replace(base, tz=None)
         merged = replace(base, **changes)
-        new = self.build(merged, now, source=current.source)
+        if not merged.paused:
+            _refuse_pending(current)
+        new = self.build(merged, now, source=current.source, created_by=current.created_by)
         values = new.row()
-        for key in ("id", "source", "webhook_secret"):
+        for key in ("id", "source", "webhook_secret", "created_by"):
             values.pop(key, None)
+        if current.expires_at is not None and (
+                new.schedule.end_at is None or new.schedule.end_at > current.expires_at):
+            # An agent-made trigger never fires after it expires, whatever is changed.
+            bounded = replace(new.schedule, end_at=current.expires_at)
+            values["end_at"] = current.expires_at
+            values["next_fire_at"] = build_schedule(bounded).next_after(now)
+            new = replace(new, schedule=bounded)
         if _when(new.schedule) == _when(schedule_spec_for(current)):
             values.pop("next_fire_at")
             values.pop("anchor_at")
@@ -383,14 +410,16 @@ class TriggerService:
         self.store.set_webhook_secret(trigger.id, secret)
         return trigger, secret
 
-    def page(self, agent: str | None = None, limit: int = 100, offset: int = 0
-                      ) -> tuple[list[Trigger], int]:
-        """A page of triggers (by agent, then creation) and how many there are."""
+    def page(self, agent: str | None = None, limit: int = 100, offset: int = 0,
+             created_by: str | None = None) -> tuple[list[Trigger], int]:
+        """A page of triggers (by agent, then creation) and how many there are;
+        ``created_by``: exactly, or a prefix ending in ``:`` (``run:``, ``mcp:``)."""
         if agent is not None:
             check_name(agent, "agent")
+        check_created_by_filter(created_by)
         check_int_between(limit, "limit", 1, 500)
         check_int_between(offset, "offset", 0, 10_000_000)
-        return self.store.triggers_page(agent, limit, offset)
+        return self.store.triggers_page(agent, limit, offset, created_by)
 
     def delete(self, trigger_id: str) -> str:
         """Delete a trigger (by id or name); returns its id."""
@@ -410,9 +439,23 @@ class TriggerService:
         ``catch_up``, those within the trigger's catch-up window are (``resume_at``)."""
         now = now_or_store(self.store, now)
         trigger = self.get(trigger_id)
+        _refuse_pending(trigger)
         self.store.update_trigger(
             trigger.id, {"paused": False, "next_fire_at": resume_at(trigger, now, catch_up)},
             now)
+        return self.store.get_trigger(trigger.id)
+
+    def approve(self, trigger_id: str, now: datetime | None = None) -> Trigger:
+        """Approve a trigger an agent made under a policy that requires approval: it is
+        unpaused and fires from now on (its first time after now). ``ConflictError`` when
+        it is not awaiting approval."""
+        now = now_or_store(self.store, now)
+        trigger = self.get(trigger_id)
+        if trigger.approval != PENDING or not self.store.approve_trigger(
+                trigger.id, resume_at(trigger, now), now):
+            state = "was approved already" if trigger.approval == APPROVED else \
+                "needs no approval"
+            raise ConflictError(f"trigger {trigger.id} is not awaiting approval: it {state}")
         return self.store.get_trigger(trigger.id)
 
     def next_fire_times(self, trigger_id: str, count: int, now: datetime | None = None
@@ -430,10 +473,17 @@ class TriggerService:
             current = schedule.next_after(current)
         return times
 
-    def all(self, agent: str | None = None, *, preview: bool = False) -> list[Trigger]:
+    def all(self, agent: str | None = None, *, preview: bool = False,
+            created_by: str | None = None) -> list[Trigger]:
         """Every trigger (of ``agent``, when given), by agent then creation. ``preview``:
-        for a listing, each with only the start of its payload (a longer one is a ``Cut``)."""
-        return self.store.list_triggers(agent, preview=preview)
+        for a listing, each with only the start of its payload (a longer one is a ``Cut``);
+        ``created_by``: only those made by it (a prefix when it ends with ``:``)."""
+        check_created_by_filter(created_by)
+        return self.store.list_triggers(agent, preview=preview, created_by=created_by)
+
+    def chain(self, trigger: Trigger) -> list[dict[str, Any]]:
+        """Where ``trigger`` came from, newest first (``provenance.trigger_chain``)."""
+        return trigger_chain(self.store, trigger)
 
     @staticmethod
     def describe(trigger: Trigger) -> str:
@@ -460,6 +510,29 @@ def resume_at(trigger: Trigger, now: datetime, catch_up: bool = False) -> dateti
     if start is None:
         return None
     return max(start, trigger.next_fire_at)
+
+
+MAX_CREATED_BY = 200
+
+
+def _refuse_pending(trigger: Trigger) -> None:
+    """A trigger awaiting approval is released by an approval only, never by a resume."""
+    if trigger.approval == PENDING:
+        raise ConflictError(
+            f"trigger {trigger.id} is awaiting approval; a resume does not approve it: "
+            f"approve it with `agentcron triggers approve {trigger.id}` (or POST "
+            f"/api/v1/triggers/{trigger.id}/approve)")
+
+
+def _provenance(created_by: str) -> str:
+    """Who made a trigger, as stored: printable, at most ``MAX_CREATED_BY`` characters."""
+    if (not isinstance(created_by, str) or not created_by
+            or len(created_by) > MAX_CREATED_BY or has_bidi_control(created_by)
+            or any(ord(c) < 32 or ord(c) == 127 for c in created_by)):
+        raise ValidationError("created_by", f"{str(created_by)[:80]!r} is not a valid "
+                              "provenance", f"1-{MAX_CREATED_BY} printable characters, e.g. "
+                              "cli, api:<token name>, run:<run id>")
+    return created_by
 
 
 def _check_frequency(spec: ScheduleSpec) -> None:

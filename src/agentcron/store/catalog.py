@@ -20,8 +20,10 @@ from sqlalchemy.exc import DBAPIError
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec, CatchupMode, OverlapPolicy, Trigger, TriggerKind
+from agentcron.rules.scheduling import APPROVED, PENDING, agent_made
 from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
+from agentcron.store.guardrails import guard, lock_policies
 from agentcron.store.lenient import UNKNOWN_TIME, problem, raw_columns, read_leniently
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head
@@ -80,7 +82,13 @@ def insert_trigger(conn: Connection, values: dict[str, Any], now: datetime,
     ``check_count`` is called with the agent's number of triggers before the insert (and
     may raise to refuse it). The count is taken in this transaction while holding the
     agent's row lock (``FOR UPDATE`` on PostgreSQL; SQLite writes one at a time), so two
-    concurrent creates for one agent cannot both pass a limit."""
+    concurrent creates for one agent cannot both pass a limit.
+
+    An agent-made trigger (created_by ``run:``/``mcp:``) passes the agent's guardrails
+    (``guardrails.guard``, under the same row lock): ``GuardrailError`` when refused, and
+    its expiry and approval are set."""
+    if agent_made(values.get("created_by")):
+        values = guard(conn, values, now, lock_policies(conn, [values["agent"]]))
     if check_count is not None:
         locked = conn.execute(select(agents.c.name).where(agents.c.name == values["agent"])
                               .with_for_update()).first()
@@ -121,6 +129,21 @@ def update_trigger(conn: Connection, trigger_id: str, values: dict[str, Any],
     if result.rowcount == 0:
         raise NotFoundError("trigger", trigger_id)
     notify(conn, "triggers")
+
+
+def approve_trigger(conn: Connection, trigger_id: str, next_fire_at: datetime | None,
+                    now: datetime) -> bool:
+    """Release a trigger awaiting approval: ``approval`` becomes ``approved``, it is
+    unpaused (its "awaiting approval" reason cleared) with ``next_fire_at``. Fenced on
+    ``approval = 'pending'``: returns False (and changes nothing) when it was not pending,
+    so two approvals at once release it once. Wakes the tickers."""
+    result = conn.execute(
+        update(triggers).where(triggers.c.id == trigger_id, triggers.c.approval == PENDING)
+        .values(approval=APPROVED, paused=False, paused_reason=None, next_fire_at=next_fire_at,
+                consecutive_failures=0, updated_at=now))
+    if result.rowcount:
+        notify(conn, "triggers")
+    return bool(result.rowcount)
 
 
 def _sealed(conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
@@ -168,13 +191,26 @@ def agent_footprint(conn: Connection, name: str) -> tuple[int, int, int]:
             int(sum(by_status.values())))
 
 
-def list_triggers(conn: Connection, agent: str | None = None, *, preview: bool = False
-                  ) -> list[Trigger]:
-    """By agent, then creation. ``preview``: see ``read_triggers``."""
+def list_triggers(conn: Connection, agent: str | None = None, *, preview: bool = False,
+                  created_by: str | None = None) -> list[Trigger]:
+    """By agent, then creation. ``preview``: see ``read_triggers``; ``created_by``: see
+    ``created_by_clause``."""
     stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
+    if created_by is not None:
+        stmt = stmt.where(created_by_clause(created_by))
     return read_triggers(conn, stmt, preview=preview)
+
+
+def created_by_clause(created_by: str) -> Any:
+    """Triggers made by ``created_by``: exactly, or by its prefix when it ends with ``:``
+    (``run:`` every run's, ``mcp:`` every MCP token's)."""
+    if created_by.endswith(":"):
+        escaped = (created_by.replace("\\", "\\\\").replace("%", "\\%")
+                   .replace("_", "\\_"))
+        return triggers.c.created_by.like(escaped + "%", escape="\\")
+    return triggers.c.created_by == created_by
 
 
 def read_triggers(conn: Connection, stmt: Select[Any], *, preview: bool = False

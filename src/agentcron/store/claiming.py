@@ -33,7 +33,7 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import breaker, transitions
+from agentcron.store import breaker, follow_ups, transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
@@ -248,6 +248,8 @@ def finish(
     first: the lock order). Final failures and breaker pauses raise their alerts
     (``alerts.raise_events``) in this transaction too. Two statements, up to three more
     for the breaker, and the alerts' when a run failed or a trigger was paused.
+    Outcomes' follow-ups (``store/follow_ups.py``) are created for the applied outcomes,
+    under the guardrails, with their target agents' rows locked first; none: no statement.
     """
     if not outcomes:
         return FinishResult([], [])
@@ -276,6 +278,10 @@ def finish(
     final = [o for o in outcomes if o.retry_delay_s is None
              and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
     by_primary_key(conn)
+    # Follow-ups: the target agents' rows first (lock order: agents, triggers, runs);
+    # not a statement more when no outcome has any (the hot path).
+    scheduling = follow_ups.wanted(outcomes)
+    policies = follow_ups.lock_targets(conn, outcomes) if scheduling else {}
     locked = breaker.lock_triggers(
         conn, [o.run_id for o in final],
         [o.run_id for o in final if o.status is RunStatus.FAILED])
@@ -287,12 +293,15 @@ def finish(
         breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,
                              o.error)
         for o in final if trigger_of.get(o.run_id) is not None], now) if locked else []
+    scheduled = follow_ups.write(
+        conn, outcomes, {row.id: (row.agent, row.attempt) for row in applied_rows},
+        policies, node_id, now) if scheduling else []
     record_events(conn, [
         RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,
                  attempts[o.run_id], node_id, o.error)
         for o in outcomes
         if o.run_id in attempts and o.status is not RunStatus.SUCCEEDED
-    ])
+    ] + scheduled)
     # Final failures raise their alerts in this transaction: they commit with the outcome.
     where = {row.id: (row.agent, row.trigger_id) for row in applied_rows}
     raise_events(conn, [

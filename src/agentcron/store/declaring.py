@@ -101,7 +101,8 @@ def inserted(rows: Sequence[dict[str, Any]], now: datetime) -> list[Trigger]:
                 "created_at": now, "updated_at": now, "broken_at": None,
                 "broken_reason": None, "skipped_count": 0, "last_skipped_at": None,
                 "pause_after_failures": None, "consecutive_failures": 0,
-                "paused_reason": None,
+                "paused_reason": None, "expires_at": None, "approval": None,
+                "created_by": "cli",
                 "cron": None, "every_s": None, "at": None, "anchor_at": None,
                 "start_at": None, "end_at": None}
     return [trigger_from_row(cast(RowMapping, {**defaults, **row})) for row in rows]

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, select, true, update
+from sqlalchemy import bindparam, false, func, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from agentcron.models import Trigger
+from agentcron.rules.scheduling import PENDING
 from agentcron.store.catalog import read_triggers
 from agentcron.store.declaring import BATCH
 from agentcron.store.notify import notify
@@ -42,6 +43,11 @@ class Selection:
         if self.pattern is not None:
             clauses.append(triggers.c.name.like(glob_to_like(self.pattern), escape="\\"))
         return clauses
+
+
+def not_pending() -> Any:
+    """Triggers not awaiting approval (which no resume may release)."""
+    return or_(triggers.c.approval.is_(None), triggers.c.approval != PENDING)
 
 
 def glob_to_like(pattern: str) -> str:
@@ -84,7 +90,8 @@ def resume_many(conn: Connection, selection: Selection,
                 next_fire: Callable[[Trigger], datetime | None], now: datetime) -> list[str]:
     """Resume the selected paused triggers, each with ``next_fire(trigger)`` as its next
     fire time; clears the breaker's reason and count and a quarantine (as a resume of one
-    does). Returns their ids. Two statements per batch; wakes the tickers."""
+    does). Triggers awaiting approval stay paused (only ``approve`` releases them).
+    Returns their ids. Two statements per batch; wakes the tickers."""
     done: list[str] = []
     after = ""
     stmt = (update(triggers).where(triggers.c.id == bindparam("b_id"))
@@ -94,7 +101,7 @@ def resume_many(conn: Connection, selection: Selection,
                     broken_reason=None, updated_at=now))
     while True:
         read = (select(triggers).where(*selection.where(), triggers.c.paused == true(),
-                                       triggers.c.id > after)
+                                       triggers.c.id > after, not_pending())
                 .order_by(triggers.c.id).limit(BATCH))
         if conn.dialect.name == "postgresql":
             read = read.with_for_update()

@@ -19,6 +19,7 @@ from agentcron.models import (
     TriggerKind,
 )
 from agentcron.rules.budgets import budget_from_json, budget_to_json
+from agentcron.rules.scheduling import policy_from_json, policy_to_json
 from agentcron.store.secrets import SecretBox
 
 
@@ -39,6 +40,7 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         budget=budget_from_json(row["budget"]),
         pause_after_failures=row["pause_after_failures"],
         tags=tuple(row["tags"] or ()),
+        scheduling=policy_from_json(row["scheduling"]),
     )
 
 
@@ -58,6 +60,7 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "budget": budget_to_json(agent.budget),
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags) or None,
+        "scheduling": policy_to_json(agent.scheduling),
     }
 
 
@@ -93,6 +96,9 @@ def trigger_from_row(row: RowMapping) -> Trigger:
         pause_after_failures=row["pause_after_failures"],
         consecutive_failures=row["consecutive_failures"],
         paused_reason=row["paused_reason"],
+        created_by=row["created_by"],
+        expires_at=row["expires_at"],
+        approval=row["approval"],
     )
 
 

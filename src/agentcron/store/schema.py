@@ -54,6 +54,9 @@ agents = Table(
     Column("pause_after_failures", Integer),
     # The agent's routing tags, a JSON list (``rules.routing``; migration 0011); null: none.
     Column("tags", JSON),
+    # The agent's scheduling policy (``rules.scheduling``; migration 0012), read with the
+    # row the guardrails lock; null: the defaults.
+    Column("scheduling", JSON),
 )
 
 triggers = Table(
@@ -101,6 +104,12 @@ triggers = Table(
     Column("pause_after_failures", Integer),
     Column("consecutive_failures", Integer, nullable=False, server_default="0"),
     Column("paused_reason", Text),
+    # Provenance and guardrails (migration 0012): who made the trigger (``cli``, ``file``,
+    # ``python``, ``api:<token>``, ``mcp:<token>``, ``run:<run id>``), when an agent-made
+    # one stops firing, and whether a person must approve it (``pending``/``approved``).
+    Column("created_by", String(200), nullable=False, server_default="cli"),
+    Column("expires_at", UTCDateTime),
+    Column("approval", String(16)),
     UniqueConstraint("agent", "name", name="uq_triggers_agent_name"),
     # The ticker's only read: due, unpaused triggers in time order.
     Index(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from agentcron.models import RunStatus, Trigger
-from agentcron.store.catalog import read_triggers
+from agentcron.store.catalog import created_by_clause, read_triggers
 from agentcron.store.schema import runs, triggers
 
 _QUEUED = RunStatus.QUEUED.value
@@ -146,8 +146,8 @@ def lag_samples(conn: Connection, limit: int) -> list[LagSample]:
     return [LagSample(*row) for row in conn.execute(stmt)]
 
 
-def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int
-                  ) -> tuple[list[Trigger], int]:
+def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int,
+                  created_by: str | None = None) -> tuple[list[Trigger], int]:
     """One page of triggers (by agent, then creation) and the total count; a listing, so
     each trigger carries only the start of its payload (``read_triggers(preview=True)``)."""
     stmt = select(triggers).order_by(triggers.c.agent, triggers.c.created_at, triggers.c.id)
@@ -155,6 +155,9 @@ def triggers_page(conn: Connection, agent: str | None, limit: int, offset: int
     if agent is not None:
         stmt = stmt.where(triggers.c.agent == agent)
         total = total.where(triggers.c.agent == agent)
+    if created_by is not None:
+        stmt = stmt.where(created_by_clause(created_by))
+        total = total.where(created_by_clause(created_by))
     page = read_triggers(conn, stmt.limit(limit).offset(offset), preview=True)
     return page, int(conn.execute(total).scalar_one())
 

@@ -256,6 +256,12 @@ class Store(AlertOperations, WorkerOperations):
         with self._write() as conn:
             catalog.update_trigger(conn, trigger_id, values, db_now(conn, now))
 
+    def approve_trigger(self, trigger_id: str, next_fire_at: datetime | None,
+                        now: datetime | None = None) -> bool:
+        """See ``catalog.approve_trigger`` (False: it was not awaiting approval)."""
+        with self._write() as conn:
+            return catalog.approve_trigger(conn, trigger_id, next_fire_at, db_now(conn, now))
+
     def get_trigger(self, trigger_id: str) -> Trigger:
         with self._read() as conn:
             return catalog.get_trigger(conn, trigger_id)
@@ -280,10 +286,12 @@ class Store(AlertOperations, WorkerOperations):
         with self._read() as conn:
             return catalog.agent_footprint(conn, name)
 
-    def list_triggers(self, agent: str | None = None, *, preview: bool = False
-                      ) -> list[Trigger]:
+    def list_triggers(self, agent: str | None = None, *, preview: bool = False,
+                      created_by: str | None = None) -> list[Trigger]:
+        """``created_by``: exactly, or a prefix ending in ``:`` (``run:``, ``mcp:``)."""
         with self._read() as conn:
-            return catalog.list_triggers(conn, agent, preview=preview)
+            return catalog.list_triggers(conn, agent, preview=preview,
+                                         created_by=created_by)
 
     def delete_trigger(self, trigger_id: str) -> None:
         with self._write() as conn:
@@ -522,10 +530,10 @@ class Store(AlertOperations, WorkerOperations):
         with self._read() as conn:
             return budgets.usage(conn, budgeted, db_now(conn, now))
 
-    def triggers_page(self, agent: str | None, limit: int, offset: int
-                      ) -> tuple[list[Trigger], int]:
+    def triggers_page(self, agent: str | None, limit: int, offset: int,
+                      created_by: str | None = None) -> tuple[list[Trigger], int]:
         with self._read() as conn:
-            return stats.triggers_page(conn, agent, limit, offset)
+            return stats.triggers_page(conn, agent, limit, offset, created_by)
 
     def last_run_status(self, trigger_ids: list[str]) -> dict[str, str]:
         with self._read() as conn:

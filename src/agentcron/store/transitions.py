@@ -52,7 +52,10 @@ cycle: agents rows (by name: ``lock_agents``, ``declaring``) -> trigger rows (``
 wait for a lock (``SKIP LOCKED``). One exception: ``delete_agent`` (an agent removed by
 hand or by a sync) cancels the agent's queued runs before it deletes its triggers and its
 row. ``finish`` locks the trigger rows whose failure count it will change (the circuit
-breaker, ``store/breaker.py``) before it updates its runs, in id order. On one node,
+breaker, ``store/breaker.py``) before it updates its runs, in id order; a ``finish``
+batch with follow-ups locks their target agents' rows (by name:
+``follow_ups.lock_targets``) before those, and creating an agent-made trigger locks its
+agent's row first (``guardrails.lock_policies``). On one node,
 ``release`` runs only after the node's firing and claiming passes and its last ``finish``
 have ended (``engine/node.py`` ``drain``, ``CompletionWriter.flush``): a ``finish`` batch
 and ``release`` both change many running rows of the same node, in whatever order each

@@ -6,7 +6,7 @@ cookie holds a random session id (only its hash is stored; the token itself neve
 a cookie), is ``HttpOnly`` (no script can read it) and ``SameSite=Strict`` (no other site's
 page can make the browser send it), and lasts 12 hours. Revoking the token ends the session.
 
-Actions (pause, resume, fire, cancel, retry) are POST forms. They are not forgeable
+Actions (pause, resume, approve, fire, cancel, retry) are POST forms. They are not forgeable
 cross-site: the cookie is SameSite=Strict, the form must carry the session's CSRF token
 (compared in constant time), and an ``Origin`` header, when the browser sends one, must be
 this site. Actions need a write token; a read token can look at everything.
@@ -361,6 +361,11 @@ def install(app: FastAPI) -> None:
     def resume(svc: Any, form: dict[str, str], trigger_id: str) -> str:
         trigger = svc.resume_trigger(trigger_id)
         return f"trigger {trigger_id} resumed; next fire {_utc(trigger.next_fire_at)}"
+
+    @action("/triggers/{trigger_id}/approve")
+    def approve(svc: Any, form: dict[str, str], trigger_id: str) -> str:
+        trigger = svc.approve_trigger(trigger_id)
+        return f"trigger {trigger_id} approved; next fire {_utc(trigger.next_fire_at)}"
 
     @action("/triggers/{trigger_id}/fire")
     def fire_trigger(svc: Any, form: dict[str, str], trigger_id: str) -> tuple[str, str]:

@@ -32,6 +32,8 @@ def _build(request: Request, name: str, body: AgentBody) -> AgentSpec:
     if body.budget is not None:
         settings.update(budget=body.budget.model_dump(exclude={"on_budget"}, exclude_none=True),
                         on_budget=body.budget.on_budget)
+    settings["scheduling"] = (body.scheduling.model_dump(exclude_none=True)
+                              if body.scheduling is not None else None)
     spec = AgentInput(name=name, kind=body.kind, config=body.config, **settings)
     return services(request).agents.build(spec, source="api")
 

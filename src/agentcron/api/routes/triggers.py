@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from agentcron.api.auth import READ, WRITE, Caller, blocking
+from agentcron.api.auth import READ, WRITE, Caller, blocking, made_by
 from agentcron.api.common import ERRORS, services
 from agentcron.api.schemas import (
     BackfillBody,
@@ -48,21 +48,25 @@ async def list_triggers(
     agent: str | None = Query(None, description="Only this agent's triggers."),
     limit: int = Query(100, description="Page size, 1..500."),
     offset: int = Query(0, description="Triggers to skip."),
+    created_by: str | None = Query(None, description="Only those made by this: cli, file, "
+                                   "python, api:<token>, mcp:<token>, run:<run id>; a prefix "
+                                   "ending in ':' (run:, mcp:) matches them all."),
 ) -> TriggersPage:
     svc = services(request)
-    page, total = await blocking(request, svc.triggers_page, agent, limit, offset)
+    page, total = await blocking(request, svc.triggers_page, agent, limit, offset,
+                                 created_by)
     return TriggersPage(triggers=[_out(request, t, preview=True) for t in page], total=total,
                         limit=limit, offset=offset)
 
 
 @router.post("", response_model=TriggerCreated, status_code=201,
              summary="Create a trigger (give one of cron, every, at; or webhook: true)")
-async def create_trigger(request: Request, body: TriggerCreate, _: Caller = WRITE
+async def create_trigger(request: Request, body: TriggerCreate, caller: Caller = WRITE
                          ) -> TriggerCreated:
     given: dict[str, Any] = body.model_dump(exclude_unset=True)
     spec = TriggerInput(**given)
     trigger, secret = await blocking(request, services(request).create_trigger, spec, None,
-                                     "api")
+                                     "api", created_by=made_by(caller))
     out = _out(request, trigger).model_dump()
     hook = f"/hooks/{trigger.id}" if secret is not None else None
     return TriggerCreated(**out, secret=secret, hook_path=hook)
@@ -70,7 +74,7 @@ async def create_trigger(request: Request, body: TriggerCreate, _: Caller = WRIT
 
 @router.post("/batch", response_model=TriggersCreated, status_code=201,
              summary="Create up to 1,000 triggers at once, all or none")
-async def create_triggers(request: Request, body: TriggerBatch, _: Caller = WRITE
+async def create_triggers(request: Request, body: TriggerBatch, caller: Caller = WRITE
                           ) -> Response:
     specs = [TriggerInput(**item.model_dump(exclude_unset=True)) for item in body.triggers]
     svc = services(request)
@@ -81,7 +85,8 @@ async def create_triggers(request: Request, body: TriggerBatch, _: Caller = WRIT
         # once: the answer is returned as it is, not checked against the model again.
         out = [TriggerCreated(**trigger_json(trigger, svc.describe(trigger)), secret=secret,
                               hook_path=f"/hooks/{trigger.id}" if secret else None)
-               for trigger, secret in svc.create_triggers(specs, None, "api")]
+               for trigger, secret in svc.create_triggers(specs, None, "api",
+                                                          created_by=made_by(caller))]
         return TriggersCreated(created=len(out), triggers=out).model_dump_json().encode()
 
     return Response(await blocking(request, create), status_code=201,
@@ -116,9 +121,25 @@ async def resume_many(request: Request, body: TriggerSelect, _: Caller = WRITE
     return TriggersChanged(count=len(done), triggers=done)
 
 
-@router.get("/{trigger_id}", response_model=TriggerOut, summary="Show a trigger")
+@router.get("/{trigger_id}", response_model=TriggerOut,
+            summary="Show a trigger, with where it came from (chain)")
 async def get_trigger(request: Request, trigger_id: str, _: Caller = READ) -> TriggerOut:
-    return _out(request, await blocking(request, services(request).get_trigger, trigger_id))
+    svc = services(request)
+
+    def read() -> TriggerOut:
+        trigger = svc.get_trigger(trigger_id)
+        return TriggerOut.of(trigger, svc.describe(trigger), chain=svc.trigger_chain(trigger))
+
+    return await blocking(request, read)
+
+
+@router.post("/{trigger_id}/approve", response_model=TriggerOut,
+             summary="Approve a trigger an agent made that awaits approval: it fires from "
+                     "now on")
+async def approve_trigger(request: Request, trigger_id: str, _: Caller = WRITE
+                          ) -> TriggerOut:
+    return _out(request, await blocking(request, services(request).approve_trigger,
+                                        trigger_id))
 
 
 @router.patch("/{trigger_id}", response_model=TriggerOut,

@@ -1,0 +1,102 @@
+"""The scheduling guardrails, applied where agent-made triggers are written (issue 13).
+
+A trigger is agent-made when its ``created_by`` starts ``run:`` (a run's follow-up,
+written by ``claiming.finish``) or ``mcp:`` (an MCP client, written by
+``catalog.insert_trigger``). For those, in the creating transaction:
+
+- the target agent's row is locked (``FOR UPDATE`` on PostgreSQL; SQLite has one writer
+  at a time), so two creates for one agent at once are serialised and cannot both pass
+  ``max_live``;
+- ``rules.scheduling.refusal`` decides (``may_schedule`` of the scheduling run's agent,
+  ``max_live`` counted in this transaction, ``min_interval`` over the schedule's gaps);
+- the row gets ``expires_at`` = now + ``expires_after``, and ``end_at`` is brought forward
+  to it when later, so the Bounded schedule stops the trigger there: firing needs no extra
+  predicate and stays as fast;
+- with ``require_approval`` it is created paused (``paused_reason`` "awaiting approval")
+  with ``approval`` ``pending``; ``approve`` (``catalog.approve_trigger``) releases it.
+
+Lock order: agents rows, in name order, before any trigger or run row (as everywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select
+
+from agentcron.errors import GuardrailError
+from agentcron.models import SchedulingPolicy, TriggerKind
+from agentcron.rules.scheduling import (
+    AWAITING_APPROVAL,
+    PENDING,
+    Candidate,
+    agent_made,
+    policy_from_json,
+    refusal,
+)
+from agentcron.schedule.gaps import smallest_gap
+from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
+from agentcron.store.schema import agents, triggers
+
+
+def lock_policies(conn: Connection, names: Iterable[str]) -> dict[str, SchedulingPolicy]:
+    """Lock the rows of agents ``names`` (in name order) and return their scheduling
+    policies; an agent that does not exist is left out. One statement."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    stmt = (select(agents.c.name, agents.c.scheduling).where(agents.c.name.in_(wanted))
+            .order_by(agents.c.name))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {row.name: policy_from_json(row.scheduling) for row in conn.execute(stmt)}
+
+
+def live_count(conn: Connection, agent: str, now: datetime) -> int:
+    """Live agent-made triggers of ``agent``: made by ``run:``/``mcp:``, with a time left
+    to fire (or pending approval), not expired."""
+    return int(conn.execute(
+        select(func.count()).select_from(triggers).where(
+            triggers.c.agent == agent,
+            or_(triggers.c.created_by.like("run:%"), triggers.c.created_by.like("mcp:%")),
+            or_(triggers.c.next_fire_at.is_not(None), triggers.c.approval == PENDING),
+            or_(triggers.c.expires_at.is_(None), triggers.c.expires_at > now),
+        )).scalar_one())
+
+
+def guard(conn: Connection, values: dict[str, Any], now: datetime,
+          policies: dict[str, SchedulingPolicy], by_agent: str | None = None
+          ) -> dict[str, Any]:
+    """The row to insert for ``values`` (a ``NewTrigger.row()``), with expiry and approval
+    applied; ``GuardrailError`` when the policy refuses it. ``policies`` holds the locked
+    policies (``lock_policies``) of the target agent and, for a follow-up, of ``by_agent``
+    (the scheduling run's agent). Rows not agent-made are returned unchanged."""
+    if not agent_made(values.get("created_by")):
+        return values
+    agent = values["agent"]
+    policy = policies.get(agent)
+    if policy is None:
+        raise GuardrailError(f"no agent named {agent!r}; schedule an existing agent")
+    columns: dict[str, Any] = {name: values.get(name) for name in SPEC_FIELDS}
+    spec = ScheduleSpec(**{**columns, "kind": TriggerKind(values["kind"])})
+    schedule = build_schedule(spec)
+    candidate = Candidate(agent=agent, kind=str(values["kind"]),
+                          gap=smallest_gap(schedule, now),
+                          created_by=values["created_by"], by_agent=by_agent)
+    reason = refusal(candidate, policy, live_count(conn, agent, now), now,
+                     policies.get(by_agent) if by_agent is not None else None)
+    if reason is not None:
+        raise GuardrailError(reason)
+    expires_at = now + timedelta(seconds=policy.expires_after_s)
+    values = {**values, "expires_at": expires_at}
+    if spec.end_at is None or spec.end_at > expires_at:
+        bounded = replace(spec, end_at=expires_at)
+        values["end_at"] = expires_at
+        if values.get("next_fire_at") is not None:
+            values["next_fire_at"] = build_schedule(bounded).next_after(now)
+    if policy.require_approval:
+        values.update(paused=True, paused_reason=AWAITING_APPROVAL, approval=PENDING)
+    return values
