@@ -15,7 +15,6 @@ import pytest
 from agentcron.executors import AgentRegistry, RunContext
 from agentcron.executors.command import CommandExecutor
 from agentcron.executors.follow_ups import (
-    MAX_FOLLOW_UPS,
     NOT_SUCCEEDED,
     refused_all,
     requests_of,
@@ -25,6 +24,7 @@ from agentcron.executors.http import HttpExecutor
 from agentcron.executors.python import PythonExecutor
 from agentcron.models import AgentKind, AgentSpec, ClaimedRun, ExecutionResult, FollowUp
 from agentcron.rules.ids import new_run_id
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from tests.support.http_target import Server, json_route
 from tests.support.http_target import make_run as http_run
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
 from agentcron.models import FollowUp
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.services import Services
 from agentcron.store import Store
 from tests.support.helpers import add_agent

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from tests.support.procs import REPO, ServeProcess
 pytestmark = pytest.mark.slow
 
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
+#: ``bot`` lets agents schedule it a second ahead (the default guardrail is a minute).
+SOON = {"min_interval": "1s"}
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -78,7 +81,8 @@ def sqlite_db(tmp_path: Path) -> Iterator[tuple[str, Services]]:
     store.upgrade()
     services = Services(store)
     for name in ("bot", "other"):
-        services.add_agent(services.build_agent(name, HELLO["kind"], HELLO["config"]))
+        services.add_agent(services.build_agent(
+            name, HELLO["kind"], HELLO["config"], scheduling=SOON if name == "bot" else None))
     yield url, services
     store.close()
 
@@ -113,6 +117,7 @@ def test_stdio_lists_the_tools_and_a_trigger_it_makes_fires(
                 "create_trigger", {"agent": "bot", "delay": "1s",
                                    "payload": {"name": "stdio"}, "name": "check-soon"}))
             assert made["kind"] == "once" and made["source"] == "mcp"
+            assert made["created_by"] == "mcp:desk-agent" and made["expires_at"]
             run_id = await _succeeded_run(services.store, "bot", made["id"])
             listed = _answer(await session.call_tool("list_runs", {"trigger": "check-soon"}))
             assert [r["id"] for r in listed["runs"]] == [run_id]
@@ -235,7 +240,8 @@ def srv(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiSe
     with api_server(pg_url, tmp_path_factory.mktemp("mcp")) as server:
         with server.client() as admin:
             for name in ("bot", "other"):
-                assert admin.put(f"/api/v1/agents/{name}", json=HELLO).status_code == 200
+                body = {**HELLO, "scheduling": SOON} if name == "bot" else HELLO
+                assert admin.put(f"/api/v1/agents/{name}", json=body).status_code == 200
         yield server
 
 
@@ -277,9 +283,8 @@ def test_http_lists_the_tools_and_a_trigger_it_makes_fires(srv: ApiServer) -> No
 
     asyncio.run(scenario())
     with srv.client("read") as reader:
-        shown = [t for t in reader.get("/api/v1/triggers").json()["triggers"]
-                 if t["source"] == "mcp"]
-    assert shown
+        shown = reader.get("/api/v1/triggers", params={"created_by": "mcp:"}).json()
+    assert {t["created_by"] for t in shown["triggers"]} == {"mcp:http-agent"}
 
 
 @pytest.mark.postgres
@@ -376,3 +381,38 @@ def test_http_answers_behind_a_proxy_that_keeps_its_public_host(srv: ApiServer) 
     result = answer.json()["result"]
     assert result["isError"] is False
     assert [a["name"] for a in result["structuredContent"]["agents"]] == ["bot"]
+
+
+def test_stdio_each_guardrail_refuses_with_a_reason_a_model_can_act_on(
+        sqlite_db: tuple[str, Services], tmp_path: Path) -> None:
+    url, services = sqlite_db
+    services.add_agent(services.build_agent(
+        "guarded", HELLO["kind"], HELLO["config"],
+        scheduling={"min_interval": "10m", "max_live": 1, "expires_after": "2d",
+                    "require_approval": True}))
+    _, token = services.access.create_token("desk-agent", "schedule")
+
+    async def scenario() -> None:
+        async with stdio_session(url, token, tmp_path / "mcp.log") as session:
+            async def create(**args: Any) -> CallToolResult:
+                return await session.call_tool("create_trigger", {"agent": "guarded", **args})
+
+            too_often = _error(await create(every="1m"))
+            assert "scheduling:" in too_often and "min_interval" in too_often
+            assert "[agents.guarded.scheduling] min_interval" in too_often
+            too_soon = _error(await create(delay="5m"))
+            assert "min_interval" in too_soon
+            made = _answer(await create(every="1h", name="hourly"))
+            assert made["approval"] == "pending" and made["paused"] is True
+            assert made["created_by"] == "mcp:desk-agent"
+            expires = datetime.fromisoformat(made["expires_at"])
+            assert timedelta(days=1) < expires - datetime.now(UTC) <= timedelta(days=2)
+            # Pending approval: the agent cannot resume it itself.
+            assert "approve" in _error(await session.call_tool(
+                "resume_trigger", {"trigger": "hourly"}))
+            full = _error(await create(every="2h", name="second"))
+            assert "max_live" in full and "delete one" in full
+
+    asyncio.run(scenario())
+    made = services.store.list_triggers(agent="guarded")
+    assert [(t.name, t.approval) for t in made] == [("hourly", "pending")]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from agentcron.api.app import create_app
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
 from agentcron.models import RunStatus
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.store import Store
 from tests.interfaces.test_workers import Client, add_remote, claim, token, with_app
 

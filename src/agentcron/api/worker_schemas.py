@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentcron.api.schemas import Duration, Number, StrictIn
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 
 
 class ClaimBody(StrictIn):

@@ -21,6 +21,7 @@ from structlog.typing import FilteringBoundLogger
 
 from agentcron.executors import follow_ups
 from agentcron.models import ClaimedRun, Usage
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
 
@@ -220,15 +221,15 @@ class RunContext:
         as a ``follow_up_refused`` event, it does not fail the run. Follow-ups are kept
         only from an attempt that succeeds. Raises ``ValueError`` naming the argument for a
         call that can never be valid (none or two of the times, a naive ``at``, a payload
-        that is not JSON) and past ``follow_ups.MAX_FOLLOW_UPS`` requests in one run.
+        that is not JSON) and past ``MAX_FOLLOW_UPS`` requests in one run.
         """
         made = follow_ups.request(at=at, in_=in_, cron=cron, every=every, tz=tz,
                                   payload=payload, name=name, agent=agent, now=self._clock())
         with self._lock:
             if self._follow_ups is None:
                 self._follow_ups = []
-            if len(self._follow_ups) >= follow_ups.MAX_FOLLOW_UPS:
-                raise ValueError(f"a run may schedule at most {follow_ups.MAX_FOLLOW_UPS} "
+            if len(self._follow_ups) >= MAX_FOLLOW_UPS:
+                raise ValueError(f"a run may schedule at most {MAX_FOLLOW_UPS} "
                                  "follow-ups")
             self._follow_ups.append(made)
 

@@ -26,11 +26,9 @@ from typing import Any
 
 from agentcron.errors import ValidationError
 from agentcron.models import FollowUp
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.schedule.durations import parse_duration
 
-MAX_FOLLOW_UPS = 100
-"""The most follow-ups one run may ask for: a run that loops on ``ctx.schedule`` must not
-write an unbounded number of triggers in its outcome's transaction."""
 REQUEST_KEYS = ("agent", "cron", "every", "at", "in", "tz", "payload", "name")
 """The keys a follow-up request may have. Exactly one of ``cron``, ``every``, ``at``,
 ``in`` says when; ``agent`` defaults to the run's own agent."""

@@ -26,5 +26,6 @@ def create_trigger(services: Services, caller: McpCaller, spec: TriggerInput) ->
     handed to a model."""
     caller.check_change("create_trigger")
     caller.check_agent(spec.agent)
-    trigger, _secret = services.create_trigger(spec, None, SOURCE)
+    trigger, _secret = services.create_trigger(spec, None, SOURCE,
+                                                created_by=created_by(caller))
     return trigger

@@ -16,6 +16,10 @@ from agentcron.models import SchedulingPolicy
 
 #: The created_by prefixes of triggers agents made; guardrails apply to those only.
 AGENT_MADE = ("run:", "mcp:")
+MAX_FOLLOW_UPS = 20
+"""The most follow-ups one run may ask for (``ctx.schedule``, an answer's ``schedule``) and
+``finish`` may write: a run that loops on ``ctx.schedule`` must not write an unbounded
+number of triggers in its outcome's transaction."""
 PENDING = "pending"
 APPROVED = "approved"
 AWAITING_APPROVAL = "awaiting approval"

@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agentcron.errors import NotFoundError, ValidationError
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS, REQUEST_KEYS, WHEN_KEYS
+from agentcron.executors.follow_ups import REQUEST_KEYS, WHEN_KEYS
 from agentcron.models import AgentSpec, ClaimedRun, FollowUp
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.triggers import TriggerInput, TriggerService
 from agentcron.services.validate import located
@@ -67,9 +68,8 @@ class FollowUps:
                 with located(f"schedule[{i}]"):
                     given = _input(raw, agent, now)
                     target = self._agent(given.agent, known)
-                    new = self.triggers.build(given, now, source=SOURCE, agent=target)
-                    # TODO(issue 13, part A): pass created_by=created_by(run_id) once
-                    # TriggerService.build takes it.
+                    new = self.triggers.build(given, now, source=SOURCE, agent=target,
+                                              created_by=created_by(run_id))
             except ValidationError as exc:
                 out.append(FollowUp(refused=str(exc)))
                 continue

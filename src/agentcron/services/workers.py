@@ -24,9 +24,10 @@ from typing import Any
 from agentcron.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from agentcron.executors.base import output_limit, truncate
 from agentcron.executors.context import PROGRESS_LIMIT
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS, NOT_SUCCEEDED, refused_all
+from agentcron.executors.follow_ups import NOT_SUCCEEDED, refused_all
 from agentcron.models import AgentKind, AgentSpec, FollowUp, Outcome, RunStatus, Usage, Worker
 from agentcron.rules.retry import backoff_delay_s
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.access import Scope
 from agentcron.services.follow_ups import FollowUps

@@ -29,14 +29,12 @@ from sqlalchemy.engine import Connection
 
 from agentcron.errors import GuardrailError
 from agentcron.models import Outcome, RunEvent, SchedulingPolicy
-from agentcron.rules.scheduling import policy_from_json
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS, policy_from_json
 from agentcron.store.guardrails import guard, lock_policies
 from agentcron.store.notify import notify
 from agentcron.store.schema import agents, triggers
 from agentcron.store.secrets import box_of
 
-#: The most follow-ups one run's outcome may create; the rest are refused.
-MAX_PER_RUN = 20
 CREATED = "follow_up"
 REFUSED = "follow_up_refused"
 
@@ -85,8 +83,8 @@ def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, tupl
                       "nothing; the next attempt asks again")
             elif follow_up.row is None:
                 event(REFUSED, follow_up.refused or f"schedule[{i}]: refused")
-            elif i >= MAX_PER_RUN:
-                event(REFUSED, f"schedule[{i}]: a run may schedule at most {MAX_PER_RUN} "
+            elif i >= MAX_FOLLOW_UPS:
+                event(REFUSED, f"schedule[{i}]: a run may schedule at most {MAX_FOLLOW_UPS} "
                       "follow-ups")
             else:
                 try:

@@ -44,9 +44,9 @@ from typing import Any
 import structlog
 
 from agentcron.executors import Executors, RunContext
-from agentcron.executors.follow_ups import MAX_FOLLOW_UPS
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.worker.outbox import Outbox
 from agentcron.worker.protocol import ClaimedWork, Outage, Protocol, Refused, Stale, retry
 from agentcron.worker.settings import WorkerSettings, local_spec
