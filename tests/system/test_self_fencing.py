@@ -28,7 +28,7 @@ from agentcron.store import Store
 from agentcron.store.schema import runs
 from tests.support.helpers import wait_until
 from tests.support.procs import ServeProcess
-from tests.support.workers import CutProxy
+from tests.support.proxies import CutProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

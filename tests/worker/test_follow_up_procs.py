@@ -27,7 +27,8 @@ from agentcron.services.agents import AgentInput
 from agentcron.store import Store
 from tests.support.api_server import ApiServer, api_server
 from tests.support.helpers import wait_until
-from tests.support.workers import AnswerHoldingProxy, WorkerProcess
+from tests.support.proxies import AnswerHoldingProxy
+from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow]
 _names = itertools.count()
