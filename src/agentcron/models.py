@@ -288,6 +288,8 @@ class Outcome:
     stderr: str | None = None
     retry_delay_s: float | None = None
     follow_ups: tuple[FollowUp, ...] = ()
+    #: The attempt's last progress line (kept when None: nothing new to say).
+    progress: str | None = None
 
 
 @dataclass(frozen=True)

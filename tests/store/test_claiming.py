@@ -137,6 +137,22 @@ def test_progress_beat_is_fenced(store: Store) -> None:
     assert not store.record_progress(run.run_id, run.lease, "n2", "intruder", NOW)
 
 
+def test_an_outcome_carries_the_attempts_last_progress_and_keeps_an_earlier_one(
+        store: Store) -> None:
+    # A progress beat still on its way when the attempt ends is fenced out by the finish;
+    # the outcome carries the last line so the run still shows it.
+    _queue(store, 3, max_concurrency=3)
+    first, second, stale = store.claim_runs("n1", 3, NOW)
+    assert store.record_progress(second.run_id, second.lease, "n1", "beat", NOW)
+    store.finish("n1", [Outcome(first.run_id, first.lease, RunStatus.SUCCEEDED,
+                                progress="collecting"),
+                        Outcome(second.run_id, second.lease, RunStatus.SUCCEEDED),
+                        Outcome(stale.run_id, stale.lease + 1, RunStatus.SUCCEEDED,
+                                progress="stale")], NOW)
+    shown = {r.id: r.progress for r in runs_of(store)}
+    assert shown == {first.run_id: "collecting", second.run_id: "beat", stale.run_id: None}
+
+
 def test_fire_due_can_claim_what_it_fires_within_the_limits(store: Store) -> None:
     add_agent(store, now=T0, max_concurrency=3)
     for _ in range(5):

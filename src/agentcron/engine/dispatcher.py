@@ -207,6 +207,8 @@ class Dispatcher(Service):
             self.forget(entry.attempt)
             return
         outcome = outcome_for(run, result)
+        if entry.ctx.progress is not None:
+            outcome = replace(outcome, progress=entry.ctx.progress)
         if result.schedule:  # most runs ask for nothing: no call, no thread
             outcome = replace(outcome, follow_ups=await self._follow_ups(run, outcome,
                                                                          result.schedule))

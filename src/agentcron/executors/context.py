@@ -51,6 +51,9 @@ class RunContext:
         # runs never wait on it): see ``cancel_event``.
         self._cancel_event: threading.Event | None = None
         self._on_heartbeat = on_heartbeat
+        #: The last progress line the agent reported, written with the outcome too: a report
+        #: still on its way when the attempt ends would otherwise be fenced out by the finish.
+        self.progress: str | None = None
         self._lock = threading.Lock()
         self._heartbeat_lock = threading.Lock()
         self._usage = Usage()
@@ -153,6 +156,7 @@ class RunContext:
         """
         if progress is not None:
             progress = str(progress)[:PROGRESS_LIMIT]
+            self.progress = progress
         if self._on_heartbeat is None:
             return
         loop = self._loop

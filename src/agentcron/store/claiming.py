@@ -60,6 +60,7 @@ _OUTCOME_COLUMNS: dict[str, Any] = {
     "output": Text(),
     "stderr": Text(),
     "error": Text(),
+    "progress": Text(),
     "finished_at": UTCDateTime(),
     "run_after": UTCDateTime(),
     "input_tokens": BigInteger(),
@@ -261,6 +262,7 @@ def finish(
             "output": o.output,
             "stderr": o.stderr,
             "error": o.error,
+            "progress": o.progress,
             "finished_at": None if o.retry_delay_s is not None else now,
             "run_after": (
                 None if o.retry_delay_s is None else now + timedelta(seconds=o.retry_delay_s)

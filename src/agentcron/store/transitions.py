@@ -211,11 +211,11 @@ def _accumulate(column: Any, value: Any) -> Any:
 
 def finish(source: BulkSource, node_id: str) -> Update:
     """finish / retry: each outcome in ``source`` (id, lease, status, output, stderr, error,
-    finished_at, run_after, usage) applied to a run still ``running`` on ``node_id`` under
-    that lease; status ``queued`` is a retry (the node is cleared, ``run_after`` set). A
-    success also lands on a run the sweeper cancelled for time (``SWEPT_FOR_TIME``), whose
-    reason becomes ``LATE_SUCCESS``. Usage adds up over attempts. Returns (id, attempt,
-    agent, trigger_id) of the runs changed."""
+    progress (kept when null), finished_at, run_after, usage) applied to a run still
+    ``running`` on ``node_id`` under that lease; status ``queued`` is a retry (the node is
+    cleared, ``run_after`` set). A success also lands on a run the sweeper cancelled for
+    time (``SWEPT_FOR_TIME``), whose reason becomes ``LATE_SUCCESS``. Usage adds up over
+    attempts. Returns (id, attempt, agent, trigger_id) of the runs changed."""
     retrying = source["status"] == _QUEUED
     swept_for_time = and_(runs.c.status == _CANCELLED, runs.c.reason == SWEPT_FOR_TIME)
     return (
@@ -233,6 +233,7 @@ def finish(source: BulkSource, node_id: str) -> Update:
             output=source["output"],
             stderr=source["stderr"],
             error=source["error"],
+            progress=func.coalesce(source["progress"], runs.c.progress),
             finished_at=source["finished_at"],
             run_after=func.coalesce(source["run_after"], runs.c.run_after),
             node_id=case((retrying, None), else_=runs.c.node_id),
