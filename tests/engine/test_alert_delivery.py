@@ -20,7 +20,7 @@ from agentcron.executors import Executors
 from agentcron.models import AlertKind, AlertStatus
 from agentcron.services import Services
 from agentcron.services.alerts import AlertRuleInput
-from agentcron.services.triggers import TriggerInput
+from agentcron.services.trigger_input import TriggerInput
 from agentcron.store import Store
 from agentcron.store.alerts import raise_alert
 from tests.support.alert_receiver import Receiver

@@ -17,7 +17,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services
 from agentcron.services.documents import trigger_json
 from agentcron.services.limits import MAX_TRIGGERS_ENV, MIN_INTERVAL_ENV
-from agentcron.services.triggers import TriggerInput
+from agentcron.services.trigger_input import TriggerInput
 from agentcron.store import Store
 from tests.conftest import T0
 from tests.support.helpers import add_agent, add_trigger, runs_of

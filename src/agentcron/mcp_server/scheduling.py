@@ -6,7 +6,7 @@ from __future__ import annotations
 from agentcron.mcp_server.callers import McpCaller
 from agentcron.models import Trigger
 from agentcron.services import Services
-from agentcron.services.triggers import TriggerInput
+from agentcron.services.trigger_input import TriggerInput
 
 #: The ``source`` of every trigger made over MCP.
 SOURCE = "mcp"

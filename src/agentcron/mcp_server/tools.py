@@ -37,7 +37,7 @@ from agentcron.services.documents import (
     trigger_json,
 )
 from agentcron.services.spending import MAX_REPORT_ROWS, CostReport
-from agentcron.services.triggers import TriggerInput
+from agentcron.services.trigger_input import TriggerInput
 from agentcron.services.validate import check_int_between
 
 P = ParamSpec("P")

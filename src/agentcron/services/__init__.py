@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentcron.services.agents import AGENT_SETTINGS, AgentInput, Duration, agent_settings
     from agentcron.services.facade import Services
-    from agentcron.services.triggers import (
+    from agentcron.services.trigger_input import (
         TRIGGER_CHANGES,
         NewTrigger,
         TriggerInput,
         input_of,
-        schedule_of,
-        schedule_spec_for,
         with_default_name,
     )
+    from agentcron.services.triggers import schedule_of, schedule_spec_for
 
 _HOMES = {
     "AGENT_SETTINGS": "agents",
@@ -26,13 +25,13 @@ _HOMES = {
     "Duration": "agents",
     "agent_settings": "agents",
     "Services": "facade",
-    "TRIGGER_CHANGES": "triggers",
-    "NewTrigger": "triggers",
-    "TriggerInput": "triggers",
-    "input_of": "triggers",
+    "TRIGGER_CHANGES": "trigger_input",
+    "NewTrigger": "trigger_input",
+    "TriggerInput": "trigger_input",
+    "input_of": "trigger_input",
     "schedule_of": "triggers",
     "schedule_spec_for": "triggers",
-    "with_default_name": "triggers",
+    "with_default_name": "trigger_input",
 }
 __all__ = [
     "AGENT_SETTINGS",

@@ -45,7 +45,7 @@ from pydantic import ValidationError as PydanticValidationError
 from agentcron.errors import ValidationError
 from agentcron.services.agents import AgentInput, agent_settings
 from agentcron.services.alerts import AlertRuleInput
-from agentcron.services.triggers import TriggerInput
+from agentcron.services.trigger_input import TriggerInput
 
 
 class TriggerEntry(BaseModel):

@@ -18,7 +18,8 @@ from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
 from agentcron.services.alerts import AlertService
 from agentcron.services.limits import Limits
-from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService, with_default_name
+from agentcron.services.trigger_input import NewTrigger, TriggerInput, with_default_name
+from agentcron.services.triggers import TriggerService
 from agentcron.services.validate import located, now_or_store
 from agentcron.store import Store
 from agentcron.store.declaring import PlannedChange

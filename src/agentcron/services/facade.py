@@ -27,7 +27,8 @@ from agentcron.services.nodes import NodeService
 from agentcron.services.pausing import PauseService
 from agentcron.services.runs import RunService, RunsPage
 from agentcron.services.spending import Spending
-from agentcron.services.triggers import NewTrigger, TriggerInput, TriggerService
+from agentcron.services.trigger_input import NewTrigger, TriggerInput
+from agentcron.services.triggers import TriggerService
 from agentcron.services.validate import now_or_store
 from agentcron.services.webhooks import WebhookService
 from agentcron.services.workers import WorkerService

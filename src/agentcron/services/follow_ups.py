@@ -26,7 +26,8 @@ from agentcron.executors.follow_ups import REQUEST_KEYS, WHEN_KEYS
 from agentcron.models import AgentSpec, ClaimedRun, FollowUp
 from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.schedule.durations import parse_duration
-from agentcron.services.triggers import TriggerInput, TriggerService
+from agentcron.services.trigger_input import TriggerInput
+from agentcron.services.triggers import TriggerService
 from agentcron.services.validate import located
 
 SOURCE = "run"
