@@ -47,8 +47,9 @@ def workers(served: ApiServer, tmp_path: Path) -> Iterator[Callable[..., WorkerP
     secret = Access(served.store).create_token(f"fw{next(_names)}", "worker",
                                                agents=["watcher"])[1]
 
-    def start(worker_id: str, url: str) -> WorkerProcess:
-        proc = WorkerProcess(url, secret, "watcher", worker_id, tmp_path, python=AGENT)
+    def start(worker_id: str, url: str, **options: str) -> WorkerProcess:
+        proc = WorkerProcess(url, secret, "watcher", worker_id, tmp_path, python=AGENT,
+                             **options)
         started.append(proc)
         return proc
 
@@ -67,11 +68,11 @@ def succeeded(store: Store, run_id: str, logs: Callable[[], str]) -> None:
                f"{logs()[-3000:]}", interval=0.05)
 
 
-def setup(served: ApiServer) -> Store:
+def setup(served: ApiServer, zombie_timeout: str = "3s") -> Store:
     store = served.store
     agents = Services(store).agents
     agents.save(agents.build(AgentInput(name="watcher", kind="remote", config={},
-                                        zombie_timeout="3s", max_attempts=3)))
+                                        zombie_timeout=zombie_timeout, max_attempts=3)))
     return store
 
 
@@ -103,11 +104,14 @@ def test_killed_after_the_node_wrote_its_complete_one_follow_up(
 
 def test_a_complete_sent_again_after_a_lost_answer_schedules_nothing_more(
         served: ApiServer, workers: Any) -> None:
-    store = setup(served)
+    store = setup(served, zombie_timeout="5m")
     port = int(served.base.rsplit(":", 1)[1])
     proxy = AnswerHoldingProxy(port, b'"schedule"', "drop")
     try:
-        worker = workers("checker", proxy.url)
+        # Its heartbeat would also learn the run is no longer its own (and drop the
+        # complete unsent): beats far apart (under a zombie timeout longer still) leave
+        # the re-send to happen first.
+        worker = workers("checker", proxy.url, heartbeat_interval="60s")
         run_id = store.fire_now("watcher", {"check": 0})
         succeeded(store, run_id, worker.log)
         proxy.answered.wait(60) or pytest.fail("the answer was never held")
