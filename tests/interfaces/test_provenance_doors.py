@@ -23,7 +23,7 @@ from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
 from tests.conftest import Cli
 from tests.support.dashboard import BASE, session_client, sign_in
-from tests.support.helpers import add_agent
+from tests.support.helpers import add_agent, mcp_trigger
 
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
 
@@ -59,8 +59,7 @@ def test_the_cli_records_cli_and_lists_and_filters_by_it(ok: Callable[..., str],
     trigger_id = ok("triggers", "add", "bot", "--every", "10m").strip()
     store = Store(db_url)
     try:
-        Services(store).create_trigger(TriggerInput(agent="bot", every="1h"), None, "mcp",
-                                       created_by="mcp:desk")
+        mcp_trigger(store, TriggerInput(agent="bot", every="1h"))
     finally:
         store.close()
     listed = json.loads(ok("triggers", "list", "--json"))
@@ -151,8 +150,7 @@ def test_the_api_records_the_token_name_and_filters(store: Store) -> None:
 
 def test_approve_in_the_api_and_a_resume_refused_while_pending(store: Store) -> None:
     add_agent(store, "a", scheduling={"require_approval": True})
-    pending, _ = Services(store).create_trigger(TriggerInput(agent="a", every="1h"), None,
-                                                "mcp", created_by="mcp:desk")
+    pending = mcp_trigger(store, TriggerInput(agent="a", every="1h"))
     resumed, approved, again = _api(store, "ops", [
         ("POST", f"/api/v1/triggers/{pending.id}/resume", None),
         ("POST", f"/api/v1/triggers/{pending.id}/approve", None),
@@ -174,8 +172,7 @@ def test_approve_in_the_cli(ok: Callable[..., str], cli: Cli, db_url: str) -> No
     store = Store(db_url)
     try:
         add_agent(store, "bot", scheduling={"require_approval": True})
-        pending, _ = Services(store).create_trigger(TriggerInput(agent="bot", every="1h"),
-                                                    None, "mcp", created_by="mcp:desk")
+        pending = mcp_trigger(store, TriggerInput(agent="bot", every="1h"))
     finally:
         store.close()
     refused = cli("triggers", "resume", pending.id)
@@ -188,8 +185,7 @@ def test_approve_in_the_cli(ok: Callable[..., str], cli: Cli, db_url: str) -> No
 
 def test_the_dashboard_shows_provenance_and_approves(store: Store) -> None:
     add_agent(store, "a", scheduling={"require_approval": True})
-    pending, _ = Services(store).create_trigger(TriggerInput(agent="a", every="1h"), None,
-                                                "mcp", created_by="mcp:desk")
+    pending = mcp_trigger(store, TriggerInput(agent="a", every="1h"))
 
     async def main() -> None:
         client, token = session_client(store)

@@ -14,14 +14,12 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent, add_trigger, runs_of
+from tests.support.helpers import add_agent, add_trigger, mcp_trigger, runs_of
 
 
 def _mcp(store: Store, now: Any = T0, agent: str = "a", token: str = "bot", **kwargs: Any
          ) -> Any:
-    trigger, _ = Services(store).create_trigger(TriggerInput(agent=agent, **kwargs), now,
-                                                "mcp", created_by=f"mcp:{token}")
-    return trigger
+    return mcp_trigger(store, TriggerInput(agent=agent, **kwargs), token, now)
 
 
 def test_an_agent_made_trigger_records_who_made_it_and_expires(store: Store) -> None:
@@ -182,3 +180,20 @@ def test_an_update_cannot_move_an_agent_made_trigger_past_its_expiry(store: Stor
     assert changed.every_s == 7200.0
     kept = Services(store).update_trigger(made.id, {"end": later}, T0)
     assert kept.end_at == made.expires_at
+
+
+def test_an_mcp_tokens_own_limit_is_read_where_the_trigger_is_written(store: Store) -> None:
+    add_agent(store, "a", now=T0)
+    add_agent(store, "b", now=T0)
+    access = Services(store).access
+    access.create_token("narrow", "schedule", agents=["a"])
+    assert _mcp(store, agent="a", token="narrow", every="10m").created_by == "mcp:narrow"
+    with pytest.raises(GuardrailError) as other:
+        _mcp(store, agent="b", token="narrow", every="10m")
+    assert "token 'narrow' may schedule only a, not agent 'b'" in str(other.value)
+    access.revoke_token("narrow")
+    with pytest.raises(GuardrailError) as revoked:
+        Services(store).create_trigger(TriggerInput(agent="a", every="20m"), T0, "mcp",
+                                       created_by="mcp:narrow")
+    assert "token 'narrow' no longer exists" in str(revoked.value)
+    assert [t.created_by for t in store.list_triggers()] == ["mcp:narrow"]

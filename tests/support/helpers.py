@@ -18,6 +18,17 @@ from agentcron.store import Store
 T = TypeVar("T")
 
 
+def mcp_trigger(store: Store, spec: TriggerInput, token: str = "desk",
+                now: datetime | None = None, agents: list[str] | None = None) -> Trigger:
+    """``spec`` made as an MCP client with the ``schedule`` token ``token`` would make it
+    (the token is created if missing: the store's guardrails read it)."""
+    services = Services(store)
+    if all(t.name != token for t in services.access.list_tokens()):
+        services.access.create_token(token, "schedule", agents=agents)
+    trigger, _ = services.create_trigger(spec, now, "mcp", created_by=f"mcp:{token}")
+    return trigger
+
+
 def add_agent(store: Store, name: str = "a", now: datetime | None = None,
               **kwargs: Any) -> AgentSpec:
     """A python agent running ``agentcron.examples:noop``; ``kwargs`` are ``AgentInput``

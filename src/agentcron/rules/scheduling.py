@@ -119,6 +119,23 @@ def refusal(candidate: Candidate, policy: SchedulingPolicy, live: int, now: date
     return None
 
 
+def token_refusal(created_by: str, token_agents: list[str] | None, live: bool, agent: str
+                  ) -> str | None:
+    """Why the MCP token in ``created_by`` (``mcp:<name>``) may not schedule ``agent``, or
+    ``None``: it must still exist (``live``) and, when limited to agents, name this one.
+    Not an MCP-made trigger: ``None``."""
+    if not created_by.startswith("mcp:"):
+        return None
+    token = created_by.removeprefix("mcp:")
+    if not live:
+        return (f"token {token!r} no longer exists (revoked); make a new one with "
+                "agentcron tokens create NAME --scope schedule")
+    if token_agents and agent not in token_agents:
+        return (f"token {token!r} may schedule only {', '.join(token_agents)}, not agent "
+                f"{agent!r}; use a token whose --agents name it")
+    return None
+
+
 def _shown(seconds: float) -> str:
     """A duration as people read it: ``90s``, ``5m``, ``1h30m``, ``2d``."""
     whole = round(seconds)

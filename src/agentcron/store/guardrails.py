@@ -7,6 +7,8 @@ written by ``claiming.finish``) or ``mcp:`` (an MCP client, written by
 - the target agent's row is locked (``FOR UPDATE`` on PostgreSQL; SQLite has one writer
   at a time), so two creates for one agent at once are serialised and cannot both pass
   ``max_live``;
+- for an MCP-made trigger, its token must still exist and, when limited to agents, name
+  the target (``rules.scheduling.token_refusal``, the token's row read here);
 - ``rules.scheduling.refusal`` decides (``may_schedule`` of the scheduling run's agent,
   ``max_live`` counted in this transaction, ``min_interval`` over the schedule's gaps);
 - the row gets ``expires_at`` = now + ``expires_after``, and ``end_at`` is brought forward
@@ -36,10 +38,11 @@ from agentcron.rules.scheduling import (
     agent_made,
     policy_from_json,
     refusal,
+    token_refusal,
 )
 from agentcron.schedule.gaps import smallest_gap
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
-from agentcron.store.schema import agents, triggers
+from agentcron.store.schema import agents, api_tokens, triggers
 
 
 def lock_policies(conn: Connection, names: Iterable[str]) -> dict[str, SchedulingPolicy]:
@@ -67,6 +70,17 @@ def live_count(conn: Connection, agent: str, now: datetime) -> int:
         )).scalar_one())
 
 
+def _token_refusal(conn: Connection, created_by: str, agent: str) -> str | None:
+    """For an MCP-made trigger, the token's own limit, read in the creating transaction: a
+    token revoked or narrowed a moment ago makes nothing, whatever its caller checked."""
+    if not created_by.startswith("mcp:"):
+        return None
+    row = conn.execute(select(api_tokens.c.agents).where(
+        api_tokens.c.name == created_by.removeprefix("mcp:"))).first()
+    return token_refusal(created_by, row.agents if row is not None else None,
+                         row is not None, agent)
+
+
 def guard(conn: Connection, values: dict[str, Any], now: datetime,
           policies: dict[str, SchedulingPolicy], by_agent: str | None = None
           ) -> dict[str, Any]:
@@ -86,8 +100,9 @@ def guard(conn: Connection, values: dict[str, Any], now: datetime,
     candidate = Candidate(agent=agent, kind=str(values["kind"]),
                           gap=smallest_gap(schedule, now),
                           created_by=values["created_by"], by_agent=by_agent)
-    reason = refusal(candidate, policy, live_count(conn, agent, now), now,
-                     policies.get(by_agent) if by_agent is not None else None)
+    reason = _token_refusal(conn, values["created_by"], agent) or refusal(
+        candidate, policy, live_count(conn, agent, now), now,
+        policies.get(by_agent) if by_agent is not None else None)
     if reason is not None:
         raise GuardrailError(reason)
     expires_at = now + timedelta(seconds=policy.expires_after_s)
