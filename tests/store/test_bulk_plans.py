@@ -40,7 +40,7 @@ def test_an_outcome_batch_finds_its_runs_by_key_after_analyze(pg_store: Store) -
         # Statistics that know neither this node nor many running runs: the trap.
         conn.execute(text("ANALYZE runs"))
     rows = [{"id": c.run_id, "lease": c.lease, "status": "succeeded", "reason": None,
-             "error": None, "output": None, "stderr": None, "finished_at": T0,
+             "error": None, "output": None, "stderr": None, "progress": None, "finished_at": T0,
              "run_after": T0, "input_tokens": None, "output_tokens": None,
              "cost_usd": None, "model": None} for c in claimed]
     with pg_store.engine.begin() as conn:

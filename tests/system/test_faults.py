@@ -382,13 +382,16 @@ def test_postgres_restart_mid_run(pg_store: Store, tmp_path: Path,
     """Guarantee 5 (and 1): PostgreSQL is stopped while a 3 s run is in flight and started
     again once the agent has finished (so its outcome is written after the outage). Both
     nodes survive, the run is recorded succeeded once, on attempt 1; nobody was judged dead
-    for the outage; every trigger has exactly one run for every second of the window."""
+    for the outage; every trigger has exactly one run for every second of the window.
+    The slow agent's zombie timeout (30 s) outlasts the outage: a node that cannot beat
+    gives a run up once that run's zombie timeout is close (self-fencing,
+    ``engine/fence.py``), which the nodes' own 2 s would have done mid-outage."""
     store = pg_store
     problem = _can_restart_postgres(store.url)
     if problem:
         pytest.skip(problem)
     ledger = tmp_path / "ledger.txt"
-    _agent(store, "slow", "async_sleepy", timeout="1m", max_attempts=3)
+    _agent(store, "slow", "async_sleepy", timeout="1m", max_attempts=3, zombie_timeout="30s")
     _agent(store, "rec", "record", max_concurrency=1000, timeout="30s", max_attempts=3)
     start = store.now().replace(microsecond=0) + timedelta(seconds=2)
     ticking = _every_second(store, "rec", 3, start, overlap="allow", catchup_mode="all")
