@@ -34,6 +34,7 @@ class RunFilter:
     status: RunStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
+    key: str | None = None  # the concurrency key (``runs list --key``)
 
 
 def list_runs(conn: Connection, filters: RunFilter, limit: int,
@@ -50,6 +51,8 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
         stmt = stmt.where(runs.c.agent == filters.agent)
     if filters.trigger_id is not None:
         stmt = stmt.where(runs.c.trigger_id == filters.trigger_id)
+    if filters.key is not None:  # ix_runs_key_id: a key's runs, newest first
+        stmt = stmt.where(runs.c.concurrency_key == filters.key)
     if filters.status is not None:
         stmt = stmt.where(runs.c.status == filters.status.value)
     if filters.since is not None:

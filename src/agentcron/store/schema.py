@@ -203,6 +203,13 @@ runs = Table(
         postgresql_where=text("status = 'running' AND concurrency_key IS NOT NULL"),
         sqlite_where=text("status = 'running' AND concurrency_key IS NOT NULL"),
     ),
+    Index(
+        "ix_runs_key_id",
+        "concurrency_key",
+        "id",
+        postgresql_where=text("concurrency_key IS NOT NULL"),
+        sqlite_where=text("concurrency_key IS NOT NULL"),
+    ),
     Index("ix_runs_finished_at", "finished_at"),
     Index("ix_runs_agent_id", "agent", "id"),
     # Time-window reads (dashboard chart, stats, --since/--until) scan a range of this.

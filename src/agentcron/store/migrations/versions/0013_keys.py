@@ -7,7 +7,7 @@
 - ``ix_runs_key_ready`` (agent, key, run_after; queued) and ``ix_runs_key_running``
   (agent, key; running): a claim finds each key's oldest ready runs and counts a key's
   running runs by index probes. Both partial on a non-null key, so plain agents' runs do
-  not grow them.
+  not grow them. ``ix_runs_key_id`` (key, id): ``runs list --key``, newest first.
 
 Revision ID: 0013
 Revises: 0012
@@ -25,6 +25,7 @@ depends_on = None
 
 _READY = "status = 'queued' AND concurrency_key IS NOT NULL"
 _RUNNING = "status = 'running' AND concurrency_key IS NOT NULL"
+_KEYED = "concurrency_key IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -34,9 +35,12 @@ def upgrade() -> None:
                     postgresql_where=sa.text(_READY), sqlite_where=sa.text(_READY))
     op.create_index("ix_runs_key_running", "runs", ["agent", "concurrency_key"],
                     postgresql_where=sa.text(_RUNNING), sqlite_where=sa.text(_RUNNING))
+    op.create_index("ix_runs_key_id", "runs", ["concurrency_key", "id"],
+                    postgresql_where=sa.text(_KEYED), sqlite_where=sa.text(_KEYED))
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_key_id", table_name="runs")
     op.drop_index("ix_runs_key_running", table_name="runs")
     op.drop_index("ix_runs_key_ready", table_name="runs")
     with op.batch_alter_table("runs") as batch:
