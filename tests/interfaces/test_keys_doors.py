@@ -6,6 +6,7 @@ real ``serve`` running a keyed agent never has more than ``max_per_key`` of a ke
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,3 +139,31 @@ def test_api_and_a_real_node_hold_the_key(srv: ApiServer, pg_url: str) -> None:
 
 def test_key_policy_is_a_plain_value() -> None:
     assert KeyPolicy("{{ t }}", 2) == KeyPolicy("{{ t }}", 2, {})
+
+
+def test_the_readme_example_keys_each_tenants_runs(tmp_path: Path) -> None:
+    """The "Many tenants" agents file, as the README has it, synced and fired."""
+    from datetime import timedelta
+
+    from agentcron.services import Services
+    from tests.support.procs import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- many-tenants:file agents.toml -->\n+```toml\n(.*?)```", readme,
+                      re.S)
+    assert block is not None
+    path = tmp_path / "agents.toml"
+    path.write_text(block.group(1))
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        store.upgrade()
+        Services(store).sync_agents_file(load_agents_file(path))
+        spec = store.get_agent("inbox-summary")
+        assert spec.keys == KeyPolicy("{{ tenant }}", 2, {"acme": 3})
+        due, _ = store.next_due_at()
+        assert due is not None
+        store.fire_due(due + timedelta(seconds=1))
+        keys = sorted(r.concurrency_key for r in store.list_runs(RunFilter(), limit=10))
+        assert keys == ["acme", "globex"]
+    finally:
+        store.close()
