@@ -20,6 +20,7 @@ from agentcron.services.agents_file import load_agents_file
 from agentcron.store import RunFilter, Store
 from tests.conftest import Cli
 from tests.support.api_server import ApiServer, api_server
+from tests.support.helpers import wait_until
 
 SLEEPY = {"kind": "python", "config": {"target": "tests.support.agents:sleepy"},
           "timeout": "60s"}
@@ -41,7 +42,8 @@ def test_cli_sets_shows_and_filters_by_key(ok: Callable[..., str], cli: Cli) -> 
                           "--key-weight", "gold=3", "--json"))
     assert (shown["concurrency_key"], shown["max_per_key"], shown["key_weights"]) == (
         "{{ tenant }}", 2, {"gold": 3})
-    assert "at most 2 running per key" in ok("agents", "show", "k")
+    shown_text = ok("agents", "show", "k")
+    assert "at most 2 running per key" in shown_text and "none running" in shown_text
     gold = ok("fire", "k", "--payload", '{"tenant": "gold"}').strip()
     ok("fire", "k", "--payload", '{"tenant": "free"}')
     listed = json.loads(ok("runs", "list", "--key", "gold", "--json"))
@@ -125,6 +127,10 @@ def test_api_and_a_real_node_hold_the_key(srv: ApiServer, pg_url: str) -> None:
         watcher = threading.Thread(target=watch)
         watcher.start()
         try:
+            # While A's runs go one at a time, its key shows full (1 of 1).
+            wait_until(lambda: {"key": "A", "running": 1, "max": 1, "full": True} in
+                       api.get("/api/v1/agents/inbox/keys").json()["keys"], timeout=20,
+                       message="key A never showed full")
             for run_id in ids:
                 assert srv.wait_run(run_id)["status"] == "succeeded"
         finally:
@@ -132,6 +138,8 @@ def test_api_and_a_real_node_hold_the_key(srv: ApiServer, pg_url: str) -> None:
             watcher.join()
             store.close()
         assert peak["A"] == 1
+        usage = api.get("/api/v1/agents/inbox/keys").json()
+        assert usage["max_per_key"] == 1 and usage["keys"] == []  # all done: none running
         keyed = api.get("/api/v1/runs", params={"key": "B"}).json()["runs"]
         assert [r["id"] for r in keyed] == [ids[-1]]
         assert keyed[0]["concurrency_key"] == "B"

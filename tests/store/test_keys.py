@@ -170,3 +170,14 @@ def test_nodes_released_together_never_exceed_a_key_or_the_agent(store: Store) -
             p.close()
     assert total > 7  # places were freed and taken again
     assert max(peak.values()) == 2  # the limit was reached, never passed
+
+
+def test_busiest_keys_show_how_full_each_key_is(store: Store) -> None:
+    add_agent(store, now=T0, concurrency_key="{{ tenant }}", max_per_key=2,
+              max_concurrency=10)
+    _queue(store, "a", "A", 5, T0)
+    _queue(store, "a", "B", 5, T0 + timedelta(milliseconds=1))
+    _queue(store, "a", "C", 1, T0 + timedelta(milliseconds=2))
+    store.claim_runs("n1", 10, NOW)
+    assert store.busiest_keys("a") == [("A", 2), ("B", 2), ("C", 1)]
+    assert store.busiest_keys("a", limit=1) == [("A", 2)]

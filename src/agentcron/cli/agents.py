@@ -225,11 +225,12 @@ def show(
 ) -> None:
     """Show an agent: what it runs, its limits and its budget (--json: the document
     GET /api/v1/agents/NAME answers with)."""
-    agent = services(ctx).get_agent(name)
+    svc = services(ctx)
+    agent = svc.get_agent(name)
     if as_json:
         emit_json(agent_json(agent))
     else:
-        print_agent(agent)
+        print_agent(agent, svc.agents.busiest_keys(name) if agent.keys else None)
 
 
 @app.command("rm")

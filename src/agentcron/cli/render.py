@@ -159,9 +159,10 @@ def _cell(value: Any) -> str:
 # -- agents -------------------------------------------------------------------------------
 
 
-def print_agent(agent: AgentSpec) -> None:
+def print_agent(agent: AgentSpec, busiest: Sequence[tuple[str, int]] | None = None) -> None:
     """One agent as a panel: what it runs, its limits, its budget (values as
-    ``agent_json`` shows them: secrets masked)."""
+    ``agent_json`` shows them: secrets masked); ``busiest``: (key, running) of a keyed
+    agent's fullest keys, shown against its ``max_per_key``."""
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -173,6 +174,9 @@ def print_agent(agent: AgentSpec) -> None:
         ("config", masked_config(a.config)),
         ("concurrency", a.max_concurrency),
         ("concurrency key", describe_keys(a.keys)),
+        *([("running by key", ", ".join(
+            f"{key or '(empty)'} {n}/{a.keys.max_per_key}" for key, n in busiest)
+            or "none running")] if a.keys is not None and busiest is not None else []),
         ("timeout", format_duration(a.timeout_s)),
         ("attempts", a.max_attempts),
         ("retry backoff", format_duration(a.retry_backoff_s)),

@@ -180,6 +180,12 @@ class AgentService:
     def all(self) -> list[AgentSpec]:
         return self.store.list_agents()
 
+    def busiest_keys(self, name: str, limit: int = 10) -> list[tuple[str, int]]:
+        """(concurrency key, running runs) of the agent's fullest keys, at most ``limit``."""
+        check_name(name, "name")
+        check_int_between(limit, "limit", 1, 1000)
+        return self.store.busiest_keys(name, limit)
+
     def footprint(self, name: str) -> tuple[int, int, int]:
         """What removing agent ``name`` touches: (its triggers, which are deleted; its
         queued runs, which are cancelled; its runs in all, which stay in the history)."""

@@ -253,6 +253,20 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
     }
 
 
+def key_usage_json(agent: AgentSpec, busiest: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """How full an agent's keys are: its fullest keys' running runs against
+    ``max_per_key`` (``agents show``, ``GET /api/v1/agents/NAME/keys``)."""
+    limit = agent.keys.max_per_key if agent.keys else None
+    return {
+        "agent": agent.name,
+        "concurrency_key": agent.keys.template if agent.keys else None,
+        "max_per_key": limit,
+        "keys": [{"key": key, "running": running, "max": limit,
+                  "full": limit is not None and running >= limit}
+                 for key, running in busiest],
+    }
+
+
 def trigger_json(trigger: Trigger, description: str, *, preview: bool = False,
                  chain: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """``description`` is the schedule in words (``Services.describe``); ``preview``: a

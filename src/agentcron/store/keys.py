@@ -234,3 +234,16 @@ def _oldest(conn: Connection, agent: str, limits: dict[str, int], now: datetime)
     rows = conn.execute(select(ready.c.id, ready.c.concurrency_key, ready.c.run_after)
                         .order_by(ready.c.run_after, ready.c.id))
     return list(rows)
+
+
+def busiest_keys(conn: Connection, agent: str, limit: int) -> list[tuple[str, int]]:
+    """(key, running runs) of the agent's keys with running runs, fullest first, at most
+    ``limit``: ``ix_runs_key_running``, bounded by the agent's running runs."""
+    running = func.count().label("running")
+    rows = conn.execute(
+        select(runs.c.concurrency_key, running)
+        .where(runs.c.agent == agent, runs.c.status == _RUNNING,
+               runs.c.concurrency_key.is_not(None))
+        .group_by(runs.c.concurrency_key)
+        .order_by(running.desc(), runs.c.concurrency_key).limit(limit))
+    return [(str(key), int(n)) for key, n in rows]
