@@ -181,3 +181,24 @@ def test_busiest_keys_show_how_full_each_key_is(store: Store) -> None:
     store.claim_runs("n1", 10, NOW)
     assert store.busiest_keys("a") == [("A", 2), ("B", 2), ("C", 1)]
     assert store.busiest_keys("a", limit=1) == [("A", 2)]
+
+
+def test_a_keyed_claim_takes_as_many_statements_whatever_the_backlog(store: Store) -> None:
+    add_agent(store, now=T0, concurrency_key="{{ tenant }}", max_per_key=2,
+              max_concurrency=100)
+    add_agent(store, "plain", now=T0, max_concurrency=100)
+    _queue(store, "a", "A", 3, T0)
+    _queue(store, "a", "B", 3, T0)
+    store.fire_now("plain", None, T0)
+    with store.count_statements() as few:
+        assert len(store.claim_runs("n1", 10, NOW)) == 5
+    _queue(store, "a", "A", 300, T0 + timedelta(seconds=0.5))
+    _queue(store, "a", "B", 300, T0 + timedelta(seconds=0.5))
+    store.fire_now("plain", None, T0)
+    for run in runs_of(store):
+        if run.status is RunStatus.RUNNING:
+            store.finish(run.node_id or "n1", [Outcome(run_id=run.id, lease=run.lease,
+                                                       status=RunStatus.SUCCEEDED)], NOW)
+    with store.count_statements() as many:
+        assert len(store.claim_runs("n1", 10, NOW)) == 5
+    assert len(many) == len(few)
