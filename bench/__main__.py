@@ -18,7 +18,7 @@ from bench.machine import REPO
 from bench.pg import PgTarget, wait_for_server
 
 WORKLOADS = ["fire-rate", "peers", "scale", "replicas", "ceiling", "statements", "bodies",
-             "scale-out", "bulk", "remote"]
+             "scale-out", "bulk", "remote", "tenants"]
 
 
 def _ints(text: str) -> list[int]:
@@ -135,6 +135,10 @@ def run(workload: str, args: argparse.Namespace, target: PgTarget, out: Path) ->
         from bench import remote
 
         remote.workload(target, out, quick=args.quick, nodes=args.nodes)
+    elif workload == "tenants":
+        from bench import tenants
+
+        tenants.workload(target, out, quick=args.quick)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ and anything that changes state goes back through a store operation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -188,6 +189,22 @@ class AgentSpec:
     ``rules.routing``."""
     scheduling: SchedulingPolicy = field(default_factory=SchedulingPolicy)
     """What agent-made triggers of this agent may be, and what its runs may schedule."""
+    keys: KeyPolicy | None = None
+    """Its concurrency key and per-key limit; None: runs are not keyed."""
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """An agent's concurrency key (``rules/keys.py``): at most ``max_per_key`` running runs
+    share a key rendered from ``template``; ``weights`` gives some keys more turns per
+    round of the fair order (default 1)."""
+
+    template: str
+    max_per_key: int
+    weights: Mapping[str, int] = field(default_factory=dict)
+
+    def weight(self, key: str) -> int:
+        return self.weights.get(key, 1)
 
 
 @dataclass(frozen=True)
@@ -374,6 +391,9 @@ class Run:
     """A command agent's stderr (its stdout is the output), on success and on failure."""
     retry_of: str | None = None
     """The succeeded run this run re-runs (a user's retry of a succeeded run)."""
+    concurrency_key: str | None = None
+    """Its key under its agent's ``KeyPolicy``, rendered once when the run was made (None:
+    the agent had no key then)."""
 
 
 @dataclass(frozen=True)

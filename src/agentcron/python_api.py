@@ -56,13 +56,17 @@ class Agentcron:
               zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
               description: str | None = None, budget: dict[str, Any] | None = None,
               on_budget: str | None = None, pause_after_failures: int | None = None,
-              tags: Sequence[str] = ()) -> Callable[[F], F]:
+              tags: Sequence[str] = (), concurrency_key: str | None = None,
+              max_per_key: int | None = None, key_weights: dict[str, int] | None = None
+              ) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
         agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
         ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
         reports what it spent with ``ctx.record_usage``. ``pause_after_failures`` is the
         circuit breaker's default for its triggers. ``tags``: only nodes offering one of
-        them run it (``Agentcron(tags=[...])``, ``serve --tags``)."""
+        them run it (``Agentcron(tags=[...])``, ``serve --tags``). ``concurrency_key``
+        (e.g. ``"{{ tenant }}"``), ``max_per_key`` and ``key_weights``: per-key limits and
+        fair turns (``rules/keys.py``)."""
 
         def decorate(fn: F) -> F:
             target = f"{importable_module(fn)}:{fn.__qualname__}"
@@ -73,7 +77,9 @@ class Agentcron:
                 zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
                 description=description or (fn.__doc__ or "").strip() or None,
                 budget=budget, on_budget=on_budget,
-                pause_after_failures=pause_after_failures, tags=tuple(tags)))
+                pause_after_failures=pause_after_failures, tags=tuple(tags),
+                concurrency_key=concurrency_key, max_per_key=max_per_key,
+                key_weights=key_weights))
             return fn
 
         return decorate

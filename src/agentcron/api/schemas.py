@@ -87,6 +87,12 @@ class AgentBody(StrictIn):
         "routing: only nodes started with one of these tags (serve --tags) or naming the "
         "agent (serve --agents) run it"))
     scheduling: SchedulingBody | None = None
+    concurrency_key: str | None = Field(None, description=(
+        "a template over the payload, e.g. {{ tenant }}: runs with the same key share "
+        "max_per_key running places, and keys are claimed in turn"))
+    max_per_key: int | None = Field(None, description="with concurrency_key (default 1)")
+    key_weights: dict[str, int] | None = Field(None, description=(
+        "turns per round of the fair order for some keys (default 1 each)"))
 
 
 class AgentCreate(AgentBody):
@@ -118,6 +124,9 @@ class AgentOut(BaseModel):
     pause_after_failures: int | None = None
     tags: list[str]
     scheduling: dict[str, Any] | None = None
+    concurrency_key: str | None = None
+    max_per_key: int | None = None
+    key_weights: dict[str, int] | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -340,6 +349,8 @@ class RunOut(BaseModel):
     progress: str | None = Field(None, description="The last progress line the agent "
                                  "reported (ctx.heartbeat) in its current or last attempt.")
     retry_of: str | None = Field(None, description="The succeeded run this run retries.")
+    concurrency_key: str | None = Field(
+        None, description="Its key under its agent's concurrency_key, rendered when made.")
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None

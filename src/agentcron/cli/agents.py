@@ -18,6 +18,21 @@ app = typer.Typer(help="Agents: the things triggers run.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _key_weights(given: list[str] | None) -> dict[str, int] | None:
+    """``--key-weight KEY=W`` flags as a table (checked by the service, which names the
+    field); a flag without ``=`` or a weight that is not a number is refused here."""
+    if not given:
+        return None
+    weights: dict[str, int] = {}
+    for item in given:
+        key, sep, weight = item.rpartition("=")
+        if not sep or not weight.strip().lstrip("-").isdigit():
+            raise ValidationError("key-weight", f"{item[:80]!r} is not KEY=WEIGHT",
+                                  "e.g. --key-weight acme=3")
+        weights[key] = int(weight)
+    return weights
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -101,6 +116,16 @@ def add(
     require_approval: Annotated[bool, typer.Option(
         "--require-approval", help="Scheduling: agent-made triggers wait for "
         "`agentcron triggers approve` before they fire.")] = False,
+    concurrency_key: Annotated[str | None, typer.Option(
+        "--concurrency-key", metavar="TEMPLATE", help="Keys: a template over the payload, "
+        "e.g. '{{ tenant }}'; runs with the same key share --max-per-key places and keys "
+        "are claimed in turn.")] = None,
+    max_per_key: Annotated[int | None, typer.Option(
+        "--max-per-key", metavar="N", help="Keys: runs of one key at once, across all "
+        "nodes (default 1).")] = None,
+    key_weight: Annotated[list[str] | None, typer.Option(
+        "--key-weight", metavar="KEY=W", help="Keys: give KEY W turns per round of the "
+        "fair order (default 1); repeat for more.")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
@@ -161,6 +186,8 @@ def add(
             "may_schedule": may_schedule or None, "min_interval": min_interval,
             "max_live": max_live, "expires_after": expires_after,
             "require_approval": require_approval or None}.items() if v is not None} or None,
+        concurrency_key=concurrency_key, max_per_key=max_per_key,
+        key_weights=_key_weights(key_weight),
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.
@@ -198,11 +225,12 @@ def show(
 ) -> None:
     """Show an agent: what it runs, its limits and its budget (--json: the document
     GET /api/v1/agents/NAME answers with)."""
-    agent = services(ctx).get_agent(name)
+    svc = services(ctx)
+    agent = svc.get_agent(name)
     if as_json:
         emit_json(agent_json(agent))
     else:
-        print_agent(agent)
+        print_agent(agent, svc.agents.busiest_keys(name) if agent.keys else None)
 
 
 @app.command("rm")

@@ -37,7 +37,7 @@ from agentcron.services.documents import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from agentcron.models import AgentSpec, Run, RunEvent, Trigger
+    from agentcron.models import AgentSpec, KeyPolicy, Run, RunEvent, Trigger
 
 __all__ = [
     "PIPE_WIDTH",
@@ -159,9 +159,10 @@ def _cell(value: Any) -> str:
 # -- agents -------------------------------------------------------------------------------
 
 
-def print_agent(agent: AgentSpec) -> None:
+def print_agent(agent: AgentSpec, busiest: Sequence[tuple[str, int]] | None = None) -> None:
     """One agent as a panel: what it runs, its limits, its budget (values as
-    ``agent_json`` shows them: secrets masked)."""
+    ``agent_json`` shows them: secrets masked); ``busiest``: (key, running) of a keyed
+    agent's fullest keys, shown against its ``max_per_key``."""
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -172,6 +173,10 @@ def print_agent(agent: AgentSpec) -> None:
         ("target", agent_target(a)),
         ("config", masked_config(a.config)),
         ("concurrency", a.max_concurrency),
+        ("concurrency key", describe_keys(a.keys)),
+        *([("running by key", ", ".join(
+            f"{key or '(empty)'} {n}/{a.keys.max_per_key}" for key, n in busiest)
+            or "none running")] if a.keys is not None and busiest is not None else []),
         ("timeout", format_duration(a.timeout_s)),
         ("attempts", a.max_attempts),
         ("retry backoff", format_duration(a.retry_backoff_s)),
@@ -192,6 +197,16 @@ def print_agent(agent: AgentSpec) -> None:
         table.add_row(Text(name), Text(_cell(value)))
     console().print(Panel(table, title=Text(f"agent {a.name}"), title_align="left",
                           expand=False))
+
+
+def describe_keys(keys: KeyPolicy | None) -> str:
+    if keys is None:
+        return "none (runs are claimed oldest first)"
+    text = f"{keys.template}: at most {keys.max_per_key} running per key, keys in turn"
+    if keys.weights:
+        text += " (weights " + ", ".join(f"{k}={w}" for k, w in sorted(keys.weights.items()))
+        text += ")"
+    return text
 
 
 def print_agents(agents: Sequence[AgentSpec]) -> None:
@@ -353,12 +368,15 @@ def print_runs(runs: Sequence[Run]) -> None:
     if not runs:
         say("no runs")
         return
+    # A KEY column only when a run has a concurrency key: plain listings stay as they were.
+    keyed = any(r.concurrency_key is not None for r in runs)
     print_table(
         None,
-        ["ID", "AGENT", "TRIGGER", "STATUS", "ATTEMPT", "SCHEDULED", "DURATION", "TOKENS",
-         "COST", "REASON"],
+        ["ID", "AGENT", *(["KEY"] if keyed else []), "TRIGGER", "STATUS", "ATTEMPT",
+         "SCHEDULED", "DURATION", "TOKENS", "COST", "REASON"],
         (
-            [r.id, r.agent, r.trigger_id or "(manual)", r.status.value, r.attempt,
+            [r.id, r.agent, *([r.concurrency_key or ""] if keyed else []),
+             r.trigger_id or "(manual)", r.status.value, r.attempt,
              r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r),
              r.reason]
             for r in runs
@@ -372,6 +390,7 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
     print_fields(f"run {r.id}", [
         ("id", r.id),
         ("agent", r.agent),
+        ("key", r.concurrency_key),
         ("trigger", r.trigger_id or "(manual)"),
         ("status", r.status.value),
         ("reason", r.reason),

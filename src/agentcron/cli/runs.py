@@ -58,11 +58,14 @@ def list_(
     before: Annotated[str | None, typer.Option(
         "--before", metavar="RUN_ID",
         help="Only runs older than this one (page with the last id shown).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "--key", metavar="KEY", help="Only runs with this concurrency key (a tenant).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
     runs = services(ctx).list_runs(agent=agent, trigger_id=trigger, status=status,
-                                   limit=limit, before=before).runs
+                                   limit=limit, before=before, key=key).runs
     if as_json:
         emit_json([run_json(r, preview=True) for r in runs])
     else:

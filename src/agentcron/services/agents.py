@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from agentcron.errors import ConflictError, NotFoundError, ValidationError
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.executors.validation import validate_agent_config
-from agentcron.models import AgentKind, AgentSpec
+from agentcron.models import AgentKind, AgentSpec, KeyPolicy
 from agentcron.rules.budgets import parse_budget
+from agentcron.rules.keys import check_template, check_weights
 from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
@@ -58,6 +59,11 @@ class AgentInput:
     tags: Sequence[str] = ()
     #: What agents may schedule (``services.scheduling.parse_policy``); None: the defaults.
     scheduling: Mapping[str, Any] | None = None
+    #: A template over the payload (``{{ tenant }}``, ``rules/keys.py``): runs with the same
+    #: rendered key share ``max_per_key`` running places; None: runs are not keyed.
+    concurrency_key: str | None = None
+    max_per_key: int | None = None  # with a concurrency_key; default 1
+    key_weights: Mapping[str, int] | None = None  # turns per round of the fair order
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -85,6 +91,24 @@ def import_problem(spec: AgentSpec, *folders: str | os.PathLike[str]) -> Validat
     except ValidationError as exc:
         return exc
     return None
+
+
+def parse_keys(spec: AgentInput) -> KeyPolicy | None:
+    """The agent's concurrency key policy, or None; ``max_per_key`` and ``key_weights``
+    without a ``concurrency_key`` are refused (they would do nothing)."""
+    if spec.concurrency_key is None:
+        for name, value in (("max-per-key", spec.max_per_key),
+                            ("key-weights", spec.key_weights)):
+            if value is not None and value != {}:
+                raise ValidationError(name, "applies only to an agent with a concurrency key",
+                                      "set concurrency_key too, e.g. '{{ tenant }}'")
+        return None
+    return KeyPolicy(
+        template=check_template(spec.concurrency_key, "concurrency-key"),
+        max_per_key=check_int_between(1 if spec.max_per_key is None else spec.max_per_key,
+                                      "max-per-key", 1, 100_000),
+        weights=check_weights(spec.key_weights, "key-weights"),
+    )
 
 
 class AgentService:
@@ -117,6 +141,7 @@ class AgentService:
             pause_after_failures=check_breaker(spec.pause_after_failures),
             tags=check_tags(spec.tags if spec.tags is not None else ()),
             scheduling=parse_policy(spec.scheduling),
+            keys=parse_keys(spec),
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:
@@ -154,6 +179,12 @@ class AgentService:
 
     def all(self) -> list[AgentSpec]:
         return self.store.list_agents()
+
+    def busiest_keys(self, name: str, limit: int = 10) -> list[tuple[str, int]]:
+        """(concurrency key, running runs) of the agent's fullest keys, at most ``limit``."""
+        check_name(name, "name")
+        check_int_between(limit, "limit", 1, 1000)
+        return self.store.busiest_keys(name, limit)
 
     def footprint(self, name: str) -> tuple[int, int, int]:
         """What removing agent ``name`` touches: (its triggers, which are deleted; its

@@ -127,6 +127,10 @@ class AgentEntry(BaseModel):
     tags: list[str] = Field(default_factory=list)
     # any agent: what agents may schedule ([agents.NAME.scheduling]; services/scheduling.py)
     scheduling: dict[str, Any] | None = None
+    # any agent: a concurrency key over the payload, its limit and weights (rules/keys.py)
+    concurrency_key: str | None = None
+    max_per_key: int | None = None
+    key_weights: dict[str, int] | None = None
     triggers: list[TriggerEntry] = Field(default_factory=list)
     alerts: list[AlertEntry] = Field(default_factory=list)
 

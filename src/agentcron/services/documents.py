@@ -246,6 +246,24 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags),
         "scheduling": policy_json(agent.scheduling),
+        # Flat, by AgentInput's names: a shown agent PUT back keeps its key.
+        "concurrency_key": agent.keys.template if agent.keys else None,
+        "max_per_key": agent.keys.max_per_key if agent.keys else None,
+        "key_weights": dict(agent.keys.weights) if agent.keys and agent.keys.weights else None,
+    }
+
+
+def key_usage_json(agent: AgentSpec, busiest: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """How full an agent's keys are: its fullest keys' running runs against
+    ``max_per_key`` (``agents show``, ``GET /api/v1/agents/NAME/keys``)."""
+    limit = agent.keys.max_per_key if agent.keys else None
+    return {
+        "agent": agent.name,
+        "concurrency_key": agent.keys.template if agent.keys else None,
+        "max_per_key": limit,
+        "keys": [{"key": key, "running": running, "max": limit,
+                  "full": limit is not None and running >= limit}
+                 for key, running in busiest],
     }
 
 
@@ -354,6 +372,7 @@ def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
         "error": shown_text(run.error),
         "progress": shown_text(run.progress),
         "retry_of": run.retry_of,
+        "concurrency_key": run.concurrency_key,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,

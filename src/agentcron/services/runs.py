@@ -11,6 +11,7 @@ from typing import Any
 from agentcron.errors import NotFoundError, ValidationError
 from agentcron.models import Run, RunEvent, RunStatus
 from agentcron.rules.ids import MIN_RUN_PREFIX, is_run_id_prefix
+from agentcron.rules.keys import MAX_KEY_CHARS
 from agentcron.services.validate import (
     ID,
     RUN_ID,
@@ -40,7 +41,7 @@ class RunService:
     def page(self, *, agent: str | None = None, trigger_id: str | None = None,
                   status: str | None = None, since: datetime | None = None,
                   until: datetime | None = None, limit: int = 50,
-                  before: str | None = None) -> RunsPage:
+                  before: str | None = None, key: str | None = None) -> RunsPage:
         """Newest first, ``limit`` at a time; ``next_cursor`` (a run id, for ``before``)
         is set when there are older runs. A page is a listing: each run carries only the
         start of its payload and output (see ``documents.run_json(preview=True)``)."""
@@ -57,8 +58,11 @@ class RunService:
                                   "pass the next_cursor of the previous page")
         check_aware(since, "since", "Z")
         check_aware(until, "until", "Z")
+        if key is not None and len(key) > MAX_KEY_CHARS:
+            raise ValidationError("key", f"is longer than {MAX_KEY_CHARS} characters",
+                                  "give a run's concurrency key as shown")
         filters = RunFilter(agent=agent, trigger_id=trigger_id, status=wanted, since=since,
-                            until=until)
+                            until=until, key=key)
         runs = self.store.list_runs(filters, limit=limit + 1, before=before, preview=True)
         more = len(runs) > limit
         return RunsPage(runs[:limit], runs[limit - 1].id if more else None)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from agentcron.errors import NotFoundError
 from agentcron.models import RunStatus
 from agentcron.rules.ids import new_run_id
-from agentcron.store import transitions
+from agentcron.store import keys, transitions
 from agentcron.store.bulk import bulk_source
 from agentcron.store.notify import notify
 from agentcron.store.schema import triggers
@@ -40,6 +40,7 @@ _COLUMNS: dict[str, Any] = {
     "coalesced": Integer(),
     "queued_at": UTCDateTime(),
     "run_after": UTCDateTime(),
+    "concurrency_key": String(200),
 }
 
 
@@ -48,16 +49,19 @@ def backfill(conn: Connection, trigger_id: str, times: Sequence[tuple[datetime, 
     """Queue one run per (scheduled time, how many times it stands for) of ``times`` for
     the trigger, ready now, with the trigger's payload; returns how many were queued (the
     rest already had a run). Two statements."""
-    row = conn.execute(select(triggers.c.agent, cast(triggers.c.payload, Text).label("payload"))
+    row = conn.execute(select(triggers.c.agent, cast(triggers.c.payload, Text).label("payload"),
+                              keys.policy_column(triggers.c.agent))
                        .where(triggers.c.id == trigger_id)).first()
     if row is None:
         raise NotFoundError("trigger", trigger_id)
     if not times:
         return 0
+    key = keys.key_of_text(row.key_policy, row.payload)
     rows = [{"id": new_run_id(), "trigger_id": trigger_id, "agent": row.agent,
              "scheduled_for": at, "status": RunStatus.QUEUED.value,
              "reason": BACKFILL_REASON, "payload": row.payload, "coalesced": n,
-             "queued_at": now, "run_after": now} for at, n in times]
+             "queued_at": now, "run_after": now, "concurrency_key": key}
+            for at, n in times]
     source = bulk_source(conn, _COLUMNS, rows)
     queued = conn.execute(transitions.insert_fired(conn, source, list(_COLUMNS))).all()
     if queued:

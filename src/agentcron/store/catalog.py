@@ -20,10 +20,12 @@ from sqlalchemy.exc import DBAPIError
 
 from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import AgentSpec, CatchupMode, OverlapPolicy, Trigger, TriggerKind
+from agentcron.rules.keys import keys_from_json
 from agentcron.rules.scheduling import APPROVED, PENDING, agent_made
 from agentcron.store import transitions
 from agentcron.store.database import dialect_insert
 from agentcron.store.guardrails import guard, lock_policies
+from agentcron.store.keys import rekey_queued
 from agentcron.store.lenient import UNKNOWN_TIME, problem, raw_columns, read_leniently
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head
@@ -39,8 +41,13 @@ _ENUMS: tuple[tuple[str, type[StrEnum], StrEnum], ...] = (
 
 
 def upsert_agent(conn: Connection, agent: AgentSpec, now: datetime) -> None:
-    """Create the agent or replace its settings; its triggers and runs are kept."""
+    """Create the agent or replace its settings; its triggers and runs are kept. When its
+    concurrency key policy changes, its queued runs are given keys under the new one
+    (``keys.rekey_queued``) in this transaction."""
     row = agent_to_row(agent, box_of(conn))
+    before = conn.execute(select(agents.c["keys"]).where(agents.c.name == agent.name)).first()
+    if before is not None and keys_from_json(before[0]) != agent.keys:
+        rekey_queued(conn, agent.name, agent.keys)
     stmt = dialect_insert(conn, agents).values(**row, created_at=now, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(

@@ -33,7 +33,7 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import breaker, follow_ups, transitions
+from agentcron.store import breaker, follow_ups, keys, transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
@@ -91,6 +91,11 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     shard's running runs are counted after its lock is held). Each claim increments
     ``lease`` (the fencing token) and ``attempt``. Oldest ready runs first. Five statements
     whatever the length of the queue, each reading a bounded number of rows.
+
+    Agents with a concurrency key (``AgentSpec.keys``) are picked by ``keys.pick_keyed``
+    under the same shards, plus a try-lock per key: never more than ``max_per_key`` running
+    runs per key, keys taken in turn (``rules.keys.fair_order``). Up to four statements
+    more per keyed agent; none when no claimed agent has a key.
     """
     if slots <= 0:
         return []
@@ -114,11 +119,16 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
                 if held.total}
     if not capacity:
         return []
-    picks = _pick(conn, {name: min(held.total, slots) for name, held in capacity.items()},
-                  slots, now)
+    plain = {name: min(held.total, slots) for name, held in capacity.items()
+             if held.spec.keys is None}
+    picks = _pick(conn, plain, slots, now) if plain else []
+    keyed = {name: (held.spec.keys, min(held.total, slots), held.spec.max_concurrency)
+             for name, held in capacity.items() if held.spec.keys is not None}
+    if keyed:  # agents with a concurrency key: their own per-key locks and fair order
+        picks = _merge(picks, keys.pick_keyed(conn, keyed, now), slots)
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
                  "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
-                for run_id, agent in picks]
+                for run_id, agent, _ in picks]
     by_primary_key(conn)
     source = bulk_source(conn, _CLAIM_COLUMNS, assigned)
     claimed = conn.execute(transitions.claim(source, node_id, now)).mappings()
@@ -155,9 +165,24 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     return result
 
 
+def _merge(plain: list[tuple[str, str, datetime]], keyed: list[keys.KeyedPick], slots: int
+           ) -> list[tuple[str, str, datetime]]:
+    """Plain and keyed picks, oldest first across agents, cut to ``slots``. A keyed agent's
+    picks keep their fair order: its i-th pick sorts at its i-th oldest time, so a cut
+    takes as many of its runs as oldest-first would, and the ones fair order chose."""
+    ranked: dict[str, list[keys.KeyedPick]] = {}
+    for pick in keyed:
+        ranked.setdefault(pick.agent, []).append(pick)
+    merged = list(plain)
+    for agent_picks in ranked.values():
+        times = sorted(p.run_after for p in agent_picks)
+        merged += [(p.run_id, p.agent, at) for p, at in zip(agent_picks, times, strict=True)]
+    return sorted(merged, key=lambda pick: pick[2])[:slots]
+
+
 def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
-          ) -> list[tuple[str, str]]:
-    """(id, agent) of the oldest ready runs, at most ``wanted[agent]`` of each agent and
+          ) -> list[tuple[str, str, datetime]]:
+    """(id, agent, run_after) of the oldest ready runs, at most ``wanted[agent]`` of each agent and
     ``slots`` in all, oldest first. Each agent's runs are read in the order of its index
     (ix_runs_ready: agent, run_after) and cut off by LIMIT: the work is bounded by what is
     claimed, not by the length of the queue (ranking the whole queue made every claim slower
@@ -175,7 +200,7 @@ def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
             .with_for_update(skip_locked=True)
             .lateral("oldest")
         )
-        stmt = (select(oldest.c.id, oldest.c.agent)
+        stmt = (select(oldest.c.id, oldest.c.agent, oldest.c.run_after)
                 .select_from(wants.from_clause.join(oldest, true()))
                 .order_by(oldest.c.run_after, oldest.c.id).limit(slots))
     else:
@@ -189,9 +214,9 @@ def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
         ]
         ready = union_all(*(select(sq.c.id, sq.c.agent, sq.c.run_after)
                             for sq in per_agent)).subquery("ready")
-        stmt = select(ready.c.id, ready.c.agent).order_by(ready.c.run_after,
-                                                          ready.c.id).limit(slots)
-    return [(row.id, row.agent) for row in conn.execute(stmt)]
+        stmt = select(ready.c.id, ready.c.agent, ready.c.run_after).order_by(
+            ready.c.run_after, ready.c.id).limit(slots)
+    return [(row.id, row.agent, row.run_after) for row in conn.execute(stmt)]
 
 
 class UnreadableValue(ValueError):

@@ -59,7 +59,7 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import transitions
+from agentcron.store import keys, transitions
 from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.fire_plan import (
@@ -93,6 +93,7 @@ _RUN_COLUMNS: dict[str, Any] = {
     "heartbeat_at": UTCDateTime(),
     "deadline_at": UTCDateTime(),
     "shard": Integer(),
+    "concurrency_key": String(200),
 }
 _BROKEN_COLUMNS: dict[str, Any] = {"id": String(40), "reason": Text()}
 _ADVANCE_COLUMNS: dict[str, Any] = {
@@ -173,6 +174,8 @@ def _due_query(now: datetime, horizon: datetime, limit: int, *, ids_only: bool =
             cast(triggers.c.payload, Text).label("payload"),
             triggers.c.overlap, triggers.c.catchup_window_s, triggers.c.catchup_mode,
             triggers.c.next_fire_at, queued.label("n_queued"), running.label("n_running"),
+            # The agent's key policy: a keyed agent's runs get their key as they are made.
+            keys.policy_column(triggers.c.agent),
         )
         if sqlite:
             columns += (func.json_valid(triggers.c.payload).label("payload_ok"),)
@@ -228,6 +231,7 @@ def fire_due(conn: Connection, now: datetime, limit: int,
         result.broken = decision.broken
 
     result.replaced = transitions.replace(conn, decision.replace_trigger_ids, now)
+    _give_keys(rows, decision.new_runs)
 
     claimed, full_node = (_claim_fresh(conn, decision.new_runs, claim_for, now, horizon,
                                        decision.ahead_trigger_ids, routing)
@@ -272,6 +276,16 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     if result.queued > len(result.claimed):
         notify(conn, "runs")
     return result
+
+
+def _give_keys(rows: list[RowMapping], new_runs: list[dict[str, Any]]) -> None:
+    """Each new run's concurrency key (None for agents without a key; the payload is
+    decoded only for keyed agents)."""
+    policy_of = {row["id"]: row["key_policy"] for row in rows if row["key_policy"]}
+    for run in new_runs:
+        policy = policy_of.get(run["trigger_id"])
+        run["concurrency_key"] = (None if policy is None
+                                  else keys.key_of_text(policy, run["payload"]))
 
 
 def _read_due(conn: Connection, now: datetime, horizon: datetime, limit: int
@@ -359,9 +373,11 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
             return claimed, [r for r in ready[index:] if waits_for_slot(r)]
         state = held.get(run["agent"])
         if (state is None or state.backlog or not state.total
-                or (is_ahead(run) and run["agent"] in budgeted)):
-            # The agent's limit (or the shard of it this claim holds), its backlog or its
-            # budget decides, not this node: it queues, and claim_runs finds it.
+                or (is_ahead(run) and run["agent"] in budgeted)
+                or run["concurrency_key"] is not None):
+            # The agent's limit (or the shard of it this claim holds), its backlog, its
+            # budget or its concurrency key (only claim_runs takes a key's lock and turn)
+            # decides, not this node: it queues, and claim_runs finds it.
             continue
         spec = state.spec
         start = max(now, run["run_after"])

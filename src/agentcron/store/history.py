@@ -16,6 +16,7 @@ from agentcron.rules.ids import new_run_id, run_id_range
 from agentcron.store import transitions
 from agentcron.store.catalog import get_agent
 from agentcron.store.events import record_events
+from agentcron.store.keys import key_of
 from agentcron.store.lenient import problem, raw_columns, read_leniently
 from agentcron.store.notify import notify
 from agentcron.store.previews import payload_from_head, payload_head, text_head
@@ -33,6 +34,7 @@ class RunFilter:
     status: RunStatus | None = None
     since: datetime | None = None
     until: datetime | None = None
+    key: str | None = None  # the concurrency key (``runs list --key``)
 
 
 def list_runs(conn: Connection, filters: RunFilter, limit: int,
@@ -49,6 +51,8 @@ def list_runs(conn: Connection, filters: RunFilter, limit: int,
         stmt = stmt.where(runs.c.agent == filters.agent)
     if filters.trigger_id is not None:
         stmt = stmt.where(runs.c.trigger_id == filters.trigger_id)
+    if filters.key is not None:  # ix_runs_key_id: a key's runs, newest first
+        stmt = stmt.where(runs.c.concurrency_key == filters.key)
     if filters.status is not None:
         stmt = stmt.where(runs.c.status == filters.status.value)
     if filters.since is not None:
@@ -124,13 +128,13 @@ def run_history(conn: Connection, run_id: str) -> list[RunEvent]:
 
 def fire_now(conn: Connection, agent: str, payload: Any, now: datetime) -> str:
     """Queue a manual run (no trigger) and wake the nodes. Returns the run id."""
-    get_agent(conn, agent)
+    spec = get_agent(conn, agent)
     run_id = new_run_id()
     conn.execute(
         transitions.insert_one(
             id=run_id, trigger_id=None, agent=agent, scheduled_for=now,
             status=RunStatus.QUEUED.value, payload=payload, coalesced=1, queued_at=now,
-            run_after=now,
+            run_after=now, concurrency_key=key_of(spec.keys, payload),
         )
     )
     notify(conn, "runs")
@@ -172,7 +176,7 @@ def retry_run(conn: Connection, run_id: str, now: datetime) -> str:
         conn.execute(transitions.insert_one(
             id=new_id, trigger_id=run.trigger_id, agent=run.agent, scheduled_for=now,
             status=RunStatus.QUEUED.value, payload=run.payload, coalesced=1, queued_at=now,
-            run_after=now, retry_of=run_id))
+            run_after=now, retry_of=run_id, concurrency_key=run.concurrency_key))
         record_events(conn, [
             RunEvent(run_id, now, "retried", run.attempt, None,
                      f"retried by a user as run {new_id}; this run keeps its output"),

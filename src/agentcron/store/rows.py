@@ -19,6 +19,7 @@ from agentcron.models import (
     TriggerKind,
 )
 from agentcron.rules.budgets import budget_from_json, budget_to_json
+from agentcron.rules.keys import keys_from_json, keys_to_json
 from agentcron.rules.scheduling import policy_from_json, policy_to_json
 from agentcron.store.secrets import SecretBox
 
@@ -41,6 +42,7 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         pause_after_failures=row["pause_after_failures"],
         tags=tuple(row["tags"] or ()),
         scheduling=policy_from_json(row["scheduling"]),
+        keys=keys_from_json(row.get("keys")),
     )
 
 
@@ -61,6 +63,7 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags) or None,
         "scheduling": policy_to_json(agent.scheduling),
+        "keys": keys_to_json(agent.keys),
     }
 
 
@@ -129,6 +132,7 @@ def run_from_row(row: RowMapping) -> Run:
         progress=row["progress"],
         stderr=row["stderr"],
         retry_of=row["retry_of"],
+        concurrency_key=row.get("concurrency_key"),
     )
 
 

@@ -57,6 +57,8 @@ agents = Table(
     # The agent's scheduling policy (``rules.scheduling``; migration 0012), read with the
     # row the guardrails lock; null: the defaults.
     Column("scheduling", JSON),
+    # The concurrency key policy (``rules.keys.keys_to_json``; migration 0013). Null: none.
+    Column("keys", JSON),
 )
 
 triggers = Table(
@@ -154,6 +156,8 @@ runs = Table(
     Column("retry_of", String(36)),
     # The shard of its agent's concurrency limit a running run holds (``store/slots.py``).
     Column("shard", SmallInteger, nullable=False, server_default="0"),
+    # Its agent's concurrency key, rendered when the run was made (``rules/keys.py``).
+    Column("concurrency_key", String(200)),
     # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.
     UniqueConstraint("trigger_id", "scheduled_for", name="uq_runs_trigger_scheduled"),
     Index(
@@ -181,6 +185,30 @@ runs = Table(
         "trigger_id",
         postgresql_where=text("status IN ('queued', 'running')"),
         sqlite_where=text("status IN ('queued', 'running')"),
+    ),
+    # Keyed agents (``store/keys.py``): each key's oldest ready runs, and the running runs
+    # of a key, are index probes.
+    Index(
+        "ix_runs_key_ready",
+        "agent",
+        "concurrency_key",
+        "run_after",
+        postgresql_where=text("status = 'queued' AND concurrency_key IS NOT NULL"),
+        sqlite_where=text("status = 'queued' AND concurrency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_runs_key_running",
+        "agent",
+        "concurrency_key",
+        postgresql_where=text("status = 'running' AND concurrency_key IS NOT NULL"),
+        sqlite_where=text("status = 'running' AND concurrency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_runs_key_id",
+        "concurrency_key",
+        "id",
+        postgresql_where=text("concurrency_key IS NOT NULL"),
+        sqlite_where=text("concurrency_key IS NOT NULL"),
     ),
     Index("ix_runs_finished_at", "finished_at"),
     Index("ix_runs_agent_id", "agent", "id"),

@@ -42,6 +42,7 @@ from agentcron.store import (
     declaring,
     firing,
     history,
+    keys,
     liveness,
     migrate,
     pausing,
@@ -280,6 +281,12 @@ class Store(AlertOperations, WorkerOperations):
         ``catalog.trigger_refs``."""
         with self._read() as conn:
             return catalog.trigger_refs(conn, ref, limit)
+
+    def busiest_keys(self, agent: str, limit: int = 10) -> list[tuple[str, int]]:
+        """(concurrency key, running runs) of the agent's fullest keys; see
+        ``keys.busiest_keys``."""
+        with self._read() as conn:
+            return keys.busiest_keys(conn, agent, limit)
 
     def agent_footprint(self, name: str) -> tuple[int, int, int]:
         """(triggers, queued runs, runs in all) of an agent; NotFoundError if none."""

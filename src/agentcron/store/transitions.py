@@ -61,10 +61,13 @@ have ended (``engine/node.py`` ``drain``, ``CompletionWriter.flush``): a ``finis
 and ``release`` both change many running rows of the same node, in whatever order each
 statement meets them, and were the drain's deadlock.
 
-One write changes no status: ``progress`` (a running run's beat and progress text, fenced
-like ``finish``). Every transition that leaves a trace also records run events
-(``events.record_events``) in the same transaction; ``finish`` records failed attempts and
-retries, not successes.
+Two writes change no status: ``progress`` (a running run's beat and progress text, fenced
+like ``finish``), and ``set_keys`` (queued runs' concurrency keys, re-rendered when their
+agent's key policy changes: ``keys.rekey_queued``, with the agent's row being written).
+A claim (d) also holds the keys of keyed agents it claims for (``keys.pick_keyed``:
+advisory locks taken with a try, like shards). Every transition that leaves a trace
+also records run events (``events.record_events``) in the same transaction; ``finish``
+records failed attempts and retries, not successes.
 """
 
 from __future__ import annotations
@@ -143,6 +146,14 @@ def insert_fired(conn: Connection, source: BulkSource, names: list[str]) -> Inse
 def insert_one(**values: Any) -> Insert:
     """insert: one run (a webhook delivery's, or a manual fire's with no trigger)."""
     return insert(runs).values(**values)
+
+
+def set_keys(source: BulkSource) -> Update:
+    """No transition: each run in ``source`` (id, concurrency_key) still ``queued`` gets
+    that key (its agent's key policy changed; ``keys.rekey_queued``)."""
+    return (update(runs)
+            .where(runs.c.id == source["id"], runs.c.status == _QUEUED)
+            .values(concurrency_key=source["concurrency_key"]))
 
 
 # -- skip (over budget) ----------------------------------------------------------------------

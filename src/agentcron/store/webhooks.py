@@ -14,7 +14,7 @@ from agentcron.errors import ConflictError, NotFoundError
 from agentcron.models import ACTIVE_STATUSES, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, NewRun, decide_overlap
-from agentcron.store import transitions
+from agentcron.store import keys, transitions
 from agentcron.store.database import dialect_insert
 from agentcron.store.notify import notify
 from agentcron.store.schema import runs, triggers, webhook_deliveries
@@ -111,6 +111,7 @@ def deliver(conn: Connection, trigger_id: str, webhook_id: str, payload: Any,
         id=run_id, trigger_id=trigger_id, agent=trigger.agent, scheduled_for=scheduled,
         status=status.value, reason=reason, payload=payload, coalesced=1, queued_at=now,
         run_after=now, finished_at=None if status is RunStatus.QUEUED else now,
+        concurrency_key=keys.key_of(keys.agent_keys(conn, trigger.agent), payload),
     ))
     # A skipped delivery is counted on the trigger in the same statement (its run row is
     # pruned after the short skipped retention).

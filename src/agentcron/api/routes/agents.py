@@ -3,8 +3,10 @@ an admin token (an agent is code the nodes run); firing needs write."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from agentcron.api.auth import ADMIN, READ, WRITE, Caller, blocking
 from agentcron.api.common import ERRORS, services
@@ -19,6 +21,7 @@ from agentcron.api.schemas import (
 from agentcron.models import AgentSpec
 from agentcron.services import AgentInput, agent_settings
 from agentcron.services.agents import import_problem
+from agentcron.services.documents import key_usage_json
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +74,18 @@ async def create_agent(request: Request, response: Response, body: AgentCreate,
 @router.get("/{name}", response_model=AgentOut, summary="Show an agent")
 async def get_agent(request: Request, name: str, _: Caller = READ) -> AgentOut:
     return AgentOut.of(await blocking(request, services(request).get_agent, name))
+
+
+@router.get("/{name}/keys", summary="How full an agent's concurrency keys are")
+async def agent_keys(request: Request, name: str, _: Caller = READ,
+                     limit: int = Query(10, description="Keys shown, fullest first, 1..1000.")
+                     ) -> dict[str, Any]:
+    svc = services(request)
+
+    def usage() -> dict[str, Any]:
+        return key_usage_json(svc.get_agent(name), svc.agents.busiest_keys(name, limit))
+
+    return await blocking(request, usage)
 
 
 @router.put("/{name}", response_model=AgentOut, summary="Create or replace an agent")

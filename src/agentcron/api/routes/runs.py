@@ -25,10 +25,11 @@ async def list_runs(
     until: datetime | None = Query(None, description="Queued before (ISO 8601)."),
     limit: int = Query(50, description="Page size, 1..1000."),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    key: str | None = Query(None, description="Only runs with this concurrency key."),
 ) -> RunsPage:
     page = await blocking(request, services(request).list_runs, agent=agent,
                           trigger_id=trigger, status=status, since=since, until=until,
-                          limit=limit, before=cursor)
+                          limit=limit, before=cursor, key=key)
     return RunsPage(runs=[RunOut.of(r, preview=True) for r in page.runs],
                     next_cursor=page.next_cursor)
 
