@@ -117,6 +117,21 @@ class ModelPrice:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """A rate-limit pool several agents draw from; None: no limit of that kind.
+    ``requests``/``tokens``: what its sliding minute holds now (when read with usage)."""
+
+    name: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    source: str = "cli"
+    updated_at: datetime | None = None
+    requests: int = 0
+    tokens: int = 0
+    agents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CostRow:
     """One group of a cost report. ``unpriced_runs`` counts runs that recorded tokens but
     have no cost (their model had no price and they reported none): the cost is then a
@@ -188,6 +203,10 @@ class AgentSpec:
     ``rules.routing``."""
     scheduling: SchedulingPolicy = field(default_factory=SchedulingPolicy)
     """What agent-made triggers of this agent may be, and what its runs may schedule."""
+    pool: str | None = None
+    """The rate-limit pool its runs draw from (``rules.rates``; ``store/pools.py``)."""
+    rate: str | None = None
+    """Its own rate limit, normalised (``"60/m"``; ``rules.rates.parse_rate``)."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +391,8 @@ class Run:
     """A command agent's stderr (its stdout is the output), on success and on failure."""
     retry_of: str | None = None
     """The succeeded run this run re-runs (a user's retry of a succeeded run)."""
+    waiting_reason: str | None = None
+    """Why a queued run is not starting (``pool openai at 500/500 requests/min``)."""
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class AgentBody(StrictIn):
         "routing: only nodes started with one of these tags (serve --tags) or naming the "
         "agent (serve --agents) run it"))
     scheduling: SchedulingBody | None = None
+    pool: str | None = Field(None, description="the rate-limit pool its runs draw from "
+                                               "(/api/v1/pools)")
+    rate: str | None = Field(None, description="its own rate limit across nodes: '60/m' "
+                                               "(also /s, /h)")
 
 
 class AgentCreate(AgentBody):
@@ -118,6 +122,8 @@ class AgentOut(BaseModel):
     pause_after_failures: int | None = None
     tags: list[str]
     scheduling: dict[str, Any] | None = None
+    pool: str | None = None
+    rate: str | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:

@@ -14,6 +14,7 @@ from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec
 from agentcron.rules.budgets import parse_budget
+from agentcron.rules.rates import check_pool_name, parse_rate
 from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
@@ -58,6 +59,10 @@ class AgentInput:
     tags: Sequence[str] = ()
     #: What agents may schedule (``services.scheduling.parse_policy``); None: the defaults.
     scheduling: Mapping[str, Any] | None = None
+    #: The rate-limit pool its runs draw from (``agentcron pools``); None: none.
+    pool: str | None = None
+    #: Its own rate limit across nodes, ``"60/m"`` (also ``/s``, ``/h``); None: none.
+    rate: str | None = None
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -117,6 +122,8 @@ class AgentService:
             pause_after_failures=check_breaker(spec.pause_after_failures),
             tags=check_tags(spec.tags if spec.tags is not None else ()),
             scheduling=parse_policy(spec.scheduling),
+            pool=None if spec.pool is None else check_pool_name(spec.pool),
+            rate=None if spec.rate is None else parse_rate(spec.rate).text,
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
-from agentcron.models import PREVIEW_BYTES, CostRow, Cut
+from agentcron.models import PREVIEW_BYTES, CostRow, Cut, RunStatus
 from agentcron.rules.budgets import budget_to_json, format_usd
 from agentcron.rules.routing import Routing
 from agentcron.rules.scheduling import policy_json
@@ -246,6 +246,8 @@ def agent_json(agent: AgentSpec) -> dict[str, Any]:
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags),
         "scheduling": policy_json(agent.scheduling),
+        "pool": agent.pool,
+        "rate": agent.rate,
     }
 
 
@@ -354,6 +356,8 @@ def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
         "error": shown_text(run.error),
         "progress": shown_text(run.progress),
         "retry_of": run.retry_of,
+        # Why a queued run is not starting (a pool or rate full); null once claimed.
+        "waiting_reason": run.waiting_reason if run.status is RunStatus.QUEUED else None,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,

@@ -33,12 +33,12 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import breaker, follow_ups, transitions
+from agentcron.store import breaker, follow_ups, pools, transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
-from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
+from agentcron.store.slots import HeldSlots, free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -111,6 +111,9 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     capacity = {name: held for name, held in
                 free_slots(conn, specs, hold_shards(conn, specs, slots), now).items()
                 if held.total}
+    # Rate limits: only for the limited agents among these (none: not a statement more).
+    verdict = _rate_limit(conn, capacity, slots, now)
+    capacity = {name: held for name, held in capacity.items() if held.total}
     if not capacity:
         return []
     picks = _pick(conn, {name: min(held.total, slots) for name, held in capacity.items()},
@@ -146,12 +149,34 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
             deadline_at=deadlines[row["id"]],
             payload=payload,
         ))
+    if verdict is not None:
+        pools.record(conn, verdict, [(r.run_id, r.agent.name, r.attempt) for r in result], now)
     if unreadable:
         record_events(conn, unreadable)
         raise_events(conn, quarantined, now)
         log.error("run_quarantined", runs=[e.run_id for e in unreadable],
                   reason=unreadable[0].message)
     return result
+
+
+def _rate_limit(conn: Connection, capacity: dict[str, HeldSlots], slots: int,
+                now: datetime) -> pools.Verdict | None:
+    """Cut the limited agents' slots in ``capacity`` to what their pools and rates allow
+    (``pools.enforce``, which locks the pools), and give the ready runs of those held back
+    their reason. None, and no statement, when no agent here has a pool or a rate."""
+    limited = {name: held.spec for name, held in capacity.items() if pools.limited(held.spec)}
+    if not limited:
+        return None
+    verdict = pools.enforce(conn, limited, {name: min(capacity[name].total, slots)
+                                            for name in limited}, now)
+    for name, allowed in verdict.allowed.items():
+        held = capacity[name]
+        if allowed < held.total:
+            shards = held.take(allowed)
+            held.free = {s: shards.count(s) for s in held.free}
+    if verdict.reasons:
+        pools.mark_waiting(conn, verdict.reasons, now)
+    return verdict
 
 
 def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
@@ -288,6 +313,7 @@ def finish(
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
     applied_rows = conn.execute(transitions.finish(source, node_id)).all()
     attempts = {row.id: row.attempt for row in applied_rows}
+    pools.report_usage(conn, outcomes, attempts)
     trigger_of = {row.id: row.trigger_id for row in applied_rows}
     tripped = breaker.count_outcomes(conn, locked, [
         breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,

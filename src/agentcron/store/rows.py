@@ -41,6 +41,8 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         pause_after_failures=row["pause_after_failures"],
         tags=tuple(row["tags"] or ()),
         scheduling=policy_from_json(row["scheduling"]),
+        pool=row["pool"],
+        rate=row["rate"],
     )
 
 
@@ -61,6 +63,8 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "pause_after_failures": agent.pause_after_failures,
         "tags": list(agent.tags) or None,
         "scheduling": policy_to_json(agent.scheduling),
+        "pool": agent.pool,
+        "rate": agent.rate,
     }
 
 
@@ -129,6 +133,7 @@ def run_from_row(row: RowMapping) -> Run:
         progress=row["progress"],
         stderr=row["stderr"],
         retry_of=row["retry_of"],
+        waiting_reason=row.get("waiting_reason"),
     )
 
 

@@ -177,6 +177,7 @@ def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
             started_at=now,
             heartbeat_at=now,
             progress=None,  # a new attempt has reported nothing yet
+            waiting_reason=None,  # it waits no more
             deadline_at=source["deadline_at"],
             shard=source["shard"],
         )
