@@ -101,6 +101,12 @@ def add(
     require_approval: Annotated[bool, typer.Option(
         "--require-approval", help="Scheduling: agent-made triggers wait for "
         "`agentcron triggers approve` before they fire.")] = False,
+    pool: Annotated[str | None, typer.Option(
+        "--pool", metavar="POOL", help="Rate limits: the pool its runs draw from "
+        "(`agentcron pools set`).")] = None,
+    rate: Annotated[str | None, typer.Option(
+        "--rate", metavar="N/UNIT", help="Rate limits: its own rate across every node, "
+        "e.g. 60/m (also /s, /h).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
@@ -161,6 +167,7 @@ def add(
             "may_schedule": may_schedule or None, "min_interval": min_interval,
             "max_live": max_live, "expires_after": expires_after,
             "require_approval": require_approval or None}.items() if v is not None} or None,
+        pool=pool, rate=rate,
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.
