@@ -346,6 +346,8 @@ class RunOut(BaseModel):
     progress: str | None = Field(None, description="The last progress line the agent "
                                  "reported (ctx.heartbeat) in its current or last attempt.")
     retry_of: str | None = Field(None, description="The succeeded run this run retries.")
+    waiting_reason: str | None = Field(None, description="Why a queued run is not starting: "
+                                       "a pool or rate limit is full.")
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
