@@ -5,6 +5,7 @@ fired the same way, does (so the test can fail)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +14,14 @@ import pytest
 
 from agentcron.errors import ValidationError
 from agentcron.models import RunStatus
-from agentcron.services import Services
+from agentcron.services import AgentInput, Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.services.pools import PoolInput
 from agentcron.store import Store
 from tests.conftest import Cli
 from tests.support.api_server import api_server
 from tests.support.budgets import runs_of_agent, statuses
+from tests.support.dashboard import session_client, sign_in
 from tests.support.helpers import wait_until
 from tests.support.llm_server import LlmServer
 from tests.support.procs import ServeProcess
@@ -172,3 +174,27 @@ def test_with_a_pool_at_the_providers_rate_no_run_gets_a_429(pg_store: Store, tm
     assert statuses(store, unpooled).count(RunStatus.FAILED) == 3
     starts = sorted(r.started_at for r in runs_of_agent(store, "pooled") if r.started_at)
     assert (starts[3] - starts[0]).total_seconds() >= 60
+
+
+def test_the_dashboard_shows_pools_and_why_runs_wait(store: Store) -> None:
+    services = Services(store)
+    services.pools.save(services.pools.build(PoolInput("openai", 1, 1000)))
+    services.agents.save(services.agents.build(AgentInput(
+        name="bot", kind="python", config={"target": "agentcron.examples:noop"},
+        pool="openai", max_concurrency=5)))
+    now = services.now()
+    runs = [store.fire_now("bot", None, now) for _ in range(2)]
+    assert len(store.claim_runs("n", 5, now)) == 1
+    [held] = [r for r in runs if store.get_run(r).status is RunStatus.QUEUED]
+
+    async def main() -> tuple[str, str, str]:
+        client, token = session_client(store)
+        async with client:
+            await sign_in(client, token)
+            return ((await client.get("/agents")).text, (await client.get("/runs")).text,
+                    (await client.get(f"/runs/{held}")).text)
+
+    agents, listing, detail = asyncio.run(main())
+    assert 'data-pool="openai"' in agents and "1 of 1" in agents and "pool openai" in agents
+    assert "waiting: pool openai at 1/1 requests/min" in listing
+    assert "pool openai at 1/1 requests/min" in detail
