@@ -56,13 +56,15 @@ class Agentcron:
               zombie_timeout: Duration | None = None, retry_backoff: Duration = "2s",
               description: str | None = None, budget: dict[str, Any] | None = None,
               on_budget: str | None = None, pause_after_failures: int | None = None,
-              tags: Sequence[str] = ()) -> Callable[[F], F]:
+              tags: Sequence[str] = (), pool: str | None = None,
+              rate: str | None = None) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
         agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
         ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
         reports what it spent with ``ctx.record_usage``. ``pause_after_failures`` is the
         circuit breaker's default for its triggers. ``tags``: only nodes offering one of
-        them run it (``Agentcron(tags=[...])``, ``serve --tags``)."""
+        them run it (``Agentcron(tags=[...])``, ``serve --tags``). ``pool``: the rate-limit
+        pool its runs draw from (``agentcron pools set``); ``rate``: its own, ``"60/m"``."""
 
         def decorate(fn: F) -> F:
             target = f"{importable_module(fn)}:{fn.__qualname__}"
@@ -73,7 +75,8 @@ class Agentcron:
                 zombie_timeout=zombie_timeout, retry_backoff=retry_backoff,
                 description=description or (fn.__doc__ or "").strip() or None,
                 budget=budget, on_budget=on_budget,
-                pause_after_failures=pause_after_failures, tags=tuple(tags)))
+                pause_after_failures=pause_after_failures, tags=tuple(tags),
+                pool=pool, rate=rate))
             return fn
 
         return decorate

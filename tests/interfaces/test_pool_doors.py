@@ -198,3 +198,21 @@ def test_the_dashboard_shows_pools_and_why_runs_wait(store: Store) -> None:
     assert 'data-pool="openai"' in agents and "1 of 1" in agents and "pool openai" in agents
     assert "waiting: pool openai at 1/1 requests/min" in listing
     assert "pool openai at 1/1 requests/min" in detail
+
+
+def test_the_python_api_takes_a_pool_and_a_rate(tmp_path: Path) -> None:
+    from agentcron import Agentcron
+
+    app = Agentcron(db=f"sqlite:///{tmp_path}/py.db")
+    app.agent("summarise", pool="openai", rate="5/s")(_summarise)
+    app.sync()
+    store = Store(f"sqlite:///{tmp_path}/py.db")
+    try:
+        agent = store.get_agent("summarise")
+    finally:
+        store.close()
+    assert (agent.pool, agent.rate) == ("openai", "5/s")
+
+
+def _summarise() -> None:
+    return None
