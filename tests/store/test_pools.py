@@ -151,3 +151,24 @@ def test_a_pool_that_does_not_exist_holds_its_agents_runs(store: Store) -> None:
     queue(store, "plain", 2, T0)
     assert len(store.claim_runs("n", 10, T0)) == 2
     assert statuses(store, [run_id]) == [RunStatus.QUEUED]
+
+
+def test_a_pools_room_goes_to_its_oldest_ready_runs_whichever_agent(store: Store) -> None:
+    store.save_pool(Pool("shared", requests_per_minute=5), T0)
+    for name in ("a", "b"):
+        _agent(store, name, pool="shared")
+    first_a = queue(store, "a", 2, T0)
+    first_b = queue(store, "b", 3, T0 + timedelta(seconds=1))
+    queue(store, "a", 3, T0 + timedelta(seconds=2))
+    started = {r.run_id for r in store.claim_runs("n", 10, T0 + timedelta(seconds=3))}
+    assert started == set(first_a + first_b)
+
+
+def test_an_agent_with_few_ready_runs_leaves_the_rest_of_the_pool_to_others(store: Store
+                                                                           ) -> None:
+    store.save_pool(Pool("shared", requests_per_minute=5), T0)
+    for name in ("a", "b"):
+        _agent(store, name, pool="shared")
+    queue(store, "a", 1, T0)
+    queue(store, "b", 10, T0)
+    assert len(store.claim_runs("n", 10, T0)) == 5

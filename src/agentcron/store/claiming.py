@@ -111,13 +111,14 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     capacity = {name: held for name, held in
                 free_slots(conn, specs, hold_shards(conn, specs, slots), now).items()
                 if held.total}
-    # Rate limits: only for the limited agents among these (none: not a statement more).
-    verdict = _rate_limit(conn, capacity, slots, now)
-    capacity = {name: held for name, held in capacity.items() if held.total}
     if not capacity:
         return []
     picks = _pick(conn, {name: min(held.total, slots) for name, held in capacity.items()},
                   slots, now)
+    # Rate limits: only when a picked run's agent has a pool or a rate (else no statement).
+    picks, verdict = _rate_limit(conn, capacity, picks, now)
+    if not picks:
+        return []
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
                  "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
                 for run_id, agent in picks]
@@ -159,24 +160,31 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     return result
 
 
-def _rate_limit(conn: Connection, capacity: dict[str, HeldSlots], slots: int,
-                now: datetime) -> pools.Verdict | None:
-    """Cut the limited agents' slots in ``capacity`` to what their pools and rates allow
-    (``pools.enforce``, which locks the pools), and give the ready runs of those held back
-    their reason. None, and no statement, when no agent here has a pool or a rate."""
-    limited = {name: held.spec for name, held in capacity.items() if pools.limited(held.spec)}
+def _rate_limit(conn: Connection, capacity: dict[str, HeldSlots],
+                picks: list[tuple[str, str]], now: datetime
+                ) -> tuple[list[tuple[str, str]], pools.Verdict | None]:
+    """The picks (oldest first) that the pools and rates of their agents let start now
+    (``pools.enforce``, which locks the pools; judged in pick order, so a pool's room goes
+    to its oldest ready runs whichever agent they belong to), and the verdict to record
+    them with. The ready runs of agents held back get their reason. Unchanged, with no
+    statement, when no picked run's agent has a pool or a rate."""
+    limited = {agent: capacity[agent].spec for _, agent in picks
+               if pools.limited(capacity[agent].spec)}
     if not limited:
-        return None
-    verdict = pools.enforce(conn, limited, {name: min(capacity[name].total, slots)
-                                            for name in limited}, now)
-    for name, allowed in verdict.allowed.items():
-        held = capacity[name]
-        if allowed < held.total:
-            shards = held.take(allowed)
-            held.free = {s: shards.count(s) for s in held.free}
+        return picks, None
+    verdict = pools.enforce(conn, limited, [agent for _, agent in picks if agent in limited],
+                            now)
     if verdict.reasons:
         pools.mark_waiting(conn, verdict.reasons, now)
-    return verdict
+    left = dict(verdict.allowed)
+    kept: list[tuple[str, str]] = []
+    for run_id, agent in picks:
+        if agent in limited:
+            if left[agent] <= 0:
+                continue
+            left[agent] -= 1
+        kept.append((run_id, agent))
+    return kept, verdict
 
 
 def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime

@@ -19,7 +19,7 @@ the limited agents among those it claims for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -72,13 +72,15 @@ class Verdict:
     reserve: dict[str, int]
 
 
-def enforce(conn: Connection, specs: Mapping[str, AgentSpec], wanted: Mapping[str, int],
+def enforce(conn: Connection, specs: Mapping[str, AgentSpec], order: Sequence[str],
             now: datetime) -> Verdict:
-    """How many of ``wanted[agent]`` starts each limited agent may make now. Locks the
-    named pools' rows (see the module); a pool that does not exist allows nothing (its
-    runs wait, with the reason saying so). Two statements (lock the pools, read the
-    windows), one when no agent names a pool. Agents are served in name order; each
-    agent's allowance is taken from the windows before the next is judged."""
+    """How many starts each limited agent may make now, judging the runs a claim picked
+    one at a time in ``order`` (their agents, oldest run first): a run starts if every
+    limit of its agent has room for it after the runs before it. An agent refused once
+    stays refused in this claim (its later runs are no smaller), with the reason. Locks
+    the named pools' rows (see the module); a pool that does not exist allows nothing
+    (its runs wait, with the reason saying so). Two statements (lock the pools, read the
+    windows), one when no agent names a pool."""
     names = sorted({s.pool for s in specs.values() if s.pool is not None})
     declared: dict[str, Any] = {}
     if names:
@@ -86,7 +88,7 @@ def enforce(conn: Connection, specs: Mapping[str, AgentSpec], wanted: Mapping[st
             select(pools.c.name, pools.c.requests_per_minute, pools.c.tokens_per_minute)
             .where(pools.c.name.in_(names)).order_by(pools.c.name).with_for_update())}
     limits: dict[str, list[Limit]] = {}
-    missing: dict[str, str] = {}
+    reasons: dict[str, str] = {}
     for name, spec in sorted(specs.items()):
         mine: list[Limit] = []
         if spec.rate is not None:
@@ -95,31 +97,28 @@ def enforce(conn: Connection, specs: Mapping[str, AgentSpec], wanted: Mapping[st
         if spec.pool is not None:
             row = declared.get(spec.pool)
             if row is None:
-                missing[name] = f"pool {spec.pool} is not declared (agentcron pools set)"
+                reasons[name] = f"pool {spec.pool} is not declared (agentcron pools set)"
             else:
                 mine.append(Limit(spec.pool, f"pool {spec.pool}", row.requests_per_minute,
                                   row.tokens_per_minute))
         limits[name] = mine
     used = _window(conn, [lim for mine in limits.values() for lim in mine], now)
-    allowed: dict[str, int] = {}
-    reasons: dict[str, str] = dict(missing)
     reserve = {name: reserve_of(spec.config) for name, spec in specs.items()}
-    for name in sorted(specs):
-        if name in missing:
-            allowed[name] = 0
+    allowed = dict.fromkeys(specs, 0)
+    for name in order:
+        if name in reasons:  # refused already (or its pool is missing)
             continue
-        n = wanted.get(name, 0)
         for lim in limits[name]:
-            n_here, why = room(lim, used.get(lim.key, Usage()), reserve[name], n)
-            if n_here < n:
-                n = n_here
-                reasons[name] = why or reasons.get(name, "")
-        allowed[name] = n
-        for lim in limits[name]:
-            was = used.get(lim.key, Usage())
-            used[lim.key] = Usage(was.requests + n, was.tokens + n * reserve[name])
-    return Verdict(allowed, {k: v for k, v in reasons.items() if allowed[k] < wanted.get(k, 0)},
-                   limits, reserve)
+            fits, why = room(lim, used.get(lim.key, Usage()), reserve[name], 1)
+            if not fits:
+                reasons[name] = why or f"{lim.label} is full"
+                break
+        else:
+            allowed[name] += 1
+            for lim in limits[name]:
+                was = used.get(lim.key, Usage())
+                used[lim.key] = Usage(was.requests + 1, was.tokens + reserve[name])
+    return Verdict(allowed, reasons, limits, reserve)
 
 
 def _window(conn: Connection, limits: Iterable[Limit], now: datetime) -> dict[str, Usage]:
