@@ -216,3 +216,19 @@ def test_the_python_api_takes_a_pool_and_a_rate(tmp_path: Path) -> None:
 
 def _summarise() -> None:
     return None
+
+
+def test_apply_dry_run_plans_the_files_pools(tmp_path: Path, sqlite_store: Store) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text('[pools.openai]\nrequests_per_minute = 500\n')
+    services = Services(sqlite_store)
+    plan = services.declared.plan_agents_file(load_agents_file(path))
+    assert [(c.kind, c.name, c.action) for c in plan] == [("pool", "openai", "create")]
+    services.declared.sync_agents_file(load_agents_file(path), check_imports=False)
+    path.write_text('[pools.openai]\nrequests_per_minute = 600\n')
+    [change] = services.declared.plan_agents_file(load_agents_file(path))
+    assert (change.action, change.detail) == ("update", "requests_per_minute")
+    path.write_text('')
+    [change] = services.declared.plan_agents_file(load_agents_file(path))
+    assert change.action == "remove"
+    assert sqlite_store.list_pools()[0].requests_per_minute == 500  # nothing written

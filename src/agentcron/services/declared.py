@@ -75,12 +75,13 @@ class DeclaredSync:
         now = now_or_store(self.store, now)
         specs, rows, prices = self._validated(declared, source, now, check_imports=False)
         self._alert_rules(declared, rows, source)  # refused as the sync would refuse them
-        self._pools(declared, source)
+        declared_pools = self._pools(declared, source)
         limits = Limits.from_env()
         return self.store.plan_declared(
             source, specs, rows, prices,
             check_total=lambda agent, total: limits.check_trigger_total(
-                agent, total, f"agents.{agent}.triggers"))
+                agent, total, f"agents.{agent}.triggers")) + plan_pools(
+            self.store.list_pools(), declared_pools, source)
 
     def _validated(self, declared: AgentsFile, source: str, now: datetime,
                    check_imports: bool
@@ -158,6 +159,26 @@ class DeclaredSync:
         limits = Limits.from_env()
         return self.store.apply_declared(source, specs, rows, now,
                                          check_total=limits.check_trigger_total)
+
+
+def plan_pools(existing: Sequence[Pool], declared: Sequence[Pool], source: str
+               ) -> list[PlannedChange]:
+    """What ``Store.apply_declared_pools`` would change."""
+    current = {p.name: p for p in existing}
+    planned: list[PlannedChange] = []
+    for pool in declared:
+        was = current.get(pool.name)
+        if was is None:
+            planned.append(PlannedChange("pool", pool.name, "create"))
+            continue
+        changed = [f for f in ("requests_per_minute", "tokens_per_minute", "source")
+                   if getattr(was, f) != getattr(pool, f)]
+        if changed:
+            planned.append(PlannedChange("pool", pool.name, "update", ", ".join(changed)))
+    names = {p.name for p in declared}
+    planned.extend(PlannedChange("pool", p.name, "remove") for p in existing
+                   if p.source == source and p.name not in names)
+    return planned
 
 
 def _folders(declared: AgentsFile) -> list[Path]:
