@@ -149,18 +149,18 @@ def record(conn: Connection, verdict: Verdict, claimed: Iterable[tuple[str, str,
 
 
 def mark_waiting(conn: Connection, reasons: Mapping[str, str], now: datetime) -> None:
-    """Set ``waiting_reason`` on up to ``MARKED`` of each held-back agent's oldest ready
-    runs (those not already saying so). Runs another claim holds are skipped, never
-    waited for. One statement per such agent."""
+    """Set ``waiting_reason`` on the ``MARKED`` oldest ready runs of each held-back agent,
+    writing only those that do not say so already: a claim held back again at every poll
+    reads 100 index entries and writes nothing. One statement per such agent."""
     for agent, reason in sorted(reasons.items()):
         oldest = (select(runs.c.id)
                   .where(runs.c.agent == agent, runs.c.status == _QUEUED,
-                         runs.c.run_after <= now,
-                         or_(runs.c.waiting_reason.is_(None), runs.c.waiting_reason != reason))
+                         runs.c.run_after <= now)
                   .order_by(runs.c.run_after).limit(MARKED))
-        if conn.dialect.name == "postgresql":
-            oldest = oldest.with_for_update(skip_locked=True)
-        conn.execute(update(runs).where(runs.c.id.in_(oldest.scalar_subquery()))
+        conn.execute(update(runs)
+                     .where(runs.c.id.in_(oldest.scalar_subquery()),
+                            or_(runs.c.waiting_reason.is_(None),
+                                runs.c.waiting_reason != reason))
                      .values(waiting_reason=reason))
 
 
