@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from agentcron.errors import ValidationError
 
-#: Every limit is judged over the last minute (``per`` of a rate only scales it).
+#: A pool's limits are per minute; an agent's own rate is judged over its own period.
 WINDOW_S = 60.0
-WINDOW = timedelta(seconds=WINDOW_S)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*$")
 _RATE_FIX = ("a count per second, minute or hour: '60/m', '2/s', '1000/h' (also '10/5m'); "
@@ -39,7 +37,7 @@ class Rate:
 def parse_rate(text: str, field: str = "rate") -> Rate:
     """``"60/m"`` -> ``Rate(60, 60.0)``. Refused (``ValidationError`` naming ``field``):
     no unit, a zero count, a period over a day."""
-    match = _RATE.match(text or "")
+    match = _RATE.match(text) if isinstance(text, str) else None
     if not match:
         raise ValidationError(field, f"{text!r} is not a rate", _RATE_FIX)
     count, multiple, unit = int(match.group(1)), match.group(2), match.group(3)
@@ -50,11 +48,6 @@ def parse_rate(text: str, field: str = "rate") -> Rate:
     if per_s <= 0 or per_s > 86400:
         raise ValidationError(field, f"{text!r} has a period of zero or over a day", _RATE_FIX)
     return Rate(count, per_s, f"{count}/{multiple}{unit}" if multiple else f"{count}/{unit}")
-
-
-def window_s(rate: Rate) -> float:
-    """A rate is judged over its own period: ``2/s`` over 1 s, ``60/m`` over 60 s."""
-    return rate.per_s
 
 
 def check_pool_name(name: str, field: str = "pool") -> str:
@@ -132,11 +125,6 @@ def _per(seconds: float) -> str:
             count = int(seconds // size)
             return unit if count == 1 else f"{count}{unit}"
     return f"{seconds:g}s"
-
-
-def frees_at(starts: list[datetime], window: float) -> datetime | None:
-    """When the oldest start in a window stops counting (room frees then)."""
-    return min(starts) + timedelta(seconds=window) if starts else None
 
 
 def reserve_of(config: dict[str, object], estimate: int | None = None) -> int:
