@@ -172,3 +172,18 @@ def test_an_agent_with_few_ready_runs_leaves_the_rest_of_the_pool_to_others(stor
     queue(store, "a", 1, T0)
     queue(store, "b", 10, T0)
     assert len(store.claim_runs("n", 10, T0)) == 5
+
+
+def test_runs_held_back_by_a_full_pool_leave_their_slots_to_other_agents(store: Store
+                                                                         ) -> None:
+    store.save_pool(Pool("shared", requests_per_minute=1), T0)
+    _agent(store, "pooled", pool="shared")
+    _agent(store, "plain")
+    queue(store, "pooled", 8, T0)  # the oldest ready runs: a claim of 4 picks them first
+    plain = queue(store, "plain", 6, T0 + timedelta(seconds=1))
+    started = store.claim_runs("n", 4, T0 + timedelta(seconds=2))
+    assert sorted(r.agent.name for r in started) == ["plain", "plain", "plain", "pooled"]
+    assert {r.run_id for r in started if r.agent.name == "plain"} == set(plain[:3])
+    # Only plain runs are left to start while the pool is full.
+    again = store.claim_runs("n", 10, T0 + timedelta(seconds=3))
+    assert [r.agent.name for r in again] == ["plain"] * 3

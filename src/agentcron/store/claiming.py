@@ -116,7 +116,11 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     picks = _pick(conn, {name: min(held.total, slots) for name, held in capacity.items()},
                   slots, now)
     # Rate limits: only when a picked run's agent has a pool or a rate (else no statement).
-    picks, verdict = _rate_limit(conn, capacity, picks, now)
+    kept, verdict = _rate_limit(conn, capacity, picks, now)
+    if len(kept) < len(picks) == slots:
+        # Runs held back by a full pool must not cost the other agents their slots.
+        kept += _refill(conn, capacity, kept, slots, now)
+    picks = kept
     if not picks:
         return []
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
@@ -185,6 +189,24 @@ def _rate_limit(conn: Connection, capacity: dict[str, HeldSlots],
             left[agent] -= 1
         kept.append((run_id, agent))
     return kept, verdict
+
+
+def _refill(conn: Connection, capacity: dict[str, HeldSlots], kept: list[tuple[str, str]],
+            slots: int, now: datetime) -> list[tuple[str, str]]:
+    """More picks, of the agents without a pool or rate, for the slots that a claim's
+    held-back runs left: each such agent is asked for what it had plus what is left
+    (``_pick`` returns the same oldest runs first; on PostgreSQL this transaction's own
+    locks do not skip them), and the runs already kept are left out."""
+    free = slots - len(kept)
+    had = {agent: sum(1 for _, a in kept if a == agent) for agent in capacity}
+    wanted = {agent: min(held.total, had[agent] + free) for agent, held in capacity.items()
+              if not pools.limited(held.spec) and held.total > had[agent]}
+    if not wanted:
+        return []
+    taken = {run_id for run_id, _ in kept}
+    more = [(run_id, agent) for run_id, agent in _pick(conn, wanted, slots, now)
+            if run_id not in taken]
+    return more[:free]
 
 
 def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
