@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from agentcron.errors import NotFoundError
-from agentcron.models import AgentSpec, Outcome, Pool, RunStatus
+from agentcron.models import AgentSpec, Outcome, Pool
 from agentcron.rules.rates import (
     WINDOW_S,
     Limit,
@@ -47,9 +47,9 @@ from agentcron.rules.rates import (
     reserve_of,
     room,
 )
-from agentcron.store.schema import agents, pool_starts, pools, runs
+from agentcron.store import transitions
+from agentcron.store.schema import agents, pool_starts, pools
 
-_QUEUED = RunStatus.QUEUED.value
 #: Ledger rows older than this are out of every window (a rate's period is at most a day).
 LEDGER_KEPT = timedelta(days=1)
 #: At most this many of an agent's oldest ready runs get a held-back claim's reason.
@@ -153,15 +153,7 @@ def mark_waiting(conn: Connection, reasons: Mapping[str, str], now: datetime) ->
     writing only those that do not say so already: a claim held back again at every poll
     reads 100 index entries and writes nothing. One statement per such agent."""
     for agent, reason in sorted(reasons.items()):
-        oldest = (select(runs.c.id)
-                  .where(runs.c.agent == agent, runs.c.status == _QUEUED,
-                         runs.c.run_after <= now)
-                  .order_by(runs.c.run_after).limit(MARKED))
-        conn.execute(update(runs)
-                     .where(runs.c.id.in_(oldest.scalar_subquery()),
-                            or_(runs.c.waiting_reason.is_(None),
-                                runs.c.waiting_reason != reason))
-                     .values(waiting_reason=reason))
+        conn.execute(transitions.waiting(agent, reason, now, MARKED))
 
 
 def report_usage(conn: Connection, outcomes: Iterable[Outcome],
