@@ -118,6 +118,21 @@ class ModelPrice:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """A rate-limit pool several agents draw from; None: no limit of that kind.
+    ``requests``/``tokens``: what its sliding minute holds now (when read with usage)."""
+
+    name: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    source: str = "cli"
+    updated_at: datetime | None = None
+    requests: int = 0
+    tokens: int = 0
+    agents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CostRow:
     """One group of a cost report. ``unpriced_runs`` counts runs that recorded tokens but
     have no cost (their model had no price and they reported none): the cost is then a
@@ -191,6 +206,10 @@ class AgentSpec:
     """What agent-made triggers of this agent may be, and what its runs may schedule."""
     keys: KeyPolicy | None = None
     """Its concurrency key and per-key limit; None: runs are not keyed."""
+    pool: str | None = None
+    """The rate-limit pool its runs draw from (``rules.rates``; ``store/pools.py``)."""
+    rate: str | None = None
+    """Its own rate limit, normalised (``"60/m"``; ``rules.rates.parse_rate``)."""
 
 
 @dataclass(frozen=True)
@@ -394,6 +413,8 @@ class Run:
     concurrency_key: str | None = None
     """Its key under its agent's ``KeyPolicy``, rendered once when the run was made (None:
     the agent had no key then)."""
+    waiting_reason: str | None = None
+    """Why a queued run is not starting (``pool openai at 500/500 requests/min``)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ its behaviour without shared state: ``<behaviour>[;option=value]...``
   OpenAI-shaped error body (``echo_key=1`` puts the received Authorization header in it);
 - ``fail_first=N;code=...`` (with any behaviour): the first N requests for this exact model
   name answer with ``code`` (default 500) first;
+- ``rpm=N;window=S`` (with any behaviour): a provider's rate limit: a request for this exact
+  model name arriving when N requests were answered in the last S seconds (default 60)
+  gets 429 with ``Retry-After`` (and is recorded with ``"limited": true``);
 - ``hang``: never answers (until the server stops);
 - ``not-json``: 200 with an HTML page; ``no-choices``: 200 JSON without ``choices``;
   ``no-usage``: 200 completion without ``usage``.
@@ -28,6 +31,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,12 +41,28 @@ from typing import Any
 _lock = threading.Lock()
 _requests: list[dict[str, Any]] = []
 _seen: Counter[str] = Counter()
+_answered: dict[str, list[float]] = {}  # model -> monotonic times of requests let through
 _stop = threading.Event()
 
 
 def _options(model: str) -> tuple[str, dict[str, str]]:
     behaviour, *rest = model.split(";")
     return behaviour, dict(part.split("=", 1) for part in rest if "=" in part)
+
+
+def _over_rate(model: str, opts: dict[str, str]) -> bool:
+    """``rpm=N;window=S``: whether N requests were let through in the last S seconds (the
+    caller holds ``_lock``); if not, this one is let through and counted."""
+    if "rpm" not in opts:
+        return False
+    now = time.monotonic()
+    window = float(opts.get("window", "60"))
+    recent = [t for t in _answered.get(model, []) if t > now - window]
+    if len(recent) >= int(opts["rpm"]):
+        _answered[model] = recent
+        return True
+    _answered[model] = [*recent, now]
+    return False
 
 
 def _words(text: str) -> int:
@@ -81,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
             with _lock:
                 _requests.clear()
                 _seen.clear()
+                _answered.clear()
             self._json(200, {"ok": True})
             return
         if self.path != "/v1/chat/completions":
@@ -88,12 +109,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         body = json.loads(raw)
         model = str(body.get("model", "echo"))
+        behaviour, opts = _options(model)
         with _lock:
+            limited = _over_rate(model, opts)
             _requests.append({"path": self.path, "headers": dict(self.headers.items()),
-                              "body": body})
+                              "body": body, "limited": limited})
             _seen[model] += 1
             count = _seen[model]
-        behaviour, opts = _options(model)
+        if limited:
+            self._fail(429, {"retry_after": "1"})
+            return
         if "fail_first" in opts and count <= int(opts["fail_first"]):
             self._fail(int(opts.get("code", "500")), opts)
             return

@@ -35,7 +35,7 @@ from agentcron.api.dashboard.pages import install as install_dashboard
 from agentcron.api.docs import DOCS_CSP, DOCS_PATH, install_docs
 from agentcron.api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit, TokenFirst
 from agentcron.api.metrics import CONTENT_TYPE, install_gauges, render
-from agentcron.api.routes import agents, alerts, hooks, nodes, runs, triggers, workers
+from agentcron.api.routes import agents, alerts, hooks, nodes, pools, runs, triggers, workers
 from agentcron.engine.metrics import EngineMetrics, WorkerMetrics
 from agentcron.engine.supervisor import Supervisor
 from agentcron.engine.wakeups import RunsReady
@@ -153,7 +153,7 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
         body = await blocking(request, render, registry)
         return Response(body, media_type=CONTENT_TYPE)
 
-    for module in (agents, triggers, runs, workers, nodes, hooks, alerts):
+    for module in (agents, triggers, runs, workers, nodes, hooks, alerts, pools):
         app.include_router(module.router)
     install_dashboard(app)
     # The last added runs first: headers on every answer, then no token in a URL, then no

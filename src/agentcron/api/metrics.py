@@ -3,7 +3,7 @@ database at scrape time, all on the app's own registry.
 
 Gauges (each a bounded query, see ``store.stats``): runs queued, ready and running, runs
 queued in the last 24 h by status, nodes alive and registered, remote workers by state
-(lost: silent past their zombie timeout).
+(lost: silent past their zombie timeout), and each rate-limit pool's window and limits.
 """
 
 from __future__ import annotations
@@ -72,6 +72,30 @@ class DatabaseGauges(Collector):
         for state, count in sorted(read.workers.items()):
             workers.add_metric([state], count)
         yield workers
+        yield from _pool_gauges(self.services)
+
+
+def _pool_gauges(services: Services) -> Iterator[GaugeMetricFamily]:
+    """Per rate-limit pool: what its sliding minute holds and its limits (a limit the pool
+    does not set is left out)."""
+    pools = services.pools.all()
+    used = GaugeMetricFamily("agentcron_pool_requests_in_window", "Runs started in the "
+                             "pool's last minute.", labels=["pool"])
+    tokens = GaugeMetricFamily("agentcron_pool_tokens_in_window", "Tokens of the pool's last "
+                               "minute: reported, or reserved until a run reports.",
+                               labels=["pool"])
+    limits = GaugeMetricFamily("agentcron_pool_limit_per_minute", "A pool's limits per "
+                               "minute.", labels=["pool", "kind"])
+    for pool in pools:
+        used.add_metric([pool.name], pool.requests)
+        tokens.add_metric([pool.name], pool.tokens)
+        if pool.requests_per_minute is not None:
+            limits.add_metric([pool.name, "requests"], pool.requests_per_minute)
+        if pool.tokens_per_minute is not None:
+            limits.add_metric([pool.name, "tokens"], pool.tokens_per_minute)
+    yield used
+    yield tokens
+    yield limits
 
 
 def install_gauges(registry: CollectorRegistry, services: Services) -> None:

@@ -93,6 +93,10 @@ class AgentBody(StrictIn):
     max_per_key: int | None = Field(None, description="with concurrency_key (default 1)")
     key_weights: dict[str, int] | None = Field(None, description=(
         "turns per round of the fair order for some keys (default 1 each)"))
+    pool: str | None = Field(None, description="the rate-limit pool its runs draw from "
+                                               "(/api/v1/pools)")
+    rate: str | None = Field(None, description="its own rate limit across nodes: '60/m' "
+                                               "(also /s, /h)")
 
 
 class AgentCreate(AgentBody):
@@ -127,6 +131,8 @@ class AgentOut(BaseModel):
     concurrency_key: str | None = None
     max_per_key: int | None = None
     key_weights: dict[str, int] | None = None
+    pool: str | None = None
+    rate: str | None = None
 
     @classmethod
     def of(cls, agent: AgentSpec) -> AgentOut:
@@ -351,6 +357,8 @@ class RunOut(BaseModel):
     retry_of: str | None = Field(None, description="The succeeded run this run retries.")
     concurrency_key: str | None = Field(
         None, description="Its key under its agent's concurrency_key, rendered when made.")
+    waiting_reason: str | None = Field(None, description="Why a queued run is not starting: "
+                                       "a pool or rate limit is full.")
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None

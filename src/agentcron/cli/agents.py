@@ -126,6 +126,12 @@ def add(
     key_weight: Annotated[list[str] | None, typer.Option(
         "--key-weight", metavar="KEY=W", help="Keys: give KEY W turns per round of the "
         "fair order (default 1); repeat for more.")] = None,
+    pool: Annotated[str | None, typer.Option(
+        "--pool", metavar="POOL", help="Rate limits: the pool its runs draw from "
+        "(`agentcron pools set`).")] = None,
+    rate: Annotated[str | None, typer.Option(
+        "--rate", metavar="N/UNIT", help="Rate limits: its own rate across every node, "
+        "e.g. 60/m (also /s, /h).")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="Replace the agent of this name if it exists (its triggers stay).")
     ] = False,
@@ -188,6 +194,7 @@ def add(
             "require_approval": require_approval or None}.items() if v is not None} or None,
         concurrency_key=concurrency_key, max_per_key=max_per_key,
         key_weights=_key_weights(key_weight),
+        pool=pool, rate=rate,
     )
     built = agents.build(spec, source="cli")
     # Refusing by default keeps a typo'd name from silently overwriting another agent.

@@ -186,6 +186,9 @@ def print_agent(agent: AgentSpec, busiest: Sequence[tuple[str, int]] | None = No
         ("breaker", "none" if a.pause_after_failures is None else
          f"pause a trigger after {a.pause_after_failures} consecutive failed runs"),
         ("tags", ", ".join(a.tags) if a.tags else "none (runs on nodes given no routing)"),
+        ("rate limits", ", ".join(x for x in (
+            f"pool {a.pool}" if a.pool else "", f"{a.rate} of its own" if a.rate else "")
+            if x) or "none"),
         ("description", a.description),
         ("source", a.source),
         ("created", a.created_at),
@@ -378,11 +381,18 @@ def print_runs(runs: Sequence[Run]) -> None:
             [r.id, r.agent, *([r.concurrency_key or ""] if keyed else []),
              r.trigger_id or "(manual)", r.status.value, r.attempt,
              r.scheduled_for, human_duration(run_duration_s(r)), _tokens(r), _cost(r),
-             r.reason]
+             r.reason or _waiting(r)]
             for r in runs
         ),
         no_wrap=["ID", "STATUS", "SCHEDULED"],
     )
+
+
+def _waiting(run: Run) -> str | None:
+    """Why a queued run is not starting (a pool or rate is full), as a listing shows it."""
+    if run.status.value == "queued" and run.waiting_reason:
+        return f"waiting: {run.waiting_reason}"
+    return None
 
 
 def print_run(run: Run, events: Sequence[RunEvent]) -> None:
@@ -394,6 +404,7 @@ def print_run(run: Run, events: Sequence[RunEvent]) -> None:
         ("trigger", r.trigger_id or "(manual)"),
         ("status", r.status.value),
         ("reason", r.reason),
+        ("waiting", _waiting(r)),
         ("retry of", r.retry_of),
         ("progress", r.progress),
         ("attempt", r.attempt),

@@ -38,6 +38,7 @@ from agentcron.cli import apply as cli_apply
 from agentcron.cli import costs as cli_costs
 from agentcron.cli import mcp as cli_mcp
 from agentcron.cli import nodes as cli_nodes
+from agentcron.cli import pools as cli_pools
 from agentcron.cli import runs as cli_runs
 from agentcron.cli import secrets as cli_secrets
 from agentcron.cli import tokens as cli_tokens
@@ -66,6 +67,7 @@ app.add_typer(cli_tokens.app, name="tokens")
 app.add_typer(cli_workers.app, name="workers")
 app.add_typer(cli_nodes.app, name="nodes")
 app.add_typer(cli_secrets.app, name="secrets")
+app.add_typer(cli_pools.app, name="pools")
 app.command("fire")(cli_runs.fire)
 app.add_typer(cli_costs.app, name="prices")
 app.command("costs")(cli_costs.costs)

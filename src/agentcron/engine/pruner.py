@@ -54,6 +54,7 @@ class Pruner(Service):
         self.store.prune_webhook_deliveries(now - WEBHOOK_DELIVERY_RETENTION)
         # Sent (or given up) alerts are kept as long as runs are.
         self.store.prune_alerts(now - self.retention)
+        self.store.prune_pool_starts(now)
         return total
 
     async def step(self) -> float:

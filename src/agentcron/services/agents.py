@@ -15,6 +15,7 @@ from agentcron.executors.validation import validate_agent_config
 from agentcron.models import AgentKind, AgentSpec, KeyPolicy
 from agentcron.rules.budgets import parse_budget
 from agentcron.rules.keys import check_template, check_weights
+from agentcron.rules.rates import check_pool_name, parse_rate
 from agentcron.rules.routing import check_tags
 from agentcron.schedule.durations import parse_duration
 from agentcron.services.documents import has_masked, restore_masked
@@ -64,6 +65,10 @@ class AgentInput:
     concurrency_key: str | None = None
     max_per_key: int | None = None  # with a concurrency_key; default 1
     key_weights: Mapping[str, int] | None = None  # turns per round of the fair order
+    #: The rate-limit pool its runs draw from (``agentcron pools``); None: none.
+    pool: str | None = None
+    #: Its own rate limit across nodes, ``"60/m"`` (also ``/s``, ``/h``); None: none.
+    rate: str | None = None
 
 
 # The settings any kind of agent has (all but what it is and what it runs), by the names
@@ -142,6 +147,8 @@ class AgentService:
             tags=check_tags(spec.tags if spec.tags is not None else ()),
             scheduling=parse_policy(spec.scheduling),
             keys=parse_keys(spec),
+            pool=None if spec.pool is None else check_pool_name(spec.pool),
+            rate=None if spec.rate is None else parse_rate(spec.rate).text,
         )
 
     def _unmasked(self, spec: AgentInput) -> dict[str, Any]:

@@ -131,6 +131,9 @@ class AgentEntry(BaseModel):
     concurrency_key: str | None = None
     max_per_key: int | None = None
     key_weights: dict[str, int] | None = None
+    # any agent: rate limits across nodes ([pools.NAME]; rules/rates.py)
+    pool: str | None = None
+    rate: str | None = None
     triggers: list[TriggerEntry] = Field(default_factory=list)
     alerts: list[AlertEntry] = Field(default_factory=list)
 
@@ -193,11 +196,21 @@ class PriceEntry(BaseModel):
     output_per_mtok: float
 
 
+class PoolEntry(BaseModel):
+    """``[pools.NAME]``: what the agents naming it may start together, per minute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
 class AgentsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agents: dict[str, AgentEntry] = Field(default_factory=dict)
     prices: dict[str, PriceEntry] = Field(default_factory=dict)
+    pools: dict[str, PoolEntry] = Field(default_factory=dict)
     _folder: Path | None = PrivateAttr(default=None)
 
     @property

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from agentcron.errors import ValidationError
-from agentcron.models import AgentSpec, ModelPrice, TriggerKind
+from agentcron.models import AgentSpec, ModelPrice, Pool, TriggerKind
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
 from agentcron.services.agents_file import AgentsFile
 from agentcron.services.alerts import AlertService
 from agentcron.services.limits import Limits
+from agentcron.services.pools import PoolInput, PoolService
 from agentcron.services.trigger_input import NewTrigger, TriggerInput, with_default_name
 from agentcron.services.triggers import TriggerService
 from agentcron.services.validate import located, now_or_store
@@ -32,6 +33,7 @@ class DeclaredSync:
     def __init__(self, store: Store, agents: AgentService, triggers: TriggerService) -> None:
         self.store = store
         self.alerts = AlertService(store)
+        self.pools = PoolService(store)
         self.agents = agents
         self.triggers = triggers
 
@@ -47,6 +49,9 @@ class DeclaredSync:
         now = now_or_store(self.store, now)
         specs, rows, prices = self._validated(declared, source, now, check_imports)
         rules = self._alert_rules(declared, rows, source)
+        declared_pools = self._pools(declared, source)
+        # Pools before the agents naming them: a run claimed meanwhile finds its pool.
+        self.store.apply_declared_pools(source, declared_pools, now)
         limits = Limits.from_env()
         counts = self.store.apply_declared(
             source, specs, rows, now, declared_prices=prices,
@@ -71,11 +76,13 @@ class DeclaredSync:
         now = now_or_store(self.store, now)
         specs, rows, prices = self._validated(declared, source, now, check_imports=False)
         self._alert_rules(declared, rows, source)  # refused as the sync would refuse them
+        declared_pools = self._pools(declared, source)
         limits = Limits.from_env()
         return self.store.plan_declared(
             source, specs, rows, prices,
             check_total=lambda agent, total: limits.check_trigger_total(
-                agent, total, f"agents.{agent}.triggers"))
+                agent, total, f"agents.{agent}.triggers")) + plan_pools(
+            self.store.list_pools(), declared_pools, source)
 
     def _validated(self, declared: AgentsFile, source: str, now: datetime,
                    check_imports: bool
@@ -105,6 +112,15 @@ class DeclaredSync:
                 prices.append(parse_price(model, price.input_per_mtok, price.output_per_mtok,
                                           source))
         return specs, [t.row() for t in new], prices
+
+    def _pools(self, declared: AgentsFile, source: str) -> list[Pool]:
+        """The file's ``[pools.NAME]``, every one validated."""
+        result = []
+        for name, entry in declared.pools.items():
+            with located(f"pools.{name}"):
+                result.append(self.pools.build(PoolInput(
+                    name, entry.requests_per_minute, entry.tokens_per_minute), source))
+        return result
 
     def _alert_rules(self, declared: AgentsFile, rows: list[dict[str, Any]], source: str
                      ) -> list[tuple[dict[str, Any], tuple[str, str | None]]]:
@@ -144,6 +160,26 @@ class DeclaredSync:
         limits = Limits.from_env()
         return self.store.apply_declared(source, specs, rows, now,
                                          check_total=limits.check_trigger_total)
+
+
+def plan_pools(existing: Sequence[Pool], declared: Sequence[Pool], source: str
+               ) -> list[PlannedChange]:
+    """What ``Store.apply_declared_pools`` would change."""
+    current = {p.name: p for p in existing}
+    planned: list[PlannedChange] = []
+    for pool in declared:
+        was = current.get(pool.name)
+        if was is None:
+            planned.append(PlannedChange("pool", pool.name, "create"))
+            continue
+        changed = [f for f in ("requests_per_minute", "tokens_per_minute", "source")
+                   if getattr(was, f) != getattr(pool, f)]
+        if changed:
+            planned.append(PlannedChange("pool", pool.name, "update", ", ".join(changed)))
+    names = {p.name for p in declared}
+    planned.extend(PlannedChange("pool", p.name, "remove") for p in existing
+                   if p.source == source and p.name not in names)
+    return planned
 
 
 def _folders(declared: AgentsFile) -> list[Path]:

@@ -25,6 +25,7 @@ from agentcron.services.declared import DeclaredSync
 from agentcron.services.follow_ups import FollowUps
 from agentcron.services.nodes import NodeService
 from agentcron.services.pausing import PauseService
+from agentcron.services.pools import PoolService
 from agentcron.services.runs import RunService, RunsPage
 from agentcron.services.spending import Spending
 from agentcron.services.trigger_input import NewTrigger, TriggerInput
@@ -49,6 +50,7 @@ class Services:
         self.spending = Spending(store)
         self.alerts = AlertService(store)
         self.pausing = PauseService(store)
+        self.pools = PoolService(store)
         self.backfills = BackfillService(store, self.triggers)
         self.follow_ups = FollowUps(self.triggers)
         self.workers = WorkerService(store, follow_ups=self.follow_ups)

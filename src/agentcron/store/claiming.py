@@ -33,12 +33,12 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import breaker, follow_ups, keys, transitions
+from agentcron.store import breaker, follow_ups, keys, pools, transitions
 from agentcron.store.alerts import raise_events
 from agentcron.store.bulk import bulk_source, by_primary_key
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
-from agentcron.store.slots import free_slots, hold_shards, read_specs, routed
+from agentcron.store.slots import HeldSlots, free_slots, hold_shards, read_specs, routed
 from agentcron.store.types import UTCDateTime
 
 log = structlog.get_logger(__name__)
@@ -126,6 +126,14 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
              for name, held in capacity.items() if held.spec.keys is not None}
     if keyed:  # agents with a concurrency key: their own per-key locks and fair order
         picks = _merge(picks, keys.pick_keyed(conn, keyed, now), slots)
+    # Rate limits: only when a picked run's agent has a pool or a rate (else no statement).
+    kept, verdict = _rate_limit(conn, capacity, picks, now)
+    if len(kept) < len(picks) == slots:
+        # Runs held back by a full pool must not cost the other agents their slots.
+        kept += _refill(conn, capacity, kept, slots, now)
+    picks = kept
+    if not picks:
+        return []
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
                  "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
                 for run_id, agent, _ in picks]
@@ -157,6 +165,8 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
             deadline_at=deadlines[row["id"]],
             payload=payload,
         ))
+    if verdict is not None:
+        pools.record(conn, verdict, [(r.run_id, r.agent.name, r.attempt) for r in result], now)
     if unreadable:
         record_events(conn, unreadable)
         raise_events(conn, quarantined, now)
@@ -179,6 +189,54 @@ def _merge(plain: list[tuple[str, str, datetime]], keyed: list[keys.KeyedPick], 
         merged += [(p.run_id, p.agent, at) for p, at in zip(agent_picks, times, strict=True)]
     return sorted(merged, key=lambda pick: pick[2])[:slots]
 
+
+Pick = tuple[str, str, datetime]
+"""(run id, agent, run_after) of a run a claim picked."""
+
+
+def _rate_limit(conn: Connection, capacity: dict[str, HeldSlots], picks: list[Pick],
+                now: datetime) -> tuple[list[Pick], pools.Verdict | None]:
+    """The picks (oldest first) that the pools and rates of their agents let start now
+    (``pools.enforce``, which locks the pools; judged in pick order, so a pool's room goes
+    to its oldest ready runs whichever agent they belong to), and the verdict to record
+    them with. The ready runs of agents held back get their reason. Unchanged, with no
+    statement, when no picked run's agent has a pool or a rate."""
+    limited = {agent: capacity[agent].spec for _, agent, _ in picks
+               if pools.limited(capacity[agent].spec)}
+    if not limited:
+        return picks, None
+    verdict = pools.enforce(conn, limited,
+                            [agent for _, agent, _ in picks if agent in limited], now)
+    if verdict.reasons:
+        pools.mark_waiting(conn, verdict.reasons, now)
+    left = dict(verdict.allowed)
+    kept: list[Pick] = []
+    for pick in picks:
+        agent = pick[1]
+        if agent in limited:
+            if left[agent] <= 0:
+                continue
+            left[agent] -= 1
+        kept.append(pick)
+    return kept, verdict
+
+
+def _refill(conn: Connection, capacity: dict[str, HeldSlots], kept: list[Pick],
+            slots: int, now: datetime) -> list[Pick]:
+    """More picks, of the plain agents (no pool, rate or key), for the slots that a claim's
+    held-back runs left: each such agent is asked for what it had plus what is left
+    (``_pick`` returns the same oldest runs first; on PostgreSQL this transaction's own
+    locks do not skip them), and the runs already kept are left out."""
+    free = slots - len(kept)
+    had = {agent: sum(1 for _, a, _ in kept if a == agent) for agent in capacity}
+    wanted = {agent: min(held.total, had[agent] + free) for agent, held in capacity.items()
+              if not pools.limited(held.spec) and held.spec.keys is None
+              and held.total > had[agent]}
+    if not wanted:
+        return []
+    taken = {run_id for run_id, _, _ in kept}
+    more = [pick for pick in _pick(conn, wanted, slots, now) if pick[0] not in taken]
+    return more[:free]
 
 def _pick(conn: Connection, wanted: dict[str, int], slots: int, now: datetime
           ) -> list[tuple[str, str, datetime]]:
@@ -315,6 +373,7 @@ def finish(
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
     applied_rows = conn.execute(transitions.finish(source, node_id)).all()
     attempts = {row.id: row.attempt for row in applied_rows}
+    pools.report_usage(conn, outcomes, attempts)
     trigger_of = {row.id: row.trigger_id for row in applied_rows}
     tripped = breaker.count_outcomes(conn, locked, [
         breaker.FinalOutcome(o.run_id, trigger_of[o.run_id], o.status is RunStatus.FAILED,

@@ -59,7 +59,7 @@ from agentcron.models import (
     RunStatus,
 )
 from agentcron.rules.routing import Routing
-from agentcron.store import keys, transitions
+from agentcron.store import keys, pools, transitions
 from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.fire_plan import (
@@ -361,6 +361,9 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
 
     if slots <= 0:
         return [], [run for run in ready if waits_for_slot(run)]
+    # Rate-limited agents (a pool or a rate) are never claimed here: their runs queue and
+    # ``claim_runs`` judges every start of theirs against the limit's window.
+    specs = {name: spec for name, spec in specs.items() if not pools.limited(spec)}
     due_agents = {r["agent"] for r in ready if not is_ahead(r)}
     budgeted = {name for name, spec in specs.items() if spec.budget is not None}
     specs = {name: spec for name, spec in specs.items()

@@ -43,6 +43,8 @@ def agent_from_row(row: RowMapping, box: SecretBox) -> AgentSpec:
         tags=tuple(row["tags"] or ()),
         scheduling=policy_from_json(row["scheduling"]),
         keys=keys_from_json(row.get("keys")),
+        pool=row["pool"],
+        rate=row["rate"],
     )
 
 
@@ -64,6 +66,8 @@ def agent_to_row(agent: AgentSpec, box: SecretBox) -> dict[str, Any]:
         "tags": list(agent.tags) or None,
         "scheduling": policy_to_json(agent.scheduling),
         "keys": keys_to_json(agent.keys),
+        "pool": agent.pool,
+        "rate": agent.rate,
     }
 
 
@@ -133,6 +137,7 @@ def run_from_row(row: RowMapping) -> Run:
         stderr=row["stderr"],
         retry_of=row["retry_of"],
         concurrency_key=row.get("concurrency_key"),
+        waiting_reason=row.get("waiting_reason"),
     )
 
 

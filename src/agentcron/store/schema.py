@@ -59,6 +59,10 @@ agents = Table(
     Column("scheduling", JSON),
     # The concurrency key policy (``rules.keys.keys_to_json``; migration 0013). Null: none.
     Column("keys", JSON),
+    # The rate-limit pool the agent draws from and its own rate (``rules.rates``;
+    # migration 0014); null: none.
+    Column("pool", String(100)),
+    Column("rate", String(32)),
 )
 
 triggers = Table(
@@ -158,6 +162,8 @@ runs = Table(
     Column("shard", SmallInteger, nullable=False, server_default="0"),
     # Its agent's concurrency key, rendered when the run was made (``rules/keys.py``).
     Column("concurrency_key", String(200)),
+    # Why a queued run is not starting (a rate limit or pool full; migration 0014).
+    Column("waiting_reason", Text),
     # Guarantee 1: one run per (trigger, scheduled time), enforced here and nowhere else.
     UniqueConstraint("trigger_id", "scheduled_for", name="uq_runs_trigger_scheduled"),
     Index(
@@ -297,6 +303,32 @@ webhook_deliveries = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("run_id", String(36)),
     Index("ix_webhook_deliveries_received_at", "received_at"),
+)
+
+# Rate-limit pools several agents draw from (migration 0014; ``store/pools.py``).
+pools = Table(
+    "pools",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("requests_per_minute", BigInteger),
+    Column("tokens_per_minute", BigInteger),
+    Column("source", String(16), nullable=False, server_default="cli"),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The starts in the sliding window of each limit: a pool's name, or ``agent:NAME`` for an
+# agent's own rate. Tokens are reserved at the start and replaced by the reported usage.
+pool_starts = Table(
+    "pool_starts",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("pool", String(120), primary_key=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("reserved_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("used_tokens", BigInteger),
+    Index("ix_pool_starts_pool", "pool", "started_at"),
+    Index("ix_pool_starts_started_at", "started_at"),
 )
 
 model_prices = Table(

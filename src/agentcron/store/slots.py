@@ -147,7 +147,10 @@ def hold_shards(conn: Connection, specs: dict[str, AgentSpec], want: int
 
 
 def _budgeted(spec: AgentSpec) -> bool:
-    return spec.budget is not None and spec.budget.has_limits
+    """Whether a claim must judge all of the agent's starts in one order: a budget, or a
+    rate limit (its own ``rate`` or a pool's; ``store/pools.py``)."""
+    return ((spec.budget is not None and spec.budget.has_limits)
+            or spec.pool is not None or spec.rate is not None)
 
 
 def free_slots(conn: Connection, specs: dict[str, AgentSpec], held: dict[str, list[int]],

@@ -61,6 +61,7 @@ from agentcron.store.history import RunFilter
 from agentcron.store.liveness import HeartbeatResult, NodeInfo, SweepResult
 from agentcron.store.notify import take_topics
 from agentcron.store.pausing import Selection
+from agentcron.store.pooling import PoolOperations
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
 from agentcron.store.tokens import ApiToken
@@ -75,7 +76,7 @@ class StoreTimeSample(NamedTuple):
     monotonic_before: float
     monotonic_after: float
 
-class Store(AlertOperations, WorkerOperations):
+class Store(AlertOperations, WorkerOperations, PoolOperations):
     def __init__(self, url: str, *, pool_size: int = 5, secrets: SecretBox | None = None
                  ) -> None:
         """``secrets``: the box that seals secrets at rest; by default the one

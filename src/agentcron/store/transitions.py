@@ -18,6 +18,7 @@ insert      none -> queued (running if claimed)     fire_due (firing)           
 skip        none -> skipped (overlap rule)          fire_due, deliver           as insert
             queued -> skipped (over budget)         budgets.enforce in claims   shards (d)
 claim       queued -> running                       claim_runs (claiming)       shards (d)
+wait        queued -> queued (waiting_reason set)   claim_runs (claiming/pools) shards, pools
 quarantine  running -> failed (row unreadable)      claim_runs (claiming)       shards (d)
 finish      running -> succeeded/failed/cancelled   finish (claiming)           fenced (a)
             cancelled for time -> succeeded         finish (claiming)           fenced (a)
@@ -188,6 +189,7 @@ def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
             started_at=now,
             heartbeat_at=now,
             progress=None,  # a new attempt has reported nothing yet
+            waiting_reason=None,  # it waits no more
             deadline_at=source["deadline_at"],
             shard=source["shard"],
         )
@@ -199,6 +201,19 @@ def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
             type_coerce(runs.c.payload, String).label("payload"),
         )
     )
+
+
+def waiting(agent: str, reason: str, now: datetime, limit: int) -> Update:
+    """wait: the ``limit`` oldest ready queued runs of ``agent`` stay queued, saying why
+    (a pool or rate is full; ``store/pools.py``); only those that do not say so already
+    are written. ``claim`` clears it."""
+    oldest = (select(runs.c.id)
+              .where(runs.c.agent == agent, runs.c.status == _QUEUED, runs.c.run_after <= now)
+              .order_by(runs.c.run_after).limit(limit))
+    return (update(runs)
+            .where(runs.c.id.in_(oldest.scalar_subquery()),
+                   or_(runs.c.waiting_reason.is_(None), runs.c.waiting_reason != reason))
+            .values(waiting_reason=reason))
 
 
 def quarantine(run_id: str, lease: int, problem: str, now: datetime) -> Update:

@@ -327,8 +327,10 @@ def install(app: FastAPI) -> None:
         listed = await blocking(request, svc.agents.all)
         usage = await blocking(request, usage_by_day, svc, 7)
         budgets = await blocking(request, svc.spending.budget_states, listed)
+        pools = await blocking(request, svc.pools.all)
         return render("agents.html", request, session, agents=listed, usage=usage,
-                      budgets=budgets, target=agent_target, describe_budget=describe_budget,
+                      budgets=budgets, pools=pools, target=agent_target,
+                      describe_budget=describe_budget,
                       note=request.query_params.get("note"))
 
     @page("/alerts")
