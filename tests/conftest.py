@@ -133,3 +133,15 @@ def cli(db_url: str) -> Cli:
         return runner.invoke(app, ["--db", db_url, *args])
 
     return invoke
+
+
+@pytest.fixture
+def ok(cli: Cli) -> Callable[..., str]:
+    """Run a command that must succeed; return its stdout."""
+
+    def run(*args: str) -> str:
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
+        return str(result.stdout)
+
+    return run

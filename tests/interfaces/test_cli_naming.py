@@ -14,24 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from agentcron.api.schemas import AgentOut
 from agentcron.store import Store
 from tests.conftest import Cli
-
-
-@pytest.fixture
-def ok(cli: Cli) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        result = cli(*args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    return run
-
-
-
 
 # -- triggers by name, runs by prefix -------------------------------------------------------
 

@@ -26,16 +26,6 @@ SLEEPY = {"kind": "python", "config": {"target": "tests.support.agents:sleepy"},
           "timeout": "60s"}
 
 
-@pytest.fixture
-def ok(cli: Cli) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        result = cli(*args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    return run
-
-
 def test_cli_sets_shows_and_filters_by_key(ok: Callable[..., str], cli: Cli) -> None:
     shown = json.loads(ok("agents", "add", "k", "--python", "agentcron.examples:noop",
                           "--concurrency-key", "{{ tenant }}", "--max-per-key", "2",

@@ -29,16 +29,6 @@ from tests.support.procs import ServeProcess
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
 
 
-@pytest.fixture
-def ok(cli: Cli) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        result = cli(*args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    return run
-
-
 def test_pools_set_list_delete_and_agents_that_name_them(ok: Callable[..., str], cli: Cli
                                                           ) -> None:
     shown = json.loads(ok("pools", "set", "openai", "--rpm", "500", "--tpm", "200000",

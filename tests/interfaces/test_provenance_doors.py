@@ -28,16 +28,6 @@ from tests.support.helpers import add_agent, mcp_trigger
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
 
 
-@pytest.fixture
-def ok(cli: Cli) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        result = cli(*args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    return run
-
-
 def _api(store: Store, token_name: str, requests: list[tuple[str, str, Any]]
          ) -> list[httpx.Response]:
     _, token = Access(store).create_token(token_name, "admin")

@@ -22,16 +22,6 @@ from tests.support.api_server import ApiServer, api_server
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
 
 
-@pytest.fixture
-def ok(cli: Cli) -> Callable[..., str]:
-    def run(*args: str) -> str:
-        result = cli(*args)
-        assert result.exit_code == 0, (args, result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    return run
-
-
 def test_agents_add_takes_repeated_tags(ok: Callable[..., str], cli: Cli) -> None:
     shown = json.loads(ok("agents", "add", "r", "--python", "agentcron.examples:noop",
                           "--tag", "gpu", "--tag", "cuda", "--json"))
