@@ -158,6 +158,9 @@ def test_the_readme_example_keys_each_tenants_runs(tmp_path: Path) -> None:
         Services(store).sync_agents_file(load_agents_file(path))
         spec = store.get_agent("inbox-summary")
         assert spec.keys == KeyPolicy("{{ tenant }}", 2, {"acme": 3})
+        assert spec.pool == "provider"
+        [pool] = store.list_pools()
+        assert (pool.name, pool.requests_per_minute) == ("provider", 500)
         due, _ = store.next_due_at()
         assert due is not None
         store.fire_due(due + timedelta(seconds=1))
