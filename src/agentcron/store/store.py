@@ -48,10 +48,10 @@ from agentcron.store import (
     pausing,
     pricing,
     stats,
-    tokens,
     webhooks,
 )
 from agentcron.store import secrets as store_secrets
+from agentcron.store.accessing import AccessOperations
 from agentcron.store.alerting import AlertOperations
 from agentcron.store.claiming import FinishResult
 from agentcron.store.database import db_now, make_engine, normalise_url, read_tx, write_tx
@@ -64,7 +64,6 @@ from agentcron.store.pausing import Selection
 from agentcron.store.pooling import PoolOperations
 from agentcron.store.secrets import SecretBox
 from agentcron.store.stats import ActiveCounts, AgentDayUsage, LagSample
-from agentcron.store.tokens import ApiToken
 from agentcron.store.webhooks import Delivery, WebhookTarget
 from agentcron.store.working import WorkerOperations
 
@@ -76,7 +75,7 @@ class StoreTimeSample(NamedTuple):
     monotonic_before: float
     monotonic_after: float
 
-class Store(AlertOperations, WorkerOperations, PoolOperations):
+class Store(AlertOperations, WorkerOperations, PoolOperations, AccessOperations):
     def __init__(self, url: str, *, pool_size: int = 5, secrets: SecretBox | None = None
                  ) -> None:
         """``secrets``: the box that seals secrets at rest; by default the one
@@ -432,51 +431,6 @@ class Store(AlertOperations, WorkerOperations, PoolOperations):
         model or (UTC) day; at most ``limit`` groups. See ``costs.cost_report``."""
         with self._read() as conn:
             return costs.cost_report(conn, by, since, until, limit)
-
-    # -- API tokens and dashboard sessions (hashes only) ----------------------------------
-
-    def create_token(self, name: str, scope: str, token_hash: str,
-                     now: datetime | None = None, agents: list[str] | None = None
-                     ) -> ApiToken:
-        """Store a token's hash (and a worker token's agents); ConflictError if the name
-        is taken."""
-        with self._write() as conn:
-            return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now),
-                                       agents)
-
-    def list_tokens(self) -> list[ApiToken]:
-        with self._read() as conn:
-            return tokens.list_tokens(conn)
-
-    def count_tokens(self) -> int:
-        with self._read() as conn:
-            return tokens.count_tokens(conn)
-
-    def revoke_token(self, name: str) -> None:
-        """Delete the token and its dashboard sessions; NotFoundError if unknown."""
-        with self._write() as conn:
-            tokens.revoke_token(conn, name)
-
-    def token_by_hash(self, token_hash: str, now: datetime | None = None) -> ApiToken | None:
-        """One unique-index lookup; refreshes last_used_at at most once a minute (a row
-        lock on the token for that short update only)."""
-        with self._write() as conn:
-            return tokens.token_by_hash(conn, token_hash, db_now(conn, now))
-
-    def create_session(self, id_hash: str, token_name: str, csrf_token: str,
-                       expires_at: datetime, now: datetime | None = None) -> None:
-        with self._write() as conn:
-            tokens.create_session(conn, id_hash, token_name, csrf_token, db_now(conn, now),
-                                  expires_at)
-
-    def session_by_hash(self, id_hash: str, now: datetime | None = None
-                        ) -> tuple[ApiToken, str] | None:
-        with self._read() as conn:
-            return tokens.session_by_hash(conn, id_hash, db_now(conn, now))
-
-    def delete_session(self, id_hash: str) -> None:
-        with self._write() as conn:
-            tokens.delete_session(conn, id_hash)
 
     # -- secrets at rest ------------------------------------------------------------------
 
