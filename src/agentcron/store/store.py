@@ -8,6 +8,7 @@ clock on PostgreSQL, so nodes with skewed clocks agree on what is due and what i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -101,8 +102,13 @@ class Store(AlertOperations, WorkerOperations, PoolOperations, AccessOperations)
         with write_tx(self.engine) as conn:
             try:
                 yield conn
-            finally:
-                topics = take_topics(conn)
+            except BaseException:
+                # Rolled back: nothing was announced. A connection the database dropped
+                # cannot even be asked (a PendingRollbackError would hide the outage).
+                with contextlib.suppress(Exception):
+                    take_topics(conn)
+                raise
+            topics = take_topics(conn)
         for topic in topics:  # committed: tell this process's own listeners
             for listener in list(self.local_listeners):
                 listener(topic)

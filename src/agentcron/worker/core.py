@@ -411,7 +411,10 @@ class Worker:
     def _revoke(self, run_ids: list[str]) -> None:
         wanted = set(run_ids)
         for held in list(self.held.values()):
-            if held.work.id not in wanted:
+            if held.work.id not in wanted or held.sending:
+                # Sending: its outcome is on its way (perhaps already written, carried by a
+                # claim); the answer to it says what became of the run, and cancelling the
+                # send would lose that answer and count a finished run as revoked.
                 continue
             held.revoked = True
             self.stats.revoked += 1
