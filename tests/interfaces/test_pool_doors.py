@@ -107,8 +107,12 @@ def test_the_api_sets_lists_and_deletes_pools(pg_url: str, tmp_path: Path) -> No
         wait_until(lambda: sum(server.store.get_run(r).status is RunStatus.SUCCEEDED
                                for r in runs) == 2, 30, "two runs to succeed")
         held = next(r for r in runs if server.store.get_run(r).status is RunStatus.QUEUED)
-        doc = api.get(f"/api/v1/runs/{held}").json()
+        # The reason is written by the first claim that finds the pool full, which may
+        # come a poll after the second run's success.
+        doc = wait_until(lambda: (d := api.get(f"/api/v1/runs/{held}").json())
+                         ["waiting_reason"] and d, 10, "the held run to say why it waits")
         assert doc["waiting_reason"] == "pool openai at 2/2 requests/min"
+        assert doc["status"] == "queued"
         [listed] = api.get("/api/v1/pools").json()
         assert (listed["requests_in_window"], listed["agents"]) == (2, ["a"])
         metrics = api.get("/metrics").text

@@ -47,7 +47,7 @@ def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting to be reaped has stopped running)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between the open and the read
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
