@@ -2,14 +2,18 @@
 
 A small HTTP/1.1 server on loopback, in its own process (``python -m chaos.receiver``), so
 that killing, pausing or restarting nodes and the database never touches it. For every
-request it records one line (tab-separated, appended to ``--out``)::
+request it records one line of nine tab-separated fields, appended to ``--out``::
 
-    received_at  answered_at  run_id  attempt  trigger_id  scheduled_for  idempotency_key  delivered
+    received_at  answered_at  run_id  attempt  trigger_id  scheduled_for  idempotency_key
+    delivered  gone_at
 
 and answers ``200`` after holding the request for the payload's ``hold`` seconds (so runs
 take time and are in flight when a fault strikes). ``delivered`` is 1 when the 200 was
 written to a connection that was still open, 0 when the client had gone (its node was
 killed or drained mid-request): only a delivered request counts as a successful delivery.
+``gone_at`` is when the client closed the connection while its request was held (empty if
+it stayed): with ``received_at`` it bounds when an attempt was executing, so two attempts
+of one run can be seen to overlap or not.
 
 It prints ``listening PORT`` on stdout once it accepts connections, and on SIGTERM writes
 what it still buffers and exits.
@@ -59,6 +63,7 @@ class Receiver(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.busy = False
+        self.gone_at = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -66,6 +71,8 @@ class Receiver(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.busy:
+            self.gone_at = f"{time.time():.6f}"
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -118,7 +125,7 @@ class Receiver(asyncio.Protocol):
         delivered = not self.closed and not self.transport.is_closing()
         if delivered:
             self.transport.write(RESPONSE)
-        fields.append("1" if delivered else "0")
+        fields.extend(["1" if delivered else "0", self.gone_at])
         self.ledger.add(fields)
         self._next()
 

@@ -85,13 +85,18 @@ def figures(storm: Storm) -> dict[str, Any]:
     runs_per_key: dict[tuple[str, int], set[str]] = defaultdict(set)
     early_deliveries = 0
     answered_at: dict[tuple[str, int], float] = {}
+    # When each attempt executed, as the receiver saw it: from its request to its answer or
+    # to its client going away, whichever came first (and whether it went away).
+    spans: dict[tuple[str, int], tuple[float, float, bool]] = {}
     if storm.ledger_path.exists():
         with storm.ledger_path.open(encoding="utf-8") as ledger:
             for line in ledger:
                 parts = line.rstrip("\n").split("\t")
-                if len(parts) != 8:
+                if len(parts) != 9:
                     continue
-                got, answered, run_id, attempt, trigger_id, scheduled, _key, ok = parts
+                got, answered, run_id, attempt, trigger_id, scheduled, _key, ok, gone = parts
+                ended = min(float(answered), float(gone)) if gone else float(answered)
+                spans[(run_id, int(attempt))] = (float(got), ended, bool(gone))
                 requests += 1
                 scheduled_us = _epoch_us(scheduled)
                 runs_per_key[(trigger_id, scheduled_us)].add(run_id)
@@ -187,6 +192,7 @@ def figures(storm: Storm) -> dict[str, Any]:
             "max": round(lags[-1], 3) if lags else None,
         },
         "_answered_at": answered_at,
+        "_spans": spans,
         "_released": released,
         "_events": events,
         "_rows": rows,
