@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from chaos.common import common
 from chaos.harness import Storm, log
 from chaos.pg import Cluster, exclusive
-from chaos.scenarios import SCENARIOS, _common
+from chaos.scenarios import SCENARIOS
 from chaos.verdict import figures, public, verdict_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,7 +62,15 @@ def run(name: str, duration: float | None, seed: int | None, out: Path | None) -
     if problem:
         print(f"chaos: cannot run: {problem}", file=sys.stderr)
         return 2
-    storm = Storm(name, duration_s, nodes=scenario.nodes, agents=scenario.agents, seed=seed)
+    if scenario.network.hosts:
+        from chaos import hosts
+
+        problem = hosts.check()
+        if problem:
+            print(f"chaos: cannot run {name}: {problem}", file=sys.stderr)
+            return 2
+    storm = Storm(name, duration_s, nodes=scenario.nodes, agents=scenario.agents, seed=seed,
+                  network=scenario.network, plan=scenario.groups(duration_s))
     started = datetime.now(UTC)
     began = time.monotonic()
     with exclusive(storm.cluster):
@@ -74,7 +83,7 @@ def run(name: str, duration: float | None, seed: int | None, out: Path | None) -
             storm.sample()
             postgres = storm.cluster.server_version()
             figs = figures(storm)
-            extra, failures = _common(storm, figs)
+            extra, failures = common(storm, figs)
             if scenario.check is not None:
                 more, more_failures = scenario.check(storm, figs)
                 extra.update(more)
@@ -102,6 +111,7 @@ def run(name: str, duration: float | None, seed: int | None, out: Path | None) -
         "commit": git_commit(),
         "seed": storm.seed,
         "settings": {"nodes": storm.node_options.as_dict(),
+                     "network": storm.network.as_dict(),
                      "agents": {name: a.as_dict() for name, a in storm.agents.items()},
                      "triggers": [g.as_dict() for g in storm.groups],
                      "cluster": f"{storm.cluster.version}/{storm.cluster.name}:"

@@ -31,6 +31,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import runs
+from chaos.hosts import Hosts, Network
 from chaos.pg import HARNESS_APP, Cluster
 from tests.support.procs import REPO, ServeProcess
 
@@ -133,9 +134,11 @@ class Fault:
 class Node:
     """One ``agentcron serve`` process the storm started."""
 
-    def __init__(self, proc: ServeProcess, env: dict[str, str]) -> None:
+    def __init__(self, proc: ServeProcess, env: dict[str, str], netns: str | None = None
+                 ) -> None:
         self.proc = proc
         self.env = env
+        self.netns = netns
         self.started_at = time.time()
         self.exit_code: int | None = None
         self.paused = False
@@ -147,6 +150,13 @@ class Node:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def host(self) -> str:
+        """The network namespace the node runs in (scenarios with hosts of their own)."""
+        if self.netns is None:
+            raise RuntimeError(f"{self.id} runs in the root namespace")
+        return self.netns
 
     def alive(self) -> bool:
         return self.proc.proc.poll() is None
@@ -164,7 +174,9 @@ class Node:
 class Storm:
     def __init__(self, scenario: str, duration_s: float, *, nodes: NodeOptions,
                  agents: dict[str, AgentOptions], seed: int | None = None,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, network: Network | None = None,
+                 plan: list[TriggerGroup] | None = None) -> None:
+        """``plan``: the trigger groups the scenario adds (``add_triggers(storm.plan)``)."""
         self.scenario = scenario
         self.duration_s = duration_s
         self.node_options = nodes
@@ -172,10 +184,15 @@ class Storm:
         self.seed = seed if seed is not None else int(time.time())
         self.rng = random.Random(self.seed)
         self.cluster = Cluster.from_env()
+        self.network = network or Network()
+        self.hosts = Hosts(self.cluster.port) if self.network.hosts else None
+        self.delay: subprocess.Popen[str] | None = None
+        self.node_url = ""  # the database as the nodes reach it
         self.workdir = workdir or Path(os.environ.get("CHAOS_WORKDIR", "/tmp/agentcron-chaos")
                                        ) / scenario
         self.nodes: list[Node] = []
-        self.groups: list[TriggerGroup] = []
+        self.plan = plan or []
+        self.groups: list[TriggerGroup] = []  # the groups added
         self.faults: list[Fault] = []
         self.samples: list[dict[str, Any]] = []
         self.url = ""
@@ -198,8 +215,20 @@ class Storm:
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
         self.cluster.ensure()
+        receiver_host = "127.0.0.1"
+        if self.hosts is not None:
+            self.hosts.setup()
+            receiver_host = self.hosts.gateway
+        listen = None if self.hosts is None else (self.hosts.gateway, self.hosts.subnet)
+        if self.cluster.listen_also(*(listen or (None, None))):
+            self.cluster.stop()
         self.cluster.start()
-        self.url = self.cluster.fresh_database()
+        self.url = self.node_url = self.cluster.fresh_database()
+        if self.hosts is not None:
+            self.node_url = self.url.replace("@127.0.0.1:", f"@{self.hosts.gateway}:")
+        if self.network.delay_ms:
+            port = self._start_delay(receiver_host)
+            self.node_url = self.node_url.replace(f":{self.cluster.port}/", f":{port}/")
         store = Store(self.url)
         try:
             store.upgrade()
@@ -208,12 +237,12 @@ class Storm:
         self.engine = create_engine(
             self.url, pool_pre_ping=True, pool_size=2,
             connect_args={"application_name": HARNESS_APP, "connect_timeout": 5})
-        self._start_receiver()
+        self._start_receiver(receiver_host)
         store = Store(self.url)
         try:
             services = Services(store)
             for name, options in self.agents.items():
-                config = ({"url": f"http://127.0.0.1:{self.receiver_port}/run"}
+                config = ({"url": f"http://{receiver_host}:{self.receiver_port}/run"}
                           if options.kind == "http" else {"target": "chaos.agents:noop"})
                 services.add_agent(services.build_agent(
                     name, options.kind, config,
@@ -224,18 +253,32 @@ class Storm:
         log(f"{self.scenario}: database {self.url} on cluster "
             f"{self.cluster.version}/{self.cluster.name}, receiver on port {self.receiver_port}")
 
-    def _start_receiver(self) -> None:
+    def _helper(self, name: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+        """Start ``python -m chaos.NAME ARGS``, a process of the suite's own that prints
+        ``listening PORT`` once it accepts connections."""
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-        self.receiver = subprocess.Popen(
-            [sys.executable, "-m", "chaos.receiver", "--out", str(self.ledger_path)],
-            stdout=subprocess.PIPE, stderr=(self.workdir / "receiver.log").open("ab"),
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"chaos.{name}", *args],
+            stdout=subprocess.PIPE, stderr=(self.workdir / f"{name}.log").open("ab"),
             text=True, env=env, cwd=self.workdir)
-        assert self.receiver.stdout is not None
-        line = self.receiver.stdout.readline().split()
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
         if line[:1] != ["listening"]:
-            raise RuntimeError(f"the receiver did not start: {line}")
-        self.receiver_port = int(line[1])
+            proc.kill()
+            raise RuntimeError(f"chaos.{name} did not start: {line}")
+        return proc, int(line[1])
+
+    def _start_receiver(self, host: str) -> None:
+        self.receiver, self.receiver_port = self._helper(
+            "receiver", "--out", str(self.ledger_path), "--host", host)
+
+    def _start_delay(self, host: str) -> int:
+        self.delay, port = self._helper(
+            "delay", "--listen", host, "--to", f"127.0.0.1:{self.cluster.port}",
+            "--delay-ms", f"{self.network.delay_ms:g}",
+            "--jitter-ms", f"{self.network.jitter_ms:g}", "--seed", str(self.seed))
+        return port
 
     def add_triggers(self, groups: list[TriggerGroup], lead_s: float = 3.0) -> None:
         """Create every group's triggers, all starting on the same whole second a little
@@ -278,12 +321,14 @@ class Storm:
         self._counter += 1
         node_id = f"{self.scenario}-{prefix}{self._counter}"
         opts = self.node_options
+        netns = None if self.hosts is None else self.hosts.add(self._counter)
         proc = ServeProcess(
-            self.url, node_id, self.workdir, zombie_timeout=opts.zombie_timeout,
+            self.node_url, node_id, self.workdir, zombie_timeout=opts.zombie_timeout,
             drain_timeout=opts.drain_timeout, heartbeat_interval=opts.heartbeat_interval,
             poll_interval=opts.poll_interval,
-            extra=["--max-inflight", str(opts.max_inflight)], env=env)
-        node = Node(proc, env or {})
+            extra=["--max-inflight", str(opts.max_inflight)], env=env,
+            wrapper=None if netns is None else ["ip", "netns", "exec", netns])
+        node = Node(proc, env or {}, netns)
         self.nodes.append(node)
         if wait:
             proc.wait_for_log("node_started", timeout=60)
@@ -443,9 +488,12 @@ class Storm:
         for node in self.nodes:
             node.proc.signal(signal.SIGCONT)
             node.proc.cleanup()
-        if self.receiver is not None and self.receiver.poll() is None:
-            self.receiver.kill()
-            self.receiver.wait(timeout=10)
+        for helper in (self.receiver, self.delay):
+            if helper is not None and helper.poll() is None:
+                helper.kill()
+                helper.wait(timeout=10)
+        if self.hosts is not None:
+            self.hosts.teardown()
         if self.engine is not None:
             self.engine.dispose()
         if os.environ.get("CHAOS_KEEP_CLUSTER") != "1":  # left running to look at

@@ -113,6 +113,29 @@ class Cluster:
         if done.returncode not in (0, 2):
             raise ClusterError(f"pg_ctlcluster {action}: {(done.stderr or done.stdout).strip()}")
 
+    def listen_also(self, address: str | None, subnet: str | None) -> bool:
+        """Listen on ``address`` as well as loopback, trusting connections from ``subnet``
+        (``chaos.hosts``), or on loopback alone when None. Returns whether the setting
+        changed: a restart applies it."""
+        conf = Path(f"/etc/postgresql/{self.version}/{self.name}")
+        extra = conf / "conf.d" / "agentcron-hosts.conf"
+        wanted = None if address is None else f"listen_addresses = '127.0.0.1,{address}'\n"
+        had = extra.read_text() if extra.exists() else None
+        if subnet is not None:
+            hba = conf / "pg_hba.conf"
+            line = f"host all all {subnet} trust"
+            if line not in hba.read_text().splitlines():
+                with hba.open("a") as out:
+                    out.write(line + "\n")
+        if wanted == had:
+            return False
+        if wanted is None:
+            extra.unlink()
+        else:
+            extra.parent.mkdir(parents=True, exist_ok=True)
+            extra.write_text(wanted)
+        return True
+
     def start(self) -> None:
         self.ctl("start")
         self.wait_ready()

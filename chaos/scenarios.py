@@ -1,19 +1,20 @@
-"""The six scenarios. Each one starts real ``agentcron serve`` processes on the suite's own
+"""The scenarios. Each one starts real ``agentcron serve`` processes on the suite's own
 PostgreSQL cluster, adds interval triggers whose ``http`` agent posts to the counting
 receiver, injects its faults in real time for the duration, lets the runs settle, and adds
-its own checks to the common figures (``chaos.verdict``)."""
+its own checks to the common figures (``chaos.verdict``). The first six run every node on
+this host (``chaos.local``); ``partition``, ``slow-link`` and ``flaky-link`` give each node
+a network namespace of its own (``chaos.hosts``) and fault the links between them
+(``chaos.links``). This module is the table."""
 
 from __future__ import annotations
 
-import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.harness import AGENT, AgentOptions, Fault, NodeOptions, Storm, TriggerGroup, log
-from chaos.trend import LeakBound, Trend, allowed_rise, leak, trend
-from chaos.verdict import error_lines
+from chaos import links, local
+from chaos.harness import AGENT, AgentOptions, NodeOptions, Storm, TriggerGroup
+from chaos.hosts import Network
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Scenario:
     groups: Callable[[float], list[TriggerGroup]]
     storm: Callable[[Storm], None]
     nodes: NodeOptions = field(default_factory=NodeOptions)
+    network: Network = field(default_factory=Network)
     agents: dict[str, AgentOptions] = field(default_factory=lambda: {AGENT: AgentOptions()})
     check: Callable[[Storm, dict[str, Any]], tuple[dict[str, Any], list[str]]] | None = None
     # How long to wait after the storm for every due run to end. A wait, not a speed check
@@ -31,336 +33,6 @@ class Scenario:
     # other work once took 50 s to recover from a kill, so the wait leaves room for more.
     settle_s: float = 240.0
     sample_every_s: Callable[[float], float] = lambda duration: 5.0
-
-
-def _pick(storm: Storm, exclude: set[str] | None = None) -> Any:
-    candidates = [n for n in storm.live_nodes() if n.id not in (exclude or set())
-                  and not n.paused]
-    return storm.rng.choice(candidates)
-
-
-def _pick_busiest(storm: Storm) -> Any:
-    """The live node holding the most running runs (a random one among equals): the firing
-    node claims what it fires, so a random node may hold none, and pausing it would test
-    nothing."""
-    held = storm.running_by_node()
-    candidates = [n for n in storm.live_nodes() if not n.paused]
-    most = max(held.get(n.id, 0) for n in candidates)
-    return storm.rng.choice([n for n in candidates if held.get(n.id, 0) == most])
-
-
-def _checks_exit_codes(storm: Storm) -> list[str]:
-    """Every node the storm stopped gracefully (or that is stopped at the end) exited 0."""
-    return [f"{n.id} exited {n.exit_code}" for n in storm.nodes
-            if n.exit_code not in (0, -9)]
-
-
-def _common(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    errors = error_lines(storm)
-    crashed = [line for line in errors if "service_crashed" in line]
-    failures = _checks_exit_codes(storm)
-    if crashed:
-        failures.append(f"{len(crashed)} service_crashed lines in the logs")
-    return {"error_lines": len(errors), "error_examples": errors[:10]}, failures
-
-
-# -- 1. kill ----------------------------------------------------------------------------------
-
-
-def _kill(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm_groups(storm))
-    storm.begin()
-    offset = 10.0
-    while offset < storm.duration_s - 2:
-        storm.at(offset)
-        victim = _pick(storm)
-        storm.kill9(victim)
-        replacement = storm.start_node(wait=False)
-        log(f"kill -9 {victim.id} (pid {victim.pid}); started {replacement.id}")
-        offset += 10.0
-    storm.at(storm.duration_s)
-
-
-# -- 2. pause ----------------------------------------------------------------------------------
-
-
-def _pause(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm_groups(storm))
-    storm.begin()
-    zombie = _seconds(storm.node_options.zombie_timeout)
-    hold = zombie + 3.0
-    offset = 5.0
-    while offset + hold < storm.duration_s:
-        storm.at(offset)
-        victim = _pick_busiest(storm)
-        fault = Fault("SIGSTOP", time.time(), victim.id, detail={"paused_s": hold})
-        victim.proc.signal(signal.SIGSTOP)
-        victim.paused = True
-        storm.faults.append(fault)
-        log(f"SIGSTOP {victim.id} for {hold:g}s (zombie timeout {zombie:g}s)")
-        time.sleep(hold)
-        victim.proc.signal(signal.SIGCONT)
-        victim.paused = False
-        fault.cleared_at = time.time()
-        log(f"SIGCONT {victim.id}")
-        offset += 20.0
-    storm.at(storm.duration_s)
-
-
-def _pause_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A paused node's runs were taken over; the success recorded for each is a later
-    attempt's (the paused node's stale completion never lands), and the paused node saw its
-    writes fenced or its runs revoked."""
-    paused = {f.target for f in storm.faults if f.kind == "SIGSTOP"}
-    final = {row.id: row for row in figs["_rows"]}
-    lost_on_paused = [(e.run_id, e.attempt) for e in figs["_events"]
-                      if e.kind == "lost" and e.node_id in paused]
-    stale = [run_id for run_id, attempt in lost_on_paused
-             if run_id in final and final[run_id].attempt <= attempt]
-    fenced = revoked = 0
-    for node_id, text in storm.node_logs():
-        if node_id in paused:
-            fenced += text.count('"event": "completion_fenced"')
-            revoked += text.count('"event": "run_revoked"')
-    extra = {"paused_nodes": sorted(paused), "runs_taken_over_from_paused": len(lost_on_paused),
-             "stale_completions_applied": len(stale), "paused_node_completions_fenced": fenced,
-             "paused_node_runs_revoked": revoked}
-    failures = [f"{len(stale)} runs kept a stale attempt's outcome"] if stale else []
-    if paused and not lost_on_paused:
-        failures.append("no run was taken over from a paused node: the fault was not exercised")
-    return extra, failures
-
-
-# -- 3. database ---------------------------------------------------------------------------------
-
-
-def _database(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm_groups(storm))
-    storm.begin()
-    offset = 5.0
-    restarts = 0
-    while offset < storm.duration_s - 3:
-        storm.at(offset)
-        downtime = storm.rng.uniform(0.0, 3.0)
-        mode = "immediate" if restarts % 2 else "fast"
-        fault = Fault("postgres restart", time.time(), storm.cluster.name,
-                      detail={"downtime_s": round(downtime, 2), "mode": mode})
-        storm.cluster.stop(mode)
-        time.sleep(downtime)
-        storm.cluster.start()
-        fault.cleared_at = time.time()
-        storm.faults.append(fault)
-        restarts += 1
-        log(f"PostgreSQL stopped ({mode}) for {fault.cleared_at - fault.at:.1f}s")
-        if offset + 10 < storm.duration_s - 3:
-            storm.at(offset + 10)
-            fault = Fault("pg_terminate_backend", time.time(), "all node sessions")
-            fault.detail["terminated"] = storm.cluster.terminate_backends()
-            fault.cleared_at = fault.at
-            storm.faults.append(fault)
-            log(f"pg_terminate_backend: {fault.detail['terminated']} node sessions")
-        offset += 20.0
-    storm.at(storm.duration_s)
-
-
-def _database_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    lost_events = figs["events"].get("lost", 0)
-    timeouts = figs["events"].get("timeout", 0)
-    failures = []
-    if timeouts:
-        failures.append(f"{timeouts} runs cancelled as timed out after an outage")
-    return {"runs_judged_lost": lost_events, "runs_cancelled_for_timeout": timeouts}, failures
-
-
-# -- 4. skew ---------------------------------------------------------------------------------------
-
-
-SKEW_S = 300.0
-
-
-def _skew(storm: Storm) -> None:
-    storm.start_node(env={"AGENTCRON_CLOCK_OFFSET_S": f"{SKEW_S:g}"}, prefix="ahead")
-    storm.start_node(env={"AGENTCRON_CLOCK_OFFSET_S": f"{-SKEW_S:g}"}, prefix="behind")
-    plain = storm.start_node(prefix="plain")
-    storm.add_triggers(storm_groups(storm))
-    storm.begin()
-    # Midway the unskewed node dies, so the skewed ones recover its runs too.
-    storm.at(storm.duration_s / 2)
-    storm.kill9(plain)
-    log(f"kill -9 {plain.id}; the skewed nodes carry on")
-    storm.start_node(prefix="plain", wait=False)
-    storm.at(storm.duration_s)
-
-
-def _skew_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    by_node: dict[str, int] = {}
-    for row in figs["_rows"]:
-        if row.node_id:
-            by_node[row.node_id] = by_node.get(row.node_id, 0) + 1
-    skewed = {n.id: n.env.get("AGENTCRON_CLOCK_OFFSET_S") for n in storm.nodes
-              if n.env.get("AGENTCRON_CLOCK_OFFSET_S")}
-    failures = [f"skewed node {node_id} ran nothing" for node_id in skewed
-                if not by_node.get(node_id)]
-    return {"clock_offsets_s": skewed, "runs_by_node": by_node}, failures
-
-
-# -- 5. deploy -------------------------------------------------------------------------------------
-
-
-def _deploy(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm_groups(storm))
-    storm.begin()
-    drain = _seconds(storm.node_options.drain_timeout)
-    storm.at(min(8.0, storm.duration_s / 4))
-    while storm.until_end() > 0:
-        for node in list(storm.live_nodes()):
-            if storm.until_end() <= 0:
-                break
-            fault = Fault("SIGTERM (rolling restart)", time.time(), node.id)
-            storm.faults.append(fault)
-            code, took = storm.sigterm(node, timeout=drain + 60)
-            fault.cleared_at = time.time()
-            fault.detail.update(exit_code=code, drain_s=round(took, 2))
-            log(f"SIGTERM {node.id}: exit {code} after {took:.1f}s")
-            storm.start_node()
-            time.sleep(2.0)
-    storm.at(storm.duration_s)
-
-
-# How long before a drain's end a run's answer must come for its release to be needless.
-# The node still has to read the answer and end the run's task before the drain's wait
-# ends; on a loaded 2-core machine its event loop can lag that long. A drain that ignored
-# its timeout (cancelled at once, or after a second) releases runs with seconds to spare.
-DRAIN_MARGIN_S = 2.0
-
-
-def _deploy_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """No run that could have finished within the drain timeout was cancelled: every run a
-    draining node released was answered by the receiver later than ``drain_timeout`` less
-    ``DRAIN_MARGIN_S`` after the signal (the node's drain starts no earlier)."""
-    drain = _seconds(storm.node_options.drain_timeout)
-    signalled = {f.target: f.at for f in storm.faults if f.kind.startswith("SIGTERM")}
-    rows = {row.id: row for row in figs["_rows"]}
-    needless, unknown, released = [], 0, 0
-    for event in figs["_events"]:
-        if event.kind != "released":
-            continue
-        released += 1
-        signal_at = signalled.get(event.node_id)
-        row = rows.get(event.run_id)
-        # The receiver answers after the run's hold whether or not its node still waits.
-        would_finish = figs["_answered_at"].get((event.run_id, event.attempt))
-        if signal_at is None or row is None or would_finish is None:
-            unknown += 1
-            continue
-        if would_finish <= signal_at + drain - DRAIN_MARGIN_S:
-            needless.append({"run_id": event.run_id, "left_at_signal_s":
-                             round(would_finish - signal_at, 2)})
-    drains = [f.detail.get("drain_s", 0.0) for f in storm.faults
-              if f.kind.startswith("SIGTERM")]
-    slow = [d for d in drains if d > drain + 5]
-    failures = []
-    if needless:
-        failures.append(f"{len(needless)} runs cancelled that could have finished in the drain")
-    if slow:
-        failures.append(f"{len(slow)} drains took longer than drain_timeout + 5 s")
-    if not released:
-        failures.append("no run outlived a drain: the release path was not exercised")
-    return {"restarts": len(drains), "max_drain_s": max(drains, default=None),
-            "runs_released": released, "released_unknown": unknown,
-            "cancelled_but_could_finish": len(needless),
-            "cancelled_examples": needless[:10]}, failures
-
-
-# -- 6. soak ---------------------------------------------------------------------------------
-
-
-def _soak(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm_groups(storm), lead_s=5.0)
-    storm.begin()
-    storm.at(storm.duration_s)
-
-
-# Sustained growth a soak allows. The 30 min soak measured 3-5 MB/h of RSS per node and
-# 0.03 connections/h; a node leaking 20 MB/h would take a gigabyte in two days. The floors
-# are what noise makes over a short window: an allocator arena or a collection (10 MB, or 5 %
-# of the node's RSS) and one more pooled connection per node under a burst (3).
-RSS_MB_PER_HOUR = 20.0
-RSS_FLOOR_MB = 10.0
-CONNECTIONS = LeakBound(per_hour=6.0, floor=3.0)
-
-
-def _soak_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Memory and connections flat after warm-up (``chaos.trend``); no error in any log."""
-    warmup = max(20.0, storm.duration_s / 3)
-    measured = [s for s in storm.samples if warmup <= s["t"] <= storm.duration_s]
-    node_ids = sorted({n for s in measured for n in s["rss_kb"]})
-    rss: dict[str, dict[str, Any]] = {}
-    failures = []
-    window = (measured[-1]["t"] - measured[0]["t"]) if len(measured) > 1 else 0.0
-    for node_id in node_ids:
-        fit = trend([(s["t"], s["rss_kb"][node_id] / 1024) for s in measured
-                     if s["rss_kb"].get(node_id)])
-        bound = LeakBound(RSS_MB_PER_HOUR, max(RSS_FLOOR_MB, 0.05 * (fit.mean or 0.0)))
-        rss[node_id] = {**_extent(fit), "first_mb": _round(fit.first, 1),
-                        "last_mb": _round(fit.last, 1), "mean_mb": _round(fit.mean, 1),
-                        "slope_mb_per_hour": _round(fit.slope_per_hour, 2),
-                        "growth_over_window_mb": round(fit.rise, 2),
-                        "allowed_growth_mb": round(allowed_rise(bound, fit), 2)}
-        failure = leak(f"{node_id} RSS", fit, bound, " MB")
-        if failure:
-            failures.append(failure)
-    conns = trend([(s["t"], float(s["connections"])) for s in measured
-                   if s["connections"] is not None])
-    failure = leak("PostgreSQL connections", conns, CONNECTIONS)
-    if failure:
-        failures.append(failure)
-    errors = error_lines(storm)
-    if errors:
-        failures.append(f"{len(errors)} error lines in the logs")
-    deliveries = [(s["t"], s["deliveries"]) for s in storm.samples]
-    rate = None
-    if len(measured) > 1:
-        rate = (measured[-1]["deliveries"] - measured[0]["deliveries"]) / window
-    return {"warmup_s": warmup, "measured_window_s": round(window, 1), "rss": rss,
-            "connections": {**_extent(conns), "slope_per_hour": _round(conns.slope_per_hour, 3),
-                            "min": conns.low, "max": conns.high,
-                            "growth_over_window": round(conns.rise, 2),
-                            "allowed_growth": round(allowed_rise(CONNECTIONS, conns), 2)},
-            "delivery_rate_per_s": None if rate is None else round(rate, 1),
-            "samples": len(storm.samples),
-            "delivery_samples": deliveries[-5:]}, failures
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def _extent(fit: Trend) -> dict[str, Any]:
-    return {"samples": fit.samples, "window_s": round(fit.window_s, 1)}
-
-
-# -- the table ------------------------------------------------------------------------------
-
-
-def _seconds(duration: str) -> float:
-    from agentcron.schedule.durations import parse_duration
-
-    return float(parse_duration(duration, "duration"))
-
-
-def storm_groups(storm: Storm) -> list[TriggerGroup]:
-    return SCENARIOS[storm.scenario].groups(storm.duration_s)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -372,7 +44,7 @@ SCENARIOS: dict[str, Scenario] = {
             "and start a new one",
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 500, 1.0, 0.2)],
-            storm=_kill,
+            storm=local.kill,
         ),
         Scenario(
             "pause",
@@ -380,8 +52,8 @@ SCENARIOS: dict[str, Scenario] = {
             "holding the most runs for zombie_timeout + 3 s, then SIGCONT",
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 200, 1.0, 1.0)],
-            storm=_pause,
-            check=_pause_check,
+            storm=local.pause,
+            check=local.pause_check,
         ),
         Scenario(
             "database",
@@ -394,8 +66,8 @@ SCENARIOS: dict[str, Scenario] = {
                               TriggerGroup("every-1s-tight-timeout", 20, 1.0, 1.0,
                                            agent="tight")],
             agents={AGENT: AgentOptions(), "tight": AgentOptions(timeout="3s")},
-            storm=_database,
-            check=_database_check,
+            storm=local.database,
+            check=local.database_check,
         ),
         Scenario(
             "skew",
@@ -404,8 +76,8 @@ SCENARIOS: dict[str, Scenario] = {
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 150, 1.0, 0.3),
                               TriggerGroup("every-5s-2s-runs", 30, 5.0, 2.0)],
-            storm=_skew,
-            check=_skew_check,
+            storm=local.skew,
+            check=local.skew_check,
         ),
         Scenario(
             "deploy",
@@ -416,8 +88,8 @@ SCENARIOS: dict[str, Scenario] = {
             groups=lambda d: [TriggerGroup("every-1s", 100, 1.0, 0.2),
                               TriggerGroup("every-5s-6s-runs", 20, 5.0, 6.0),
                               TriggerGroup("every-10s-25s-runs", 3, 10.0, 25.0)],
-            storm=_deploy,
-            check=_deploy_check,
+            storm=local.deploy,
+            check=local.deploy_check,
         ),
         Scenario(
             "soak",
@@ -428,10 +100,45 @@ SCENARIOS: dict[str, Scenario] = {
             groups=lambda d: [TriggerGroup("every-1s-http", 200, 1.0, 0.0),
                               TriggerGroup("every-1s-python", 800, 1.0, 0.0, agent="inproc")],
             agents={AGENT: AgentOptions(), "inproc": AgentOptions(kind="python")},
-            storm=_soak,
-            check=_soak_check,
+            storm=local.soak,
+            check=local.soak_check,
             settle_s=300.0,
             sample_every_s=lambda d: 10.0 if d >= 600 else 2.0,
+        ),
+        Scenario(
+            "partition",
+            "3 nodes, each in a network namespace of its own, 200 triggers every second "
+            "(1 s runs) and 20 every 5 s (8 s runs, longer than the zombie timeout); every "
+            "15 s cut the node holding the most runs off the database for 2x the zombie "
+            "timeout (10 s), its packets dropped and refused in turn, then heal",
+            long_duration_s=300,
+            groups=lambda d: [TriggerGroup("every-1s", 200, 1.0, 1.0),
+                              TriggerGroup("every-5s-8s-runs", 20, 5.0, 8.0)],
+            storm=links.partition,
+            check=links.partition_check,
+            network=Network(hosts=True),
+        ),
+        Scenario(
+            "slow-link",
+            "the kill scenario (3 nodes, 500 triggers every second, kill -9 and replace a "
+            "node every 10 s) with each node in a namespace of its own and every byte "
+            "between a node and the database delayed 50 ms +/- 10 ms each way",
+            long_duration_s=300,
+            groups=lambda d: [TriggerGroup("every-1s", 500, 1.0, 0.2)],
+            storm=local.kill,
+            check=links.slow_link_check,
+            network=Network(hosts=True, delay_ms=50.0, jitter_ms=10.0),
+        ),
+        Scenario(
+            "flaky-link",
+            "3 nodes, each in a network namespace of its own, 200 triggers every second "
+            "(0.3 s runs); every node loses 5 % of its packets, both ways, for the whole "
+            "storm",
+            long_duration_s=300,
+            groups=lambda d: [TriggerGroup("every-1s", 200, 1.0, 0.3)],
+            storm=links.flaky_link,
+            check=links.flaky_link_check,
+            network=Network(hosts=True),
         ),
     ]
 }

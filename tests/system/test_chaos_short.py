@@ -4,6 +4,10 @@ its own that it creates, restarts and stops (never the one other tests use), and
 out with 0 duplicate fires, 0 missing fires and 0 lost runs. It uses the cluster
 ``15/chaos_ci`` on port 5445, apart from the one long runs by hand use. The long form and its
 last results are in the README's "Fault injection" section and ``chaos/results/``.
+
+``partition``, ``slow-link`` and ``flaky-link`` give each node a network namespace of its
+own; where this machine cannot make them (not root, no ``iptables``) they are skipped
+saying why, and fail instead when ``AGENTCRON_REQUIRE_NETNS=1`` (CI sets it).
 """
 
 from __future__ import annotations
@@ -16,12 +20,19 @@ from pathlib import Path
 
 import pytest
 
+from chaos import hosts
 from chaos.pg import Cluster
+from chaos.scenarios import SCENARIOS
 from tests.support.procs import REPO
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-SHORT_FORM_S = {"kill": 30, "pause": 30, "database": 30, "skew": 30, "deploy": 30, "soak": 45}
+SHORT_FORM_S = {"kill": 30, "pause": 30, "database": 30, "skew": 30, "deploy": 30, "soak": 45,
+                "partition": 35, "slow-link": 30, "flaky-link": 30}
+
+
+def test_every_scenario_has_a_short_form() -> None:
+    assert set(SHORT_FORM_S) == set(SCENARIOS)
 
 
 @pytest.mark.timeout(600)
@@ -32,6 +43,10 @@ def test_short_form_verdict(scenario: str, tmp_path: Path) -> None:
         if os.environ.get("AGENTCRON_REQUIRE_PG") == "1":
             pytest.fail(f"the chaos suite needs its own PostgreSQL cluster: {problem}")
         pytest.skip(f"the chaos suite needs its own PostgreSQL cluster: {problem}")
+    if SCENARIOS[scenario].network.hosts and (problem := hosts.check()) is not None:
+        if os.environ.get("AGENTCRON_REQUIRE_NETNS") == "1":
+            pytest.fail(f"{scenario} needs network namespaces: {problem}")
+        pytest.skip(f"{scenario} needs network namespaces: {problem}")
     out = tmp_path / f"{scenario}.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO),

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from chaos.scenarios import CONNECTIONS, RSS_FLOOR_MB, RSS_MB_PER_HOUR
+from chaos.local import CONNECTIONS, RSS_FLOOR_MB, RSS_MB_PER_HOUR
 from chaos.trend import LeakBound, allowed_rise, leak, theil_sen_per_hour, trend
 
 RSS = LeakBound(RSS_MB_PER_HOUR, RSS_FLOOR_MB)

@@ -1,0 +1,163 @@
+"""The scenarios whose nodes run on hosts of their own (``chaos.hosts``): ``partition``,
+``slow-link`` (the ``kill`` storm over a slow link) and ``flaky-link`` (their storms and
+their own checks; the table is ``chaos.scenarios``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chaos.common import pick_busiest, seconds
+from chaos.harness import Fault, Storm, log
+
+# -- partition ------------------------------------------------------------------------------
+
+
+def partition(storm: Storm) -> None:
+    """Cut the busiest node off the database for twice the zombie timeout, then heal and
+    let it rejoin; packets dropped and refused in turn."""
+    hosts = storm.hosts
+    assert hosts is not None
+    for _ in range(3):
+        storm.start_node()
+    storm.add_triggers(storm.plan)
+    storm.begin()
+    cut_s = 2 * seconds(storm.node_options.zombie_timeout)
+    offset, cuts = 5.0, 0
+    while offset + cut_s <= storm.duration_s:
+        storm.at(offset)
+        victim = pick_busiest(storm)
+        how = ("drop", "refuse")[cuts % 2]
+        fault = Fault(f"partition ({how})", time.time(), victim.id,
+                      detail={"how": how, "cut_s": cut_s})
+        hosts.cut(victim.host, how)
+        storm.faults.append(fault)
+        log(f"cut {victim.id} off the database ({how}) for {cut_s:g}s")
+        time.sleep(cut_s)
+        hosts.heal(victim.host)
+        fault.cleared_at = time.time()
+        log(f"healed {victim.id}")
+        cuts += 1
+        offset += cut_s + 5.0
+    storm.at(storm.duration_s)
+
+
+@dataclass
+class Handovers:
+    """How the attempts of each run followed one another, as the receiver saw them."""
+
+    overlapping: list[dict[str, Any]]  # a later attempt began before an earlier one ended
+    stopped: int  # attempts whose client went away before the answer (cancelled)
+    min_gap_s: float | None  # the shortest time from an attempt's end to the next's start
+
+
+def handovers(spans: dict[tuple[str, int], tuple[float, float, bool]]) -> Handovers:
+    by_run: dict[str, list[tuple[int, float, float]]] = {}
+    for (run_id, attempt), (began, ended, _) in spans.items():
+        by_run.setdefault(run_id, []).append((attempt, began, ended))
+    found, gaps = [], []
+    for run_id, attempts in by_run.items():
+        attempts.sort()
+        latest = (0, float("-inf"))  # the earlier attempt that ended last
+        for attempt, began, ended in attempts:
+            if latest[0]:
+                gaps.append(began - latest[1])
+            if began < latest[1]:
+                found.append({"run_id": run_id, "attempts": [latest[0], attempt],
+                              "overlap_s": round(latest[1] - began, 3)})
+            latest = max(latest, (attempt, ended), key=lambda a: a[1])
+    return Handovers(found, sum(1 for _, _, gone in spans.values() if gone),
+                     round(min(gaps), 3) if gaps else None)
+
+
+def partition_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A cut-off node fenced itself and rejoined after each cut; its runs were taken over,
+    and no attempt of theirs executed while the one before it still did; no stale
+    completion of the cut-off node's landed."""
+    cut = [f.target for f in storm.faults if f.kind.startswith("partition")]
+    logs = dict(storm.node_logs())
+    fenced = {node: logs.get(node, "").count('"event": "node_fenced"') for node in set(cut)}
+    rejoined = {node: logs.get(node, "").count('"event": "node_rejoined"') for node in set(cut)}
+    late = sum(logs.get(node, "").count('"event": "completion_fenced"') for node in set(cut))
+    taken = [(e.run_id, e.attempt) for e in figs["_events"]
+             if e.kind == "lost" and e.node_id in set(cut)]
+    final = {row.id: row for row in figs["_rows"]}
+    stale = [run_id for run_id, attempt in taken
+             if run_id in final and final[run_id].attempt <= attempt]
+    seen = handovers(figs["_spans"])
+    failures = []
+    for node in sorted(set(cut)):
+        times = cut.count(node)
+        if fenced[node] < times or rejoined[node] < times:
+            failures.append(f"{node} was cut off {times} times but fenced itself "
+                            f"{fenced[node]} and rejoined {rejoined[node]} times")
+    if cut and not taken:
+        failures.append("no run was taken over from a cut-off node: the fault was not "
+                        "exercised")
+    if stale:
+        failures.append(f"{len(stale)} runs kept a cut-off node's stale outcome")
+    if seen.overlapping:
+        failures.append(f"{len(seen.overlapping)} runs had two attempts executing at once")
+    if cut and not seen.stopped:
+        failures.append("no executing attempt was stopped by a fence: the long runs were not "
+                        "exercised")
+    return {"cuts": len(cut), "cuts_dropped": sum(f.kind.endswith("(drop)")
+                                                  for f in storm.faults),
+            "times_fenced": sum(fenced.values()), "times_rejoined": sum(rejoined.values()),
+            "runs_taken_over_from_cut_nodes": len(taken),
+            "late_completions_fenced": late, "stale_completions_applied": len(stale),
+            "attempts_stopped": seen.stopped, "attempts_overlapping": len(seen.overlapping),
+            "min_handover_gap_s": seen.min_gap_s, "overlap_examples": seen.overlapping[:5]
+            }, failures
+
+
+# -- slow link ---------------------------------------------------------------------------------
+
+
+def slow_link_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """What the latency costs: runs finished per second of storm (the kill scenario's
+    figure to compare with), and the fire lag (in the common figures)."""
+    began, ended = storm.storm_started, storm.storm_started + storm.duration_s
+    done = sum(1 for row in figs["_rows"] if row.finished_at is not None
+               and began <= row.finished_at.timestamp() <= ended)
+    net = storm.network
+    return {"link_delay_ms_each_way": f"{net.delay_ms:g} +/- {net.jitter_ms:g}",
+            "runs_finished_per_s_during_storm": round(done / storm.duration_s, 1),
+            "fire_lag_p99_s": figs["fire_lag_s"]["p99"]}, []
+
+
+# -- flaky link ------------------------------------------------------------------------------
+
+LOSS = 0.05
+
+
+def flaky_link(storm: Storm) -> None:
+    """Every node loses ``LOSS`` of its packets, both ways, for the whole storm."""
+    hosts = storm.hosts
+    assert hosts is not None
+    nodes = [storm.start_node() for _ in range(3)]
+    storm.add_triggers(storm.plan)
+    storm.begin()
+    fault = Fault("packet loss", time.time(), "every node", detail={"share": LOSS})
+    storm.faults.append(fault)
+    before = {n.id: hosts.retransmits(n.host) for n in nodes}
+    for node in nodes:
+        hosts.lose(node.host, LOSS)
+    log(f"every node loses {LOSS:.0%} of its packets for {storm.duration_s:g}s")
+    storm.at(storm.duration_s)
+    fault.detail["tcp_retransmits"] = {n.id: hosts.retransmits(n.host) - before[n.id]
+                                       for n in nodes}
+    for node in nodes:
+        hosts.heal(node.host)
+    fault.cleared_at = time.time()
+
+
+def flaky_link_check(storm: Storm, figs: dict[str, Any]
+                      ) -> tuple[dict[str, Any], list[str]]:
+    """The loss was real: every node's TCP retransmitted segments."""
+    [fault] = [f for f in storm.faults if f.kind == "packet loss"]
+    retransmits = fault.detail.get("tcp_retransmits", {})
+    failures = [f"{node} retransmitted nothing: the loss was not exercised"
+                for node, n in sorted(retransmits.items()) if n <= 0]
+    return {"tcp_retransmits": sum(retransmits.values())}, failures
