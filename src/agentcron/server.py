@@ -329,7 +329,8 @@ async def _serve_api_and_node(node: Node, settings: NodeSettings, store: Store,
                          api_docs=settings.api_docs,
                          webhook_max_bytes=settings.webhook_max_bytes,
                          max_body_bytes=settings.max_body_bytes,
-                         supervisor=node.supervisor, runs_ready=node.runs_ready)
+                         supervisor=node.supervisor, runs_ready=node.runs_ready,
+                         zombie_timeout_s=settings.zombie_timeout_s)
         # MCP at /mcp: a route of the same app, so its requests pass the app's middleware
         # (no token in a URL, bodies capped while they stream) and then its own token gate.
         mcp = McpHttp(Services(api_store or store))

@@ -70,7 +70,9 @@ def test_a_worker_claims_beats_and_completes_a_run(store: Store) -> None:
             assert run["id"] == run_id and run["agent"] == "r" and run["attempt"] == 1
             assert run["payload"] == {"n": 1} and run["deadline_at"] and run["lease"] >= 1
             assert set(run) == {"id", "lease", "attempt", "agent", "trigger_id",
-                                "scheduled_for", "payload", "deadline_at"}
+                                "scheduled_for", "payload", "deadline_at", "zombie_timeout_s"}
+            # The agent sets none: the serving node's (the app's default here).
+            assert run["zombie_timeout_s"] == 60.0
             beat = await api.post("/api/v1/workers/w1/heartbeat",
                                   json={"runs": [{"id": run_id, "lease": run["lease"]}]})
             assert beat.status_code == 200 and beat.json() == {"revoked": []}

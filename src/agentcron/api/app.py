@@ -91,17 +91,19 @@ def create_app(store: Store, node_id: str, *, metrics: EngineMetrics | None = No
                webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                supervisor: Supervisor | None = None, api_docs: bool = False,
-               runs_ready: RunsReady | None = None) -> FastAPI:
+               runs_ready: RunsReady | None = None, zombie_timeout_s: float = 60.0
+               ) -> FastAPI:
     """``supervisor``: the node's (``Node.supervisor``), so that ``/readyz`` and the
     dashboard report a loop that is down; None for an app without a node. ``api_docs``
     turns on ``/docs`` (off: 404). ``runs_ready``: the node's signal that runs may be ready
     (fed by its notification listener), which wakes workers' long polls; without one the
-    app makes its own (and, on PostgreSQL, listens itself once a worker waits)."""
+    app makes its own (and, on PostgreSQL, listens itself once a worker waits).
+    ``zombie_timeout_s``: the node's (``Services``)."""
     app = FastAPI(title="agentcron", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None)
     if api_docs:
         install_docs(app)
-    services = Services(store)
+    services = Services(store, zombie_timeout_s)
     app.state.services = services
     app.state.access = Access(store)
     app.state.metrics = metrics

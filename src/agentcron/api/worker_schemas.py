@@ -40,6 +40,9 @@ class ClaimedRunOut(BaseModel):
     scheduled_for: str | None
     payload: Any
     deadline_at: str | None = Field(description="Stop by then; the run is cancelled after")
+    zombie_timeout_s: float | None = Field(
+        default=None, description="A worker silent this long (no heartbeat) loses the run "
+                                  "to another; it stops the run a little before")
 
 
 class ClaimOut(BaseModel):

@@ -38,7 +38,10 @@ from agentcron.store.webhooks import Delivery
 
 
 class Services:
-    def __init__(self, store: Store) -> None:
+    """``zombie_timeout_s``: the node's, which its sweeper applies to runs whose agent sets
+    none (remote workers' included: the claim tells them)."""
+
+    def __init__(self, store: Store, zombie_timeout_s: float = 60.0) -> None:
         self.store = store
         self.agents = AgentService(store)
         self.triggers = TriggerService(store)
@@ -53,7 +56,7 @@ class Services:
         self.pools = PoolService(store)
         self.backfills = BackfillService(store, self.triggers)
         self.follow_ups = FollowUps(self.triggers)
-        self.workers = WorkerService(store, follow_ups=self.follow_ups)
+        self.workers = WorkerService(store, zombie_timeout_s, follow_ups=self.follow_ups)
 
     @property
     def database_url(self) -> str:

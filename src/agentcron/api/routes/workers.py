@@ -81,11 +81,13 @@ def _listen_if_needed(request: Request, ready: RunsReady) -> None:
     ready.fed_by_listener = True
 
 
-def _run_out(run: ClaimedRun) -> ClaimedRunOut:
+def _run_out(run: ClaimedRun, default_zombie_timeout_s: float) -> ClaimedRunOut:
     return ClaimedRunOut(id=run.run_id, lease=run.lease, attempt=run.attempt,
                          agent=run.agent.name, trigger_id=run.trigger_id,
                          scheduled_for=iso(run.scheduled_for), payload=shown(run.payload),
-                         deadline_at=iso(run.deadline_at))
+                         deadline_at=iso(run.deadline_at),
+                         zombie_timeout_s=run.agent.zombie_timeout_s
+                         or default_zombie_timeout_s)
 
 
 @router.post("/workers/claim", response_model=ClaimOut,
@@ -122,7 +124,8 @@ async def claim(request: Request, body: ClaimBody, caller: Caller = WORKER) -> C
             metrics.claimed.inc(len(result.runs))
             if signalled:
                 metrics.wakeup.observe(max(0.0, time.monotonic() - ready.signalled_at))
-            return ClaimOut(runs=[_run_out(r) for r in result.runs], results=results)
+            return ClaimOut(runs=[_run_out(r, svc.default_zombie_timeout_s)
+                                  for r in result.runs], results=results)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             metrics.claims.labels("empty").inc()
