@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from agentcron.models import AgentSpec, Trigger
@@ -119,3 +120,18 @@ def race(stores: list[Store], work: Callable[[Store, int], Any]) -> list[Any]:
         t.join()
     assert not errors, errors
     return results
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped has stopped running)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # gone between the open and the read
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pid_written(path: Path) -> int | None:
+    """The pid a command wrote to ``path`` (``echo $$ > path``), once it has."""
+    text = path.read_text().strip() if path.exists() else ""
+    return int(text) if text else None

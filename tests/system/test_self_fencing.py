@@ -26,7 +26,7 @@ from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from agentcron.store.schema import runs
-from tests.support.helpers import wait_until
+from tests.support.helpers import pid_written, process_running, wait_until
 from tests.support.procs import ServeProcess
 from tests.support.proxies import CutProxy
 
@@ -41,15 +41,6 @@ def proxy(pg_store: Store) -> Iterator[CutProxy]:
     cut = CutProxy(port)
     yield cut
     cut.close()
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped has stopped running)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):  # gone between the open and the read
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _run(store: Store, run_id: str) -> dict[str, object]:
@@ -77,9 +68,8 @@ def test_a_cut_off_node_stops_its_command_in_time_and_rejoins(
     try:
         node.wait_for_log("node_started")
         run_id = store.fire_now("sleeper")
-        pid = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip()
-                         and int(pid_file.read_text()), 20, "the sleeper to start")
-        assert _alive(pid)
+        pid = wait_until(lambda: pid_written(pid_file), 20, "the sleeper to start")
+        assert process_running(pid)
         assert _run(store, run_id)["status"] == RunStatus.RUNNING.value
 
         cut_at = time.monotonic()
@@ -90,7 +80,7 @@ def test_a_cut_off_node_stops_its_command_in_time_and_rejoins(
         # The guarantee: gone within the zombie timeout of the cut (the node's last beat
         # that succeeded was sent before it, so another node could take the run over no
         # earlier than that).
-        wait_until(lambda: not _alive(pid), cut_at + ZOMBIE_TIMEOUT_S - time.monotonic(),
+        wait_until(lambda: not process_running(pid), cut_at + ZOMBIE_TIMEOUT_S - time.monotonic(),
                    lambda: f"the sleeper (pid {pid}) to be stopped within the zombie "
                            f"timeout of the cut:\n{node.log()[-3000:]}", interval=0.02)
         gone_after = time.monotonic() - cut_at
@@ -126,5 +116,5 @@ def test_a_cut_off_node_stops_its_command_in_time_and_rejoins(
         assert node.stop() == 0, node.log()[-3000:]
     finally:
         node.cleanup()
-        if pid_file.exists() and (pid := int(pid_file.read_text() or 0)) and _alive(pid):
+        if (pid := pid_written(pid_file)) and process_running(pid):
             os.kill(pid, 9)

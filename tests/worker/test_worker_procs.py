@@ -6,13 +6,17 @@
 - SIGSTOP a worker past its timeout: its late complete is refused (409) and the new
   attempt's result stands;
 - SIGTERM drains: what finishes in time is completed, the rest handed back;
-- a 3 s outage (a proxy in between, cut) with a 10 s zombie timeout loses nothing.
+- a 3 s outage (a proxy in between, cut) with a 10 s zombie timeout loses nothing;
+- cut off for longer than its zombie timeout (packets dropped, or connections refused), a
+  worker stops its run before the server may give it to another, writes nothing for it,
+  and rejoins to run the next attempt.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +31,7 @@ from agentcron.services.access import Access
 from agentcron.services.agents import AgentInput
 from agentcron.store import Store
 from tests.support.api_server import ApiServer, api_server
-from tests.support.helpers import wait_until
+from tests.support.helpers import pid_written, process_running, wait_until
 from tests.support.proxies import CutProxy
 from tests.support.workers import WorkerProcess
 
@@ -183,3 +187,51 @@ def test_a_short_outage_loses_nothing(served: ApiServer, workers: Any,
     assert run.status is RunStatus.SUCCEEDED and run.attempt == 1
     assert run.node_id == "worker:steady"
     assert started_marks(mark, run_id) == [f"{run_id}.1.{worker.proc.pid}"]
+
+
+@pytest.mark.parametrize("how", ["drop", "cut"])
+def test_a_worker_cut_off_stops_its_run_before_another_may_start_it_and_rejoins(
+        served: ApiServer, workers: Any, tmp_path: Path, how: str) -> None:
+    store = served.store
+    zombie_s = 4.0
+    remote(store, "r", zombie_timeout=f"{zombie_s:g}s", max_attempts=3, timeout="5m")
+    pid_file = tmp_path / "sleeper.pid"
+    port = int(served.base.rsplit(":", 1)[1])
+    proxy = CutProxy(port)
+    try:
+        worker = workers("r", "islanded", url=proxy.url, heartbeat_interval="0.5s",
+                         command=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 600'")
+        run_id = store.fire_now("r")
+        pid = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
+        pid_file.unlink()
+        cut_at = time.monotonic()
+        if how == "drop":
+            proxy.drop()
+        else:
+            proxy.cut()
+        # The guarantee: stopped within the zombie timeout of the cut (its last beat that
+        # got through was sent before it, and the server takes over no earlier than the
+        # zombie timeout after that beat).
+        wait_until(lambda: not process_running(pid), cut_at + zombie_s - time.monotonic(),
+                   lambda: f"the command (pid {pid}) to stop within the zombie timeout of "
+                           f"the cut:\n{worker.log()[-3000:]}", interval=0.02)
+        worker.wait_for_log("worker_run_given_up")
+        assert "worker_fenced" in worker.log()
+        # The server takes the run over (the worker is silent), and nothing of the first
+        # attempt was written: no outcome, only the takeover.
+        wait_until(lambda: any(e.kind == "lost" for e in store.run_history(run_id)), 30,
+                   "the server to take the run over")
+        proxy.mend()
+        worker.wait_for_log("worker_rejoined")
+        second = wait_until(lambda: pid_written(pid_file), 30, "the next attempt to start")
+        assert second != pid
+        run = run_of(store, run_id)
+        assert (run.status, run.attempt, run.node_id) == (RunStatus.RUNNING, 2,
+                                                          "worker:islanded")
+        first = [e.kind for e in store.run_history(run_id) if e.attempt == 1]
+        assert "lost" in first and not {"succeeded", "failed", "retry"} & set(first), first
+    finally:
+        proxy.close()
+        for path in [pid_file]:
+            if (left := pid_written(path)) and process_running(left):
+                os.kill(left, signal.SIGKILL)

@@ -20,19 +20,11 @@ from collections.abc import Callable
 import structlog
 
 from agentcron.engine.waiting import Wakeup
-from agentcron.executors.command import kill_grace_s
-from agentcron.models import AgentKind, AgentSpec, ClaimedRun
+from agentcron.executors.command import stop_grace_s
+from agentcron.models import ClaimedRun
 from agentcron.rules.fencing import fence_after_s, past_fence, seconds_to_fence
 
 log = structlog.get_logger(__name__)
-
-
-def stop_grace_s(agent: AgentSpec) -> float:
-    """How long stopping an attempt of ``agent`` may take once cancelled: a command's kill
-    grace (SIGTERM, then SIGKILL after it); other kinds stop when cancelled."""
-    if agent.kind is AgentKind.COMMAND:
-        return kill_grace_s(agent.config)
-    return 0.0
 
 
 class Fence:

@@ -53,7 +53,7 @@ from agentcron.executors.process import (
     stop_group,
 )
 from agentcron.executors.response import parse_answer
-from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.models import AgentKind, AgentSpec, ClaimedRun, ExecutionResult
 
 _log: FilteringBoundLogger = structlog.get_logger(__name__)
 
@@ -139,6 +139,15 @@ def kill_grace_s(cfg: dict[str, Any]) -> float:
     if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
         return DEFAULT_KILL_GRACE_S
     return float(grace)
+
+
+def stop_grace_s(agent: AgentSpec) -> float:
+    """How long stopping an attempt of ``agent`` may take once cancelled: a command's kill
+    grace (SIGTERM, then SIGKILL after it); other kinds stop when cancelled. The fence of a
+    node and of a worker reserves it (``rules/fencing.py``)."""
+    if agent.kind is AgentKind.COMMAND:
+        return kill_grace_s(agent.config)
+    return 0.0
 
 
 async def _spawn(

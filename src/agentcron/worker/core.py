@@ -10,15 +10,19 @@ Loops, all on one event loop:
   (``ctx.heartbeat("...")``); the runs the answer revokes (cancelled, taken over)
   are stopped at once (``ctx.cancelled`` set, the task cancelled: a command agent's process
   group gets SIGTERM) and nothing is written for them.
+- **fence** (``worker/fence.py``): when no heartbeat has reached the API for nearly a held
+  run's zombie timeout, the run is stopped as a revoked one is, before the server may give
+  it to another worker; the next beat that succeeds lifts it.
 - **runs**: each run executes with a ``RunContext`` (progress, cancellation, usage as on a
   node); its outcome is sent with ``complete``, batched with the outcomes of runs that end
   with it (``worker/outbox.py``), retried through an outage. A 409 (the run
   was taken over meanwhile) is logged and dropped.
 
-An outage (network error, timeout, 5xx) never drops a held run: the run goes on, the
-heartbeat and the completion are retried with backoff. If the outage outlasts the agent's
-zombie timeout the server recovers the run for another worker, and this worker's late
-completion is refused (409) and dropped: the new attempt's result stands.
+An outage (network error, timeout, 5xx) shorter than the fence never drops a held run: the
+run goes on, the heartbeat and the completion are retried with backoff. One that nears the
+run's zombie timeout stops it (the fence); the server then recovers the run for another
+worker. A completion already on its way is kept: if it arrives late it is refused (409)
+and dropped, and the new attempt's result stands.
 
 Drain (``drain()``, the first SIGTERM or SIGINT): stop claiming (a claim in flight is let
 answer, and what it hands out is released at once), tell the server (``draining`` in the
@@ -44,11 +48,20 @@ from typing import Any
 import structlog
 
 from agentcron.executors import Executors, RunContext
+from agentcron.executors.command import stop_grace_s
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
-from agentcron.rules.scheduling import MAX_FOLLOW_UPS
+from agentcron.worker.fence import Guarded, WorkerFence
 from agentcron.worker.outbox import Outbox
-from agentcron.worker.protocol import ClaimedWork, Outage, Protocol, Refused, Stale, retry
+from agentcron.worker.protocol import (
+    ClaimedWork,
+    Outage,
+    Protocol,
+    Refused,
+    Stale,
+    follow_up_bodies,
+    retry,
+)
 from agentcron.worker.settings import WorkerSettings, local_spec
 
 log = structlog.get_logger(__name__)
@@ -91,6 +104,7 @@ class WorkerStats:
     stale: int = 0
     released: int = 0
     revoked: int = 0
+    given_up: int = 0  # by the fence
     outcomes: dict[str, str] = field(default_factory=dict)  # run id -> status sent
 
 
@@ -127,6 +141,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._completions: set[asyncio.Task[None]] = set()
         self.fatal: Refused | None = None
+        self.fence = WorkerFence(self.worker_id, settings.heartbeat_interval_s)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -164,14 +179,15 @@ class Worker:
         add_import_paths(os.getcwd())
         log.info("worker_started", worker_id=self.worker_id, agent=self.settings.agent,
                  concurrency=self.settings.concurrency, url=self.settings.url)
-        beat = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+        loops = [asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+                 asyncio.create_task(self._fence_loop(), name="worker-fence")]
         try:
             await self._claim_loop()
             await self._finish_drain()
         finally:
-            for task in [beat, *self._completions]:
+            for task in [*loops, *self._completions]:
                 task.cancel()
-            for task in [beat, *self._completions]:
+            for task in [*loops, *self._completions]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.outbox.aclose()
@@ -180,7 +196,8 @@ class Worker:
             self.stopped.set()
             log.info("worker_stopped", worker_id=self.worker_id, claimed=self.stats.claimed,
                      completed=self.stats.completed, released=self.stats.released,
-                     stale=self.stats.stale, revoked=self.stats.revoked)
+                     stale=self.stats.stale, revoked=self.stats.revoked,
+                     given_up=self.stats.given_up)
 
     def drain(self) -> None:
         """Stop claiming; finish what is held up to the drain timeout, release the rest."""
@@ -332,7 +349,7 @@ class Worker:
             "retry": (not result.ok) and result.retryable,
         }
         if result.ok and result.schedule:
-            body["schedule"] = _requests(work.id, result.schedule)
+            body["schedule"] = follow_up_bodies(work.id, result.schedule)
         if usage is not None:
             body["usage"] = {"input_tokens": usage.input_tokens,
                              "output_tokens": usage.output_tokens,
@@ -389,10 +406,12 @@ class Worker:
             beating = list(self.held.values())
             lines = {id(h): h.progress if h.progress != h.progress_sent else None
                      for h in beating}
+            sent_at = self.fence.monotonic()
             try:
                 revoked = await self.protocol.heartbeat(
                     [(*h.key, lines[id(h)]) for h in beating], self.draining.is_set(),
                     timeout_s=max(1.0, interval))
+                self.fence.beat_succeeded(sent_at)
                 for h in beating:
                     if lines[id(h)] is not None:
                         h.progress_sent = lines[id(h)]
@@ -411,19 +430,41 @@ class Worker:
     def _revoke(self, run_ids: list[str]) -> None:
         wanted = set(run_ids)
         for held in list(self.held.values()):
-            if held.work.id not in wanted or held.sending:
-                # Sending: its outcome is on its way (perhaps already written, carried by a
-                # claim); the answer to it says what became of the run, and cancelling the
-                # send would lose that answer and count a finished run as revoked.
-                continue
-            held.revoked = True
-            self.stats.revoked += 1
-            log.warning("worker_run_revoked", run_id=held.work.id, lease=held.work.lease,
-                        note="cancelled or taken over: stopped, nothing written")
-            held.ctx.cancel("revoked")
-            if held.task is not None and not held.task.done():
-                held.task.cancel()
-            self._forget(held)
+            if held.work.id in wanted and self._stop(held, "revoked"):
+                self.stats.revoked += 1
+                log.warning("worker_run_revoked", run_id=held.work.id, lease=held.work.lease,
+                            note="cancelled or taken over: stopped, nothing written")
+
+    async def _fence_loop(self) -> None:
+        """Give up held runs past their fence; check again when the next one would be due
+        (at least once per heartbeat interval, so a run claimed meanwhile is watched)."""
+        while True:
+            keys, next_in = self.fence.due(
+                Guarded(h.key, h.work.zombie_timeout_s, stop_grace_s(self.spec))
+                for h in self.held.values()
+                if h.work.zombie_timeout_s is not None and not h.sending)
+            for key in keys:
+                held = self.held.get(key)
+                if held is not None and self._stop(held, "fenced"):
+                    self.stats.given_up += 1
+                    log.warning("worker_run_given_up", run_id=held.work.id,
+                                lease=held.work.lease,
+                                note="fenced: stopped before the server may give it to "
+                                     "another worker; nothing written")
+            await asyncio.sleep(max(0.02, next_in))
+
+    def _stop(self, held: Held, reason: str) -> bool:
+        """Stop a held run whose outcome is not to be written; False if its outcome is
+        already being sent (perhaps written, carried by a claim): the answer to it says
+        what became of the run, and cancelling the send would lose that answer."""
+        if held.sending:
+            return False
+        held.revoked = True
+        held.ctx.cancel(reason)
+        if held.task is not None and not held.task.done():
+            held.task.cancel()
+        self._forget(held)
+        return True
 
     # -- drain -----------------------------------------------------------------------------
 
@@ -465,19 +506,3 @@ class Worker:
 
 BACKOFF_GRACE_S = 6.0
 """After giving up, how long calls in their backoff get to notice it and end."""
-
-
-def _requests(run_id: str, requests: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """A run's follow-up requests as the complete body takes them (JSON objects, at most
-    ``MAX_FOLLOW_UPS``). The server validates each and records a refusal on the run; an
-    item that is not even an object (a command's ``::agentcron:schedule`` line that is not
-    JSON) cannot be sent, so it is logged here instead."""
-    kept = [r for r in requests if isinstance(r, dict)]
-    if len(kept) != len(requests):
-        log.warning("worker_follow_ups_dropped", run_id=run_id,
-                    count=len(requests) - len(kept), reason="not a JSON object")
-    if len(kept) > MAX_FOLLOW_UPS:
-        log.warning("worker_follow_ups_dropped", run_id=run_id,
-                    count=len(kept) - MAX_FOLLOW_UPS,
-                    reason=f"more than {MAX_FOLLOW_UPS} in one run")
-    return kept[:MAX_FOLLOW_UPS]

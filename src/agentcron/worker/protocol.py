@@ -26,6 +26,7 @@ import httpx
 import structlog
 
 from agentcron import __version__
+from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -64,10 +65,17 @@ class ClaimedWork:
     scheduled_for: datetime
     deadline_at: datetime | None
     payload: Any
+    zombie_timeout_s: float | None = None  # None from a server that does not say
 
 
 def _when(value: Any) -> datetime | None:
     return None if value in (None, "") else datetime.fromisoformat(str(value))
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return None
+    return float(value)
 
 
 def _work(item: dict[str, Any]) -> ClaimedWork:
@@ -77,7 +85,8 @@ def _work(item: dict[str, Any]) -> ClaimedWork:
     return ClaimedWork(id=str(item["id"]), lease=int(item["lease"]),
                        attempt=int(item["attempt"]), agent=str(item["agent"]),
                        trigger_id=item.get("trigger_id"), scheduled_for=scheduled,
-                       deadline_at=_when(item.get("deadline_at")), payload=item.get("payload"))
+                       deadline_at=_when(item.get("deadline_at")), payload=item.get("payload"),
+                       zombie_timeout_s=_seconds(item.get("zombie_timeout_s")))
 
 
 class Protocol:
@@ -199,3 +208,19 @@ async def retry(call: Callable[[], Awaitable[T]], what: str, *,
         if failures:
             log.info("worker_call_recovered", call=what, failures=failures)
         return result
+
+
+def follow_up_bodies(run_id: str, requests: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """A run's follow-up requests as the complete body takes them (JSON objects, at most
+    ``MAX_FOLLOW_UPS``). The server validates each and records a refusal on the run; an
+    item that is not even an object (a command's ``::agentcron:schedule`` line that is not
+    JSON) cannot be sent, so it is logged here instead."""
+    kept = [r for r in requests if isinstance(r, dict)]
+    if len(kept) != len(requests):
+        log.warning("worker_follow_ups_dropped", run_id=run_id,
+                    count=len(requests) - len(kept), reason="not a JSON object")
+    if len(kept) > MAX_FOLLOW_UPS:
+        log.warning("worker_follow_ups_dropped", run_id=run_id,
+                    count=len(kept) - MAX_FOLLOW_UPS,
+                    reason=f"more than {MAX_FOLLOW_UPS} in one run")
+    return kept[:MAX_FOLLOW_UPS]

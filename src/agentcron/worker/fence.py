@@ -1,0 +1,80 @@
+"""A worker's fence: a worker cut off from the API stops its runs before the server may
+give them to another worker.
+
+The server judges a worker's runs as a node's: once the worker has not beaten for a run's
+zombie timeout (the claim says which), the sweeper takes the run over. The worker knows
+when it *sent* its last heartbeat that succeeded, and the server stamped that beat no
+earlier; so, counting on its own monotonic clock from that sending, it gives a run up at
+``rules.fencing.fence_after_s`` (a heartbeat interval and the agent's stop time before the
+zombie timeout). A run it gave up is stopped and nothing is written for it: the new
+attempt's result stands, and the old attempt cannot be running beside it.
+
+Runs whose outcome is already being sent are left alone: the outcome either lands (the
+run was still this worker's) or is refused (409, taken over).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from agentcron.rules.fencing import fence_after_s, past_fence, seconds_to_fence
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A run the fence watches: its key, its zombie timeout, how long stopping it takes."""
+
+    key: tuple[str, int]
+    zombie_timeout_s: float
+    stop_grace_s: float
+
+
+class WorkerFence:
+    def __init__(self, worker_id: str, heartbeat_interval_s: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.worker_id = worker_id
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.monotonic = monotonic
+        # Nothing is held before the first claim, and the claim itself refreshed the
+        # worker's row: counting from the start is no later than the truth.
+        self.last_beat_sent = monotonic()
+        self.fenced = False
+        self.given_up = 0
+
+    def beat_succeeded(self, sent_at: float) -> None:
+        """A heartbeat sent at ``sent_at`` (monotonic) was answered."""
+        self.last_beat_sent = max(self.last_beat_sent, sent_at)
+        if self.fenced:
+            self.fenced = False
+            log.info("worker_rejoined", worker_id=self.worker_id,
+                     reason="a heartbeat succeeded again")
+
+    def due(self, runs: Iterable[Guarded]) -> tuple[list[tuple[str, int]], float]:
+        """The runs to give up now, and how long until the next one would be due if no
+        beat succeeds meanwhile (the heartbeat interval when none is held)."""
+        now = self.monotonic()
+        out: list[tuple[str, int]] = []
+        next_in = self.heartbeat_interval_s
+        for run in runs:
+            after = fence_after_s(run.zombie_timeout_s, self.heartbeat_interval_s,
+                                  run.stop_grace_s)
+            if past_fence(self.last_beat_sent, now, after):
+                out.append(run.key)
+            else:
+                next_in = min(next_in, seconds_to_fence(self.last_beat_sent, now, after))
+        if out:
+            self.given_up += len(out)
+            if not self.fenced:
+                self.fenced = True
+                log.error("worker_fenced", worker_id=self.worker_id,
+                          silent_s=round(now - self.last_beat_sent, 1), runs=len(out),
+                          reason="no heartbeat reached the API for nearly the runs' zombie "
+                                 "timeout: the server may soon give them to another worker, "
+                                 "so this worker stopped them (nothing is written for them)")
+        return out, next_in
