@@ -230,3 +230,41 @@ def test_a_drain_during_a_waiting_claim_loses_nothing_the_claim_hands_out(store:
     # way, its attempt not consumed.
     assert (run.status, run.attempt, run.node_id) == (RunStatus.QUEUED, 0, None)
     assert worker.stats.completed == 0
+
+
+def test_a_worker_with_more_slots_than_one_claim_hands_out_claims_in_several(
+        store: Store) -> None:
+    # Found by the chaos suite: a worker with --concurrency 150 asked for 150 runs in one
+    # claim, was refused (at most 100) and stopped.
+    add_remote(store, "r", timeout="1m", max_concurrency=1000)
+    release = asyncio.Event()
+
+    async def held(ctx: RunContext) -> str:
+        await release.wait()
+        return "done"
+
+    worker = worker_for(store, "r", held, concurrency=150)
+    ids = [store.fire_now("r", n) for n in range(150)]
+
+    async def main() -> None:
+        task = asyncio.create_task(worker.run())
+        await await_until(lambda: len(worker.held) == 150, 60, "150 runs held at once")
+        release.set()
+        await await_until(lambda: worker.stats.completed == 150, 60, "every run completed")
+        worker.drain()
+        await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
+    assert worker.fatal is None and worker.stats.claimed == 150
+    assert set(statuses(store, ids)) == {RunStatus.SUCCEEDED}
+
+
+def test_a_refusal_reads_as_the_server_wrote_it_once() -> None:
+    from agentcron.worker.protocol import _message
+
+    said = httpx.Response(422, json={"detail": "max: 150 is out of range (give 1..100)",
+                                     "field": "max", "hint": "give 1..100"})
+    assert _message(said) == "max: 150 is out of range (give 1..100)"
+    bare = httpx.Response(403, json={"detail": "token 't' may not run agent 'x'",
+                                     "hint": "create a token for it"})
+    assert _message(bare) == "token 't' may not run agent 'x' (create a token for it)"

@@ -26,6 +26,7 @@ from agentcron.executors.base import output_limit, truncate
 from agentcron.executors.context import PROGRESS_LIMIT
 from agentcron.executors.follow_ups import NOT_SUCCEEDED, refused_all
 from agentcron.models import AgentKind, AgentSpec, FollowUp, Outcome, RunStatus, Usage, Worker
+from agentcron.rules.claims import MAX_CLAIM
 from agentcron.rules.retry import backoff_delay_s
 from agentcron.rules.scheduling import MAX_FOLLOW_UPS
 from agentcron.schedule.durations import parse_duration
@@ -39,8 +40,6 @@ from agentcron.store.workers import WORKER_PREFIX, ClaimResult, WorkerCall, node
 
 MAX_WAIT_S = 60.0
 """The longest a claim waits for a run (a longer ``wait`` is cut to this)."""
-MAX_CLAIM = 100
-"""The most runs one claim hands out."""
 MAX_BEAT_RUNS = 1000
 MAX_COMPLETE = 1000
 """The most outcomes one batched complete carries."""

@@ -51,6 +51,7 @@ from agentcron.executors import Executors, RunContext
 from agentcron.executors.command import stop_grace_s
 from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
+from agentcron.rules.claims import MAX_CLAIM
 from agentcron.worker.fence import Guarded, WorkerFence
 from agentcron.worker.outbox import Outbox
 from agentcron.worker.protocol import (
@@ -279,7 +280,7 @@ class Worker:
     async def _claim_call(self, free: int, carried: list[tuple[dict[str, Any], Any]]
                           ) -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
         return await retry(functools.partial(
-            self.protocol.claim, [self.settings.agent], free,
+            self.protocol.claim, [self.settings.agent], min(free, MAX_CLAIM),
             0.0 if carried else self.settings.wait_s, [body for body, _ in carried]),
             "claim", give_up=self.draining)
 

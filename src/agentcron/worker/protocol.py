@@ -174,10 +174,16 @@ def _message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:300]
-    if isinstance(body, dict):
-        parts = [str(body.get(k)) for k in ("field", "detail", "hint") if body.get(k)]
-        if parts:
-            return ": ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+    if isinstance(body, dict) and body.get("detail"):
+        # The server's detail is its whole sentence ("field: problem (fix)"); the field and
+        # the hint are added only where it lacks them.
+        text = str(body["detail"])
+        field, hint = body.get("field"), body.get("hint")
+        if field and not text.startswith(f"{field}:"):
+            text = f"{field}: {text}"
+        if hint and str(hint) not in text:
+            text += f" ({hint})"
+        return text[:300]
     return str(body)[:300]
 
 
