@@ -34,6 +34,7 @@ from agentcron.store.schema import runs
 from chaos.hosts import Hosts, Network
 from chaos.pg import HARNESS_APP, Cluster
 from tests.support.procs import REPO, ServeProcess
+from tests.support.workers import WorkerProcess
 
 AGENT = "receiver"
 TERMINAL = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value,
@@ -68,17 +69,25 @@ class NodeOptions:
 @dataclass(frozen=True)
 class AgentOptions:
     """An agent the triggers fire: by default the http agent posting to the receiver;
-    ``python`` runs ``chaos.agents:noop`` in the node instead (no delivery to count)."""
+    ``python`` runs ``chaos.agents:noop`` in the node instead (no delivery to count);
+    ``remote`` is run by workers (``chaos.remote``), posting to the receiver too."""
 
     timeout: str = "60s"
     max_attempts: int = 5
     retry_backoff: str = "0.5s"
     max_concurrency: int = 100_000
     kind: str = "http"
+    zombie_timeout: str | None = None  # the nodes' when None
+
+    @property
+    def delivers(self) -> bool:
+        """Whether its runs post to the receiver (so a run counts only once delivered)."""
+        return self.kind in ("http", "remote")
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "timeout": self.timeout, "max_attempts": self.max_attempts,
-                "retry_backoff": self.retry_backoff, "max_concurrency": self.max_concurrency}
+                "retry_backoff": self.retry_backoff, "max_concurrency": self.max_concurrency,
+                "zombie_timeout": self.zombie_timeout}
 
 
 @dataclass
@@ -134,8 +143,8 @@ class Fault:
 class Node:
     """One ``agentcron serve`` process the storm started."""
 
-    def __init__(self, proc: ServeProcess, env: dict[str, str], netns: str | None = None
-                 ) -> None:
+    def __init__(self, proc: ServeProcess | WorkerProcess, env: dict[str, str],
+                 netns: str | None = None) -> None:
         self.proc = proc
         self.env = env
         self.netns = netns
@@ -198,6 +207,7 @@ class Storm:
         self.url = ""
         self.receiver: subprocess.Popen[str] | None = None
         self.receiver_port = 0
+        self.receiver_host = "127.0.0.1"
         self.ledger_path = self.workdir / "receiver.tsv"
         self.engine: Engine | None = None
         self._counter = 0
@@ -242,10 +252,10 @@ class Storm:
         try:
             services = Services(store)
             for name, options in self.agents.items():
-                config = ({"url": f"http://{receiver_host}:{self.receiver_port}/run"}
-                          if options.kind == "http" else {"target": "chaos.agents:noop"})
+                config = {"http": {"url": self.receiver_url}, "remote": {}}.get(
+                    options.kind, {"target": "chaos.agents:noop"})
                 services.add_agent(services.build_agent(
-                    name, options.kind, config,
+                    name, options.kind, config, zombie_timeout=options.zombie_timeout,
                     max_concurrency=options.max_concurrency, timeout=options.timeout,
                     max_attempts=options.max_attempts, retry_backoff=options.retry_backoff))
         finally:
@@ -269,7 +279,12 @@ class Storm:
             raise RuntimeError(f"chaos.{name} did not start: {line}")
         return proc, int(line[1])
 
+    @property
+    def receiver_url(self) -> str:
+        return f"http://{self.receiver_host}:{self.receiver_port}/run"
+
     def _start_receiver(self, host: str) -> None:
+        self.receiver_host = host
         self.receiver, self.receiver_port = self._helper(
             "receiver", "--out", str(self.ledger_path), "--host", host)
 
@@ -316,17 +331,27 @@ class Storm:
 
     # -- nodes ----------------------------------------------------------------------------
 
-    def start_node(self, env: dict[str, str] | None = None, prefix: str = "n",
-                   wait: bool = True) -> Node:
+    def next_index(self) -> int:
+        """A number no node or worker of this storm has had (names, namespaces)."""
         self._counter += 1
-        node_id = f"{self.scenario}-{prefix}{self._counter}"
+        return self._counter
+
+    def start_node(self, env: dict[str, str] | None = None, prefix: str = "n",
+                   wait: bool = True, api_port: int | None = None) -> Node:
+        """A node, on a host of its own when the scenario gives hosts, unless it serves the
+        API (``api_port``, on the gateway address, for workers to reach)."""
+        index = self.next_index()
+        node_id = f"{self.scenario}-{prefix}{index}"
         opts = self.node_options
-        netns = None if self.hosts is None else self.hosts.add(self._counter)
+        netns = None
+        if self.hosts is not None and api_port is None:
+            netns = self.hosts.add(index)
         proc = ServeProcess(
             self.node_url, node_id, self.workdir, zombie_timeout=opts.zombie_timeout,
             drain_timeout=opts.drain_timeout, heartbeat_interval=opts.heartbeat_interval,
             poll_interval=opts.poll_interval,
-            extra=["--max-inflight", str(opts.max_inflight)], env=env,
+            extra=["--max-inflight", str(opts.max_inflight)], env=env, api_port=api_port,
+            api_host=self.hosts.gateway if self.hosts is not None else "127.0.0.1",
             wrapper=None if netns is None else ["ip", "netns", "exec", netns])
         node = Node(proc, env or {}, netns)
         self.nodes.append(node)
@@ -462,12 +487,13 @@ class Storm:
             time.sleep(0.5)
 
     def finish(self) -> None:
-        """Drain every node still running (exit codes kept), then stop the receiver."""
+        """Drain every node still running, the last started first (workers before the nodes
+        serving their API), exit codes kept; then stop the receiver."""
         for node in self.nodes:
             if node.paused:
                 node.proc.signal(signal.SIGCONT)
                 node.paused = False
-        for node in self.live_nodes():
+        for node in reversed(self.live_nodes()):
             code, took = self.sigterm(node)
             if code != 0:
                 self.notes.append(f"{node.id} exited {code} on SIGTERM after {took:.1f}s")

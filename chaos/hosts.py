@@ -129,16 +129,17 @@ class Hosts:
         _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
         return name
 
-    def cut(self, name: str, how: str) -> None:
-        """Cut ``name``'s link to the database: ``drop`` or ``refuse`` (see the module)."""
-        port = str(self.db_port)
+    def cut(self, name: str, how: str, port: int | None = None) -> None:
+        """Cut ``name``'s link to the database (or to ``port`` on the gateway, an API node's):
+        ``drop`` or ``refuse`` (see the module)."""
+        to = str(port or self.db_port)
         if how == "drop":
-            self._rule(name, "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", port,
+            self._rule(name, "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", to,
                        "-j", "DROP")
-            self._rule(name, "INPUT", "-s", self.gateway, "-p", "tcp", "--sport", port,
+            self._rule(name, "INPUT", "-s", self.gateway, "-p", "tcp", "--sport", to,
                        "-j", "DROP")
         elif how == "refuse":
-            self._rule(name, "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", port,
+            self._rule(name, "OUTPUT", "-d", self.gateway, "-p", "tcp", "--dport", to,
                        "-j", "REJECT", "--reject-with", "tcp-reset")
         else:
             raise ValueError(f"unknown cut {how!r}: drop or refuse")

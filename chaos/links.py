@@ -5,11 +5,12 @@ their own checks; the table is ``chaos.scenarios``)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chaos.common import pick_busiest, seconds
-from chaos.harness import Fault, Storm, log
+from chaos.harness import Fault, Node, Storm, log
 
 # -- partition ------------------------------------------------------------------------------
 
@@ -17,30 +18,38 @@ from chaos.harness import Fault, Storm, log
 def partition(storm: Storm) -> None:
     """Cut the busiest node off the database for twice the zombie timeout, then heal and
     let it rejoin; packets dropped and refused in turn."""
-    hosts = storm.hosts
-    assert hosts is not None
     for _ in range(3):
         storm.start_node()
     storm.add_triggers(storm.plan)
     storm.begin()
-    cut_s = 2 * seconds(storm.node_options.zombie_timeout)
+    cut_in_turn(storm, 2 * seconds(storm.node_options.zombie_timeout), "the database",
+                lambda node: None)
+    storm.at(storm.duration_s)
+
+
+def cut_in_turn(storm: Storm, cut_s: float, what: str,
+                port_of: Callable[[Node], int | None]) -> None:
+    """From 5 s into the storm to its end: cut the busiest node (or worker) with a host of
+    its own off ``port_of(it)`` on the gateway (None: the database) for ``cut_s``, heal,
+    wait 5 s; packets dropped and refused in turn."""
+    hosts = storm.hosts
+    assert hosts is not None
     offset, cuts = 5.0, 0
     while offset + cut_s <= storm.duration_s:
         storm.at(offset)
-        victim = pick_busiest(storm)
+        victim = pick_busiest(storm, [n for n in storm.live_nodes() if n.netns is not None])
         how = ("drop", "refuse")[cuts % 2]
         fault = Fault(f"partition ({how})", time.time(), victim.id,
-                      detail={"how": how, "cut_s": cut_s})
-        hosts.cut(victim.host, how)
+                      detail={"how": how, "cut_s": cut_s, "from": what})
+        hosts.cut(victim.host, how, port_of(victim))
         storm.faults.append(fault)
-        log(f"cut {victim.id} off the database ({how}) for {cut_s:g}s")
+        log(f"cut {victim.id} off {what} ({how}) for {cut_s:g}s")
         time.sleep(cut_s)
         hosts.heal(victim.host)
         fault.cleared_at = time.time()
         log(f"healed {victim.id}")
         cuts += 1
         offset += cut_s + 5.0
-    storm.at(storm.duration_s)
 
 
 @dataclass
@@ -72,14 +81,24 @@ def handovers(spans: dict[tuple[str, int], tuple[float, float, bool]]) -> Handov
 
 
 def partition_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A cut-off node fenced itself and rejoined after each cut; its runs were taken over,
-    and no attempt of theirs executed while the one before it still did; no stale
-    completion of the cut-off node's landed."""
+    return cut_check(storm, figs, "node_fenced", "node_rejoined", "completion_fenced")
+
+
+def cut_check(storm: Storm, figs: dict[str, Any], fenced_event: str, rejoined_event: str,
+              late_event: str) -> tuple[dict[str, Any], list[str]]:
+    """A cut-off node (or worker) fenced itself and rejoined after each cut (its log says
+    ``fenced_event`` and ``rejoined_event``); its runs were taken over, and no attempt of
+    theirs executed while the one before it still did; no stale outcome of its landed
+    (``late_event`` counts the late writes it was refused)."""
     cut = [f.target for f in storm.faults if f.kind.startswith("partition")]
     logs = dict(storm.node_logs())
-    fenced = {node: logs.get(node, "").count('"event": "node_fenced"') for node in set(cut)}
-    rejoined = {node: logs.get(node, "").count('"event": "node_rejoined"') for node in set(cut)}
-    late = sum(logs.get(node, "").count('"event": "completion_fenced"') for node in set(cut))
+
+    def count(node: str, event: str) -> int:
+        return logs.get(node, "").count(f'"event": "{event}"')
+
+    fenced = {node: count(node, fenced_event) for node in set(cut)}
+    rejoined = {node: count(node, rejoined_event) for node in set(cut)}
+    late = sum(count(node, late_event) for node in set(cut))
     taken = [(e.run_id, e.attempt) for e in figs["_events"]
              if e.kind == "lost" and e.node_id in set(cut)]
     final = {row.id: row for row in figs["_rows"]}

@@ -62,7 +62,7 @@ def figures(storm: Storm) -> dict[str, Any]:
         times = [_us(t) for t in group.times()]
         for trigger_id in group.ids:
             trigger_ids.add(trigger_id)
-            if storm.agents[group.agent].kind == "http":
+            if storm.agents[group.agent].delivers:
                 delivers.add(trigger_id)
             expected.update((trigger_id, t) for t in times)
 

@@ -53,13 +53,14 @@ class ServeProcess(ChildProcess):
                  zombie_timeout: str = "3s", drain_timeout: str = "2s",
                  heartbeat_interval: str = "0.5s", poll_interval: str = "0.2s",
                  extra: list[str] | None = None, env: dict[str, str] | None = None,
-                 api_port: int | None = None, wrapper: list[str] | None = None) -> None:
-        """``api_port``: serve the HTTP API and dashboard on 127.0.0.1 at that port
+                 api_port: int | None = None, api_host: str = "127.0.0.1",
+                 wrapper: list[str] | None = None) -> None:
+        """``api_port``: serve the HTTP API and dashboard on ``api_host`` at that port
         (default: ``--no-api``). ``wrapper``: a command that execs the node in place
         (``ip netns exec NAME``: the pid is the node's)."""
         self.node_id = node_id
         self.log_path = log_dir / f"{node_id}.log"
-        api = ["--no-api"] if api_port is None else ["--host", "127.0.0.1",
+        api = ["--no-api"] if api_port is None else ["--host", api_host,
                                                      "--port", str(api_port)]
         args = [
             *(wrapper or []), sys.executable, "-m", "agentcron", "--db", db_url, "serve", *api,

@@ -21,11 +21,13 @@ class WorkerProcess(ChildProcess):
                  python: str = "tests.support.remote_agents:sleeper",
                  command: str | None = None, concurrency: int = 1,
                  heartbeat_interval: str = "0.5s", wait: str = "2s",
-                 drain_timeout: str = "2s") -> None:
+                 drain_timeout: str = "2s", extra_env: dict[str, str] | None = None,
+                 wrapper: list[str] | None = None) -> None:
+        """``wrapper``: a command that execs the worker in place (``ip netns exec NAME``)."""
         self.worker_id = worker_id
         self.log_path = log_dir / f"worker-{worker_id}.log"
         run = ["--command", command] if command is not None else ["--python", python]
-        args = [sys.executable, "-m", "agentcron", "worker", "--url", url, "--agent", agent,
+        args = [*(wrapper or []), sys.executable, "-m", "agentcron", "worker", "--url", url, "--agent", agent,
                 *run, "--worker-id", worker_id, "--concurrency", str(concurrency),
                 "--heartbeat-interval", heartbeat_interval, "--wait", wait,
                 "--drain-timeout", drain_timeout]
@@ -34,9 +36,15 @@ class WorkerProcess(ChildProcess):
                                              env.get("PYTHONPATH", "")])
         env["AGENTCRON_TOKEN"] = token  # not on the command line
         env["AGENTCRON_LOG_LEVEL"] = "info"
+        env.update(extra_env or {})
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, cwd=REPO)
+
+    @property
+    def node_id(self) -> str:
+        """What its runs' ``node_id`` says."""
+        return f"worker:{self.worker_id}"
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait for the drain to end; returns the exit code."""

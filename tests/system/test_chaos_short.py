@@ -28,7 +28,7 @@ from tests.support.procs import REPO
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 SHORT_FORM_S = {"kill": 30, "pause": 30, "database": 30, "skew": 30, "deploy": 30, "soak": 45,
-                "partition": 35, "slow-link": 30, "flaky-link": 30}
+                "partition": 35, "slow-link": 30, "flaky-link": 30, "worker-partition": 35}
 
 
 def test_every_scenario_has_a_short_form() -> None:
