@@ -143,12 +143,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "worker-partition",
             "2 nodes serving the API, 3 remote workers each in a network namespace of its "
-            "own, 150 triggers every second (1 s runs) and 15 every 5 s (8 s runs) of a "
+            "own, 100 triggers every second (1 s runs) and 10 every 5 s (8 s runs) of a "
             "remote agent with a 5 s zombie timeout; every 15 s cut the busiest worker off "
             "its API node for 10 s, dropped and refused in turn, then heal",
             long_duration_s=300,
-            groups=lambda d: [TriggerGroup("every-1s", 150, 1.0, 1.0, agent=remote.REMOTE),
-                              TriggerGroup("every-5s-8s-runs", 15, 5.0, 8.0,
+            groups=lambda d: [TriggerGroup("every-1s", 100, 1.0, 1.0, agent=remote.REMOTE),
+                              TriggerGroup("every-5s-8s-runs", 10, 5.0, 8.0,
                                            agent=remote.REMOTE)],
             agents={remote.REMOTE: AgentOptions(kind="remote",
                                                 zombie_timeout=remote.ZOMBIE_TIMEOUT)},

@@ -43,3 +43,12 @@ def test_a_beat_answered_late_counts_from_when_it_was_sent() -> None:
     run = Guarded(("a", 1), zombie_timeout_s=10.0, stop_grace_s=0.0)
     assert fence.due([run]) == ([], pytest.approx(0.5))
     assert fence.due([]) == ([], 1.0)
+
+
+def test_a_run_whose_outcome_is_on_its_way_fences_the_worker_but_is_not_stopped() -> None:
+    clock = Clock()
+    fence = WorkerFence("w", heartbeat_interval_s=1.0, monotonic=clock)
+    sending = Guarded(("a", 1), zombie_timeout_s=10.0, stop_grace_s=0.0, stoppable=False)
+    clock.now += 9.0
+    assert fence.due([sending]) == ([], 1.0)
+    assert fence.fenced and fence.given_up == 0

@@ -441,9 +441,9 @@ class Worker:
         (at least once per heartbeat interval, so a run claimed meanwhile is watched)."""
         while True:
             keys, next_in = self.fence.due(
-                Guarded(h.key, h.work.zombie_timeout_s, stop_grace_s(self.spec))
-                for h in self.held.values()
-                if h.work.zombie_timeout_s is not None and not h.sending)
+                Guarded(h.key, h.work.zombie_timeout_s, stop_grace_s(self.spec),
+                        stoppable=not h.sending)
+                for h in self.held.values() if h.work.zombie_timeout_s is not None)
             for key in keys:
                 held = self.held.get(key)
                 if held is not None and self._stop(held, "fenced"):

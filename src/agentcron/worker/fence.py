@@ -28,11 +28,14 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Guarded:
-    """A run the fence watches: its key, its zombie timeout, how long stopping it takes."""
+    """A run the fence watches: its key, its zombie timeout, how long stopping it takes,
+    and whether it may be stopped (not when its outcome is being sent: it still counts
+    towards the worker being fenced)."""
 
     key: tuple[str, int]
     zombie_timeout_s: float
     stop_grace_s: float
+    stoppable: bool = True
 
 
 class WorkerFence:
@@ -57,24 +60,28 @@ class WorkerFence:
 
     def due(self, runs: Iterable[Guarded]) -> tuple[list[tuple[str, int]], float]:
         """The runs to give up now, and how long until the next one would be due if no
-        beat succeeds meanwhile (the heartbeat interval when none is held)."""
+        beat succeeds meanwhile (the heartbeat interval when none is held). The worker is
+        fenced once any run it holds is past its fence."""
         now = self.monotonic()
         out: list[tuple[str, int]] = []
+        past = False
         next_in = self.heartbeat_interval_s
         for run in runs:
             after = fence_after_s(run.zombie_timeout_s, self.heartbeat_interval_s,
                                   run.stop_grace_s)
             if past_fence(self.last_beat_sent, now, after):
-                out.append(run.key)
+                past = True
+                if run.stoppable:
+                    out.append(run.key)
             else:
                 next_in = min(next_in, seconds_to_fence(self.last_beat_sent, now, after))
-        if out:
-            self.given_up += len(out)
-            if not self.fenced:
-                self.fenced = True
-                log.error("worker_fenced", worker_id=self.worker_id,
-                          silent_s=round(now - self.last_beat_sent, 1), runs=len(out),
-                          reason="no heartbeat reached the API for nearly the runs' zombie "
-                                 "timeout: the server may soon give them to another worker, "
-                                 "so this worker stopped them (nothing is written for them)")
+        self.given_up += len(out)
+        if past and not self.fenced:
+            self.fenced = True
+            log.error("worker_fenced", worker_id=self.worker_id,
+                      silent_s=round(now - self.last_beat_sent, 1), runs=len(out),
+                      reason="no heartbeat reached the API for nearly the runs' zombie "
+                             "timeout: the server may soon give them to another worker, so "
+                             "this worker stopped those still executing (nothing is written "
+                             "for them; outcomes already on their way are kept)")
         return out, next_in
