@@ -10,6 +10,15 @@ from chaos.harness import Node, Storm
 from chaos.verdict import error_lines
 
 
+def start(storm: Storm, nodes: int = 3, lead_s: float = 3.0) -> list[Node]:
+    """Start ``nodes`` nodes, add the scenario's triggers (their first fire ``lead_s`` ahead,
+    see ``Storm.add_triggers``) and start the storm's clock; returns the nodes."""
+    started = [storm.start_node() for _ in range(nodes)]
+    storm.add_triggers(storm.plan, lead_s=lead_s)
+    storm.begin()
+    return started
+
+
 def pick(storm: Storm, exclude: set[str] | None = None) -> Node:
     candidates = [n for n in storm.live_nodes() if n.id not in (exclude or set())
                   and not n.paused]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.common import pick_busiest, seconds
+from chaos.common import pick_busiest, seconds, start
 from chaos.harness import Fault, Node, Storm, log
 
 # -- partition ------------------------------------------------------------------------------
@@ -18,10 +18,7 @@ from chaos.harness import Fault, Node, Storm, log
 def partition(storm: Storm) -> None:
     """Cut the busiest node off the database for twice the zombie timeout, then heal and
     let it rejoin; packets dropped and refused in turn."""
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    start(storm)
     cut_in_turn(storm, 2 * seconds(storm.node_options.zombie_timeout), "the database",
                 lambda node: None)
     storm.at(storm.duration_s)
@@ -155,9 +152,7 @@ def flaky_link(storm: Storm) -> None:
     """Every node loses ``LOSS`` of its packets, both ways, for the whole storm."""
     hosts = storm.hosts
     assert hosts is not None
-    nodes = [storm.start_node() for _ in range(3)]
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    nodes = start(storm)
     fault = Fault("packet loss", time.time(), "every node", detail={"share": LOSS})
     storm.faults.append(fault)
     before = {n.id: hosts.retransmits(n.host) for n in nodes}

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from chaos.common import pick, pick_busiest, seconds
+from chaos.common import pick, pick_busiest, seconds, start
 from chaos.harness import Fault, Storm, log
 from chaos.trend import LeakBound, Trend, allowed_rise, leak, trend
 from chaos.verdict import error_lines
@@ -17,10 +17,7 @@ from chaos.verdict import error_lines
 
 
 def kill(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    start(storm)
     offset = 10.0
     while offset < storm.duration_s - 2:
         storm.at(offset)
@@ -36,10 +33,7 @@ def kill(storm: Storm) -> None:
 
 
 def pause(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    start(storm)
     zombie = seconds(storm.node_options.zombie_timeout)
     hold = zombie + 3.0
     offset = 5.0
@@ -88,10 +82,7 @@ def pause_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], lis
 
 
 def database(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    start(storm)
     offset = 5.0
     restarts = 0
     while offset < storm.duration_s - 3:
@@ -163,10 +154,7 @@ def skew_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], list
 
 
 def deploy(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan)
-    storm.begin()
+    start(storm)
     drain = seconds(storm.node_options.drain_timeout)
     storm.at(min(8.0, storm.duration_s / 4))
     while storm.until_end() > 0:
@@ -233,10 +221,7 @@ def deploy_check(storm: Storm, figs: dict[str, Any]) -> tuple[dict[str, Any], li
 
 
 def soak(storm: Storm) -> None:
-    for _ in range(3):
-        storm.start_node()
-    storm.add_triggers(storm.plan, lead_s=5.0)
-    storm.begin()
+    start(storm, lead_s=5.0)
     storm.at(storm.duration_s)
 
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
+from collections.abc import Callable
+
+from tests.support.helpers import process_running, wait_until
 
 
 class LoopbackProxy:
@@ -223,3 +227,21 @@ class AnswerHoldingProxy(LoopbackProxy):
             if not (marked.is_set() and self.mode == "swallow"):
                 _close(src)
                 _close(dst)
+
+
+def cut_until_stopped(proxy: CutProxy, how: str, pid: int, within_s: float,
+                      log: Callable[[], str]) -> float:
+    """Cut ``proxy`` (``drop``: packets vanish; else refused) and wait for ``pid`` to stop
+    within ``within_s`` (a zombie timeout) of the cut: the fencing guarantee, since the
+    last beat that got through was sent before the cut and nothing takes the run over
+    sooner than a zombie timeout after that beat. Returns how long the stop took; fails
+    with the tail of ``log()`` if it did not come in time."""
+    cut_at = time.monotonic()
+    if how == "drop":
+        proxy.drop()
+    else:
+        proxy.cut()
+    wait_until(lambda: not process_running(pid), cut_at + within_s - time.monotonic(),
+               lambda: f"pid {pid} to stop within {within_s:g}s of the cut ({how}):\n"
+                       f"{log()[-3000:]}", interval=0.02)
+    return time.monotonic() - cut_at

@@ -28,7 +28,7 @@ from agentcron.store import Store
 from agentcron.store.schema import runs
 from tests.support.helpers import pid_written, process_running, wait_until
 from tests.support.procs import ServeProcess
-from tests.support.proxies import CutProxy
+from tests.support.proxies import CutProxy, cut_until_stopped
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -73,17 +73,7 @@ def test_a_cut_off_node_stops_its_command_in_time_and_rejoins(
         assert _run(store, run_id)["status"] == RunStatus.RUNNING.value
 
         cut_at = time.monotonic()
-        if how == "drop":
-            proxy.drop()
-        else:
-            proxy.cut()
-        # The guarantee: gone within the zombie timeout of the cut (the node's last beat
-        # that succeeded was sent before it, so another node could take the run over no
-        # earlier than that).
-        wait_until(lambda: not process_running(pid), cut_at + ZOMBIE_TIMEOUT_S - time.monotonic(),
-                   lambda: f"the sleeper (pid {pid}) to be stopped within the zombie "
-                           f"timeout of the cut:\n{node.log()[-3000:]}", interval=0.02)
-        gone_after = time.monotonic() - cut_at
+        gone_after = cut_until_stopped(proxy, how, pid, ZOMBIE_TIMEOUT_S, node.log)
         node.wait_for_log("node_fenced", timeout=5)
         assert "node fenced: no heartbeat succeeded" in node.log()
 

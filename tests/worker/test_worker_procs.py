@@ -32,7 +32,7 @@ from agentcron.services.agents import AgentInput
 from agentcron.store import Store
 from tests.support.api_server import ApiServer, api_server
 from tests.support.helpers import pid_written, process_running, wait_until
-from tests.support.proxies import CutProxy
+from tests.support.proxies import CutProxy, cut_until_stopped
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow]
@@ -204,17 +204,7 @@ def test_a_worker_cut_off_stops_its_run_before_another_may_start_it_and_rejoins(
         run_id = store.fire_now("r")
         pid = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
         pid_file.unlink()
-        cut_at = time.monotonic()
-        if how == "drop":
-            proxy.drop()
-        else:
-            proxy.cut()
-        # The guarantee: stopped within the zombie timeout of the cut (its last beat that
-        # got through was sent before it, and the server takes over no earlier than the
-        # zombie timeout after that beat).
-        wait_until(lambda: not process_running(pid), cut_at + zombie_s - time.monotonic(),
-                   lambda: f"the command (pid {pid}) to stop within the zombie timeout of "
-                           f"the cut:\n{worker.log()[-3000:]}", interval=0.02)
+        cut_until_stopped(proxy, how, pid, zombie_s, worker.log)
         worker.wait_for_log("worker_run_given_up")
         assert "worker_fenced" in worker.log()
         # The server takes the run over (the worker is silent), and nothing of the first
