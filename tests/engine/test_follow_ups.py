@@ -113,8 +113,8 @@ def test_runs_that_ask_for_nothing_never_call_the_builder(store: Store) -> None:
 
 
 def test_the_follow_up_trigger_exists_after_the_run(store: Store) -> None:
-    """End to end: needs ``Store.finish`` to write ``Outcome.follow_ups`` (issue 13, part A).
-    Fails until that is merged."""
+    """End to end: ``Store.finish`` writes ``Outcome.follow_ups`` in the outcome's own
+    transaction, so the trigger exists once the run has succeeded."""
     python_agent(store, "watcher", f"{AGENTS}:check_again")
     [outcome] = _outcomes(store, "watcher")
     assert outcome.status is RunStatus.SUCCEEDED
