@@ -141,7 +141,7 @@ class Fault:
 
 
 class Node:
-    """One ``agentcron serve`` process the storm started."""
+    """One ``agentcron serve`` (or ``agentcron worker``) process the storm started."""
 
     def __init__(self, proc: ServeProcess | WorkerProcess, env: dict[str, str],
                  netns: str | None = None) -> None:
