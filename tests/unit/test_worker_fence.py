@@ -52,3 +52,15 @@ def test_a_run_whose_outcome_is_on_its_way_fences_the_worker_but_is_not_stopped(
     clock.now += 9.0
     assert fence.due([sending]) == ([], 1.0)
     assert fence.fenced and fence.given_up == 0
+
+
+def test_a_claim_answered_after_a_silence_is_not_trusted() -> None:
+    clock = Clock()
+    fence = WorkerFence("w", heartbeat_interval_s=1.0, monotonic=clock)
+    run = Guarded(("a", 1), zombie_timeout_s=10.0, stop_grace_s=0.0)  # fence at 9 s
+    claim_sent = clock.now
+    fence.beat_succeeded(sent_at=clock.now + 1.0)
+    clock.now += 12.0  # the link dropped for 11 s; the claim's answer comes only now
+    fence.beat_succeeded(sent_at=clock.now - 0.5)  # and a beat got through again
+    assert not fence.still_held(claim_sent, run)
+    assert fence.still_held(clock.now - 1.0, run)  # a claim sent after the silence

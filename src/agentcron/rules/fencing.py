@@ -15,6 +15,8 @@ feeds them and acts on the answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 RESERVE_CAP = 0.25
 """The reserve is never more than this share of the zombie timeout: with a short zombie
 timeout and a long kill grace, a run is still given up after three quarters of it, never
@@ -37,6 +39,23 @@ def past_fence(last_beat_sent: float, now: float, fence_after: float) -> bool:
     """Whether a run (or the node) with that ``fence_after_s`` is fenced at ``now``: no
     beat sent within the last ``fence_after`` seconds has succeeded."""
     return now - last_beat_sent >= fence_after
+
+
+def proved_throughout(beats_sent: Sequence[float], since: float, now: float,
+                      fence_after: float) -> bool:
+    """Whether the owner proved itself alive all the way from ``since`` to ``now``: no
+    stretch of ``fence_after`` or more without the sending of a beat that succeeded
+    (``beats_sent``, ascending). A run handed out at ``since`` or later whose answer
+    arrives only now (held up by the link) may already have been taken over if not: a beat
+    that got through after the gap proves the owner alive, not that the run is still its."""
+    last = since
+    for sent in beats_sent:
+        if sent <= since:
+            continue
+        if sent - last >= fence_after:
+            return False
+        last = sent
+    return now - last < fence_after
 
 
 def seconds_to_fence(last_beat_sent: float, now: float, fence_after: float) -> float:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import secrets
 import signal
@@ -234,19 +233,22 @@ class Worker:
                     # whatever the claim still hands out is released as it arrives.
                     self._track_completion(self._hand_back(claim))
                     return
-                for work in claim.result():
-                    self._start(work)
+                claimed, sent_at = claim.result()
+                for work in claimed:
+                    self._start(work, sent_at)
         finally:
             draining.cancel()
 
-    async def _claim(self, free: int) -> list[ClaimedWork]:
-        """One claim for up to ``free`` runs, retried through an outage until the drain.
-        It carries the outcomes waiting to be sent (``Outbox.take_for_claim``) and then
-        waits for no run: their runs' callers learn their answers at once."""
+    async def _claim(self, free: int) -> tuple[list[ClaimedWork], float]:
+        """One claim for up to ``free`` runs, retried through an outage until the drain,
+        and when (monotonic) the call that answered was sent. It carries the outcomes
+        waiting to be sent (``Outbox.take_for_claim``) and then waits for no run: their
+        runs' callers learn their answers at once."""
         carried = self.outbox.take_for_claim()
+        sent = [self.fence.monotonic()]
         try:
             try:
-                claimed, answers = await self._claim_call(free, carried)
+                claimed, answers = await self._claim_call(free, carried, sent)
             except Refused:
                 if not carried:
                     raise
@@ -254,39 +256,46 @@ class Worker:
                 # own, one by one if need be, and the claim is made again without them.
                 self.outbox.give_back(carried, refused=True)
                 carried = []
-                claimed, answers = await self._claim_call(free, carried)
+                claimed, answers = await self._claim_call(free, carried, sent)
         except Outage:
             self.outbox.give_back(carried, refused=False)
-            return []  # draining while the server is away: nothing was handed out
+            return [], sent[0]  # draining while the server is away: nothing was handed out
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not the protocol
             log.error("worker_claim_unreadable", error=str(exc)[:300])
             self.outbox.give_back(carried, refused=True)
             await asyncio.sleep(1.0)
-            return []
+            return [], sent[0]
         except Refused as exc:
             self.fatal = exc
             log.error("worker_refused", call="claim", error=str(exc),
                       fix="check --url, --token (a worker token for this agent) and "
                           "--agent (a remote agent)")
             self.drain()
-            return []
+            return [], sent[0]
         except BaseException:
             self.outbox.give_back(carried, refused=False)
             raise
         self.outbox.settle(carried, answers)
         self.stats.claimed += len(claimed)
-        return claimed
+        return claimed, sent[0]
 
-    async def _claim_call(self, free: int, carried: list[tuple[dict[str, Any], Any]]
+    async def _claim_call(self, free: int, carried: list[tuple[dict[str, Any], Any]],
+                          sent: list[float]
                           ) -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
-        return await retry(functools.partial(
-            self.protocol.claim, [self.settings.agent], min(free, MAX_CLAIM),
-            0.0 if carried else self.settings.wait_s, [body for body, _ in carried]),
-            "claim", give_up=self.draining)
+        """The claim, retried through an outage; ``sent[0]`` is set to when each try was
+        sent, so it ends as the sending of the one that was answered."""
+        async def once() -> tuple[list[ClaimedWork], list[tuple[str, str]]]:
+            sent[0] = self.fence.monotonic()
+            return await self.protocol.claim(
+                [self.settings.agent], min(free, MAX_CLAIM),
+                0.0 if carried else self.settings.wait_s, [body for body, _ in carried])
 
-    async def _hand_back(self, claim: asyncio.Task[list[ClaimedWork]]) -> None:
+        return await retry(once, "claim", give_up=self.draining)
+
+    async def _hand_back(self, claim: asyncio.Task[tuple[list[ClaimedWork], float]]
+                         ) -> None:
         try:
-            claimed = await claim
+            claimed, _ = await claim
         except Exception as exc:  # e.g. the client closed under it at the drain's end
             log.warning("worker_claim_abandoned", error=str(exc)[:200],
                         note="runs it was handed are recovered after their zombie timeout")
@@ -294,7 +303,17 @@ class Worker:
         for work in claimed:
             await self._release(work)
 
-    def _start(self, work: ClaimedWork) -> None:
+    def _start(self, work: ClaimedWork, claim_sent: float) -> None:
+        if work.zombie_timeout_s is not None and not self.fence.still_held(
+                claim_sent, Guarded((work.id, work.lease), work.zombie_timeout_s,
+                                    stop_grace_s(self.spec))):
+            # The answer was held up by the link for so long that the server may already
+            # have given the run to another worker: hand it back instead of running it
+            # beside the next attempt (a 409 if it was taken over meanwhile).
+            log.warning("worker_claim_stale", run_id=work.id, lease=work.lease,
+                        note="answered too late to be still this worker's: released")
+            self._track_completion(self._release(work))
+            return
         # The deadline is on the server's clock; this host's may differ a little. The
         # server cancels a run far past its deadline whatever this worker does.
         now = datetime.now(UTC)

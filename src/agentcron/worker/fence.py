@@ -16,12 +16,18 @@ run was still this worker's) or is refused (409, taken over).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
 
-from agentcron.rules.fencing import fence_after_s, past_fence, seconds_to_fence
+from agentcron.rules.fencing import (
+    fence_after_s,
+    past_fence,
+    proved_throughout,
+    seconds_to_fence,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,14 +55,26 @@ class WorkerFence:
         self.last_beat_sent = monotonic()
         self.fenced = False
         self.given_up = 0
+        # Sending times of the beats that succeeded, for judging a claim answered late.
+        self.beats: deque[float] = deque([self.last_beat_sent], maxlen=4096)
 
     def beat_succeeded(self, sent_at: float) -> None:
         """A heartbeat sent at ``sent_at`` (monotonic) was answered."""
-        self.last_beat_sent = max(self.last_beat_sent, sent_at)
+        if sent_at > self.last_beat_sent:
+            self.last_beat_sent = sent_at
+            self.beats.append(sent_at)
         if self.fenced:
             self.fenced = False
             log.info("worker_rejoined", worker_id=self.worker_id,
                      reason="a heartbeat succeeded again")
+
+    def still_held(self, claim_sent: float, run: Guarded) -> bool:
+        """Whether a run handed out by a claim sent at ``claim_sent`` (monotonic) can still
+        be this worker's now: no stretch without a beat that got through long enough for
+        the server to have taken it over since (``rules.fencing.proved_throughout``)."""
+        after = fence_after_s(run.zombie_timeout_s, self.heartbeat_interval_s,
+                              run.stop_grace_s)
+        return proved_throughout(self.beats, claim_sent, self.monotonic(), after)
 
     def due(self, runs: Iterable[Guarded]) -> tuple[list[tuple[str, int]], float]:
         """The runs to give up now, and how long until the next one would be due if no

@@ -39,3 +39,16 @@ def test_fenced_once_no_beat_succeeded_for_the_fence_time() -> None:
 def test_seconds_to_fence_counts_down_to_zero() -> None:
     assert seconds_to_fence(100.0, now=101.0, fence_after=5.0) == 4.0
     assert seconds_to_fence(100.0, now=106.0, fence_after=5.0) == 0.0
+
+
+def test_a_run_is_proved_held_only_without_a_gap_since_it_was_handed_out() -> None:
+    from agentcron.rules.fencing import proved_throughout
+
+    beats = [0.0, 1.0, 2.0, 3.0, 9.0, 10.0]  # nothing got through between 3 and 9
+    # Handed out at 0.5: the 3 -> 9 gap was long enough for a takeover.
+    assert not proved_throughout(beats, since=0.5, now=10.5, fence_after=4.0)
+    # Handed out at 8.5, after the gap: beats since have kept it.
+    assert proved_throughout(beats, since=8.5, now=10.5, fence_after=4.0)
+    # No beat since the hand-out, and too long ago.
+    assert not proved_throughout(beats, since=10.0, now=14.0, fence_after=4.0)
+    assert proved_throughout(beats, since=10.0, now=13.9, fence_after=4.0)
