@@ -185,3 +185,16 @@ def test_a_fenced_node_gives_its_run_up_claims_nothing_and_rejoins(store: Store)
             await node.drain()
 
     asyncio.run(main())
+
+
+def test_a_claim_answered_after_a_silence_is_not_trusted() -> None:
+    clock = [100.0]
+    fence = Fence(lambda: clock[0], "n1", zombie_timeout_s=10.0, heartbeat_interval_s=1.0,
+                  executing=list, give_up=lambda run, why: None)
+    run = _run("a", AgentKind.HTTP)  # given up 9 s after the last good beat was sent
+    claimed = clock[0]
+    fence.beat_succeeded(clock[0] + 1.0)
+    clock[0] += 12.0  # nothing got through for 11 s; the claim's answer comes only now
+    fence.beat_succeeded(clock[0] - 0.5)
+    assert not fence.still_held(claimed, run)
+    assert fence.still_held(clock[0] - 1.0, run)

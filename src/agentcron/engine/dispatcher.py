@@ -113,6 +113,9 @@ class Dispatcher(Service):
         # Told how many slots are free whenever some free up (the node's ticker, which
         # holds fires back while the node is full).
         self.on_slots_freed: Callable[[int], None] = lambda free: None
+        #: Whether a run a claim made at a monotonic time may start (the node's fence says
+        #: no to one answered after too long a silence: ``Node._admit``).
+        self.admit: Callable[[ClaimedRun, float], bool] = lambda run, since: True
 
     READY_HINTS = 1024
     """At most this many ready times are remembered; beyond them the poll finds the runs."""
@@ -289,6 +292,7 @@ class Dispatcher(Service):
         if free <= 0:
             return self.interval_s  # a finished run wakes it (forget)
         claimed_at = time.monotonic()
+        since = self.clock.monotonic()
         claimed = await call_store(self.health, "claim_runs", self.run_once, free)
         if self.stopping():
             # Claimed while a drain began: hand straight back via release() (the loop
@@ -297,7 +301,8 @@ class Dispatcher(Service):
                 self.inflight[Attempt.of(run)] = InFlight(run, RunContext(run))
             return None
         for run in claimed:
-            self.start(run)
+            if self.admit(run, since):
+                self.start(run)
         if len(claimed) == free:
             return None  # more may be ready: claim again once the runs have started
         return self._idle_s(claimed_at)

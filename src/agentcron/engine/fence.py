@@ -15,6 +15,7 @@ the time it hung.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import structlog
@@ -22,7 +23,12 @@ import structlog
 from agentcron.engine.waiting import Wakeup
 from agentcron.executors.command import stop_grace_s
 from agentcron.models import ClaimedRun
-from agentcron.rules.fencing import fence_after_s, past_fence, seconds_to_fence
+from agentcron.rules.fencing import (
+    fence_after_s,
+    past_fence,
+    proved_throughout,
+    seconds_to_fence,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +55,8 @@ class Fence:
         self.on_change = on_change
         #: Monotonic time the last beat that succeeded was sent (registration counts).
         self.last_beat_sent = monotonic()
+        #: Sending times of the beats that succeeded, for judging a claim answered late.
+        self.beats: deque[float] = deque([self.last_beat_sent], maxlen=4096)
         self.fenced = False
         self.runs_given_up = 0
         self.wakeup = Wakeup()
@@ -65,10 +73,20 @@ class Fence:
         zombie = run.agent.zombie_timeout_s or self.zombie_timeout_s
         return fence_after_s(zombie, self.heartbeat_interval_s, stop_grace_s(run.agent))
 
+    def still_held(self, since: float, run: ClaimedRun) -> bool:
+        """Whether ``run``, claimed by a call made at ``since`` (monotonic) whose answer
+        comes only now, can still be this node's: no stretch without a beat that succeeded
+        long enough for another node to have taken it over since
+        (``rules.fencing.proved_throughout``)."""
+        return proved_throughout(self.beats, since, self.monotonic(),
+                                 self.run_fence_after_s(run))
+
     def beat_succeeded(self, sent_at: float) -> None:
         """A beat sent at ``sent_at`` (monotonic) succeeded: the store has stamped this node
         alive at a moment no earlier than that. Rejoins if that lifts the fence."""
-        self.last_beat_sent = max(self.last_beat_sent, sent_at)
+        if sent_at > self.last_beat_sent:
+            self.last_beat_sent = sent_at
+            self.beats.append(sent_at)
         if self.fenced and not past_fence(self.last_beat_sent, self.monotonic(),
                                           self.node_fence_after_s):
             self.fenced = False

@@ -95,6 +95,7 @@ class Node:
                            heartbeat_interval_s=settings.heartbeat_interval_s,
                            executing=self._executing, give_up=self._give_up,
                            on_change=self._on_fence_change)
+        self.dispatcher.admit = self._admit
         self.heartbeat = Heartbeat(store, self.clock, self.health, self.info,
                                    interval_s=settings.heartbeat_interval_s,
                                    leases=self.dispatcher.leases, revoke=self.dispatcher.revoke,
@@ -159,6 +160,20 @@ class Node:
         if self.metrics is not None:
             self.metrics.runs_given_up.inc()
 
+    def _admit(self, run: ClaimedRun, since: float) -> bool:
+        """Whether a run claimed by a call made at ``since`` may start: not if its answer
+        was held up (a link dropping packets, then healed) past a silence long enough for
+        another node to have taken it over. Such a run gets a retryable failure instead,
+        fenced on its lease: refused if it was taken over, else retried."""
+        if self.fence.still_held(since, run):
+            return True
+        why = ("claimed by a call answered only after a silence long enough for another "
+               "node to take the run over: not started")
+        log.warning("claim_answered_late", run_id=run.run_id, lease=run.lease, reason=why)
+        self.completions.submit(outcome_for(run, ExecutionResult(
+            ok=False, error=why, retryable=True)))
+        return False
+
     def _on_beat(self, sent_at: float) -> None:
         self.fence.beat_succeeded(sent_at)
         if self.fence.fenced:
@@ -175,11 +190,12 @@ class Node:
             self.dispatcher.wakeup.set()
             self.ticker.wakeup.set()
 
-    def _on_fired(self, result: FireResult) -> None:
+    def _on_fired(self, result: FireResult, since: float) -> None:
         if self.metrics is not None:
             self.metrics.on_fired(result)
         for run in result.claimed:
-            self.dispatcher.start(run)
+            if self._admit(run, since):
+                self.dispatcher.start(run)
         for delay_s in sorted(result.ready_in_s)[:Dispatcher.READY_HINTS]:
             self.dispatcher.ready_in(delay_s)  # jittered runs: claimed at their time
         if result.queued > len(result.claimed):

@@ -26,7 +26,7 @@ class Ticker(Service):
     name = "ticker"
 
     def __init__(self, store: Store, clock: Clock, health: StoreHealth, *, batch: int,
-                 poll_interval_s: float, on_fired: Callable[[FireResult], None],
+                 poll_interval_s: float, on_fired: Callable[[FireResult, float], None],
                  claim_for: Callable[[], tuple[str, int] | None] = lambda: None,
                  lookahead_s: float = 0.0, timeline: StoreTimeline | None = None,
                  routing: Routing | None = None, max_slots: int | None = None) -> None:
@@ -68,13 +68,16 @@ class Ticker(Service):
         until a batch comes back short. Claims nothing: the runs stay queued."""
         results = []
         while True:
+            since = self.clock.monotonic()
             result = self.store.fire_due(now or self.clock.store_now(), self.batch)
             results.append(result)
-            self._report(result)
+            self._report(result, since)
             if not result.full:
                 return results
 
-    def _report(self, result: FireResult) -> None:
+    def _report(self, result: FireResult, since: float) -> None:
+        """Log what a batch fired and hand it, with when (monotonic) its call was made, to
+        ``on_fired``."""
         for broken in result.broken:
             # Quarantined by the store in the batch that failed to plan it; it stays out
             # of firing until a user resumes or updates it.
@@ -91,7 +94,7 @@ class Ticker(Service):
         if result.duplicates:
             log.info("fires_deduplicated", count=result.duplicates)
         if result.triggers:
-            self.on_fired(result)
+            self.on_fired(result, since)
 
     def _delay(self, next_due: datetime | None, now: datetime,
                results: list[FireResult]) -> float:
@@ -132,11 +135,12 @@ class Ticker(Service):
             claim = self.claim_for()
             # A full node reads (and locks) only about as many due rows as it can start.
             limit = self.batch if claim is None else min(self.batch, claim[1] + HOLD_PROBE)
+            since = self.clock.monotonic()
             result = await call_store(self.health, "fire_due", self.store.fire_due,
                                       self.clock.store_now(), limit, claim,
                                       self._lookahead(), self.routing)
             results.append(result)
-            self._report(result)
+            self._report(result, since)
             if not result.full:
                 break
         next_due, sample = await call_store(self.health, "next_due_at",
