@@ -337,8 +337,12 @@ async def _serve_api_and_node(node: Node, settings: NodeSettings, store: Store,
         app.router.routes.insert(0, mcp.route())
         await exits.enter_async_context(mcp.run())
         # No access log: it would print URLs, and a URL is no place for anything secret.
+        # Once the node has drained, requests still open (a worker's long poll, a client
+        # gone silent) get one more drain timeout, then are cut: a stop never hangs on them.
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                                log_level="warning", lifespan="off", access_log=False)
+                                log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=max(1, round(
+                                    settings.drain_timeout_s)))
         server = _quiet_server_class()(config)
         server_task = await _start_api(server, settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

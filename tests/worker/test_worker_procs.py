@@ -14,15 +14,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agentcron.models import Run, RunStatus
@@ -225,3 +228,22 @@ def test_a_worker_cut_off_stops_its_run_before_another_may_start_it_and_rejoins(
         for path in [pid_file]:
             if (left := pid_written(path)) and process_running(left):
                 os.kill(left, signal.SIGKILL)
+
+
+def test_a_node_stops_in_time_while_a_worker_s_long_poll_is_open(served: ApiServer) -> None:
+    store = served.store
+    remote(store, "r")
+    secret = Access(store).create_token("wt-poll", "worker", agents=["r"])[1]
+
+    def poll() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{served.base}/api/v1/workers/claim",
+                       json={"worker_id": "poller", "agents": ["r"], "max": 1, "wait": "60s"},
+                       headers={"Authorization": f"Bearer {secret}"}, timeout=90)
+
+    threading.Thread(target=poll, daemon=True).start()
+    wait_until(lambda: any(w.id == "poller" for w in store.list_workers()), 30,
+               "the long poll to reach the node")
+    # The node drains (2 s), then the open claim gets one more drain timeout, not the 60 s
+    # it asked to wait: a stop never hangs on an open request.
+    assert served.proc.stop(timeout=30) == 0
