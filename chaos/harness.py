@@ -370,9 +370,18 @@ class Storm:
         return fault
 
     def sigterm(self, node: Node, timeout: float = 120.0) -> tuple[int, float]:
-        """SIGTERM and wait for the drain; returns (exit code, seconds)."""
+        """SIGTERM and wait for the drain; returns (exit code, seconds). One that has not
+        exited after ``timeout`` is killed, and its exit code is -9 (the verdict's exit-code
+        check fails it; its log tells what it waited for)."""
         began = time.monotonic()
-        code = node.proc.stop(timeout=timeout)
+        try:
+            code = node.proc.stop(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.notes.append(f"{node.id} had not exited {timeout:g}s after SIGTERM: killed")
+            node.proc.kill9()
+            code = -9
+            node.exit_code = -10  # not a kill the storm meant: fails the exit-code check
+            return code, time.monotonic() - began
         node.exit_code = code
         return code, time.monotonic() - began
 
