@@ -452,12 +452,16 @@ class Storm:
                     raise
                 time.sleep(0.2)
 
-    def running_by_node(self) -> dict[str, int]:
-        """Runs each node holds (``running``) right now."""
+    def running_by_node(self, min_age_s: float = 0.0) -> dict[str, int]:
+        """Runs each node holds (``running``) right now, counting only those started at
+        least ``min_age_s`` ago on the database's clock (the long ones, when short runs
+        last less)."""
         def counts(conn: Any) -> dict[str, int]:
             rows = conn.execute(select(runs.c.node_id, func.count())
                                 .where(runs.c.status == RunStatus.RUNNING.value,
-                                       runs.c.node_id.is_not(None))
+                                       runs.c.node_id.is_not(None),
+                                       runs.c.started_at
+                                       <= func.now() - timedelta(seconds=min_age_s))
                                 .group_by(runs.c.node_id))
             return {str(node_id): int(n) for node_id, n in rows}
 

@@ -24,6 +24,10 @@ def partition(storm: Storm) -> None:
     storm.at(storm.duration_s)
 
 
+#: Runs older than this at a cut are the long ones (the short ones last a second).
+LONG_RUN_AGE_S = 2.0
+
+
 def cut_in_turn(storm: Storm, cut_s: float, what: str,
                 port_of: Callable[[Node], int | None]) -> None:
     """From 5 s into the storm to its end: cut the busiest node (or worker) with a host of
@@ -34,7 +38,9 @@ def cut_in_turn(storm: Storm, cut_s: float, what: str,
     offset, cuts = 5.0, 0
     while offset + cut_s <= storm.duration_s:
         storm.at(offset)
-        victim = pick_busiest(storm, [n for n in storm.live_nodes() if n.netns is not None])
+        # The one holding the most long runs, so the fence has executing runs to stop.
+        victim = pick_busiest(storm, [n for n in storm.live_nodes() if n.netns is not None],
+                              min_age_s=LONG_RUN_AGE_S)
         how = ("drop", "refuse")[cuts % 2]
         fault = Fault(f"partition ({how})", time.time(), victim.id,
                       detail={"how": how, "cut_s": cut_s, "from": what})

@@ -108,12 +108,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "partition",
             "3 nodes, each in a network namespace of its own, 200 triggers every second "
-            "(1 s runs) and 20 every 5 s (8 s runs, longer than the zombie timeout); every "
-            "15 s cut the node holding the most runs off the database for 2x the zombie "
-            "timeout (10 s), its packets dropped and refused in turn, then heal",
+            "(1 s runs) and 20 every 5 s (12 s runs, longer than the zombie timeout); every "
+            "15 s cut the node holding the most long runs off the database for 2x the "
+            "zombie timeout (10 s), its packets dropped and refused in turn, then heal",
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 200, 1.0, 1.0),
-                              TriggerGroup("every-5s-8s-runs", 20, 5.0, 8.0)],
+                              TriggerGroup("every-5s-12s-runs", 20, 5.0, 12.0)],
             storm=links.partition,
             check=links.partition_check,
             network=Network(hosts=True),
@@ -146,12 +146,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "worker-partition",
             "2 nodes serving the API, 3 remote workers each in a network namespace of its "
-            "own, 100 triggers every second (1 s runs) and 10 every 5 s (8 s runs) of a "
-            "remote agent with a 5 s zombie timeout; every 15 s cut the busiest worker off "
-            "its API node for 10 s, dropped and refused in turn, then heal",
+            "own, 100 triggers every second (1 s runs) and 10 every 5 s (12 s runs) of a "
+            "remote agent with a 5 s zombie timeout; every 15 s cut the worker holding the "
+            "most long runs off its API node for 10 s, dropped and refused in turn, then "
+            "heal",
             long_duration_s=300,
             groups=lambda d: [TriggerGroup("every-1s", 100, 1.0, 1.0, agent=remote.REMOTE),
-                              TriggerGroup("every-5s-8s-runs", 10, 5.0, 8.0,
+                              TriggerGroup("every-5s-12s-runs", 10, 5.0, 12.0,
                                            agent=remote.REMOTE)],
             agents={remote.REMOTE: AgentOptions(kind="remote",
                                                 zombie_timeout=remote.ZOMBIE_TIMEOUT)},
