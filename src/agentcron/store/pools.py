@@ -48,6 +48,7 @@ from agentcron.rules.rates import (
     room,
 )
 from agentcron.store import transitions
+from agentcron.store.database import dialect_insert
 from agentcron.store.schema import agents, pool_starts, pools
 
 #: Ledger rows older than this are out of every window (a rate's period is at most a day).
@@ -181,12 +182,14 @@ def prune(conn: Connection, now: datetime) -> int:
 # -- pools themselves --------------------------------------------------------------------------
 
 def upsert_pool(conn: Connection, pool: Pool, now: datetime) -> None:
+    """Create or replace ``pool``. One statement (``ON CONFLICT``): two nodes syncing the
+    same agents file at once both write it, neither fails (an update-then-insert did: the
+    second insert broke the primary key and the node stopped at its start)."""
     values = {"requests_per_minute": pool.requests_per_minute,
               "tokens_per_minute": pool.tokens_per_minute, "source": pool.source,
               "updated_at": now}
-    changed = conn.execute(update(pools).where(pools.c.name == pool.name).values(**values))
-    if not changed.rowcount:
-        conn.execute(insert(pools).values(name=pool.name, **values))
+    conn.execute(dialect_insert(conn, pools).values(name=pool.name, **values)
+                 .on_conflict_do_update(index_elements=["name"], set_=values))
 
 
 def delete_pool(conn: Connection, name: str) -> None:
