@@ -25,12 +25,13 @@ def pick(storm: Storm, exclude: set[str] | None = None) -> Node:
     return storm.rng.choice(candidates)
 
 
-def pick_busiest(storm: Storm, among: list[Node] | None = None, min_age_s: float = 0.0
-                 ) -> Node:
-    """The live node (of ``among``) holding the most running runs started at least
-    ``min_age_s`` ago (a random one among equals): the firing node claims what it fires,
-    so a random node may hold none, and pausing it would test nothing."""
-    held = storm.running_by_node(min_age_s)
+def pick_busiest(storm: Storm, among: list[Node] | None = None,
+                 held: dict[str, int] | None = None) -> Node:
+    """The live node (of ``among``) holding the most running runs (``held``, by node id:
+    default ``storm.running_by_node()``; a random one among equals): the firing node
+    claims what it fires, so a random node may hold none, and pausing it would test
+    nothing."""
+    held = storm.running_by_node() if held is None else held
     candidates = [n for n in (storm.live_nodes() if among is None else among) if not n.paused]
     most = max(held.get(n.id, 0) for n in candidates)
     return storm.rng.choice([n for n in candidates if held.get(n.id, 0) == most])

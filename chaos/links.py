@@ -39,13 +39,13 @@ def cut_in_turn(storm: Storm, cut_s: float, what: str,
     while offset + cut_s <= storm.duration_s:
         storm.at(offset)
         # The one holding the most long runs, so the fence has executing runs to stop.
+        long_runs = storm.running_by_node(LONG_RUN_AGE_S)
         victim = pick_busiest(storm, [n for n in storm.live_nodes() if n.netns is not None],
-                              min_age_s=LONG_RUN_AGE_S)
+                              long_runs)
         how = ("drop", "refuse")[cuts % 2]
-        held = storm.running_by_node(LONG_RUN_AGE_S).get(victim.id, 0)
         fault = Fault(f"partition ({how})", time.time(), victim.id,
                       detail={"how": how, "cut_s": cut_s, "from": what,
-                              "long_runs_held": held})
+                              "long_runs_held": long_runs.get(victim.id, 0)})
         hosts.cut(victim.host, how, port_of(victim))
         storm.faults.append(fault)
         log(f"cut {victim.id} off {what} ({how}) for {cut_s:g}s")

@@ -142,6 +142,7 @@ class Worker:
         self._completions: set[asyncio.Task[None]] = set()
         self.fatal: Refused | None = None
         self.fence = WorkerFence(self.worker_id, settings.heartbeat_interval_s)
+        self.stop_grace_s = stop_grace_s(self.spec)  # the fence's reserve for stopping a run
 
     # -- running ---------------------------------------------------------------------------
 
@@ -306,7 +307,7 @@ class Worker:
     def _start(self, work: ClaimedWork, claim_sent: float) -> None:
         if work.zombie_timeout_s is not None and not self.fence.still_held(
                 claim_sent, Guarded((work.id, work.lease), work.zombie_timeout_s,
-                                    stop_grace_s(self.spec))):
+                                    self.stop_grace_s)):
             # The answer was held up by the link for so long that the server may already
             # have given the run to another worker: hand it back instead of running it
             # beside the next attempt (a 409 if it was taken over meanwhile).
@@ -460,7 +461,7 @@ class Worker:
         (at least once per heartbeat interval, so a run claimed meanwhile is watched)."""
         while True:
             keys, next_in = self.fence.due(
-                Guarded(h.key, h.work.zombie_timeout_s, stop_grace_s(self.spec),
+                Guarded(h.key, h.work.zombie_timeout_s, self.stop_grace_s,
                         stoppable=not h.sending)
                 for h in self.held.values() if h.work.zombie_timeout_s is not None)
             for key in keys:
