@@ -48,14 +48,16 @@ def proved_throughout(beats_sent: Sequence[float], since: float, now: float,
     (``beats_sent``, ascending). A run handed out at ``since`` or later whose answer
     arrives only now (held up by the link) may already have been taken over if not: a beat
     that got through after the gap proves the owner alive, not that the run is still its."""
-    last = since
-    for sent in beats_sent:
+    # From the newest back: a claim's check reads only the beats sent since it (about
+    # one), not the whole history, as it runs for every claimed run.
+    last = now
+    for sent in reversed(beats_sent):
         if sent <= since:
-            continue
-        if sent - last >= fence_after:
+            break
+        if last - sent >= fence_after:
             return False
         last = sent
-    return now - last < fence_after
+    return last - since < fence_after
 
 
 def seconds_to_fence(last_beat_sent: float, now: float, fence_after: float) -> float:
