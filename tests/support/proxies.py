@@ -153,18 +153,26 @@ class AnswerHoldingProxy(LoopbackProxy):
     client: ``mode="swallow"`` drops the answer and leaves the connection open (the client
     waits, as one killed before it read its answer would have), ``mode="drop"`` closes the
     connection as the answer arrives (the client sees a network error after the server
-    acted, and sends the request again). Everything else passes both ways."""
+    acted, and sends the request again). ``every``: every marked request, not only the
+    first, until ``stop_holding()``. Everything else passes both ways."""
 
-    def __init__(self, target_port: int, marker: bytes, mode: str) -> None:
+    def __init__(self, target_port: int, marker: bytes, mode: str, *,
+                 every: bool = False) -> None:
         assert mode in ("swallow", "drop")
         self.marker = marker
         self.mode = mode
+        self.every = every
         self.held = threading.Event()  # the marked request reached the server
         self.answered = threading.Event()  # the server answered it (and the client did not
         # get the answer)
         self._armed = True
         self._open: list[socket.socket] = []
         super().__init__(target_port, "holding-proxy")
+
+    def stop_holding(self) -> None:
+        """From now on, answers to marked requests pass (those held so far stay held)."""
+        with self._lock:
+            self._armed = False
 
     def close(self) -> None:
         super().close()
@@ -199,7 +207,7 @@ class AnswerHoldingProxy(LoopbackProxy):
                     seen = (seen + data)[-(len(data) + len(self.marker)):]
                     with self._lock:
                         if self._armed and self.marker in seen:
-                            self._armed = False
+                            self._armed = self.every
                             marked.set()
                 dst.sendall(data)
                 if marked.is_set():

@@ -35,17 +35,8 @@ def test_every_scenario_has_a_short_form() -> None:
     assert set(SHORT_FORM_S) == set(SCENARIOS)
 
 
-# Known to fail at times (CI, 2026-11-30): on a loaded machine the workers fall behind,
-# and runs whose success a cut-off worker is still sending are cancelled by the sweeper
-# for exceeding their agent's timeout (9 of 3,570 once). Kept running so it shows.
-KNOWN_FAILING = {"worker-partition": "runs cancelled by the sweeper's timeout while a cut-off "
-                                     "worker's success waits to be sent (open)"}
-
-
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("scenario", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_FAILING[name], strict=False))
-    if name in KNOWN_FAILING else name for name in SHORT_FORM_S])
+@pytest.mark.parametrize("scenario", list(SHORT_FORM_S))
 def test_short_form_verdict(scenario: str, tmp_path: Path) -> None:
     problem = Cluster.check_tools()
     if problem is not None:

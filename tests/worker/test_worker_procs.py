@@ -8,8 +8,11 @@
 - SIGTERM drains: what finishes in time is completed, the rest handed back;
 - a 3 s outage (a proxy in between, cut) with a 10 s zombie timeout loses nothing;
 - cut off for longer than its zombie timeout (packets dropped, or connections refused), a
-  worker stops its run before the server may give it to another, writes nothing for it,
-  and rejoins to run the next attempt.
+  worker stops its run before the server may give it to another, writes no outcome for it,
+  and rejoins to run the next attempt;
+- beats that reach the server but whose answers the worker never hears: the worker fences
+  itself all the same and reports the run failed, retryable, so it is not left to its
+  deadline.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from agentcron.services.agents import AgentInput
 from agentcron.store import Store
 from tests.support.api_server import ApiServer, api_server
 from tests.support.helpers import pid_written, process_running, wait_until
-from tests.support.proxies import CutProxy, cut_until_stopped
+from tests.support.proxies import AnswerHoldingProxy, CutProxy, cut_until_stopped
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.slow]
@@ -228,6 +231,50 @@ def test_a_worker_cut_off_stops_its_run_before_another_may_start_it_and_rejoins(
         for path in [pid_file]:
             if (left := pid_written(path)) and process_running(left):
                 os.kill(left, signal.SIGKILL)
+
+
+def test_a_worker_whose_beats_only_seem_lost_hands_its_run_back(
+        served: ApiServer, workers: Any, tmp_path: Path) -> None:
+    """The server stamps every beat, but the worker never hears the answers (as under a
+    load that makes them slower than the call's timeout): the worker must fence itself as
+    if cut off, yet the server sees a live worker and would never take the run over. So the
+    worker reports it failed, retryable, as a node's fence does; before it did, the run
+    stayed ``running`` with nothing executing it until its deadline (5 minutes here), and
+    was then cancelled."""
+    store = served.store
+    zombie_s = 4.0
+    remote(store, "r", zombie_timeout=f"{zombie_s:g}s", max_attempts=3, timeout="5m")
+    pid_file = tmp_path / "sleeper.pid"
+    port = int(served.base.rsplit(":", 1)[1])
+    proxy = AnswerHoldingProxy(port, b"/heartbeat", "drop", every=True)
+    try:
+        worker = workers("r", "unheard", url=proxy.url, heartbeat_interval="0.5s",
+                         command=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 600'")
+        run_id = store.fire_now("r")
+        pid = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
+        pid_file.unlink()
+        worker.wait_for_log("worker_run_given_up", timeout=2 * zombie_s)
+        wait_until(lambda: not process_running(pid), 10, "the fenced command to stop")
+        wait_until(lambda: run_of(store, run_id).status is RunStatus.QUEUED, 10,
+                   lambda: f"the run to be given back:\n{worker.log()[-3000:]}")
+        first = [(e.kind, e.message) for e in store.run_history(run_id) if e.attempt == 1]
+        # The server saw a live worker throughout: no takeover, the worker's own report.
+        assert [k for k, _ in first if k in ("lost", "retry")] == ["retry"], first
+        assert "worker fenced" in str(first), first
+        # Fenced, it claims nothing: the run waits in the queue for a beat to get through.
+        assert run_of(store, run_id).status is RunStatus.QUEUED
+        assert not pid_file.exists()
+        proxy.stop_holding()
+        worker.wait_for_log("worker_rejoined")
+        second = wait_until(lambda: pid_written(pid_file), 30, "the run to start again")
+        assert second != pid
+        run = run_of(store, run_id)
+        assert (run.status, run.node_id, run.attempt) == (RunStatus.RUNNING,
+                                                          "worker:unheard", 2), worker.log()[-3000:]
+    finally:
+        proxy.close()
+        if (left := pid_written(pid_file)) and process_running(left):
+            os.kill(left, signal.SIGKILL)
 
 
 def test_a_node_stops_in_time_while_a_worker_s_long_poll_is_open(served: ApiServer) -> None:

@@ -5,14 +5,10 @@ Loops, all on one event loop:
 
 - **claim**: while it has a free slot (``concurrency`` less the runs executing) and is not
   draining, a long-poll claim for up to that many runs; each run starts at once.
-- **heartbeat**: every ``heartbeat_interval_s``, one call for every run held (and for the
-  worker itself when it holds none), carrying each run's progress line when it changed
-  (``ctx.heartbeat("...")``); the runs the answer revokes (cancelled, taken over)
-  are stopped at once (``ctx.cancelled`` set, the task cancelled: a command agent's process
-  group gets SIGTERM) and nothing is written for them.
-- **fence** (``worker/fence.py``): when no heartbeat has reached the API for nearly a held
-  run's zombie timeout, the run is stopped as a revoked one is, before the server may give
-  it to another worker; the next beat that succeeds lifts it.
+- **heartbeat** and **fence** (``worker/liveness.py``): beats keep the held runs alive
+  and stop those the server revokes; when no beat gets through for nearly a held run's
+  zombie timeout, the run is stopped before the server may give it to another worker and
+  reported failed, retryable; a fenced worker claims nothing until a beat gets through.
 - **runs**: each run executes with a ``RunContext`` (progress, cancellation, usage as on a
   node); its outcome is sent with ``complete``, batched with the outcomes of runs that end
   with it (``worker/outbox.py``), retried through an outage. A 409 (the run
@@ -20,9 +16,12 @@ Loops, all on one event loop:
 
 An outage (network error, timeout, 5xx) shorter than the fence never drops a held run: the
 run goes on, the heartbeat and the completion are retried with backoff. One that nears the
-run's zombie timeout stops it (the fence); the server then recovers the run for another
-worker. A completion already on its way is kept: if it arrives late it is refused (409)
-and dropped, and the new attempt's result stands.
+run's zombie timeout stops it (the fence) and reports it failed, retryable: the server
+takes the run over after its zombie timeout if the worker stays silent (the report is then
+refused), or retries it at the report if the worker's beats were only slow (they may have
+reached the server all along, and then nothing else would end the run but its deadline).
+A completion already on its way is kept: if it arrives late it is refused (409) and
+dropped, and the new attempt's result stands.
 
 Drain (``drain()``, the first SIGTERM or SIGINT): stop claiming (a claim in flight is let
 answer, and what it hands out is released at once), tell the server (``draining`` in the
@@ -52,6 +51,7 @@ from agentcron.executors.registry import add_import_paths, resolve_target
 from agentcron.models import ClaimedRun, ExecutionResult
 from agentcron.rules.claims import MAX_CLAIM
 from agentcron.worker.fence import Guarded, WorkerFence
+from agentcron.worker.liveness import Liveness
 from agentcron.worker.outbox import Outbox
 from agentcron.worker.protocol import (
     ClaimedWork,
@@ -143,6 +143,7 @@ class Worker:
         self.fatal: Refused | None = None
         self.fence = WorkerFence(self.worker_id, settings.heartbeat_interval_s)
         self.stop_grace_s = stop_grace_s(self.spec)  # the fence's reserve for stopping a run
+        self.liveness = Liveness(self)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -180,8 +181,8 @@ class Worker:
         add_import_paths(os.getcwd())
         log.info("worker_started", worker_id=self.worker_id, agent=self.settings.agent,
                  concurrency=self.settings.concurrency, url=self.settings.url)
-        loops = [asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
-                 asyncio.create_task(self._fence_loop(), name="worker-fence")]
+        loops = [asyncio.create_task(self.liveness.heartbeat_loop(), name="worker-heartbeat"),
+                 asyncio.create_task(self.liveness.fence_loop(), name="worker-fence")]
         try:
             await self._claim_loop()
             await self._finish_drain()
@@ -219,6 +220,15 @@ class Worker:
         draining = asyncio.create_task(self.draining.wait())
         try:
             while not self.draining.is_set():
+                if self.fence.fenced:
+                    # It cannot prove it holds what a claim would hand it, and would only
+                    # give it up again: no claim until a beat gets through.
+                    self.liveness.answered.clear()
+                    answered = asyncio.create_task(self.liveness.answered.wait())
+                    await asyncio.wait({answered, draining},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    answered.cancel()
+                    continue
                 free = self.free_slots()
                 if free == 0:
                     self._slot_free.clear()
@@ -232,7 +242,7 @@ class Worker:
                 if not claim.done():
                     # The drain began while a claim waits: the drain goes on at once, and
                     # whatever the claim still hands out is released as it arrives.
-                    self._track_completion(self._hand_back(claim))
+                    self.track_completion(self._hand_back(claim))
                     return
                 claimed, sent_at = claim.result()
                 for work in claimed:
@@ -313,7 +323,7 @@ class Worker:
             # beside the next attempt (a 409 if it was taken over meanwhile).
             log.warning("worker_claim_stale", run_id=work.id, lease=work.lease,
                         note="answered too late to be still this worker's: released")
-            self._track_completion(self._release(work))
+            self.track_completion(self._release(work))
             return
         # The deadline is on the server's clock; this host's may differ a little. The
         # server cancels a run far past its deadline whatever this worker does.
@@ -413,68 +423,12 @@ class Worker:
             log.error("worker_release_failed", run_id=work.id, error=str(exc)[:200],
                       note="the server recovers the run after its zombie timeout")
 
-    def _track_completion(self, coro: Any) -> None:
+    def track_completion(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
         self._completions.add(task)
         task.add_done_callback(self._completions.discard)
 
-    # -- heartbeat -------------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        interval = self.settings.heartbeat_interval_s
-        while True:
-            started = asyncio.get_running_loop().time()
-            beating = list(self.held.values())
-            lines = {id(h): h.progress if h.progress != h.progress_sent else None
-                     for h in beating}
-            sent_at = self.fence.monotonic()
-            try:
-                revoked = await self.protocol.heartbeat(
-                    [(*h.key, lines[id(h)]) for h in beating], self.draining.is_set(),
-                    timeout_s=max(1.0, interval))
-                self.fence.beat_succeeded(sent_at)
-                for h in beating:
-                    if lines[id(h)] is not None:
-                        h.progress_sent = lines[id(h)]
-            except Outage as exc:
-                # The next beat is the retry: the runs go on meanwhile.
-                log.warning("worker_call_failed", call="heartbeat", error=str(exc)[:300],
-                            held=len(self.held))
-                revoked = []
-            except (Stale, Refused) as exc:
-                log.error("worker_refused", call="heartbeat", error=str(exc))
-                revoked = []
-            self._revoke(revoked)
-            elapsed = asyncio.get_running_loop().time() - started
-            await asyncio.sleep(max(0.05, interval - elapsed))
-
-    def _revoke(self, run_ids: list[str]) -> None:
-        wanted = set(run_ids)
-        for held in list(self.held.values()):
-            if held.work.id in wanted and self._stop(held, "revoked"):
-                self.stats.revoked += 1
-                log.warning("worker_run_revoked", run_id=held.work.id, lease=held.work.lease,
-                            note="cancelled or taken over: stopped, nothing written")
-
-    async def _fence_loop(self) -> None:
-        """Give up held runs past their fence; check again when the next one would be due
-        (at least once per heartbeat interval, so a run claimed meanwhile is watched)."""
-        while True:
-            keys, next_in = self.fence.due(
-                Guarded(h.key, h.work.zombie_timeout_s, self.stop_grace_s,
-                        stoppable=not h.sending)
-                for h in self.held.values() if h.work.zombie_timeout_s is not None)
-            for key in keys:
-                held = self.held.get(key)
-                if held is not None and self._stop(held, "fenced"):
-                    self.stats.given_up += 1
-                    log.warning("worker_run_given_up", run_id=held.work.id,
-                                lease=held.work.lease,
-                                note="fenced: stopped before the server may give it to "
-                                     "another worker; nothing written")
-            await asyncio.sleep(max(0.02, next_in))
-
-    def _stop(self, held: Held, reason: str) -> bool:
+    def stop(self, held: Held, reason: str) -> bool:
         """Stop a held run whose outcome is not to be written; False if its outcome is
         already being sent (perhaps written, carried by a claim): the answer to it says
         what became of the run, and cancelling the send would lose that answer."""
@@ -504,7 +458,7 @@ class Worker:
                 held.releasing = True
                 held.ctx.cancel("drain")
                 held.task.cancel()
-                self._track_completion(self._release_held(held))
+                self.track_completion(self._release_held(held))
         pending = list(self._completions) + [h.task for h in self.held.values()
                                              if h.task is not None]
         if pending:

@@ -6,8 +6,10 @@ zombie timeout (the claim says which), the sweeper takes the run over. The worke
 when it *sent* its last heartbeat that succeeded, and the server stamped that beat no
 earlier; so, counting on its own monotonic clock from that sending, it gives a run up at
 ``rules.fencing.fence_after_s`` (a heartbeat interval and the agent's stop time before the
-zombie timeout). A run it gave up is stopped and nothing is written for it: the new
-attempt's result stands, and the old attempt cannot be running beside it.
+zombie timeout). A run it gave up is stopped, and the worker reports a retryable
+failure for it (fenced on its lease, as a node's fence writes one): the old attempt cannot
+be running beside a new one, and a run the server never took over (the beats were slow,
+not lost) is retried rather than left to its deadline.
 
 Runs whose outcome is already being sent are left alone: the outcome either lands (the
 run was still this worker's) or is refused (409, taken over).
@@ -100,6 +102,6 @@ class WorkerFence:
                       silent_s=round(now - self.last_beat_sent, 1), runs=len(out),
                       reason="no heartbeat reached the API for nearly the runs' zombie "
                              "timeout: the server may soon give them to another worker, so "
-                             "this worker stopped those still executing (nothing is written "
-                             "for them; outcomes already on their way are kept)")
+                             "this worker stopped those still executing (each is reported "
+                             "failed, retryable; outcomes already on their way are kept)")
         return out, next_in

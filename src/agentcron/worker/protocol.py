@@ -35,6 +35,11 @@ T = TypeVar("T")
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
+#: Heartbeats a worker keeps in flight at once, each given as many heartbeat intervals to be
+#: answered. A beat proves the worker alive from when it was *sent*, however late its answer
+#: (``worker/fence.py``): a server slowed by load then costs no proof, and a beat stuck on a
+#: dead connection does not hold back the next one.
+BEATS_IN_FLIGHT = 4
 
 
 class Outage(Exception):
@@ -95,19 +100,27 @@ class Protocol:
     def __init__(self, url: str, token: str, worker_id: str, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.worker_id = worker_id
+        common: dict[str, Any] = {
+            "base_url": url.rstrip("/"), "transport": transport,
+            "headers": {"Authorization": f"Bearer {token}",
+                        "User-Agent": f"agentcron-worker/{__version__}"}}
+        # Generous limits: the long poll and completions (and releases) run at once.
         self.client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), transport=transport,
-            headers={"Authorization": f"Bearer {token}",
-                     "User-Agent": f"agentcron-worker/{__version__}"},
-            # Generous limits: the long poll, the heartbeat and completions run at once.
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+            **common, limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        # Heartbeats have connections of their own: the fence counts on them, and they must
+        # never wait for a connection behind a burst of completions or releases.
+        self.beats = httpx.AsyncClient(
+            **common, limits=httpx.Limits(max_connections=BEATS_IN_FLIGHT,
+                                          max_keepalive_connections=BEATS_IN_FLIGHT))
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.beats.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any], timeout_s: float) -> Any:
+    async def _post(self, path: str, body: dict[str, Any], timeout_s: float,
+                    client: httpx.AsyncClient | None = None) -> Any:
         try:
-            response = await self.client.post(path, json=body, timeout=timeout_s)
+            response = await (client or self.client).post(path, json=body, timeout=timeout_s)
         except httpx.HTTPError as exc:  # connect, read, timeouts, a dropped connection
             raise Outage(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code in RETRIED_STATUS:
@@ -148,7 +161,8 @@ class Protocol:
                 item["progress"] = progress
             runs.append(item)
         answer = await self._post(f"/api/v1/workers/{self.worker_id}/heartbeat",
-                                  {"runs": runs, "draining": draining}, timeout_s=timeout_s)
+                                  {"runs": runs, "draining": draining}, timeout_s=timeout_s,
+                                  client=self.beats)
         return [str(run_id) for run_id in answer.get("revoked", [])]
 
     async def complete(self, run_id: str, body: dict[str, Any]) -> str:
