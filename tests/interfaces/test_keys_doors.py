@@ -1,10 +1,12 @@
 """Concurrency keys through every front door: ``agents add --concurrency-key --max-per-key
 --key-weight``, the agents file, the API body (PUT back as shown), the Python API; bad
-input refused naming the field; ``runs list --key`` and ``GET /api/v1/runs?key=``; and a
+input refused naming the field; ``runs list --key``, ``GET /api/v1/runs?key=`` and the
+dashboard (an agent's key and its fullest keys, runs filtered by key); and a
 real ``serve`` running a keyed agent never has more than ``max_per_key`` of a key running."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -16,10 +18,12 @@ import pytest
 from agentcron.errors import ValidationError
 from agentcron.models import KeyPolicy, RunStatus
 from agentcron.python_api import Agentcron
+from agentcron.services import AgentInput, Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.store import RunFilter, Store
 from tests.conftest import Cli
 from tests.support.api_server import ApiServer, api_server
+from tests.support.dashboard import session_client, sign_in
 from tests.support.helpers import wait_until
 
 SLEEPY = {"kind": "python", "config": {"target": "tests.support.agents:sleepy"},
@@ -168,3 +172,30 @@ def test_the_readme_example_keys_each_tenants_runs(tmp_path: Path) -> None:
         assert keys == ["acme", "globex"]
     finally:
         store.close()
+
+
+def test_the_dashboard_shows_keys_and_filters_runs_by_key(store: Store) -> None:
+    services = Services(store)
+    services.agents.save(services.agents.build(AgentInput(
+        name="inbox", kind="python", config={"target": "agentcron.examples:noop"},
+        max_concurrency=5, concurrency_key="{{ tenant }}", max_per_key=1)))
+    now = services.now()
+    acme = [store.fire_now("inbox", {"tenant": "acme"}, now) for _ in range(2)]
+    globex = store.fire_now("inbox", {"tenant": "globex"}, now)
+    assert len(store.claim_runs("n", 5, now)) == 2  # one of acme's, globex's
+
+    async def main() -> tuple[str, str]:
+        client, token = session_client(store)
+        async with client:
+            await sign_in(client, token)
+            return ((await client.get("/agents")).text,
+                    (await client.get("/runs?agent=inbox&key=acme")).text)
+
+    agents, listing = asyncio.run(main())
+    assert "key <code>{{ tenant }}</code>, at most 1 running per key" in agents
+    for key in ("acme", "globex"):
+        row = re.search(rf'data-key="{key}">.*?</tr>', agents, re.S)
+        assert row is not None and "1 of 1" in row.group(0) and "reached" in row.group(0)
+    assert all(f'data-run="{run}"' in listing for run in acme)
+    assert f'data-run="{globex}"' not in listing
+    assert 'name="key" value="acme"' in listing

@@ -41,6 +41,7 @@ from agentcron.services.documents import (
     agent_target,
     alert_rule_json,
     format_cost,
+    key_usage_json,
     node_routing,
     preview,
 )
@@ -52,6 +53,7 @@ from agentcron.store.tokens import ApiToken
 HERE = Path(__file__).parent
 COOKIE = "agentcron_session"
 PAGE = 50
+KEYS_SHOWN = 10  # an agent's fullest keys on the agents page
 _env = Environment(loader=FileSystemLoader(HERE / "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True,
                    lstrip_blocks=True)
@@ -299,10 +301,11 @@ def install(app: FastAPI) -> None:
         svc = services(request)
         q = request.query_params
         filters = {"agent": q.get("agent") or None, "trigger": q.get("trigger") or None,
-                   "status": q.get("status") or None}
+                   "status": q.get("status") or None, "key": q.get("key") or None}
         result = await blocking(request, svc.list_runs, agent=filters["agent"],
                                 trigger_id=filters["trigger"], status=filters["status"],
-                                limit=PAGE, before=q.get("before") or None)
+                                key=filters["key"], limit=PAGE,
+                                before=q.get("before") or None)
         older = None
         if result.next_cursor:
             older = "/runs?" + urlencode({**{k: v for k, v in filters.items() if v},
@@ -328,8 +331,11 @@ def install(app: FastAPI) -> None:
         usage = await blocking(request, usage_by_day, svc, 7)
         budgets = await blocking(request, svc.spending.budget_states, listed)
         pools = await blocking(request, svc.pools.all)
+        keys = {a.name: key_usage_json(a, await blocking(request, svc.agents.busiest_keys,
+                                                         a.name, KEYS_SHOWN))
+                for a in listed if a.keys is not None}
         return render("agents.html", request, session, agents=listed, usage=usage,
-                      budgets=budgets, pools=pools, target=agent_target,
+                      budgets=budgets, pools=pools, keys=keys, target=agent_target,
                       describe_budget=describe_budget,
                       note=request.query_params.get("note"))
 
