@@ -18,6 +18,7 @@ import pytest
 from agentcron.errors import ValidationError
 from agentcron.models import KeyPolicy, RunStatus
 from agentcron.python_api import Agentcron
+from agentcron.rules.routing import Routing
 from agentcron.services import AgentInput, Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.store import RunFilter, Store
@@ -176,13 +177,16 @@ def test_the_readme_example_keys_each_tenants_runs(tmp_path: Path) -> None:
 
 def test_the_dashboard_shows_keys_and_filters_runs_by_key(store: Store) -> None:
     services = Services(store)
+    # Tagged: the module's real node (``srv``, on the same database) must not take them.
     services.agents.save(services.agents.build(AgentInput(
         name="inbox", kind="python", config={"target": "agentcron.examples:noop"},
-        max_concurrency=5, concurrency_key="{{ tenant }}", max_per_key=1)))
+        max_concurrency=5, concurrency_key="{{ tenant }}", max_per_key=1,
+        tags=["dashboard-test"])))
     now = services.now()
     acme = [store.fire_now("inbox", {"tenant": "acme"}, now) for _ in range(2)]
     globex = store.fire_now("inbox", {"tenant": "globex"}, now)
-    assert len(store.claim_runs("n", 5, now)) == 2  # one of acme's, globex's
+    claimed = store.claim_runs("n", 5, now, Routing.of(tags=["dashboard-test"]))
+    assert len(claimed) == 2  # one of acme's, globex's
 
     async def main() -> tuple[str, str]:
         client, token = session_client(store)
