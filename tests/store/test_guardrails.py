@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from agentcron.errors import ConflictError, GuardrailError
+from agentcron.errors import ConflictError, GuardrailError, ValidationError
 from agentcron.models import RunStatus
 from agentcron.services import Services, TriggerInput
 from agentcron.store import Store
 from tests.conftest import T0
-from tests.support.helpers import add_agent, add_trigger, mcp_trigger, runs_of
+from tests.support.helpers import add_agent, add_trigger, mcp_trigger, race, runs_of
 
 
 def _mcp(store: Store, now: Any = T0, agent: str = "a", token: str = "bot", **kwargs: Any
@@ -197,3 +197,60 @@ def test_an_mcp_tokens_own_limit_is_read_where_the_trigger_is_written(store: Sto
                                        created_by="mcp:narrow")
     assert "token 'narrow' no longer exists" in str(revoked.value)
     assert [t.created_by for t in store.list_triggers()] == ["mcp:narrow"]
+
+
+def test_a_tokens_own_max_live_holds_across_agents(store: Store) -> None:
+    """A runaway MCP client is stopped by its token's cap even where each agent's own
+    max_live (100 by default) has room; deleting one of its triggers makes room again."""
+    for name in ("a", "b"):
+        add_agent(store, name, now=T0, scheduling={"min_interval": "1m"})
+    Services(store).access.create_token("capped", "schedule", max_live=2)
+    first = _mcp(store, agent="a", token="capped", every="10m")
+    _mcp(store, agent="b", token="capped", every="10m")
+    with pytest.raises(GuardrailError) as full:
+        _mcp(store, agent="b", token="capped", every="20m")
+    assert ("token 'capped' already has 2 live triggers made through it (its max_live 2)"
+            in str(full.value))
+    assert "--max-live" in str(full.value)
+    Services(store).delete_trigger(first.id)
+    assert _mcp(store, agent="b", token="capped", every="20m").created_by == "mcp:capped"
+
+
+def test_creates_through_one_capped_token_at_once_never_pass_its_max_live(
+        store: Store) -> None:
+    """Engines (as nodes serving /mcp) create through one token for different agents at
+    the same moment: their agent locks do not meet, so the token's row lock serialises
+    them; exactly ``max_live`` are made and the rest refused."""
+    names = [f"agent{i}" for i in range(6)]
+    for name in names:
+        add_agent(store, name, now=T0)
+    Services(store).access.create_token("racer", "schedule", max_live=3)
+    peers = [Store(store.url) for _ in names]
+
+    def create(peer: Store, i: int) -> str:
+        try:
+            Services(peer).create_trigger(TriggerInput(agent=names[i], every="1h"), T0,
+                                          "mcp", created_by="mcp:racer")
+        except GuardrailError as exc:
+            return str(exc)
+        return "made"
+
+    try:
+        answers = race(peers, create)
+    finally:
+        for peer in peers:
+            peer.close()
+    assert answers.count("made") == 3, answers
+    assert all("max_live 3" in a for a in answers if a != "made"), answers
+    assert len(store.list_triggers()) == 3
+
+
+def test_only_a_schedule_token_takes_max_live(store: Store) -> None:
+    access = Services(store).access
+    for scope, value, field in (("write", 3, "max_live"), ("schedule", -1, "max_live"),
+                                ("schedule", True, "max_live")):
+        with pytest.raises(ValidationError) as refused:
+            access.create_token(f"t-{scope}-{value}", scope, max_live=value)
+        assert refused.value.field == field
+    assert access.create_token("ok", "schedule", max_live=0)[0].max_live == 0
+    assert [t.max_live for t in access.list_tokens()] == [0]

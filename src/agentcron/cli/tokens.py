@@ -32,14 +32,20 @@ def create(
         "--agents", metavar="A,B",
         help="A worker token's agents, comma-separated: the only runs it may touch; a "
              "schedule token's (optional): the only agents it may see and schedule.")] = None,
+    max_live: Annotated[int | None, typer.Option(
+        "--max-live", metavar="N",
+        help="A schedule token's cap on the live triggers made through it, across every "
+             "agent (each agent's own max_live still holds).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""
     names = None if agents is None else [a for a in agents.split(",") if a.strip()]
-    token, value = services(ctx).access.create_token(name, scope, agents=names)
+    token, value = services(ctx).access.create_token(name, scope, agents=names,
+                                                     max_live=max_live)
     if as_json:
         emit_json({"name": token.name, "scope": token.scope, "token": value,
-                   **({"agents": token.agents} if token.agents is not None else {})})
+                   **({"agents": token.agents} if token.agents is not None else {}),
+                   **({"max_live": token.max_live} if token.max_live is not None else {})})
         return
     say(value)
     typer.echo(f"token {token.name!r} ({token.scope}) created; it is shown only this once. "
@@ -52,13 +58,15 @@ def list_(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     tokens = services(ctx).access.list_tokens()
     if as_json:
         emit_json([{"name": t.name, "scope": t.scope, "agents": t.agents,
-                    "created_at": iso(t.created_at), "last_used_at": iso(t.last_used_at)}
+                    "max_live": t.max_live, "created_at": iso(t.created_at),
+                    "last_used_at": iso(t.last_used_at)}
                    for t in tokens])
     elif not tokens:
         say("no tokens")
     else:
-        print_table(None, ["NAME", "SCOPE", "AGENTS", "CREATED", "LAST USED"],
-                    ([t.name, t.scope, ",".join(t.agents or []) or "-", t.created_at,
+        print_table(None, ["NAME", "SCOPE", "AGENTS", "MAX LIVE", "CREATED", "LAST USED"],
+                    ([t.name, t.scope, ",".join(t.agents or []) or "-",
+                      "-" if t.max_live is None else t.max_live, t.created_at,
                       t.last_used_at] for t in tokens))
 
 

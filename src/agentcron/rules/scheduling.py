@@ -119,11 +119,12 @@ def refusal(candidate: Candidate, policy: SchedulingPolicy, live: int, now: date
     return None
 
 
-def token_refusal(created_by: str, token_agents: list[str] | None, live: bool, agent: str
-                  ) -> str | None:
+def token_refusal(created_by: str, token_agents: list[str] | None, live: bool, agent: str,
+                  max_live: int | None = None, made_live: int = 0) -> str | None:
     """Why the MCP token in ``created_by`` (``mcp:<name>``) may not schedule ``agent``, or
-    ``None``: it must still exist (``live``) and, when limited to agents, name this one.
-    Not an MCP-made trigger: ``None``."""
+    ``None``: it must still exist (``live``), when limited to agents name this one, and
+    when capped (``max_live``) have fewer than that many live triggers made through it
+    (``made_live``, across every agent). Not an MCP-made trigger: ``None``."""
     if not created_by.startswith("mcp:"):
         return None
     token = created_by.removeprefix("mcp:")
@@ -133,6 +134,10 @@ def token_refusal(created_by: str, token_agents: list[str] | None, live: bool, a
     if token_agents and agent not in token_agents:
         return (f"token {token!r} may schedule only {', '.join(token_agents)}, not agent "
                 f"{agent!r}; use a token whose --agents name it")
+    if max_live is not None and made_live >= max_live:
+        return (f"token {token!r} already has {made_live} live triggers made through it "
+                f"(its max_live {max_live}); delete one, or make a token with a higher "
+                "--max-live")
     return None
 
 

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from agentcron.errors import ValidationError
+from agentcron.services.scheduling import MAX_LIVE_CAP
 from agentcron.services.validate import check_name, check_one_of
 from agentcron.store import Store
 from agentcron.store.tokens import ApiToken
@@ -105,6 +106,22 @@ def check_token_agents(scope: Scope, agents: list[str] | None) -> list[str] | No
     return sorted({check_name(name.strip(), "agents") for name in agents})
 
 
+def check_token_max_live(scope: Scope, max_live: int | None) -> int | None:
+    """A schedule token's own cap on live agent-made triggers (``store/guardrails.py``):
+    0..``MAX_LIVE_CAP``, or None (only each agent's ``max_live``); refused for any other
+    scope, whose tokens make no agent-made trigger."""
+    if max_live is None:
+        return None
+    if scope is not Scope.SCHEDULE:
+        raise ValidationError("max_live", f"a {scope.value} token makes no agent-made "
+                              "triggers", "only --scope schedule takes --max-live")
+    if isinstance(max_live, bool) or not isinstance(max_live, int) or not (
+            0 <= max_live <= MAX_LIVE_CAP):
+        raise ValidationError("max_live", f"invalid {max_live!r}",
+                              f"a whole number from 0 to {MAX_LIVE_CAP}")
+    return max_live
+
+
 def looks_like_token(value: str) -> bool:
     """True for a string shaped like an API token (``act_`` + 43 URL-safe characters)."""
     return bool(_TOKEN_SHAPE.match(value.strip()))
@@ -138,14 +155,18 @@ class Access:
     # -- tokens -------------------------------------------------------------------------
 
     def create_token(self, name: str, scope: str, now: datetime | None = None,
-                     agents: list[str] | None = None) -> tuple[ApiToken, str]:
-        """Create a token (a ``worker`` one limited to ``agents``); returns it with the one
-        copy of its secret value."""
+                     agents: list[str] | None = None, max_live: int | None = None
+                     ) -> tuple[ApiToken, str]:
+        """Create a token (a ``worker`` one limited to ``agents``; a ``schedule`` one
+        optionally limited to ``agents`` and to ``max_live`` live triggers made through
+        it); returns it with the one copy of its secret value."""
         check_name(name, "name")
         chosen = check_one_of(scope, Scope, "scope")
         limited = check_token_agents(chosen, agents)
+        capped = check_token_max_live(chosen, max_live)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        saved = self.store.create_token(name, chosen.value, hash_secret(token), now, limited)
+        saved = self.store.create_token(name, chosen.value, hash_secret(token), now, limited,
+                                        capped)
         return saved, token
 
     def list_tokens(self) -> list[ApiToken]:

@@ -24,13 +24,13 @@ class AccessOperations:
         raise NotImplementedError
 
     def create_token(self, name: str, scope: str, token_hash: str,
-                     now: datetime | None = None, agents: list[str] | None = None
-                     ) -> ApiToken:
-        """Store a token's hash (and a worker token's agents); ConflictError if the name
-        is taken."""
+                     now: datetime | None = None, agents: list[str] | None = None,
+                     max_live: int | None = None) -> ApiToken:
+        """Store a token's hash (and a worker or schedule token's agents, a schedule
+        token's ``max_live``); ConflictError if the name is taken."""
         with self._write() as conn:
             return tokens.create_token(conn, name, scope, token_hash, db_now(conn, now),
-                                       agents)
+                                       agents, max_live)
 
     def list_tokens(self) -> list[ApiToken]:
         with self._read() as conn:

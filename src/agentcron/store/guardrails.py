@@ -7,8 +7,10 @@ written by ``claiming.finish``) or ``mcp:`` (an MCP client, written by
 - the target agent's row is locked (``FOR UPDATE`` on PostgreSQL; SQLite has one writer
   at a time), so two creates for one agent at once are serialised and cannot both pass
   ``max_live``;
-- for an MCP-made trigger, its token must still exist and, when limited to agents, name
-  the target (``rules.scheduling.token_refusal``, the token's row read here);
+- for an MCP-made trigger, its token must still exist, when limited to agents name the
+  target, and when capped (``max_live``) have fewer live triggers made through it, across
+  every agent (``rules.scheduling.token_refusal``; the token's row read here, and locked
+  when capped);
 - ``rules.scheduling.refusal`` decides (``may_schedule`` of the scheduling run's agent,
   ``max_live`` counted in this transaction, ``min_interval`` over the schedule's gaps);
 - the row gets ``expires_at`` = now + ``expires_after``, and ``end_at`` is brought forward
@@ -17,7 +19,8 @@ written by ``claiming.finish``) or ``mcp:`` (an MCP client, written by
 - with ``require_approval`` it is created paused (``paused_reason`` "awaiting approval")
   with ``approval`` ``pending``; ``approve`` (``catalog.approve_trigger``) releases it.
 
-Lock order: agents rows, in name order, before any trigger or run row (as everywhere).
+Lock order: agents rows, in name order, then a capped token's row, before any trigger or
+run row (as everywhere).
 """
 
 from __future__ import annotations
@@ -58,27 +61,47 @@ def lock_policies(conn: Connection, names: Iterable[str]) -> dict[str, Schedulin
     return {row.name: policy_from_json(row.scheduling) for row in conn.execute(stmt)}
 
 
+def _live(now: datetime) -> tuple[Any, ...]:
+    """A trigger still live: a time left to fire (or pending approval), not expired."""
+    return (or_(triggers.c.next_fire_at.is_not(None), triggers.c.approval == PENDING),
+            or_(triggers.c.expires_at.is_(None), triggers.c.expires_at > now))
+
+
 def live_count(conn: Connection, agent: str, now: datetime) -> int:
-    """Live agent-made triggers of ``agent``: made by ``run:``/``mcp:``, with a time left
-    to fire (or pending approval), not expired."""
+    """Live agent-made triggers of ``agent``: made by ``run:``/``mcp:``, still live."""
     return int(conn.execute(
         select(func.count()).select_from(triggers).where(
             triggers.c.agent == agent,
             or_(triggers.c.created_by.like("run:%"), triggers.c.created_by.like("mcp:%")),
-            or_(triggers.c.next_fire_at.is_not(None), triggers.c.approval == PENDING),
-            or_(triggers.c.expires_at.is_(None), triggers.c.expires_at > now),
+            *_live(now),
         )).scalar_one())
 
 
-def _token_refusal(conn: Connection, created_by: str, agent: str) -> str | None:
-    """For an MCP-made trigger, the token's own limit, read in the creating transaction: a
-    token revoked or narrowed a moment ago makes nothing, whatever its caller checked."""
+def made_live_count(conn: Connection, created_by: str, now: datetime) -> int:
+    """Live triggers made by exactly ``created_by`` (one MCP token), across every agent."""
+    return int(conn.execute(
+        select(func.count()).select_from(triggers).where(
+            triggers.c.created_by == created_by, *_live(now))).scalar_one())
+
+
+def _token_refusal(conn: Connection, created_by: str, agent: str, now: datetime
+                   ) -> str | None:
+    """For an MCP-made trigger, the token's own limits, read in the creating transaction: a
+    token revoked or narrowed a moment ago makes nothing, whatever its caller checked. A
+    token with a ``max_live`` has its row locked (``FOR UPDATE`` on PostgreSQL), so two
+    creates through it for different agents (whose agent locks do not meet) are
+    serialised and cannot both pass it."""
     if not created_by.startswith("mcp:"):
         return None
-    row = conn.execute(select(api_tokens.c.agents).where(
-        api_tokens.c.name == created_by.removeprefix("mcp:"))).first()
-    return token_refusal(created_by, row.agents if row is not None else None,
-                         row is not None, agent)
+    stmt = select(api_tokens.c.agents, api_tokens.c.max_live).where(
+        api_tokens.c.name == created_by.removeprefix("mcp:"))
+    row = conn.execute(stmt).first()
+    if row is not None and row.max_live is not None and conn.dialect.name == "postgresql":
+        row = conn.execute(stmt.with_for_update()).first()
+    if row is None:
+        return token_refusal(created_by, None, False, agent)
+    made = made_live_count(conn, created_by, now) if row.max_live is not None else 0
+    return token_refusal(created_by, row.agents, True, agent, row.max_live, made)
 
 
 def guard(conn: Connection, values: dict[str, Any], now: datetime,
@@ -100,7 +123,7 @@ def guard(conn: Connection, values: dict[str, Any], now: datetime,
     candidate = Candidate(agent=agent, kind=str(values["kind"]),
                           gap=smallest_gap(schedule, now),
                           created_by=values["created_by"], by_agent=by_agent)
-    reason = _token_refusal(conn, values["created_by"], agent) or refusal(
+    reason = _token_refusal(conn, values["created_by"], agent, now) or refusal(
         candidate, policy, live_count(conn, agent, now), now,
         policies.get(by_agent) if by_agent is not None else None)
     if reason is not None:

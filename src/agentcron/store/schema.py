@@ -272,6 +272,8 @@ api_tokens = Table(
     Column("last_used_at", UTCDateTime),
     # A ``worker`` token's agents: the only runs it may claim, beat, complete, release.
     Column("agents", JSON),
+    # A ``schedule`` token's cap on the live triggers made through it (migration 0015).
+    Column("max_live", Integer),
     UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )
 

@@ -26,28 +26,33 @@ class ApiToken:
     last_used_at: datetime | None = None
     #: A ``worker`` token's agents (the only runs it may touch); None for other scopes.
     agents: list[str] | None = None
+    #: A ``schedule`` token's cap on live triggers made through it (``store/guardrails.py``).
+    max_live: int | None = None
 
 
 def _token(row: Any) -> ApiToken:
     return ApiToken(name=row.name, scope=row.scope, created_at=row.created_at,
                     last_used_at=row.last_used_at,
-                    agents=None if row.agents is None else [str(a) for a in row.agents])
+                    agents=None if row.agents is None else [str(a) for a in row.agents],
+                    max_live=row.max_live)
 
 
 _TOKEN_COLUMNS = (api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created_at,
-                  api_tokens.c.last_used_at, api_tokens.c.agents)
+                  api_tokens.c.last_used_at, api_tokens.c.agents, api_tokens.c.max_live)
 
 
 def create_token(conn: Connection, name: str, scope: str, token_hash: str,
-                 now: datetime, agents: list[str] | None = None) -> ApiToken:
+                 now: datetime, agents: list[str] | None = None,
+                 max_live: int | None = None) -> ApiToken:
     """Insert a token row; ConflictError if the name is taken."""
     taken = conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name)).first()
     if taken is not None:
         raise ConflictError(f"a token named {name!r} already exists; revoke it first or "
                             "pick another name")
     conn.execute(insert(api_tokens).values(name=name, scope=scope, token_hash=token_hash,
-                                           created_at=now, agents=agents))
-    return ApiToken(name=name, scope=scope, created_at=now, agents=agents)
+                                           created_at=now, agents=agents,
+                                           max_live=max_live))
+    return ApiToken(name=name, scope=scope, created_at=now, agents=agents, max_live=max_live)
 
 
 def list_tokens(conn: Connection) -> list[ApiToken]:
