@@ -362,6 +362,16 @@ def test_tokens_create_takes_agents_for_a_schedule_token(cli: Any) -> None:
     refused = cli("tokens", "create", "r", "--scope", "read", "--agents", "a")
     assert refused.exit_code == 2
     assert "only --scope worker or schedule takes --agents" in refused.output
+    capped = cli("tokens", "create", "s3", "--scope", "schedule", "--max-live", "5", "--json")
+    assert capped.exit_code == 0 and json.loads(capped.stdout)["max_live"] == 5
+    listed = {t["name"]: t["max_live"] for t in json.loads(cli("tokens", "list", "--json").stdout)}
+    assert listed == {"s": None, "s2": None, "s3": 5}
+    table = cli("tokens", "list").stdout
+    assert "MAX LIVE" in table
+    for args, says in ((("--scope", "write", "--max-live", "5"), "only --scope schedule"),
+                       (("--scope", "schedule", "--max-live", "-1"), "max_live: invalid -1")):
+        bad = cli("tokens", "create", "x", *args)
+        assert bad.exit_code == 2 and says in bad.output, bad.output
 
 
 @pytest.mark.postgres
@@ -383,36 +393,95 @@ def test_http_answers_behind_a_proxy_that_keeps_its_public_host(srv: ApiServer) 
     assert [a["name"] for a in result["structuredContent"]["agents"]] == ["bot"]
 
 
+GUARDED = {"min_interval": "10m", "max_live": 1, "expires_after": "2d",
+           "require_approval": True}
+
+
+async def _hit_each_guardrail(session: ClientSession, agent: str, token_name: str) -> None:
+    """Every guardrail of an agent whose policy is ``GUARDED``, through ``create_trigger``:
+    each refusal names the setting and what to change; what is made is pending."""
+    async def create(**args: Any) -> CallToolResult:
+        return await session.call_tool("create_trigger", {"agent": agent, **args})
+
+    too_often = _error(await create(every="1m"))
+    assert "scheduling:" in too_often and "min_interval" in too_often
+    assert f"[agents.{agent}.scheduling] min_interval" in too_often
+    too_soon = _error(await create(delay="5m"))
+    assert "min_interval" in too_soon
+    made = _answer(await create(every="1h", name=f"{agent}-hourly"))
+    assert made["approval"] == "pending" and made["paused"] is True
+    assert made["created_by"] == f"mcp:{token_name}"
+    expires = datetime.fromisoformat(made["expires_at"])
+    assert timedelta(days=1) < expires - datetime.now(UTC) <= timedelta(days=2)
+    # Pending approval: the agent cannot resume it itself.
+    assert "approve" in _error(await session.call_tool(
+        "resume_trigger", {"trigger": f"{agent}-hourly"}))
+    full = _error(await create(every="2h", name=f"{agent}-second"))
+    assert "max_live" in full and "delete one" in full
+
+
 def test_stdio_each_guardrail_refuses_with_a_reason_a_model_can_act_on(
         sqlite_db: tuple[str, Services], tmp_path: Path) -> None:
     url, services = sqlite_db
-    services.add_agent(services.build_agent(
-        "guarded", HELLO["kind"], HELLO["config"],
-        scheduling={"min_interval": "10m", "max_live": 1, "expires_after": "2d",
-                    "require_approval": True}))
+    services.add_agent(services.build_agent("guarded", HELLO["kind"], HELLO["config"],
+                                            scheduling=GUARDED))
     _, token = services.access.create_token("desk-agent", "schedule")
 
     async def scenario() -> None:
         async with stdio_session(url, token, tmp_path / "mcp.log") as session:
-            async def create(**args: Any) -> CallToolResult:
-                return await session.call_tool("create_trigger", {"agent": "guarded", **args})
-
-            too_often = _error(await create(every="1m"))
-            assert "scheduling:" in too_often and "min_interval" in too_often
-            assert "[agents.guarded.scheduling] min_interval" in too_often
-            too_soon = _error(await create(delay="5m"))
-            assert "min_interval" in too_soon
-            made = _answer(await create(every="1h", name="hourly"))
-            assert made["approval"] == "pending" and made["paused"] is True
-            assert made["created_by"] == "mcp:desk-agent"
-            expires = datetime.fromisoformat(made["expires_at"])
-            assert timedelta(days=1) < expires - datetime.now(UTC) <= timedelta(days=2)
-            # Pending approval: the agent cannot resume it itself.
-            assert "approve" in _error(await session.call_tool(
-                "resume_trigger", {"trigger": "hourly"}))
-            full = _error(await create(every="2h", name="second"))
-            assert "max_live" in full and "delete one" in full
+            await _hit_each_guardrail(session, "guarded", "desk-agent")
 
     asyncio.run(scenario())
     made = services.store.list_triggers(agent="guarded")
-    assert [(t.name, t.approval) for t in made] == [("hourly", "pending")]
+    assert [(t.name, t.approval) for t in made] == [("guarded-hourly", "pending")]
+
+
+@pytest.mark.postgres
+def test_http_each_guardrail_refuses_with_a_reason_a_model_can_act_on(
+        srv: ApiServer) -> None:
+    with srv.client() as admin:
+        assert admin.put("/api/v1/agents/guarded-web",
+                         json={**HELLO, "scheduling": GUARDED}).status_code == 200
+    token = _token(srv, "web-agent", "schedule")
+
+    async def scenario() -> None:
+        async with http_session(srv, token) as session:
+            await _hit_each_guardrail(session, "guarded-web", "web-agent")
+
+    asyncio.run(scenario())
+    made = srv.store.list_triggers(agent="guarded-web")
+    assert [(t.name, t.approval) for t in made] == [("guarded-web-hourly", "pending")]
+
+
+@pytest.mark.postgres
+def test_http_takes_a_trigger_through_its_life_and_fires_an_agent(srv: ApiServer) -> None:
+    """show, pause, resume and delete a trigger it made, list by who made it, and fire an
+    agent now: each tool's answer, and the store after it."""
+    token = _token(srv, "life-agent", "schedule")
+    store = srv.store
+
+    async def scenario() -> None:
+        async with http_session(srv, token) as session:
+            async def call(tool: str, **args: Any) -> Any:
+                return _answer(await session.call_tool(tool, args))
+
+            made = await call("create_trigger", agent="bot", every="1h", name="life")
+            shown = await call("show_trigger", trigger="life")
+            assert (shown["id"], shown["created_by"]) == (made["id"], "mcp:life-agent")
+            mine = await call("list_triggers", created_by="mcp:life-agent")
+            assert [t["id"] for t in mine["triggers"]] == [made["id"]]
+            assert (await call("list_triggers", created_by="cli"))["triggers"] == []
+            assert (await call("pause_trigger", trigger="life"))["paused"] is True
+            assert store.get_trigger(made["id"]).paused
+            assert (await call("resume_trigger", trigger=made["id"]))["paused"] is False
+            assert not store.get_trigger(made["id"]).paused
+            fired = await call("fire_agent", agent="bot", payload={"name": "now"})
+            run = await await_until(
+                lambda: (lambda r: r if r.status is RunStatus.SUCCEEDED else None)(
+                    store.get_run(fired["id"])), 30, "the fired run to succeed", interval=0.1)
+            assert "hello, now" in (run.output or "")
+            assert (await call("delete_trigger", trigger="life")) == {
+                "id": made["id"], "deleted": True}
+            assert "life" not in [t.name for t in store.list_triggers(agent="bot")]
+
+    asyncio.run(scenario())

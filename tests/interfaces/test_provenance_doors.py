@@ -1,7 +1,8 @@
 """Provenance through every front door: the CLI (``cli``), the agents file (``file``), the
 Python API (``python``), the HTTP API (``api:<token name>``); the ``--created-by`` /
 ``?created_by=`` filters; approving a pending trigger in the CLI, the API and the
-dashboard; an agent's scheduling policy in the agents file and the API. In-process, both
+dashboard, and the dashboard's filter by who made a trigger (a run-made one linking to its
+run); an agent's scheduling policy in the agents file and the API. In-process, both
 backends where a store is used directly."""
 
 from __future__ import annotations
@@ -196,6 +197,31 @@ def test_the_dashboard_shows_provenance_and_approves(store: Store) -> None:
     asyncio.run(main())
     assert store.get_trigger(pending.id).approval == "approved"
     assert store.get_trigger(pending.id).next_fire_at is not None
+
+
+def test_the_dashboard_filters_by_who_made_a_trigger_and_links_a_run_made_one(
+        store: Store) -> None:
+    add_agent(store, "a")
+    services = Services(store)
+    by_cli = services.triggers.add(TriggerInput(agent="a", every="1h"))
+    by_mcp = mcp_trigger(store, TriggerInput(agent="a", every="2h"))
+    parent = store.fire_now("a")
+    by_run = services.triggers.add(TriggerInput(agent="a", every="3h"), source="run",
+                                   created_by=f"run:{parent}")
+
+    async def main() -> tuple[str, str, str]:
+        client, token = session_client(store)
+        async with client:
+            await sign_in(client, token)
+            return tuple([(await client.get("/triggers", params={"created_by": who})).text
+                          for who in ("mcp:", "run:", "")])  # type: ignore[return-value]
+
+    mcp_only, run_only, every = asyncio.run(main())
+    assert by_mcp.id in mcp_only and by_cli.id not in mcp_only and by_run.id not in mcp_only
+    assert 'name="created_by" value="mcp:"' in mcp_only
+    assert by_run.id in run_only and by_mcp.id not in run_only
+    assert f'href="/runs/{parent}"' in run_only  # followed back to the run that made it
+    assert all(t.id in every for t in (by_cli, by_mcp, by_run))
 
 
 def test_the_cli_sets_an_agents_scheduling_policy(ok: Callable[..., str]) -> None:

@@ -142,23 +142,26 @@ class _Tools:
         self, ctx: Context,
         agent: Annotated[str | None, Field(description="Only this agent's triggers.")] = None,
         limit: Annotated[int, Field(description="At most this many, 1..500.")] = 100,
+        created_by: Annotated[str | None, Field(
+            description="Only those made by this: cli, file, api:NAME, mcp:NAME, run:ID, or "
+                        "a prefix ending in ':' (mcp:, run:).")] = None,
     ) -> dict[str, Any]:
         """List triggers (schedules), by agent then creation, each with its schedule in
-        words, next fire time and whether it is paused."""
+        words, next fire time, whether it is paused and who made it."""
         caller = await self._caller(ctx)
-        return await self._call(self._list_triggers, caller, agent, limit)
+        return await self._call(self._list_triggers, caller, agent, limit, created_by)
 
-    def _list_triggers(self, caller: McpCaller, agent: str | None, limit: int
-                       ) -> dict[str, Any]:
+    def _list_triggers(self, caller: McpCaller, agent: str | None, limit: int,
+                       created_by: str | None) -> dict[str, Any]:
         svc = self.services
         if agent is not None or caller.agents is None:
             if agent is not None:
                 caller.check_agent(agent)
-            page, total = svc.triggers_page(agent, limit)
+            page, total = svc.triggers_page(agent, limit, created_by=created_by)
         else:
             page, total = [], 0
             for name in caller.agents:
-                some, count = svc.triggers_page(name, limit)
+                some, count = svc.triggers_page(name, limit, created_by=created_by)
                 page += some
                 total += count
             page = page[:limit]

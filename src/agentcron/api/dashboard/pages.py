@@ -285,14 +285,16 @@ def install(app: FastAPI) -> None:
     async def triggers(request: Request, session: Session) -> Response:
         svc = services(request)
         agent = request.query_params.get("agent") or None
+        created_by = request.query_params.get("created_by") or None
         number = _int(request.query_params.get("page"), 1)
         page_of, total = await blocking(request, svc.triggers_page, agent, PAGE,
-                                        (number - 1) * PAGE)
+                                        (number - 1) * PAGE, created_by)
         last = await blocking(request, svc.runs.last_status, [t.id for t in page_of])
         now = await blocking(request, svc.now)
         rows = [(t, svc.describe(t), last.get(t.id)) for t in page_of]
         return render("triggers.html", request, session, rows=rows, total=total, now=now,
-                      agent=agent, page=number, pages=max(1, -(-total // PAGE)), when=_when,
+                      agent=agent, created_by=created_by, page=number,
+                      pages=max(1, -(-total // PAGE)), when=_when,
                       note=request.query_params.get("note"), here=str(request.url.path) +
                       (f"?{request.url.query}" if request.url.query else ""))
 
