@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -485,3 +487,58 @@ def test_http_takes_a_trigger_through_its_life_and_fires_an_agent(srv: ApiServer
             assert "life" not in [t.name for t in store.list_triggers(agent="bot")]
 
     asyncio.run(scenario())
+
+
+def _readme_config(kind: str) -> dict[str, Any]:
+    """The README's MCP client configuration for ``kind`` (stdio or http): its one server."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"<!-- mcp-config:{kind} -->\n+```json\n(.*?)```", text, re.S)
+    assert found is not None, f"no <!-- mcp-config:{kind} --> block in the README"
+    server: dict[str, Any] = json.loads(found.group(1))["mcpServers"]["agentcron"]
+    return server
+
+
+def test_the_readme_s_stdio_client_configuration_works_as_written(
+        sqlite_db: tuple[str, Services], tmp_path: Path) -> None:
+    """Launched exactly as the README's desktop configuration says (its command, args and
+    environment, with a real token and database put in), the server answers the SDK's
+    client."""
+    url, services = sqlite_db
+    _, token = services.access.create_token("desk-config", "schedule")
+    config = _readme_config("stdio")
+    env = dict(config["env"])
+    assert set(env) == {"AGENTCRON_TOKEN", "AGENTCRON_DATABASE_URL"}
+    env.update(AGENTCRON_TOKEN=token, AGENTCRON_DATABASE_URL=url)
+    command = shutil.which(config["command"], path=str(Path(sys.executable).parent))
+    assert command is not None, config["command"]
+    params = StdioServerParameters(command=command, args=config["args"], env=_env(**env),
+                                   cwd=str(tmp_path))
+
+    async def scenario() -> list[str]:
+        with (tmp_path / "mcp.log").open("a") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(
+                    read, write) as session:
+                await session.initialize()
+                agents = _answer(await session.call_tool("list_agents", {}))
+                return sorted(a["name"] for a in agents["agents"])
+
+    assert asyncio.run(scenario()) == ["bot", "other"]
+
+
+@pytest.mark.postgres
+def test_the_readme_s_http_client_configuration_works_as_written(srv: ApiServer) -> None:
+    config = _readme_config("http")
+    assert config["type"] == "http" and config["url"].endswith("/mcp")
+    token = _token(srv, "http-config", "schedule")
+    headers = {k: v.replace("act_...", token) for k, v in config["headers"].items()}
+    url = srv.base + "/" + config["url"].split("/", 3)[3]  # the README's path, this node
+
+    async def scenario() -> list[str]:
+        client = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30))
+        async with client, streamable_http_client(url, http_client=client) as (
+                read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            return sorted(t.name for t in (await session.list_tools()).tools)
+
+    assert asyncio.run(scenario()) == sorted(TOOL_NAMES)
+

@@ -11,7 +11,9 @@ README and this test cannot drift apart:
 - ``<!-- first-agent:run -->``: each line runs in bash, in turn, and must succeed;
   ``RUN_ID`` stands for the id the walk-through's ``fire`` printed;
 - ``<!-- first-agent:serve -->``: the node, started in the background;
-- ``<!-- python-api:file app.py -->``: the Python API example, run as ``python app.py``.
+- ``<!-- python-api:file app.py -->``: the Python API example, run as ``python app.py``;
+- ``<!-- follow-up:file watch.py -->``: the agent that schedules its own next check, synced
+  and run by a real node against a loopback "deploy" that is not done yet.
 
 The default port 8080 is taken from ``AGENTCRON_PORT`` (a free port), so the commands stay
 as written.
@@ -19,6 +21,7 @@ as written.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -26,6 +29,8 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -185,3 +190,50 @@ def test_the_python_api_example_runs_as_written(tmp_path: Path) -> None:
         assert node.stop() == 0, node.text
     listed = _sh("agentcron agents list --json", tmp_path, _env(port))
     assert '"target": "app:summarise"' in listed  # importable by other nodes, not __main__
+
+
+class _Deploy(BaseHTTPRequestHandler):
+    """A deploy that is still building."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "building"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_the_agent_that_schedules_its_own_next_check_runs_as_written(tmp_path: Path) -> None:
+    [(marker, body)] = blocks("follow-up:file")
+    assert marker.split()[1] == "watch.py"
+    (tmp_path / "watch.py").write_text(body)
+    deploy = ThreadingHTTPServer(("127.0.0.1", 0), _Deploy)
+    threading.Thread(target=deploy.serve_forever, daemon=True).start()
+    port = free_port()
+    env = _env(port)
+    _sh(f"{sys.executable} -c 'import watch; watch.app.sync()'", tmp_path, env)
+    node = Node("agentcron serve", tmp_path, env)
+    try:
+        node.wait_running()
+        url = f"http://127.0.0.1:{deploy.server_address[1]}/deploys/41"
+        run_id = _sh(f"agentcron fire watch_deploy --payload '{json.dumps({'url': url})}'",
+                     tmp_path, env).strip()
+        shown = json.loads(_until_succeeded(f"agentcron runs show {run_id} --json",
+                                            tmp_path, env))
+        assert shown["output"] == "building"
+        made = json.loads(_sh("agentcron triggers list --created-by run: --json",
+                              tmp_path, env))
+    finally:
+        assert node.stop() == 0, node.text
+        deploy.shutdown()
+    assert [(t["agent"], t["created_by"], t["kind"]) for t in made] == [
+        ("watch_deploy", f"run:{run_id}", "once")]
+    assert made[0]["payload"] == {"url": url}
+    ahead = datetime.fromisoformat(made[0]["next_fire_at"]) - datetime.fromisoformat(
+        shown["finished_at"])
+    assert timedelta(minutes=9) < ahead <= timedelta(minutes=10, seconds=5)
+
