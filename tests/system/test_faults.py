@@ -459,6 +459,10 @@ def test_catchup_after_downtime_longer_than_the_window(pg_store: Store, tmp_path
     and every second of the outage is accounted for exactly once."""
     store = pg_store
     _agent(store, "rec", "record", max_concurrency=100, timeout="30s")
+    first = _node(store, tmp_path, procs, "node-1")
+    # The trigger starts once the node runs: made before, a node slow to start (in CI,
+    # right after the PostgreSQL restart test: 3 s) found its first time already past
+    # and rightly coalesced it into the next, so no run stood for that second alone.
     start = store.now().replace(microsecond=0) + timedelta(seconds=2)
     (trigger_id,) = _every_second(store, "rec", 1, start, catchup="5s",
                                   catchup_mode="coalesce", overlap="allow")
@@ -468,7 +472,6 @@ def test_catchup_after_downtime_longer_than_the_window(pg_store: Store, tmp_path
             return list(conn.execute(select(runs).where(runs.c.trigger_id == trigger_id)
                                      .order_by(runs.c.scheduled_for)).mappings())
 
-    first = _node(store, tmp_path, procs, "node-1")
     _settle(store, [trigger_id], start, start + timedelta(seconds=2), timeout=15)
     assert first.stop() == 0, first.log()[-3000:]
     before = runs_of_trigger()
