@@ -90,6 +90,10 @@ def finished(store: Store, run_id: str, timeout: float = 60.0,
     return result
 
 
+def _port(served: ApiServer) -> int:
+    return int(served.base.rsplit(":", 1)[1])
+
+
 def started_marks(mark: Path, run_id: str) -> list[str]:
     return sorted(p.name for p in mark.glob(f"{run_id}.*"))
 
@@ -176,8 +180,7 @@ def test_a_short_outage_loses_nothing(served: ApiServer, workers: Any,
     remote(store, "r", zombie_timeout="10s", max_attempts=3, timeout="5m")
     mark = tmp_path / "marks"
     mark.mkdir()
-    port = int(served.base.rsplit(":", 1)[1])
-    proxy = CutProxy(port)
+    proxy = CutProxy(_port(served))
     try:
         worker = workers("r", "steady", url=proxy.url, heartbeat_interval="1s")
         run_id = store.fire_now("r", {"mark": str(mark), "sleep": 6})
@@ -195,21 +198,30 @@ def test_a_short_outage_loses_nothing(served: ApiServer, workers: Any,
     assert started_marks(mark, run_id) == [f"{run_id}.1.{worker.proc.pid}"]
 
 
+def _sleeping_run(served: ApiServer, workers: Any, url: str, worker_id: str, zombie_s: float,
+                  pid_file: Path) -> tuple[WorkerProcess, str, int]:
+    """A remote agent ``r`` (that zombie timeout) whose command sleeps, a worker reaching the
+    API at ``url``, and one run executing: (the worker, the run, the command's pid). The
+    pid file is removed, for the next attempt to write."""
+    remote(served.store, "r", zombie_timeout=f"{zombie_s:g}s", max_attempts=3, timeout="5m")
+    worker = workers("r", worker_id, url=url, heartbeat_interval="0.5s",
+                     command=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 600'")
+    run_id = served.store.fire_now("r")
+    pid: int = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
+    pid_file.unlink()
+    return worker, run_id, pid
+
+
 @pytest.mark.parametrize("how", ["drop", "cut"])
 def test_a_worker_cut_off_stops_its_run_before_another_may_start_it_and_rejoins(
         served: ApiServer, workers: Any, tmp_path: Path, how: str) -> None:
     store = served.store
     zombie_s = 4.0
-    remote(store, "r", zombie_timeout=f"{zombie_s:g}s", max_attempts=3, timeout="5m")
     pid_file = tmp_path / "sleeper.pid"
-    port = int(served.base.rsplit(":", 1)[1])
-    proxy = CutProxy(port)
+    proxy = CutProxy(_port(served))
     try:
-        worker = workers("r", "islanded", url=proxy.url, heartbeat_interval="0.5s",
-                         command=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 600'")
-        run_id = store.fire_now("r")
-        pid = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
-        pid_file.unlink()
+        worker, run_id, pid = _sleeping_run(served, workers, proxy.url, "islanded", zombie_s,
+                                            pid_file)
         cut_until_stopped(proxy, how, pid, zombie_s, worker.log)
         worker.wait_for_log("worker_run_given_up")
         assert "worker_fenced" in worker.log()
@@ -243,16 +255,11 @@ def test_a_worker_whose_beats_only_seem_lost_hands_its_run_back(
     was then cancelled."""
     store = served.store
     zombie_s = 4.0
-    remote(store, "r", zombie_timeout=f"{zombie_s:g}s", max_attempts=3, timeout="5m")
     pid_file = tmp_path / "sleeper.pid"
-    port = int(served.base.rsplit(":", 1)[1])
-    proxy = AnswerHoldingProxy(port, b"/heartbeat", "drop", every=True)
+    proxy = AnswerHoldingProxy(_port(served), b"/heartbeat", "drop", every=True)
     try:
-        worker = workers("r", "unheard", url=proxy.url, heartbeat_interval="0.5s",
-                         command=f"/bin/sh -c 'echo $$ > {pid_file}; exec sleep 600'")
-        run_id = store.fire_now("r")
-        pid = wait_until(lambda: pid_written(pid_file), 30, "the command to start")
-        pid_file.unlink()
+        worker, run_id, pid = _sleeping_run(served, workers, proxy.url, "unheard", zombie_s,
+                                            pid_file)
         worker.wait_for_log("worker_run_given_up", timeout=2 * zombie_s)
         wait_until(lambda: not process_running(pid), 10, "the fenced command to stop")
         wait_until(lambda: run_of(store, run_id).status is RunStatus.QUEUED, 10,
