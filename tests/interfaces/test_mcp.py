@@ -370,7 +370,7 @@ def test_tokens_create_takes_agents_for_a_schedule_token(cli: Any) -> None:
     assert listed == {"s": None, "s2": None, "s3": 5}
     table = cli("tokens", "list").stdout
     assert "MAX LIVE" in table
-    for args, says in ((("--scope", "write", "--max-live", "5"), "only --scope schedule"),
+    for args, says in ((("--scope", "read", "--max-live", "5"), "only --scope schedule, write"),
                        (("--scope", "schedule", "--max-live", "-1"), "max_live: invalid -1")):
         bad = cli("tokens", "create", "x", *args)
         assert bad.exit_code == 2 and says in bad.output, bad.output

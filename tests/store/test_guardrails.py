@@ -245,12 +245,12 @@ def test_creates_through_one_capped_token_at_once_never_pass_its_max_live(
     assert len(store.list_triggers()) == 3
 
 
-def test_only_a_schedule_token_takes_max_live(store: Store) -> None:
+def test_only_a_token_that_makes_triggers_over_mcp_takes_max_live(store: Store) -> None:
     access = Services(store).access
-    for scope, value, field in (("write", 3, "max_live"), ("schedule", -1, "max_live"),
-                                ("schedule", True, "max_live")):
+    for scope, value in (("read", 3), ("schedule", -1), ("schedule", True)):
         with pytest.raises(ValidationError) as refused:
             access.create_token(f"t-{scope}-{value}", scope, max_live=value)
-        assert refused.value.field == field
+        assert refused.value.field == "max_live"
     assert access.create_token("ok", "schedule", max_live=0)[0].max_live == 0
-    assert [t.max_live for t in access.list_tokens()] == [0]
+    assert access.create_token("adm", "admin", max_live=5)[0].max_live == 5
+    assert [t.max_live for t in access.list_tokens()] == [5, 0]

@@ -34,8 +34,9 @@ def create(
              "schedule token's (optional): the only agents it may see and schedule.")] = None,
     max_live: Annotated[int | None, typer.Option(
         "--max-live", metavar="N",
-        help="A schedule token's cap on the live triggers made through it, across every "
-             "agent (each agent's own max_live still holds).")] = None,
+        help="A cap on the live triggers made through this token over MCP, across every "
+             "agent (each agent's own max_live still holds); schedule, write or admin "
+             "tokens.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print it (the only time it is shown)."""

@@ -107,14 +107,14 @@ def check_token_agents(scope: Scope, agents: list[str] | None) -> list[str] | No
 
 
 def check_token_max_live(scope: Scope, max_live: int | None) -> int | None:
-    """A schedule token's own cap on live agent-made triggers (``store/guardrails.py``):
-    0..``MAX_LIVE_CAP``, or None (only each agent's ``max_live``); refused for any other
-    scope, whose tokens make no agent-made trigger."""
+    """A token's own cap on the live triggers made through it over MCP
+    (``store/guardrails.py``): 0..``MAX_LIVE_CAP``, or None (only each agent's
+    ``max_live``); refused for a scope that cannot make triggers over MCP (read, worker)."""
     if max_live is None:
         return None
-    if scope is not Scope.SCHEDULE:
-        raise ValidationError("max_live", f"a {scope.value} token makes no agent-made "
-                              "triggers", "only --scope schedule takes --max-live")
+    if mcp_access(scope.value) is not McpAccess.CHANGE:
+        raise ValidationError("max_live", f"a {scope.value} token makes no triggers over "
+                              "MCP", "only --scope schedule, write or admin takes --max-live")
     if isinstance(max_live, bool) or not isinstance(max_live, int) or not (
             0 <= max_live <= MAX_LIVE_CAP):
         raise ValidationError("max_live", f"invalid {max_live!r}",
