@@ -139,8 +139,14 @@ def test_python_api_runs_a_decorated_agent_in_process(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     store = Store(f"sqlite:///{tmp_path}/hub.db")
     [agent] = store.list_agents()
     assert agent.config["target"] == "hub:greet" and agent.source == "code"
-    assert any(r.output == "hi api" for r in store.list_runs())
+    listed = store.list_runs()
+    # Failed once in CI (2026-11-30) with the agent run and exit 0: the state and the
+    # node's log say which run lost its outcome, for the next time.
+    assert any(r.output == "hi api" for r in listed), (
+        [(r.id, r.status, r.attempt, r.output, r.error) for r in listed],
+        ledger.read_text(), output[-4000:])
     store.close()
