@@ -7,9 +7,9 @@ import threading
 from datetime import datetime
 
 from agentcron.engine.node import Node
-from agentcron.models import RunStatus
+from agentcron.models import Outcome, RunStatus
 from agentcron.services import Services, TriggerInput
-from agentcron.store import HeartbeatResult, Store
+from agentcron.store import FinishResult, HeartbeatResult, Store
 from tests.support.helpers import await_until
 from tests.support.nodes import agent_runs, python_agent, run_node
 
@@ -144,6 +144,47 @@ def test_a_beat_racing_the_drain_does_not_register_the_node_again(store: Store) 
         assert store.list_nodes() == []
     finally:
         racing.close()
+
+
+class _SlowFinish(Store):
+    """A real store whose outcome write waits at a gate, as a slow commit does: the gate
+    opens when ``release`` is called (the race this guards against) or after 2 s."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.writing = threading.Event()
+        self.gate = threading.Event()
+
+    def finish(self, node_id: str, outcomes: list[Outcome],
+               now: datetime | None = None) -> FinishResult:
+        self.writing.set()
+        self.gate.wait(2.0)
+        return super().finish(node_id, outcomes, now)
+
+    def release(self, node_id: str, now: datetime | None = None) -> list[str]:
+        self.gate.set()
+        return super().release(node_id, now)
+
+
+def test_drain_waits_for_an_outcome_being_written_before_it_releases(store: Store) -> None:
+    """Regression: a drain that began while the completion loop's batch was committing
+    saw nothing pending, released the run (queued again) and the late outcome was fenced:
+    an agent that had run, its output lost, to be run a second time."""
+    python_agent(store, "u", "tests.support.agents:usage")
+    slow = _SlowFinish(store.url)
+    run_id = store.fire_now("u", {})
+
+    async def scenario(node: Node) -> None:
+        await await_until(slow.writing.is_set, message="the outcome's write in flight")
+        await node.drain()
+        run = store.get_run(run_id)
+        assert (run.status, run.attempt, run.output) == (RunStatus.SUCCEEDED, 1, "used tokens")
+        assert "released" not in [e.kind for e in store.run_history(run_id)]
+
+    try:
+        run_node(slow, scenario)
+    finally:
+        slow.close()
 
 
 def test_drain_requeues_runs_past_the_drain_timeout_without_using_an_attempt(

@@ -34,10 +34,9 @@ class CompletionWriter:
         self.linger_s = linger_s
         self.on_written = on_written
         self._pending: list[Outcome] = []
+        self._writing_now = 0  # outcomes taken out of _pending by the write in flight
         self.wakeup = Wakeup()
         self._retry = Wakeup()
-        self._idle = asyncio.Event()
-        self._idle.set()
         # One batch written at a time, by the loop or by a drain's flush: flush() returns
         # only once no write is in flight, so the drain's release (next) never runs while a
         # finish on the same run rows has not committed (the two would deadlock).
@@ -45,12 +44,14 @@ class CompletionWriter:
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
-        self._idle.clear()
         self.wakeup.set()
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Outcomes not yet durably written, those of a write in flight included: a drain
+        that saw 0 while the loop's batch was still committing would release those runs
+        first, and the late write would then be fenced (the outcome lost, the run rerun)."""
+        return len(self._pending) + self._writing_now
 
     def run_once(self, outcomes: list[Outcome]) -> FinishResult:
         result = self.store.finish(self.node_id, outcomes, self.clock.store_now())
@@ -76,22 +77,25 @@ class CompletionWriter:
 
     async def _write_pending(self) -> None:
         outcomes, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+        self._writing_now = len(outcomes)
         try:
             result = await call_store(self.health, "finish", self.run_once, outcomes)
         except StoreUnavailable as exc:
             self._pending[:0] = outcomes
+            self._writing_now = 0
             # Its own wake-up: new completions keep arriving during an outage and must not
             # cut the backoff short; the store answering again does.
             await self.health.backoff(self._retry, exc.retry_in_s)
             return
         except Exception:
             self._pending[:0] = outcomes
+            self._writing_now = 0
             log.exception("completion_write_failed", count=len(outcomes))
             await asyncio.sleep(1.0)
             return
+        finally:
+            self._writing_now = 0
         self.on_written(outcomes, result)
-        if not self._pending:
-            self._idle.set()
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping() or self._pending:
