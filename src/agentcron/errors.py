@@ -50,6 +50,12 @@ class DatabaseNotMigratedError(AgentcronError):
     """The database schema is missing or older than this version of agentcron."""
 
 
+class DatabaseUnavailableError(AgentcronError):
+    """The database named cannot be reached or used (refused, unknown host, bad
+    credentials, no such database): the message names it, password masked, and the
+    driver's reason."""
+
+
 class GuardrailError(ValidationError):
     """An agent-made trigger refused by its agent's scheduling policy (``max_live``,
     ``min_interval``, ``may_schedule``; ``rules/scheduling.py``), in the store's creating

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agentcron.errors import ValidationError
+from agentcron import Agentcron
+from agentcron.errors import DatabaseUnavailableError, ValidationError
 from agentcron.services import Services
 from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
@@ -150,3 +151,35 @@ def test_python_api_runs_a_decorated_agent_in_process(tmp_path: Path) -> None:
         [(r.id, r.status, r.attempt, r.output, r.error) for r in listed],
         ledger.read_text(), output[-4000:])
     store.close()
+
+
+def test_the_python_api_says_which_database_it_cannot_use(tmp_path: Path) -> None:
+    """As the CLI does: one ``error:`` line naming the database (password masked) and the
+    driver's reason, exit 1, no traceback; ``sync`` raises agentcron's own error."""
+    url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/agentcron"
+    script = tmp_path / "hub.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        from agentcron import Agentcron
+
+        app = Agentcron({url!r}, api=False)
+
+        @app.agent()
+        def greet() -> str:
+            return "hi"
+
+        if __name__ == "__main__":
+            sys.exit(app.run())
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(tmp_path)]))
+    done = subprocess.run([sys.executable, str(script)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        line for line in done.stderr.splitlines() if line.startswith("error: ")], done.stderr
+    assert done.stderr.startswith("error: cannot use the database "
+                                  "postgresql://alice:***@127.0.0.1:1/agentcron: ")
+    assert "s3cr3t-pw" not in done.stderr and "Traceback" not in done.stderr
+
+    with pytest.raises(DatabaseUnavailableError, match="port 1 failed"):
+        Agentcron(url, api=False).sync()

@@ -89,10 +89,10 @@ def hide_password(url: str) -> str:
 
 def _database_error(exc: Exception, url: str) -> str | None:
     """The one-line message for a database that cannot be reached or used, else None."""
-    from agentcron.store.errors import unusable_database
+    from agentcron.store.errors import database_error
 
-    reason = unusable_database(exc, url)
-    return None if reason is None else f"cannot use the database {hide_password(url)}: {reason}"
+    error = database_error(exc, url)
+    return None if error is None else str(error)
 
 
 class AgentcronGroup(TyperGroup):

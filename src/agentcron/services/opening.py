@@ -10,8 +10,10 @@ def open_store(url: str, *, pool_size: int = 5, prepare: bool = True) -> Store:
     instance a file that does not exist yet) is created and migrated on the spot, so the
     embedded default works out of the box; any other database must be migrated with
     ``agentcron db upgrade`` (raises DatabaseNotMigratedError otherwise). Without it the
-    store is opened as it is (``db upgrade`` itself)."""
+    store is opened as it is (``db upgrade`` itself). A database that cannot be reached or
+    used raises DatabaseUnavailableError, saying which and why."""
     from agentcron.store import migrate
+    from agentcron.store.errors import database_error
 
     store = Store(url, pool_size=pool_size)
     if not prepare:
@@ -20,7 +22,10 @@ def open_store(url: str, *, pool_size: int = 5, prepare: bool = True) -> Store:
         if store.backend == "sqlite" and migrate.current_revision(store.engine) is None:
             store.upgrade()
         store.ensure_migrated()
-    except BaseException:
+    except BaseException as exc:
         store.close()
+        unusable = database_error(exc, url)
+        if unusable is not None:
+            raise unusable from exc
         raise
     return store

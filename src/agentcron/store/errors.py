@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from agentcron.errors import DatabaseUnavailableError
+
 
 def is_connection_error(exc: BaseException) -> bool:
     """The database could not be reached or the connection broke: worth retrying later."""
@@ -30,6 +32,15 @@ def hide_password(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL never reaches the database; show nothing of it
         return "<the configured database URL>"
+
+
+def database_error(exc: BaseException, url: str) -> DatabaseUnavailableError | None:
+    """``exc`` as the error every front door shows for a database it cannot use
+    (``cannot use the database URL: reason``), or None when it is not such an error."""
+    reason = unusable_database(exc, url)
+    if reason is None:
+        return None
+    return DatabaseUnavailableError(f"cannot use the database {hide_password(url)}: {reason}")
 
 
 def unusable_database(exc: BaseException, url: str) -> str | None:
