@@ -13,19 +13,34 @@ class ValidationError(AgentcronError):
     ``field`` names the input that is wrong (``cron``, ``every``, ``tz``, ``payload`` ...),
     ``message`` says what is wrong and ``hint`` what would be valid. The CLI prints
     ``error: <field>: <message> (<hint>)`` and exits 2; the API answers 422 with the same text.
+    ``also``: the other problems found in the same input (an agents file reports every
+    bad entry at once, one per line after this one).
     """
 
     def __init__(self, field: str, message: str, hint: str | None = None) -> None:
         self.field = field
         self.message = message
         self.hint = hint
+        self.also: tuple[ValidationError, ...] = ()
         super().__init__(str(self))
 
     def __str__(self) -> str:
         text = f"{self.field}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return "\n".join([text, *(str(other) for other in self.also)])
+
+
+def all_problems(problems: list[ValidationError], shown: int = 20) -> ValidationError:
+    """One error for several found in one input: the first, carrying the next ``shown - 1``
+    (and how many more there were) in ``also``."""
+    first, *rest = problems
+    more = rest[shown - 1:]
+    first.also = tuple(rest[:shown - 1])
+    if more:
+        first.also += (ValidationError("...", f"and {len(more)} more problems",
+                                       "fix these and check again"),)
+    return first
 
 
 class NotFoundError(AgentcronError):

@@ -114,6 +114,66 @@ def test_an_unknown_key_suggests_the_nearest_one(tmp_path: Path) -> None:
     assert caught.value.message == "unknown key 'zzzzzz'"
 
 
+def test_every_problem_in_an_agents_file_is_reported_at_once(cli: Cli, tmp_path: Path
+                                                             ) -> None:
+    """One line per problem, shape problems together and then value problems together,
+    exit 2, nothing written: a user with three typos fixes them in one go."""
+    path = tmp_path / "agents.toml"
+    path.write_text(textwrap.dedent("""
+        [agents.a]
+        command = "true"
+        max_concurency = 2
+        [[agents.a.triggers]]
+        corn = "@daily"
+    """))
+    shape = cli("apply", str(path))
+    assert shape.exit_code == 2, shape.stderr
+    assert sorted(line.split(" (")[0] for line in shape.stderr.splitlines()) == [
+        f"error: {path}: agents.a.max_concurency: unknown key 'max_concurency'; "
+        "did you mean 'max_concurrency'?",
+        f"error: {path}: agents.a.triggers[0].corn: unknown key 'corn'; did you mean 'cron'?",
+    ]
+    path.write_text(textwrap.dedent("""
+        [agents.a]
+        command = "true"
+        timeout = "5 parsecs"
+        [[agents.a.triggers]]
+        cron = "61 * * * *"
+        [agents.b]
+        command = "true"
+        [[agents.b.triggers]]
+        every = "1m"
+        [[agents.b.triggers]]
+        every = "1 fortnight"
+        [[agents.b.triggers]]
+        cron = "* * * * *"
+        tz = "Mars/Olympus"
+    """))
+    values = cli("apply", str(path))
+    assert values.exit_code == 2, values.stderr
+    fields = [line.removeprefix("error: ").split(":")[0]
+              for line in values.stderr.splitlines()]
+    # a's triggers are not checked against an agent that is itself refused
+    assert fields == ["agents.a.timeout", "agents.b.triggers[1].every",
+                      "agents.b.triggers[2].tz"], values.stderr
+    listed = cli("agents", "list", "--json")
+    assert listed.exit_code == 0 and listed.stdout.strip() == "[]"
+
+
+def test_a_file_with_many_problems_shows_twenty_and_counts_the_rest(store: Store,
+                                                                    tmp_path: Path) -> None:
+    path = tmp_path / "agents.toml"
+    path.write_text("".join(f'[agents.a{i}]\ncommand = "true"\ntimeout = "{i} parsecs"\n'
+                            for i in range(25)))
+    with pytest.raises(ValidationError) as caught:
+        Services(store).sync_agents_file(load_agents_file(path))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 21 and lines[0].startswith("agents.a0.timeout: ")
+    assert lines[19].startswith("agents.a19.timeout: ")
+    assert lines[20] == "...: and 5 more problems (fix these and check again)"
+    assert store.list_agents() == []
+
+
 def test_resyncing_an_unchanged_file_updates_nothing(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "agents.toml"
     path.write_text(textwrap.dedent("""

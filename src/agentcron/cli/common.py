@@ -76,8 +76,9 @@ def services(ctx: typer.Context, *, prepare: bool = True) -> Services:
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Print ``error: <message>`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: <message>`` on stderr (each line of it: an input with several
+    problems has one per line) and exit with ``code``."""
+    typer.echo("\n".join(f"error: {line}" for line in message.splitlines() or [""]), err=True)
     raise typer.Exit(code)
 
 

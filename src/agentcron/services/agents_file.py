@@ -41,8 +41,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
-from agentcron.errors import ValidationError
+from agentcron.errors import ValidationError, all_problems
 from agentcron.services.agents import AgentInput, agent_settings
 from agentcron.services.alerts import AlertRuleInput
 from agentcron.services.trigger_input import TriggerInput
@@ -233,14 +234,16 @@ def load_agents_file(path: str | Path) -> AgentsFile:
     try:
         declared = AgentsFile.model_validate(data)
     except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = _location(first["loc"])
-        message, hint = first["msg"].lower(), "see examples/agents.toml for the format"
-        if first["type"] == "extra_forbidden":
-            message, hint = _unknown_key(first["loc"])
-        raise ValidationError(f"{path}: {where}", message, hint) from None
+        raise all_problems([_shape_problem(path, error) for error in exc.errors()]) from None
     declared._folder = path.resolve().parent
     return declared
+
+
+def _shape_problem(path: Path, error: ErrorDetails) -> ValidationError:
+    message, hint = error["msg"].lower(), "see examples/agents.toml for the format"
+    if error["type"] == "extra_forbidden":
+        message, hint = _unknown_key(error["loc"])
+    return ValidationError(f"{path}: {_location(error['loc'])}", message, hint)
 
 
 def _unknown_key(loc: tuple[Any, ...]) -> tuple[str, str]:

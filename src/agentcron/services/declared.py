@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentcron.errors import ValidationError
+from agentcron.errors import ValidationError, all_problems
 from agentcron.models import AgentSpec, ModelPrice, Pool, TriggerKind
 from agentcron.rules.pricing import parse_price
 from agentcron.services.agents import AgentInput, AgentService, import_problem
@@ -90,19 +90,30 @@ class DeclaredSync:
         """The file's agents, trigger rows and prices, every one validated."""
         specs: list[AgentSpec] = []
         new: list[NewTrigger] = []
+        problems: list[ValidationError] = []
         for name, entry in declared.agents.items():
             where = f"agents.{name}"
-            agent = entry.input(name, where)
-            with located(where):
-                specs.append(self.agents.build(agent, source))
-                problem = import_problem(specs[-1], *_folders(declared)) \
-                    if check_imports else None
-                if problem is not None:  # this node would fail every run of it
-                    raise problem
+            try:
+                agent = entry.input(name, where)
+                with located(where):
+                    spec = self.agents.build(agent, source)
+                    problem = import_problem(spec, *_folders(declared)) \
+                        if check_imports else None
+                    if problem is not None:  # this node would fail every run of it
+                        raise problem
+            except ValidationError as exc:
+                problems.append(exc)  # its triggers cannot be checked against it
+                continue
+            specs.append(spec)
             for i, t in enumerate(entry.triggers):
-                with located(f"{where}.triggers[{i}]"):
-                    new.append(self.triggers.build(with_default_name(t.input(name)), now,
-                                                   source=source, agent=specs[-1]))
+                try:
+                    with located(f"{where}.triggers[{i}]"):
+                        new.append(self.triggers.build(with_default_name(t.input(name)), now,
+                                                       source=source, agent=spec))
+                except ValidationError as exc:
+                    problems.append(exc)
+        if problems:  # every bad entry at once, not one per try
+            raise all_problems(problems)
         limits = Limits.from_env()
         for name, entry in declared.agents.items():  # the file alone, before the store
             limits.check_trigger_total(name, len(entry.triggers), f"agents.{name}.triggers")
