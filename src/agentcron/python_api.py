@@ -58,7 +58,8 @@ class Agentcron:
               on_budget: str | None = None, pause_after_failures: int | None = None,
               tags: Sequence[str] = (), concurrency_key: str | None = None,
               max_per_key: int | None = None, key_weights: dict[str, int] | None = None,
-              pool: str | None = None, rate: str | None = None) -> Callable[[F], F]:
+              pool: str | None = None, rate: str | None = None,
+              scheduling: dict[str, Any] | None = None) -> Callable[[F], F]:
         """Register a function (sync or async, taking a RunContext or nothing) as an
         agent. Its stored target is ``module:qualname``. ``budget`` (e.g.
         ``{"usd_per_day": 2.0}``) and ``on_budget`` are as in the agents file; the function
@@ -67,7 +68,10 @@ class Agentcron:
         them run it (``Agentcron(tags=[...])``, ``serve --tags``). ``concurrency_key``
         (e.g. ``"{{ tenant }}"``), ``max_per_key`` and ``key_weights``: per-key limits and
         fair turns (``rules/keys.py``). ``pool``: the rate-limit pool its runs draw from
-        (``agentcron pools set``); ``rate``: its own, ``"60/m"``."""
+        (``agentcron pools set``); ``rate``: its own, ``"60/m"``. ``scheduling``: what
+        its runs may schedule (``ctx.schedule``), as the agents file's
+        ``[agents.NAME.scheduling]``: ``may_schedule``, ``max_live``, ``min_interval``,
+        ``expires_after``, ``require_approval``."""
 
         def decorate(fn: F) -> F:
             target = f"{importable_module(fn)}:{fn.__qualname__}"
@@ -80,7 +84,7 @@ class Agentcron:
                 budget=budget, on_budget=on_budget,
                 pause_after_failures=pause_after_failures, tags=tuple(tags),
                 concurrency_key=concurrency_key, max_per_key=max_per_key,
-                key_weights=key_weights, pool=pool, rate=rate))
+                key_weights=key_weights, pool=pool, rate=rate, scheduling=scheduling))
             return fn
 
         return decorate

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from agentcron.api.app import create_app
+from agentcron.errors import ValidationError
 from agentcron.services import Services, TriggerInput
 from agentcron.services.access import Access
 from agentcron.services.agents_file import load_agents_file
@@ -115,6 +116,33 @@ def test_the_python_api_records_python(store: Store) -> None:
         [TriggerInput(agent="py", every="1h")], created_by=CREATED_BY)
     [trigger] = store.list_triggers("py")
     assert trigger.created_by == "python"
+
+
+def test_the_python_api_declares_what_its_agents_may_schedule(tmp_path: Path) -> None:
+    """The scheduling policy is a keyword of ``@app.agent`` as it is a table of the agents
+    file, validated by the same parser (a bad value names ``scheduling.<field>``)."""
+    from agentcron import Agentcron
+
+    url = f"sqlite:///{tmp_path}/py.db"
+    app = Agentcron(db=url)
+    app.agent("watch", scheduling={"may_schedule": ["watch", "notify"], "max_live": 3,
+                                   "min_interval": "5m", "require_approval": True})(_watch)
+    app.sync()
+    store = Store(url)
+    try:
+        policy = store.get_agent("watch").scheduling
+    finally:
+        store.close()
+    assert (policy.may_schedule, policy.max_live, policy.min_interval_s,
+            policy.require_approval) == (("watch", "notify"), 3, 300.0, True)
+    bad = Agentcron(db=url)
+    bad.agent("watch", scheduling={"max_live": -1})(_watch)
+    with pytest.raises(ValidationError, match=r"^scheduling\.max_live: invalid -1"):
+        bad.sync()
+
+
+def _watch() -> None:
+    return None
 
 
 def test_the_api_records_the_token_name_and_filters(store: Store) -> None:
