@@ -22,7 +22,7 @@ from tests.conftest import Cli
 from tests.support.api_server import api_server
 from tests.support.budgets import runs_of_agent, statuses
 from tests.support.dashboard import session_client, sign_in
-from tests.support.helpers import wait_until
+from tests.support.helpers import stored_agent, wait_until
 from tests.support.llm_server import LlmServer
 from tests.support.procs import ServeProcess
 
@@ -200,11 +200,7 @@ def test_the_python_api_takes_a_pool_and_a_rate(tmp_path: Path) -> None:
     app = Agentcron(db=f"sqlite:///{tmp_path}/py.db")
     app.agent("summarise", pool="openai", rate="5/s")(_summarise)
     app.sync()
-    store = Store(f"sqlite:///{tmp_path}/py.db")
-    try:
-        agent = store.get_agent("summarise")
-    finally:
-        store.close()
+    agent = stored_agent(f"sqlite:///{tmp_path}/py.db", "summarise")
     assert (agent.pool, agent.rate) == ("openai", "5/s")
 
 

@@ -25,7 +25,7 @@ from agentcron.services.agents_file import load_agents_file
 from agentcron.store import Store
 from tests.conftest import Cli
 from tests.support.dashboard import BASE, session_client, sign_in
-from tests.support.helpers import add_agent, mcp_trigger
+from tests.support.helpers import add_agent, mcp_trigger, stored_agent
 
 HELLO = {"kind": "python", "config": {"target": "agentcron.examples:hello"}}
 
@@ -128,11 +128,7 @@ def test_the_python_api_declares_what_its_agents_may_schedule(tmp_path: Path) ->
     app.agent("watch", scheduling={"may_schedule": ["watch", "notify"], "max_live": 3,
                                    "min_interval": "5m", "require_approval": True})(_watch)
     app.sync()
-    store = Store(url)
-    try:
-        policy = store.get_agent("watch").scheduling
-    finally:
-        store.close()
+    policy = stored_agent(url, "watch").scheduling
     assert (policy.may_schedule, policy.max_live, policy.min_interval_s,
             policy.require_approval) == (("watch", "notify"), 3, 300.0, True)
     bad = Agentcron(db=url)

@@ -9,7 +9,7 @@ import pytest
 from agentcron import Agentcron, RunContext
 from agentcron.errors import ValidationError
 from agentcron.models import OnBudget
-from agentcron.store import Store
+from tests.support.helpers import stored_agent
 
 
 def summarise(ctx: RunContext) -> str:
@@ -23,11 +23,7 @@ def test_a_decorated_agent_carries_its_budget(tmp_path: Path) -> None:
     app.agent(budget={"tokens_per_day": 50_000, "usd_per_month": 20},
               on_budget="pause")(summarise)
     app.sync()
-    store = Store(url)
-    try:
-        budget = store.get_agent("summarise").budget
-    finally:
-        store.close()
+    budget = stored_agent(url, "summarise").budget
     assert budget is not None and budget.tokens_per_day == 50_000
     assert budget.usd_per_month == 20.0 and budget.on_budget is OnBudget.PAUSE
 

@@ -135,3 +135,13 @@ def pid_written(path: Path) -> int | None:
     """The pid a command wrote to ``path`` (``echo $$ > path``), once it has."""
     text = path.read_text().strip() if path.exists() else ""
     return int(text) if text else None
+
+
+def stored_agent(url: str, name: str) -> AgentSpec:
+    """Agent ``name`` as stored in the database at ``url`` (a store opened for the read:
+    what a front door such as the Python API wrote, read back)."""
+    store = Store(url)
+    try:
+        return store.get_agent(name)
+    finally:
+        store.close()
