@@ -81,21 +81,25 @@ class CompletionWriter:
         try:
             result = await call_store(self.health, "finish", self.run_once, outcomes)
         except StoreUnavailable as exc:
-            self._pending[:0] = outcomes
-            self._writing_now = 0
+            self._put_back(outcomes)
             # Its own wake-up: new completions keep arriving during an outage and must not
             # cut the backoff short; the store answering again does.
             await self.health.backoff(self._retry, exc.retry_in_s)
             return
         except Exception:
-            self._pending[:0] = outcomes
-            self._writing_now = 0
+            self._put_back(outcomes)
             log.exception("completion_write_failed", count=len(outcomes))
             await asyncio.sleep(1.0)
             return
         finally:
             self._writing_now = 0
         self.on_written(outcomes, result)
+
+    def _put_back(self, outcomes: list[Outcome]) -> None:
+        """A write that failed: its outcomes are pending again, ahead of newer ones (and
+        no longer counted as in flight, before the backoff that follows)."""
+        self._pending[:0] = outcomes
+        self._writing_now = 0
 
     async def loop(self, stopping: Callable[[], bool]) -> None:
         while not stopping() or self._pending:
