@@ -344,9 +344,9 @@ def test_fire_then_runs_list_shows_the_queued_run(ok: Callable[..., str],
 
 
 def test_runs_list_filters(ok: Callable[..., str], js: Callable[..., Any], bot: str,
-                           store: Store) -> None:
+                           store: Store, cli: Cli) -> None:
     ok("agents", "add", "other", "--command", "true")
-    trigger_id = ok("triggers", "add", bot, "--every", "1m").strip()
+    trigger_id = ok("triggers", "add", bot, "--every", "1m", "--name", "minutely").strip()
     first = _utc(js("triggers", "show", trigger_id)["next_fire_at"])
     store.fire_due(now=first + timedelta(seconds=1))
     manual = ok("fire", bot).strip()
@@ -361,6 +361,9 @@ def test_runs_list_filters(ok: Callable[..., str], js: Callable[..., Any], bot: 
     assert {r["id"] for r in js("runs", "list", "--agent", bot)} == {manual, *scheduled}
     assert [r["id"] for r in js("runs", "list", "--agent", "other")] == [other]
     assert [r["id"] for r in js("runs", "list", "--trigger", trigger_id)] == scheduled
+    assert [r["id"] for r in js("runs", "list", "--trigger", "minutely")] == scheduled
+    missing = cli("runs", "list", "--trigger", "hourly")
+    assert (missing.exit_code, missing.stderr) == (1, "error: trigger 'hourly' not found\n")
     assert [r["id"] for r in js("runs", "list", "--status", "cancelled")] == [other]
     assert {r["id"] for r in js("runs", "list", "--status", "queued")} == {manual, *scheduled}
     assert js("runs", "list", "--status", "succeeded") == []

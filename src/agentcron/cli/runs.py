@@ -50,7 +50,9 @@ def list_(
     ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's.")] = None,
     trigger: Annotated[str | None, typer.Option(
-        "--trigger", help="Only this trigger's.")] = None,
+        "--trigger", metavar="TRIGGER",
+        help="Only this trigger's (its id, or its name when no other trigger has it).")
+    ] = None,
     status: Annotated[str | None, typer.Option(
         "--status", metavar="STATUS",
         help="queued|running|succeeded|failed|cancelled|skipped")] = None,
@@ -64,8 +66,10 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first."""
-    runs = services(ctx).list_runs(agent=agent, trigger_id=trigger, status=status,
-                                   limit=limit, before=before, key=key).runs
+    svc = services(ctx)
+    trigger_id = svc.triggers.resolve(trigger) if trigger is not None else None
+    runs = svc.list_runs(agent=agent, trigger_id=trigger_id, status=status,
+                         limit=limit, before=before, key=key).runs
     if as_json:
         emit_json([run_json(r, preview=True) for r in runs])
     else:
