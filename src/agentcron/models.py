@@ -414,7 +414,15 @@ class Run:
     """Its key under its agent's ``KeyPolicy``, rendered once when the run was made (None:
     the agent had no key then)."""
     waiting_reason: str | None = None
-    """Why a queued run is not starting (``pool openai at 500/500 requests/min``)."""
+    """Why a queued run is not starting (``pool openai at 500/500 requests/min``), as the
+    last claim that held it back wrote it; read ``waiting``, which shows it only while the
+    run is queued."""
+
+    @property
+    def waiting(self) -> str | None:
+        """Why this run is not starting, while it is queued (None once it started or ended,
+        whatever ``waiting_reason`` still holds). Every listing shows this."""
+        return self.waiting_reason if self.status is RunStatus.QUEUED else None
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,12 @@ def test_runs_held_back_stay_queued_with_their_reason(store: Store) -> None:
     queued = [store.get_run(r) for r in waiting if store.get_run(r).status is RunStatus.QUEUED]
     assert len(queued) == 2
     assert all(r.waiting_reason == "pool openai at 2/2 requests/min" for r in queued)
+    assert all(r.waiting == r.waiting_reason for r in queued)
+    # A run cancelled while it waited keeps the column, but no longer says it waits.
+    store.cancel_run(queued[1].id, T0)
+    cancelled = store.get_run(queued[1].id)
+    assert cancelled.waiting_reason is not None and cancelled.waiting is None
+    queued = queued[:1]
     # A minute later the window has room: they start, and no longer say they wait.
     later = T0 + timedelta(seconds=60)
     started = store.claim_runs("n", 10, later)

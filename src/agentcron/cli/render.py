@@ -390,9 +390,7 @@ def print_runs(runs: Sequence[Run]) -> None:
 
 def _waiting(run: Run) -> str | None:
     """Why a queued run is not starting (a pool or rate is full), as a listing shows it."""
-    if run.status.value == "queued" and run.waiting_reason:
-        return f"waiting: {run.waiting_reason}"
-    return None
+    return None if run.waiting is None else f"waiting: {run.waiting}"
 
 
 def print_run(run: Run, events: Sequence[RunEvent]) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agentcron.errors import ValidationError
-from agentcron.models import PREVIEW_BYTES, CostRow, Cut, RunStatus
+from agentcron.models import PREVIEW_BYTES, CostRow, Cut
 from agentcron.rules.budgets import budget_to_json, format_usd
 from agentcron.rules.routing import Routing
 from agentcron.rules.scheduling import policy_json
@@ -376,7 +376,7 @@ def run_json(run: Run, *, preview: bool = False) -> dict[str, Any]:
         "retry_of": run.retry_of,
         "concurrency_key": run.concurrency_key,
         # Why a queued run is not starting (a pool or rate full); null once claimed.
-        "waiting_reason": run.waiting_reason if run.status is RunStatus.QUEUED else None,
+        "waiting_reason": run.waiting,
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "cost_usd": run.cost_usd,
