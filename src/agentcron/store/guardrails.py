@@ -87,17 +87,17 @@ def made_live_count(conn: Connection, created_by: str, now: datetime) -> int:
 def _token_refusal(conn: Connection, created_by: str, agent: str, now: datetime
                    ) -> str | None:
     """For an MCP-made trigger, the token's own limits, read in the creating transaction: a
-    token revoked or narrowed a moment ago makes nothing, whatever its caller checked. A
-    token with a ``max_live`` has its row locked (``FOR UPDATE`` on PostgreSQL), so two
-    creates through it for different agents (whose agent locks do not meet) are
-    serialised and cannot both pass it."""
+    token revoked or narrowed a moment ago makes nothing, whatever its caller checked. The
+    token's row is locked (``FOR UPDATE`` on PostgreSQL; one read), so two creates through
+    it for different agents (whose agent locks do not meet) are serialised and cannot both
+    pass its ``max_live``. (Creates through one token are a client's, one at a time.)"""
     if not created_by.startswith("mcp:"):
         return None
     stmt = select(api_tokens.c.agents, api_tokens.c.max_live).where(
         api_tokens.c.name == created_by.removeprefix("mcp:"))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
-    if row is not None and row.max_live is not None and conn.dialect.name == "postgresql":
-        row = conn.execute(stmt.with_for_update()).first()
     if row is None:
         return token_refusal(created_by, None, False, agent)
     made = made_live_count(conn, created_by, now) if row.max_live is not None else 0
