@@ -87,7 +87,7 @@ def costs(
     as_json: JsonFlag = False,
 ) -> None:
     """Tokens and cost of the runs started in a period, grouped."""
-    report = _spending(ctx).cost_report(by.strip().lower(), since, until, limit=limit)
+    report = _spending(ctx).cost_report(by, since, until, limit=limit)
     total = cost_total(report.rows)
     if as_json:
         emit_json(cost_report_json(report))

@@ -328,9 +328,8 @@ class _Tools:
                      until: str | None, limit: int) -> dict[str, Any]:
         spending = self.services.spending
         if caller.agents is None:
-            return cost_report_json(spending.cost_report(by.strip().lower(), since, until,
-                                                         limit=limit))
-        if by.strip().lower() != "agent":
+            return cost_report_json(spending.cost_report(by, since, until, limit=limit))
+        if by.strip().lower() != "agent":  # the only grouping a limited token may see
             raise ValidationError("by", f"token {caller.name!r} is limited to agents, so "
                                   "its costs are grouped by agent only", "by=agent")
         check_int_between(limit, "limit", 1, MAX_REPORT_ROWS)

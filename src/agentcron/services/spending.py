@@ -76,8 +76,9 @@ class Spending:
                     now: datetime | None = None) -> CostReport:
         """Tokens and cost of runs started in [since, until) grouped ``by`` agent, trigger,
         model or day (UTC). ``since`` defaults to 30 days before now; dates mean midnight
-        UTC. At most ``limit`` groups (1..1000)."""
-        check_in(by, COST_GROUPS, "by")
+        UTC. At most ``limit`` groups (1..1000). ``by`` is taken in any case, with spaces
+        around it (every front door passes what it was given)."""
+        by = check_in(by.strip().lower() if isinstance(by, str) else by, COST_GROUPS, "by")
         check_int_between(limit, "limit", 1, MAX_REPORT_ROWS)
         start = parse_day_or_time(since, "since")
         end = parse_day_or_time(until, "until")

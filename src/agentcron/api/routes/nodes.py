@@ -1,13 +1,14 @@
-"""``/api/v1/nodes`` and ``/api/v1/stats``."""
+"""``/api/v1/nodes``, ``/api/v1/stats`` and ``/api/v1/costs``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
 from agentcron.api.auth import READ, Caller, blocking
 from agentcron.api.common import ERRORS, services
 from agentcron.api.schemas import HourOut, LagOut, NodeOut, StatsOut, UsageOut
-from agentcron.services.documents import iso
+from agentcron.services.documents import cost_report_json, iso
 from agentcron.services.overview import LagStats, overview, usage_by_day
 
 router = APIRouter(prefix="/api/v1", tags=["nodes and stats"], responses=ERRORS)
@@ -47,3 +48,37 @@ async def stats(request: Request, _: Caller = READ,
         )
 
     return await blocking(request, read)
+
+
+class CostRowOut(BaseModel):
+    key: str = Field(description="The agent, trigger id, model or day (UTC) of this group.")
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float = Field(description="The priced runs' cost; unpriced runs add nothing.")
+    unpriced_runs: int = Field(description="Runs that reported tokens with no known price.")
+
+
+class CostReportOut(BaseModel):
+    by: str
+    since: str | None
+    until: str | None
+    rows: list[CostRowOut]
+    total: CostRowOut
+    truncated: bool = Field(description="More groups exist than the limit let through.")
+
+
+@router.get("/costs", response_model=CostReportOut,
+            summary="Tokens and cost of the runs started in a period, grouped, with a total "
+                    "(as agentcron costs --json)")
+async def costs(
+    request: Request, _: Caller = READ,
+    by: str = Query("agent", description="Group by agent, trigger, model or day."),
+    since: str | None = Query(None, description="Runs started from this date (UTC) or ISO "
+                                                "time; default 30 days ago."),
+    until: str | None = Query(None, description="... and before this one."),
+    limit: int = Query(100, description="At most this many groups, 1..1000."),
+) -> CostReportOut:
+    report = await blocking(request, services(request).spending.cost_report, by, since,
+                            until, limit=limit)
+    return CostReportOut(**cost_report_json(report))
