@@ -36,7 +36,7 @@ from agentcron.services.documents import (
     run_json,
     trigger_json,
 )
-from agentcron.services.spending import MAX_REPORT_ROWS, CostReport
+from agentcron.services.spending import MAX_REPORT_ROWS, CostReport, cost_group
 from agentcron.services.trigger_input import TriggerInput
 from agentcron.services.validate import check_int_between
 
@@ -329,7 +329,7 @@ class _Tools:
         spending = self.services.spending
         if caller.agents is None:
             return cost_report_json(spending.cost_report(by, since, until, limit=limit))
-        if by.strip().lower() != "agent":  # the only grouping a limited token may see
+        if cost_group(by) != "agent":  # the only grouping a limited token may see
             raise ValidationError("by", f"token {caller.name!r} is limited to agents, so "
                                   "its costs are grouped by agent only", "by=agent")
         check_int_between(limit, "limit", 1, MAX_REPORT_ROWS)

@@ -76,9 +76,8 @@ class Spending:
                     now: datetime | None = None) -> CostReport:
         """Tokens and cost of runs started in [since, until) grouped ``by`` agent, trigger,
         model or day (UTC). ``since`` defaults to 30 days before now; dates mean midnight
-        UTC. At most ``limit`` groups (1..1000). ``by`` is taken in any case, with spaces
-        around it (every front door passes what it was given)."""
-        by = check_in(by.strip().lower() if isinstance(by, str) else by, COST_GROUPS, "by")
+        UTC. At most ``limit`` groups (1..1000); ``by`` as ``cost_group`` reads it."""
+        by = cost_group(by)
         check_int_between(limit, "limit", 1, MAX_REPORT_ROWS)
         start = parse_day_or_time(since, "since")
         end = parse_day_or_time(until, "until")
@@ -89,6 +88,13 @@ class Spending:
             raise ValidationError("until", "is not after since", "give a later time")
         rows = self.store.cost_report(by, start, end, limit + 1)
         return CostReport(by, start, end, rows[:limit], truncated=len(rows) > limit)
+
+
+def cost_group(by: str) -> str:
+    """What a cost report is grouped by, as typed at any front door: any case, spaces
+    around it; ``ValidationError`` naming ``by`` for anything but agent, trigger, model
+    or day."""
+    return check_in(by.strip().lower() if isinstance(by, str) else by, COST_GROUPS, "by")
 
 
 def parse_day_or_time(value: str | date | datetime | None, field: str) -> datetime | None:
