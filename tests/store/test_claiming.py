@@ -186,6 +186,25 @@ def test_fire_due_claims_no_more_than_the_nodes_slots(store: Store) -> None:
     assert len({r.scheduled_for for r in runs_of(store)}) == 1  # all at their own time
 
 
+def test_a_trigger_behind_with_too_few_slots_keeps_its_rest_due_not_queued(
+        store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=100)
+    trigger = add_trigger(store, T0, every="1s", overlap="allow", catchup_mode="all")
+    behind = T0 + timedelta(seconds=4)  # due at +1s, +2s, +3s and +4s
+    result = store.fire_due(behind, claim_for=("n1", 2))
+    assert len(result.claimed) == 2 and result.held_back == 0
+    # The two it had no slot for are not queued (a queued ready run would stop every
+    # later fire-time claim of the agent): the trigger is next due at the first of them.
+    assert [r.status for r in runs_of(store)] == [RunStatus.RUNNING] * 2
+    stored = store.get_trigger(trigger.id)
+    assert stored.next_fire_at == T0 + timedelta(seconds=3)
+    assert stored.last_fired_at == T0 + timedelta(seconds=2)
+    again = store.fire_due(behind, claim_for=("n2", 10))
+    assert len(again.claimed) == 2
+    times = sorted(r.scheduled_for for r in runs_of(store))
+    assert times == [T0 + timedelta(seconds=s) for s in range(1, 5)]  # each once, none lost
+
+
 def test_a_node_with_no_free_slot_fires_only_what_it_would_not_start(store: Store) -> None:
     add_agent(store, now=T0, max_concurrency=100)
     add_trigger(store, T0, every="1s", overlap="allow")

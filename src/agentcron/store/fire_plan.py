@@ -66,13 +66,26 @@ class Decision:
         had no slot for are left due (not inserted, not advanced), to be fired by a node
         with a free slot, oldest first. Queuing them instead would make every run cost a
         third write (queued, claimed, finished) just when the database has the least to
-        spare. Never a trigger with a claimed run or one whose runs it replaces (the
-        replace is already written). Returns how many triggers were held back."""
-        keep = {run.trigger_id for run in claimed} | set(self.replace_trigger_ids)
-        held = {run["trigger_id"] for run in waiting} - keep
-        if held:
-            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in held]
-            self.advances = [a for a in self.advances if a["id"] not in held]
+        spare, and a queued ready run stops every later fire-time claim of its agent (it
+        keeps its turn). A trigger with a claimed run keeps the runs before its first one
+        left waiting and is advanced only to that time, so the rest fire later from there
+        (``_cut``). Never a trigger whose runs it replaces (the replace is already
+        written). Returns how many triggers were held back."""
+        replaced = set(self.replace_trigger_ids)
+        started = {run.trigger_id for run in claimed}
+        cut_at: dict[str, datetime] = {}  # each trigger's first run left waiting
+        for run in waiting:
+            tid, at = run["trigger_id"], run["scheduled_for"]
+            if tid not in replaced and (tid not in cut_at or at < cut_at[tid]):
+                cut_at[tid] = at
+        held = {tid for tid in cut_at if tid not in started}
+        cuts = {tid: at for tid, at in cut_at.items() if tid in started}
+        if held or cuts:
+            self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in held
+                             and not (r["trigger_id"] in cuts
+                                      and r["scheduled_for"] >= cuts[r["trigger_id"]])]
+            self.advances = [_cut(a, cuts[a["id"]], self.new_runs) if a["id"] in cuts else a
+                             for a in self.advances if a["id"] not in held]
             self.missed = [m for m in self.missed if m.trigger_id not in held]
         return len(held)
 
@@ -87,6 +100,17 @@ class Decision:
             self.new_runs = [r for r in self.new_runs if r["trigger_id"] not in unclaimed]
             self.advances = [a for a in self.advances if a["id"] not in unclaimed]
         return len(unclaimed)
+
+
+def _cut(advance: dict[str, Any], at: datetime, kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trigger's advance when only its runs before ``at`` are inserted: it is next due
+    at ``at``, and its fired and skipped counts are those of the runs kept (its missed
+    times, all before them, stay counted)."""
+    mine = [r for r in kept if r["trigger_id"] == advance["id"]]
+    skipped = [r["scheduled_for"] for r in mine if r["status"] == RunStatus.SKIPPED.value]
+    return {**advance, "next_fire_at": at,
+            "last_fired_at": max((r["scheduled_for"] for r in mine), default=None),
+            "skipped": len(skipped), "last_skipped_at": max(skipped, default=None)}
 
 
 def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
