@@ -14,14 +14,16 @@ against, so that updating 1,000 runs or triggers is one SQL statement, not 1,000
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, column, func, text
+from sqlalchemy import JSON, any_, bindparam, column, func, text, true
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 from sqlalchemy.types import TypeEngine
 
@@ -31,12 +33,23 @@ from agentcron.store.types import UTCDateTime
 class BulkSource:
     """A FROM-able set of rows with typed columns, addressed as ``source[name]``."""
 
-    def __init__(self, from_clause: FromClause, columns: Mapping[str, ColumnElement[Any]]) -> None:
+    def __init__(self, from_clause: FromClause, columns: Mapping[str, ColumnElement[Any]],
+                 arrays: Mapping[str, BindParameter[Any]] | None = None) -> None:
         self.from_clause = from_clause
         self._columns = columns
+        self._arrays = arrays or {}
 
     def __getitem__(self, name: str) -> ColumnElement[Any]:
         return self._columns[name]
+
+    def key_in(self, column: ColumnElement[Any], key: str = "id") -> ColumnElement[bool]:
+        """``column`` is one of the batch's ``key`` values. On PostgreSQL this is
+        ``column = ANY`` of the array already bound for that key (no second parameter), so
+        a ``write_by_key`` statement reaches its table through the key's index for exactly
+        the batch's rows; on SQLite it is true (its planner looks each row up by key)."""
+        if key in self._arrays:
+            return column == any_(self._arrays[key])
+        return true()
 
 
 def bulk_source(
@@ -56,7 +69,8 @@ def bulk_source(
             .table_valued(*(column(key, type_) for key, type_ in types.items()))
             .render_derived(name=name)
         )
-        return BulkSource(table, {key: table.c[key] for key in types})
+        return BulkSource(table, {key: table.c[key] for key in types},
+                          {key: array for key, array in zip(types, arrays, strict=True)})
 
     encoded = json.dumps([{key: _encode(row[key], types[key]) for key in types} for row in rows])
     table = func.json_each(encoded).table_valued("value").alias(name)
@@ -85,19 +99,43 @@ class _SqliteDialectName:
 _SQLITE: Any = _SqliteDialectName()
 
 
-def by_primary_key(conn: Connection) -> None:
-    """Make the rest of this transaction join a bulk source to its table by primary key.
+def write_by_key(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
+    """Execute a batched write that joins a bulk source to its table by primary key, and
+    return its rows. The statement restricts the table with ``BulkSource.key_in``.
 
     A batched write of runs (``UPDATE runs ... FROM unnest(...) AS v WHERE runs.id = v.id
-    AND runs.node_id = :node ...``) is fast only if PostgreSQL looks each row of the batch
-    up by ``id``. Its statistics never know a node's own id (a new one every start), so once
-    ``runs`` has been analysed the planner estimates that one run matches, scans the whole
-    table and joins the batch to it in a nested loop: every outcome write of a busy node
-    then rescans the batch for each of its running runs, and the database, not the work,
-    becomes the limit (measured: a finish of 1,000 outcomes took 1 s instead of a few ms,
-    and a node offered 5,000 fires/s fell behind). Sequential scans are priced out for this
-    transaction only (``SET LOCAL``), so the primary key (or another index) is used. One
-    statement on PostgreSQL, nothing on SQLite (whose planner walks the batch and looks
-    each row up by key)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
+    AND runs.node_id = :node ...``) is fast only if PostgreSQL reaches each row of the
+    batch by ``id`` and joins the two sides by hashing or merging. Its statistics never
+    know a node's own id (a new one every start), so once ``runs`` has been analysed the
+    planner estimates that one run matches and picks a nested loop that rescans the batch
+    for each run it finds: 1,000 outcomes made a million comparisons and took a second
+    instead of 50 ms (measured; pricing out sequential scans alone, as before, only moved
+    that loop onto a full index scan). So for this one statement sequential scans and
+    nested loops are priced out, and the ``= ANY`` of the batch's keys bounds the table's
+    side to the batch: whatever the statistics, the cost grows with the batch, not with
+    the table or the square of the batch. The settings are read and restored around the
+    statement (``set_config`` local to the transaction), so the transaction's other
+    statements plan as usual. Two statements more on PostgreSQL, none on SQLite."""
+    with joined_by_key(conn):
+        return conn.execute(stmt).all()
+
+
+@contextmanager
+def joined_by_key(conn: Connection) -> Iterator[None]:
+    """The planner settings of ``write_by_key`` for the statements run inside (restored
+    after them; a statement that fails aborts the transaction, which drops them too)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = conn.execute(_PIN_KEY_JOIN).one()
+    yield
+    conn.execute(_RESTORE_PLANNER, {"nestloop": before.nestloop, "seqscan": before.seqscan})
+
+
+_PIN_KEY_JOIN = text(
+    "SELECT current_setting('enable_nestloop') AS nestloop, "
+    "current_setting('enable_seqscan') AS seqscan, "
+    "set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true)")
+_RESTORE_PLANNER = text(
+    "SELECT set_config('enable_nestloop', :nestloop, true), "
+    "set_config('enable_seqscan', :seqscan, true)")

@@ -35,7 +35,7 @@ from agentcron.models import (
 from agentcron.rules.routing import Routing
 from agentcron.store import breaker, follow_ups, keys, pools, transitions
 from agentcron.store.alerts import raise_events
-from agentcron.store.bulk import bulk_source, by_primary_key
+from agentcron.store.bulk import bulk_source, write_by_key
 from agentcron.store.events import record_events
 from agentcron.store.schema import agents, runs
 from agentcron.store.slots import HeldSlots, free_slots, hold_shards, read_specs, routed
@@ -137,14 +137,13 @@ def claim_runs(conn: Connection, node_id: str, slots: int, now: datetime,
     assigned: list[dict[str, Any]] = [{"id": run_id, "shard": capacity[agent].take(1)[0],
                  "deadline_at": now + timedelta(seconds=capacity[agent].spec.timeout_s)}
                 for run_id, agent, _ in picks]
-    by_primary_key(conn)
     source = bulk_source(conn, _CLAIM_COLUMNS, assigned)
-    claimed = conn.execute(transitions.claim(source, node_id, now)).mappings()
+    claimed = write_by_key(conn, transitions.claim(source, node_id, now))
     deadlines = {a["id"]: a["deadline_at"] for a in assigned}
     result: list[ClaimedRun] = []
     unreadable: list[RunEvent] = []
     quarantined: list[AlertEvent] = []
-    for row in claimed.all():
+    for row in (r._mapping for r in claimed):
         try:
             scheduled_for, payload = read_claimed(row, conn.dialect)
         except UnreadableValue as exc:
@@ -356,13 +355,12 @@ def finish(
             "model": o.usage.model,
         }
         # In id order: the update then locks its runs in the order ``release`` locks a
-        # node's running runs (joined by key, ``by_primary_key``), so a finish still in
+        # node's running runs (joined by key, ``write_by_key``), so a finish still in
         # flight when its node drains cannot deadlock with the release.
         for o in sorted(outcomes, key=lambda o: (o.run_id, o.lease))
     ]
     final = [o for o in outcomes if o.retry_delay_s is None
              and o.status in (RunStatus.FAILED, RunStatus.SUCCEEDED)]
-    by_primary_key(conn)
     # Follow-ups: the target agents' rows first (lock order: agents, triggers, runs);
     # not a statement more when no outcome has any (the hot path).
     scheduling = follow_ups.wanted(outcomes)
@@ -371,7 +369,7 @@ def finish(
         conn, [o.run_id for o in final],
         [o.run_id for o in final if o.status is RunStatus.FAILED])
     source = bulk_source(conn, _OUTCOME_COLUMNS, rows)
-    applied_rows = conn.execute(transitions.finish(source, node_id)).all()
+    applied_rows = write_by_key(conn, transitions.finish(source, node_id))
     attempts = {row.id: row.attempt for row in applied_rows}
     pools.report_usage(conn, outcomes, attempts)
     trigger_of = {row.id: row.trigger_id for row in applied_rows}

@@ -15,7 +15,7 @@ from agentcron.rules.retry import backoff_delay_s
 from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.alerts import raise_events
-from agentcron.store.bulk import bulk_source, by_primary_key
+from agentcron.store.bulk import bulk_source, write_by_key
 from agentcron.store.database import dialect_insert
 from agentcron.store.events import record_events
 from agentcron.store.notify import notify
@@ -230,9 +230,8 @@ _LOST_COLUMNS: dict[str, Any] = {
 
 
 def _apply_lost(conn: Connection, updates: list[dict[str, Any]], now: datetime) -> list[str]:
-    by_primary_key(conn)
     source = bulk_source(conn, _LOST_COLUMNS, updates)
-    applied = conn.execute(transitions.lose(source)).all()
+    applied = write_by_key(conn, transitions.lose(source))
     by_id = {u["id"]: u for u in updates}
     record_events(conn, [RunEvent(row.id, now, "lost", row.attempt, row.node_id,
                                   by_id[row.id]["error"]) for row in applied])

@@ -180,7 +180,7 @@ def claim(source: BulkSource, node_id: str, now: datetime) -> Update:
     and that deadline."""
     return (
         update(runs)
-        .where(runs.c.id == source["id"], runs.c.status == _QUEUED)
+        .where(runs.c.id == source["id"], source.key_in(runs.c.id), runs.c.status == _QUEUED)
         .values(
             status=_RUNNING,
             node_id=node_id,
@@ -248,6 +248,7 @@ def finish(source: BulkSource, node_id: str) -> Update:
         update(runs)
         .where(
             runs.c.id == source["id"],
+            source.key_in(runs.c.id),
             runs.c.lease == source["lease"],
             runs.c.node_id == node_id,
             or_(runs.c.status == _RUNNING,
@@ -312,8 +313,8 @@ def lose(source: BulkSource) -> Update:
     Returns (id, attempt, node_id) of the runs changed."""
     return (
         update(runs)
-        .where(runs.c.id == source["id"], runs.c.lease == source["lease"],
-               runs.c.status == _RUNNING)
+        .where(runs.c.id == source["id"], source.key_in(runs.c.id),
+               runs.c.lease == source["lease"], runs.c.status == _RUNNING)
         .values(status=source["status"], run_after=_not_before_its_time(source["run_after"]),
                 finished_at=source["finished_at"], error=source["error"])
         .returning(runs.c.id, runs.c.attempt, runs.c.node_id)
