@@ -15,6 +15,7 @@ from sqlalchemy.engine import RowMapping
 from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, decide_overlap
+from agentcron.schedule.base import Schedule
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
 from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
@@ -118,6 +119,30 @@ def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
     return ScheduleSpec(**{**fields, "kind": TriggerKind(row["kind"])})
 
 
+# Rows of one batch often share a schedule (an agents file's triggers, a fleet on one
+# cron): the row's fields, not a ScheduleSpec, key this memo, since building the spec
+# (and hashing it for ``build_schedule``'s own cache) is most of what a lookup costs.
+_SCHEDULES: dict[tuple[Any, ...], Schedule] = {}
+_SCHEDULES_MAX = 16_384
+
+
+def _schedule_of(row: RowMapping) -> Schedule:
+    key = tuple([row[name] for name in SPEC_FIELDS])
+    schedule = _SCHEDULES.get(key)
+    if schedule is None:
+        schedule = build_schedule(schedule_spec_of(row))
+        if len(_SCHEDULES) >= _SCHEDULES_MAX:
+            _SCHEDULES.clear()
+        _SCHEDULES[key] = schedule
+    return schedule
+
+
+def _member(enum: Any, value: Any) -> Any:
+    """``enum(value)`` (its ValueError for a bad one), without the call for a good one."""
+    member = enum._value2member_map_.get(value)
+    return member if member is not None else enum(value)
+
+
 def decide(rows: list[RowMapping], now: datetime) -> Decision:
     """Pure: which runs to insert and how to advance each trigger, for locked due rows.
 
@@ -126,87 +151,86 @@ def decide(rows: list[RowMapping], now: datetime) -> Decision:
     planning raises is listed in ``broken`` with the error and contributes nothing else."""
     decision = Decision()
     budget = MAX_RUNS_PER_BATCH
+    # Only SQLite's rows say whether their payload text is JSON (PostgreSQL's jsonb is).
+    check_payload = bool(rows) and "payload_ok" in rows[0]
     for row in rows:
         if budget <= 0:
             break  # left locked but untouched: the next batch takes it
         try:
-            planned = _plan_row(row, now, budget)
+            new_runs, advance, missed, replace, ahead = _plan_row(row, now, budget,
+                                                                  check_payload)
         except Exception as exc:  # any planning error of this row: quarantine it
             decision.broken.append(BrokenTrigger(row["id"], row["agent"], broken_reason(exc)))
             continue
-        budget -= len(planned.new_runs)
-        decision.new_runs += planned.new_runs
-        decision.advances += planned.advances
-        decision.replace_trigger_ids += planned.replace_trigger_ids
-        decision.missed += planned.missed
-        decision.ahead_trigger_ids |= planned.ahead_trigger_ids
+        budget -= len(new_runs)
+        decision.new_runs += new_runs
+        decision.advances.append(advance)
+        if missed is not None:
+            decision.missed.append(missed)
+        if replace:
+            decision.replace_trigger_ids.append(row["id"])
+        if ahead:
+            decision.ahead_trigger_ids.add(row["id"])
     return decision
 
 
-def _plan_row(row: RowMapping, now: datetime, budget: int) -> Decision:
-    """One row's part of ``decide`` (raises whatever its schedule maths raises; nothing
-    is added to the batch's decision until the whole row is planned)."""
-    decision = Decision()
-    if row.get("payload_ok", 1) == 0 and row["payload"] is not None:
+def _plan_row(row: RowMapping, now: datetime, budget: int, check_payload: bool
+              ) -> tuple[list[dict[str, Any]], dict[str, Any], MissedFires | None, bool, bool]:
+    """One row's part of ``decide``: (its new runs, its advance, its missed fires, whether
+    its active runs are replaced, whether it fires ahead). Raises whatever its schedule
+    maths raises; nothing is added to the batch's decision until the whole row is
+    planned."""
+    trigger_id, agent, payload = row["id"], row["agent"], row["payload"]
+    if check_payload and payload is not None and row["payload_ok"] == 0:
         raise ValueError("the payload stored for this trigger is not valid JSON")
-    schedule = build_schedule(schedule_spec_of(row))
-    mode = CatchupMode(row["catchup_mode"])
-    plan_at = now
-    if row["next_fire_at"] > now:
-        # Planned as if it were that moment: one fire time, nothing missed.
-        plan_at = row["next_fire_at"]
-        decision.ahead_trigger_ids.add(row["id"])
-    plan = plan_fires(
-        schedule, row["next_fire_at"], plan_at, row["catchup_window_s"], mode,
-        max_runs=budget,
-    )
+    schedule = _schedule_of(row)
+    mode = _member(CatchupMode, row["catchup_mode"])
+    next_fire_at = row["next_fire_at"]
+    ahead = next_fire_at > now
+    # Ahead: planned as if it were that moment (one fire time, nothing missed).
+    plan = plan_fires(schedule, next_fire_at, next_fire_at if ahead else now,
+                      row["catchup_window_s"], mode, max_runs=budget)
     overlap = decide_overlap(
-        OverlapPolicy(row["overlap"]),
+        _member(OverlapPolicy, row["overlap"]),
         ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
         len(plan.fire_times))
-    if overlap.cancel_active:
-        decision.replace_trigger_ids.append(row["id"])
+    coalesced = plan.coalesced if mode is CatchupMode.COALESCE else 1
+    jitter_s = row["jitter_s"]
+    new_runs: list[dict[str, Any]] = []
+    skipped: list[datetime] = []
     for scheduled, new_run in zip(plan.fire_times, overlap.new_runs, strict=True):
-        status, reason = new_run.status, new_run.reason
-        run_after = scheduled + jitter_offset(row["id"], scheduled, row["jitter_s"])
-        decision.new_runs.append(
-            {
-                "id": new_run_id(),
-                "trigger_id": row["id"],
-                "agent": row["agent"],
-                "scheduled_for": scheduled,
-                "status": status.value,
-                "reason": reason,
-                "payload": row["payload"],
-                "coalesced": plan.coalesced if mode is CatchupMode.COALESCE else 1,
-                "queued_at": now,
-                "run_after": run_after,
-                "finished_at": None if status is RunStatus.QUEUED else now,
-                "node_id": None,
-                "lease": 0,
-                "attempt": 0,
-                "started_at": None,
-                "heartbeat_at": None,
-                "deadline_at": None,
-                "shard": 0,
-            }
-        )
-    skipped = [run["scheduled_for"] for run in decision.new_runs
-               if run["status"] == RunStatus.SKIPPED.value]
-    if plan.missed:
-        decision.missed.append(
-            MissedFires(row["id"], row["agent"], plan.missed, plan.first_missed,
-                        plan.last_missed)
-        )
-    decision.advances.append(
-        {
-            "id": row["id"],
-            "next_fire_at": plan.next_fire_at,
-            "missed": plan.missed,
-            "last_missed_at": plan.last_missed,
-            "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
-            "skipped": len(skipped),
-            "last_skipped_at": max(skipped) if skipped else None,
-        }
-    )
-    return decision
+        status = new_run.status
+        if status is RunStatus.SKIPPED:
+            skipped.append(scheduled)
+        new_runs.append({
+            "id": new_run_id(),
+            "trigger_id": trigger_id,
+            "agent": agent,
+            "scheduled_for": scheduled,
+            "status": status.value,
+            "reason": new_run.reason,
+            "payload": payload,
+            "coalesced": coalesced,
+            "queued_at": now,
+            "run_after": scheduled + jitter_offset(trigger_id, scheduled, jitter_s),
+            "finished_at": None if status is RunStatus.QUEUED else now,
+            "node_id": None,
+            "lease": 0,
+            "attempt": 0,
+            "started_at": None,
+            "heartbeat_at": None,
+            "deadline_at": None,
+            "shard": 0,
+        })
+    missed = (MissedFires(trigger_id, agent, plan.missed, plan.first_missed, plan.last_missed)
+              if plan.missed else None)
+    advance = {
+        "id": trigger_id,
+        "next_fire_at": plan.next_fire_at,
+        "missed": plan.missed,
+        "last_missed_at": plan.last_missed,
+        "last_fired_at": plan.fire_times[-1] if plan.fire_times else None,
+        "skipped": len(skipped),
+        "last_skipped_at": max(skipped) if skipped else None,
+    }
+    return new_runs, advance, missed, overlap.cancel_active, ahead

@@ -391,10 +391,16 @@ def _claim_fresh(conn: Connection, new_runs: list[dict[str, Any]],
         claimed.append(ClaimedRun(
             run_id=run["id"], lease=1, attempt=1, agent=spec, trigger_id=run["trigger_id"],
             scheduled_for=run["scheduled_for"], started_at=start, deadline_at=deadline,
-            payload=None if run["payload"] is None else json.loads(run["payload"]),
+            payload=_decoded(run["payload"]),
             start_at=start if start > now else None,
         ))
     return claimed, []
+
+
+def _decoded(payload: str | None) -> Any:
+    """A payload copied from its trigger as JSON text, decoded (``null``, what most
+    triggers hold, without a parse)."""
+    return None if payload is None or payload == "null" else json.loads(payload)
 
 
 def _insert_runs(conn: Connection, new_runs: list[dict[str, Any]]) -> list[str]:

@@ -93,6 +93,12 @@ class HeldSlots:
     def take(self, n: int) -> list[int]:
         """Shards for ``n`` more runs (fullest use of each shard first), taken from ``free``;
         fewer if the held shards have less room."""
+        if n == 1:  # one run at a time as a batch is claimed: no sort
+            shard = max(self.free, key=self.free.__getitem__, default=None)
+            if shard is None or self.free[shard] <= 0:
+                return []
+            self.free[shard] -= 1
+            return [shard]
         shards: list[int] = []
         for shard in sorted(self.free, key=lambda s: -self.free[s]):
             room = min(self.free[shard], n - len(shards))
