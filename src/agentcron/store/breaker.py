@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.engine import Connection
 
+from agentcron.store.bulk import one_of
 from agentcron.store.schema import agents, runs, triggers
 
 log = structlog.get_logger(__name__)
@@ -59,9 +60,9 @@ def lock_triggers(conn: Connection, run_ids: Sequence[str], failing: Sequence[st
     On PostgreSQL their rows are locked (``FOR UPDATE``, in id order). One statement."""
     if not run_ids:
         return set()
-    of_runs = select(runs.c.trigger_id).where(runs.c.id.in_(list(run_ids)),
+    of_runs = select(runs.c.trigger_id).where(one_of(conn, runs.c.id, run_ids),
                                               runs.c.trigger_id.is_not(None))
-    of_failing = select(runs.c.trigger_id).where(runs.c.id.in_(list(failing)))
+    of_failing = select(runs.c.trigger_id).where(one_of(conn, runs.c.id, failing))
     stmt = (select(triggers.c.id)
             .where(triggers.c.id.in_(of_runs.scalar_subquery()),
                    or_(triggers.c.consecutive_failures != 0,

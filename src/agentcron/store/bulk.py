@@ -99,6 +99,17 @@ class _SqliteDialectName:
 _SQLITE: Any = _SqliteDialectName()
 
 
+def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
+           ) -> ColumnElement[bool]:
+    """``column IN values`` for a batch-sized list. On PostgreSQL ``= ANY`` of one array
+    parameter: the SQL text is the same for any number of values, so it is compiled and
+    parsed once, where an ``IN`` list of 1,000 is a new statement of 1,000 parameters
+    (rendered by SQLAlchemy, split by psycopg and planned by PostgreSQL every time)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
 def write_by_key(conn: Connection, stmt: Executable) -> Sequence[Row[Any]]:
     """Execute a batched write that joins a bulk source to its table by primary key, and
     return its rows. The statement restricts the table with ``BulkSource.key_in``.

@@ -15,7 +15,7 @@ from agentcron.rules.retry import backoff_delay_s
 from agentcron.rules.routing import Routing
 from agentcron.store import transitions
 from agentcron.store.alerts import raise_events
-from agentcron.store.bulk import bulk_source, write_by_key
+from agentcron.store.bulk import bulk_source, one_of, write_by_key
 from agentcron.store.database import dialect_insert
 from agentcron.store.events import record_events
 from agentcron.store.notify import notify
@@ -113,7 +113,7 @@ def revoked_runs(conn: Connection, node_id: str, inflight: list[tuple[str, int]]
             row.id: row
             for row in conn.execute(
                 select(runs.c.id, runs.c.status, runs.c.node_id, runs.c.lease).where(
-                    runs.c.id.in_(list(leases))
+                    one_of(conn, runs.c.id, list(leases))
                 )
             )
         }
