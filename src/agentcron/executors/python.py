@@ -55,7 +55,6 @@ class PythonExecutor:
         self._calls = ThreadCalls(thread_pool)
 
     async def execute(self, run: ClaimedRun, ctx: RunContext) -> ExecutionResult:
-        log = _log.bind(run_id=run.run_id, agent=run.agent.name, attempt=run.attempt)
         limit = output_limit(run.agent.config)
         target = run.agent.config.get("target")
         if not isinstance(target, str) or not target:
@@ -66,7 +65,8 @@ class PythonExecutor:
         except ValidationError as exc:
             return failed(str(exc), retryable=False)
         args: tuple[Any, ...] = (ctx,) if call_ctx else ()
-        log.debug("python agent starting", target=target)
+        _log.debug("python agent starting", target=target, run_id=run.run_id,
+                   agent=run.agent.name, attempt=run.attempt)
         try:
             if _is_async(fn):
                 value = await fn(*args)
@@ -78,7 +78,8 @@ class PythonExecutor:
             raise
         except (Exception, SystemExit) as exc:  # SystemExit: sys.exit() in agent code fails the run
             retryable = not isinstance(exc, PermanentError)
-            log.info("python agent failed", error=repr(exc)[:200], retryable=retryable)
+            _log.info("python agent failed", error=repr(exc)[:200], retryable=retryable,
+                      run_id=run.run_id, agent=run.agent.name, attempt=run.attempt)
             return replace(failed(_describe(exc), retryable=retryable,
                                   usage=merge_usage(ctx.usage, None)),
                            schedule=ctx.follow_ups)
@@ -142,7 +143,9 @@ def _takes_ctx(fn: Callable[..., Any]) -> bool:
     return bool(positional)
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_async(fn: Callable[..., Any]) -> bool:
+    """Cached like ``_takes_ctx``: asked once per run of a busy node."""
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an instance with an async __call__
     )
