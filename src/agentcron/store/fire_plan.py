@@ -143,14 +143,17 @@ def _member(enum: Any, value: Any) -> Any:
     return member if member is not None else enum(value)
 
 
-def decide(rows: list[RowMapping], now: datetime) -> Decision:
-    """Pure: which runs to insert and how to advance each trigger, for locked due rows.
+def decide(rows: list[RowMapping], now: datetime, max_runs: int = MAX_RUNS_PER_BATCH
+           ) -> Decision:
+    """Pure: which runs to insert and how to advance each trigger, for locked due rows,
+    planning at most ``max_runs`` runs (the rows past them are left as they are, due, for
+    the next batch; a row cut short is advanced to its first time left out).
 
     A row not due yet (``next_fire_at`` after ``now``: the caller fires ahead) gets exactly
     one run, for its ``next_fire_at``, and is listed in ``ahead_trigger_ids``. A row whose
     planning raises is listed in ``broken`` with the error and contributes nothing else."""
     decision = Decision()
-    budget = MAX_RUNS_PER_BATCH
+    budget = min(max_runs, MAX_RUNS_PER_BATCH)
     # Only SQLite's rows say whether their payload text is JSON (PostgreSQL's jsonb is).
     check_payload = bool(rows) and "payload_ok" in rows[0]
     for row in rows:

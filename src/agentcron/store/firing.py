@@ -63,6 +63,7 @@ from agentcron.store import keys, pools, transitions
 from agentcron.store.alerts import missed_reason, raise_events
 from agentcron.store.bulk import bulk_source
 from agentcron.store.fire_plan import (
+    MAX_RUNS_PER_BATCH,
     BrokenTrigger,
     MissedFires,
     broken_reason,
@@ -208,7 +209,8 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     (or with none), the triggers of the remaining ready runs of agents it runs are held
     back: left due, for a node with a free slot to fire, oldest first
     (``FireResult.held_back``). So an overloaded node keeps every run on the two-write path
-    instead of queuing a backlog it cannot work off.
+    instead of queuing a backlog it cannot work off. It also plans no more runs than
+    ``max(slots, limit)``; the rows past them stay due, untouched.
 
     ``lookahead_s`` (only with ``claim_for``): also fire, ahead of time, triggers with
     overlap ``allow`` due within that many seconds, and claim their runs now for a start
@@ -224,7 +226,10 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     result = FireResult(now=now, triggers=selected, full=selected >= limit)
     if not selected:
         return result
-    decision = decide(rows, now)
+    # A node claiming what it fires plans only about as many runs as it can start: past
+    # that they would be held back anyway, and a trigger far behind (catch-up all) would
+    # cost a run planned per missed time, every batch, for nothing.
+    decision = decide(rows, now, max(claim_for[1], limit) if claim_for else MAX_RUNS_PER_BATCH)
     decision.broken = unreadable + decision.broken
     if decision.broken:
         _mark_broken(conn, decision.broken, now)
