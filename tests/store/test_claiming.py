@@ -205,6 +205,19 @@ def test_a_trigger_behind_with_too_few_slots_keeps_its_rest_due_not_queued(
     assert times == [T0 + timedelta(seconds=s) for s in range(1, 5)]  # each once, none lost
 
 
+def test_a_full_node_past_its_run_budget_does_not_fire_again_at_once(store: Store) -> None:
+    add_agent(store, now=T0, max_concurrency=100)
+    for _ in range(2):
+        add_trigger(store, T0, every="1s", overlap="allow", catchup_mode="all")
+    behind = T0 + timedelta(seconds=10)  # each trigger is due ten times
+    # No slot, and at most two runs planned (the batch's row limit): the first trigger's
+    # two are held back, the second trigger is past the budget and untouched.
+    result = store.fire_due(behind, limit=2, claim_for=("n1", 0))
+    assert result.claimed == [] and result.held_back == 1 and runs_of(store) == []
+    # Nothing was advanced: firing again at once would select the same rows (a spin).
+    assert result.full is False
+
+
 def test_a_node_with_no_free_slot_fires_only_what_it_would_not_start(store: Store) -> None:
     add_agent(store, now=T0, max_concurrency=100)
     add_trigger(store, T0, every="1s", overlap="allow")

@@ -244,9 +244,9 @@ def fire_due(conn: Connection, now: datetime, limit: int,
     result.held_back = decision.hold_back(full_node, claimed)
     result.missed = decision.missed
     result.left_for_later = decision.drop_ahead_unless_claimed() + result.held_back
-    # A batch that fired none of its triggers is not "full": firing again at once would
-    # only select the same ones. (Left ones sort first, so each full batch fires some.)
-    result.full = result.full and result.left_for_later < selected
+    # A batch that advanced none of its triggers (each left for later, or past the run
+    # budget) is not "full": firing again at once would only select the same ones.
+    result.full = result.full and bool(decision.advances or decision.broken)
     if decision.new_runs:
         inserted = _insert_runs(conn, decision.new_runs)
         result.duplicates = len(decision.new_runs) - len(inserted)
