@@ -1,11 +1,11 @@
 """The first SIGTERM starts the drain whatever the load (guarantee 4): a loop whose
 self-pipe is full of ``call_soon_threadsafe`` wake-ups still gets the signal; a second
-signal exits at once. And a sync agent's finished runs wake the loop in batches."""
+signal exits at once. (That a sync agent's finished runs wake the loop in batches is
+``tests/executors/test_thread_calls.py``.)"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import signal
 import subprocess
@@ -17,9 +17,8 @@ from collections.abc import Callable
 
 import pytest
 
-from agentcron.executors.threads import ThreadCalls
 from agentcron.server import install_stop_signals
-from tests.support.helpers import await_until, wait_until
+from tests.support.helpers import await_until
 from tests.support.procs import REPO
 
 
@@ -128,75 +127,3 @@ def test_a_second_signal_exits_at_once_even_if_the_drain_hangs() -> None:
     assert proc.stdout.strip() == "drain started"
     assert proc.returncode == 1, proc.stderr
     assert '"event": "second_signal"' in proc.stderr
-
-
-def test_sync_calls_wake_the_loop_once_per_batch_not_once_per_call() -> None:
-    """2,000 sync calls that finish while the loop is busy elsewhere come back with a few
-    wake-ups, not 2,000 (each would be a byte in the self-pipe)."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
-    calls = ThreadCalls(pool)
-    lock = threading.Lock()
-    finished = 0
-
-    def work(i: int) -> int:
-        nonlocal finished
-        with lock:
-            finished += 1
-        return i * 2
-
-    async def main() -> tuple[list[int], int]:
-        loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(calls.run(work, i)) for i in range(2000)]
-        await asyncio.sleep(0)  # one pass of the loop: every call submitted
-        # The loop stays busy (blocked here) until every call has finished in its thread.
-        wait_until(lambda: finished == 2000, message="every call to finish")
-        results = await asyncio.gather(*tasks)
-        return results, calls.inbox(loop).wakeups
-
-    try:
-        results, wakeups = asyncio.run(main())
-    finally:
-        pool.shutdown()
-    assert results == [i * 2 for i in range(2000)]
-    assert wakeups <= 5
-
-
-def test_sync_call_errors_and_cancellation_reach_the_caller() -> None:
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    calls = ThreadCalls(pool)
-    gate = threading.Event()
-
-    def fail() -> None:
-        raise SystemExit(3)
-
-    async def main() -> None:
-        with pytest.raises(SystemExit):
-            await calls.run(fail)
-        blocker = asyncio.create_task(calls.run(gate.wait))
-        queued = asyncio.create_task(calls.run(lambda: "never"))
-        await asyncio.sleep(0)
-        queued.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await queued
-        gate.set()
-        assert await blocker is True
-        # A pool shut down with calls still queued ends their callers (cancelled).
-        gate.clear()
-        started = threading.Event()
-
-        def hold() -> bool:
-            started.set()
-            return gate.wait()
-
-        running = asyncio.create_task(calls.run(hold))
-        await asyncio.sleep(0)
-        wait_until(started.is_set, message="the first call to run")
-        dropped = asyncio.create_task(calls.run(lambda: "dropped"))
-        await asyncio.sleep(0)
-        pool.shutdown(wait=False, cancel_futures=True)
-        with pytest.raises(asyncio.CancelledError):
-            await dropped
-        gate.set()
-        assert await running is True
-
-    asyncio.run(main())

@@ -7,11 +7,21 @@ a signal's wake-up byte gets dropped. ``ThreadCalls`` runs the same calls in the
 but queues each result, and wakes the loop once while the queue is non-empty: the loop
 takes every result queued by then in one callback. However many runs finish, at most one
 wake-up per loop is pending.
+
+Nor is each call its own pool task: a pool task takes one future, one work item and one
+wake-up of a pool thread, and at thousands of short calls a second that hand-off cost more
+than the calls (a no-op sync agent: 155 µs of CPU per run against 52 µs for a no-op async
+one). Calls wait in one queue instead, and a pool thread that starts takes queued calls one
+after another until the queue is empty. Another pool thread is asked for only when a call is
+queued and every taker is inside a call of its own, so a call that blocks never holds up a
+queued one while the pool has a thread left, and a burst of short calls is run by one or
+two threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import threading
@@ -60,13 +70,36 @@ class _Inbox:
                 future.set_result(value)
 
 
+class _Call:
+    """One queued call, and where its result goes."""
+
+    __slots__ = ("args", "dropped", "fn", "future", "inbox")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 future: asyncio.Future[Any], inbox: _Inbox) -> None:
+        self.fn = fn
+        self.args = args
+        self.future = future
+        self.inbox = inbox
+        self.dropped = False  # its caller was cancelled before a thread took it
+
+
 class ThreadCalls:
-    """Runs sync callables in ``pool``; ``await calls.run(fn, *args)`` from a loop."""
+    """Runs sync callables in ``pool``; ``await calls.run(fn, *args)`` from a loop.
+
+    Thread-safe: ``run`` may be awaited from several loops; every queued call is taken by a
+    pool thread in the order it was queued, or dropped (its caller cancelled) when the pool
+    is shut down with ``cancel_futures``.
+    """
 
     def __init__(self, pool: concurrent.futures.ThreadPoolExecutor) -> None:
         self._pool = pool
         self._inboxes: dict[asyncio.AbstractEventLoop, _Inbox] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards everything below, and the inboxes
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._takers = 0  # pool tasks taking calls from the queue, started or not
+        self._free = 0  # of those, the ones not inside a call
+        self._closed = False  # the pool dropped a taker: it is shutting down
 
     def inbox(self, loop: asyncio.AbstractEventLoop) -> _Inbox:
         with self._lock:
@@ -82,24 +115,67 @@ class ThreadCalls:
         """``fn(*args)`` in a pool thread. Cancelling the caller drops a call that has not
         started; one already running finishes in its thread and its result is discarded."""
         loop = asyncio.get_running_loop()
-        inbox = self.inbox(loop)
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def work() -> None:
-            try:
-                value = fn(*args)
-            except BaseException as exc:  # SystemExit in agent code fails the run, too
-                inbox.put(future, exc, None)
-            else:
-                inbox.put(future, None, value)
-
-        submitted = self._pool.submit(work)
-        # A call the pool drops unstarted (shut down with cancel_futures) still ends its
-        # caller, as run_in_executor's would.
-        submitted.add_done_callback(
-            lambda f: inbox.put(future, _DROPPED, None) if f.cancelled() else None)
+        call = _Call(fn, args, loop.create_future(), self.inbox(loop))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new calls after the pool shut down")
+            self._queue.append(call)
+            start = self._free == 0
+            if start:
+                self._takers += 1
+                self._free += 1
+        if start:
+            self._start_taker()
         try:
-            return await future
+            return await call.future
         except asyncio.CancelledError:
-            submitted.cancel()
+            call.dropped = True
             raise
+
+    def _start_taker(self) -> None:
+        try:
+            submitted = self._pool.submit(self._take)
+        except RuntimeError:  # the pool is shut down: nothing will take what is queued
+            self._drop_queued()
+            raise
+        submitted.add_done_callback(self._check_dropped)
+
+    def _take(self) -> None:
+        """In a pool thread: run queued calls until there are none (or the pool closed)."""
+        lock, queue = self._lock, self._queue
+        while True:
+            with lock:
+                if not queue or self._closed:
+                    self._takers -= 1
+                    self._free -= 1
+                    return
+                call = queue.popleft()
+                if call.dropped:
+                    continue
+                self._free -= 1
+            try:
+                value = call.fn(*call.args)
+            except BaseException as exc:  # SystemExit in agent code fails the run, too
+                call.inbox.put(call.future, exc, None)
+            else:
+                call.inbox.put(call.future, None, value)
+            with lock:
+                self._free += 1
+
+    def _check_dropped(self, submitted: concurrent.futures.Future[None]) -> None:
+        """A taker the pool dropped unstarted (shut down with ``cancel_futures``): the
+        queued calls end their callers, as ``run_in_executor``'s would."""
+        if submitted.cancelled():
+            with self._lock:
+                self._takers -= 1
+                self._free -= 1
+            self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        with self._lock:
+            self._closed = True
+            dropped, self._queue = self._queue, collections.deque()
+            if self._takers == 0:
+                self._free = 0
+        for call in dropped:
+            call.inbox.put(call.future, _DROPPED, None)
