@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from agentcron.errors import ValidationError
 from agentcron.models import TriggerKind
@@ -28,6 +29,7 @@ __all__ = [
     "build_schedule",
     "parse_at",
     "parse_payload",
+    "schedule_of_fields",
     "validate_schedule",
 ]
 
@@ -53,15 +55,31 @@ class ScheduleSpec:
 SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ScheduleSpec))
 
 
-@lru_cache(maxsize=16_384)
 def build_schedule(spec: ScheduleSpec) -> Schedule:
     """The schedule for ``spec``: cron, interval (anchored at ``anchor_at or start_at``),
     once, or for webhooks one that never fires; clipped to ``[start_at, end_at]``.
 
     Raises ``ValidationError`` for a spec that cannot be built (wrong fields for its kind,
-    bad expression or zone, interval without an anchor). Memoised: the result is immutable
-    and shared, and a spec equal to an earlier one costs a dict lookup.
+    bad expression or zone, interval without an anchor). Memoised on the spec's fields
+    (``schedule_of_fields``): the result is immutable and shared.
     """
+    return schedule_of_fields(tuple([getattr(spec, name) for name in SPEC_FIELDS]))
+
+
+@lru_cache(maxsize=16_384)
+def schedule_of_fields(values: tuple[Any, ...]) -> Schedule:
+    """``build_schedule`` for the spec whose fields, in ``SPEC_FIELDS`` order, are
+    ``values``: a stored trigger's columns as read (``kind`` as its text will do).
+
+    The one memo of built schedules. Keyed by the fields rather than a ``ScheduleSpec``
+    because the firing path looks up every due row's schedule, and building a spec (and
+    hashing it) to find one was most of what a lookup cost; rows of a batch often share a
+    schedule (an agents file's triggers, a fleet on one cron)."""
+    spec = dict(zip(SPEC_FIELDS, values, strict=True))
+    return _build(ScheduleSpec(**{**spec, "kind": TriggerKind(spec["kind"])}))
+
+
+def _build(spec: ScheduleSpec) -> Schedule:
     _check_fields(spec)
     for name in ("at", "anchor_at", "start_at", "end_at"):
         value = getattr(spec, name)

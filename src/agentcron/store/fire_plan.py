@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus, TriggerKind
+from agentcron.models import CatchupMode, ClaimedRun, OverlapPolicy, RunStatus
 from agentcron.rules.ids import new_run_id
 from agentcron.rules.overlap import ActiveRuns, decide_overlap
 from agentcron.schedule.base import Schedule
 from agentcron.schedule.catchup import plan_fires
 from agentcron.schedule.jitter import jitter_offset
-from agentcron.schedule.spec import SPEC_FIELDS, ScheduleSpec, build_schedule
+from agentcron.schedule.spec import SPEC_FIELDS, schedule_of_fields
 
 # Upper bound on runs one batch inserts (catch-up in `all` mode can ask for many per
 # trigger). Keeps the PostgreSQL VALUES list under its 65,535 parameter limit.
@@ -114,33 +114,14 @@ def _cut(advance: dict[str, Any], at: datetime, kept: list[dict[str, Any]]) -> d
             "skipped": len(skipped), "last_skipped_at": max(skipped, default=None)}
 
 
-def schedule_spec_of(row: RowMapping) -> ScheduleSpec:
-    fields = {name: row[name] for name in SPEC_FIELDS}
-    return ScheduleSpec(**{**fields, "kind": TriggerKind(row["kind"])})
-
-
-# Rows of one batch often share a schedule (an agents file's triggers, a fleet on one
-# cron): the row's fields, not a ScheduleSpec, key this memo, since building the spec
-# (and hashing it for ``build_schedule``'s own cache) is most of what a lookup costs.
-_SCHEDULES: dict[tuple[Any, ...], Schedule] = {}
-_SCHEDULES_MAX = 16_384
-
-
 def _schedule_of(row: RowMapping) -> Schedule:
-    key = tuple([row[name] for name in SPEC_FIELDS])
-    schedule = _SCHEDULES.get(key)
-    if schedule is None:
-        schedule = build_schedule(schedule_spec_of(row))
-        if len(_SCHEDULES) >= _SCHEDULES_MAX:
-            _SCHEDULES.clear()
-        _SCHEDULES[key] = schedule
-    return schedule
+    return schedule_of_fields(tuple([row[name] for name in SPEC_FIELDS]))
 
 
-def _member(enum: Any, value: Any) -> Any:
-    """``enum(value)`` (its ValueError for a bad one), without the call for a good one."""
-    member = enum._value2member_map_.get(value)
-    return member if member is not None else enum(value)
+# A stored value's member by a dict lookup: calling the enum is several times slower, and
+# this runs twice for every due row. A bad value still gets the enum's own ValueError.
+_CATCHUP_MODES = {mode.value: mode for mode in CatchupMode}
+_OVERLAPS = {policy.value: policy for policy in OverlapPolicy}
 
 
 def decide(rows: list[RowMapping], now: datetime, max_runs: int = MAX_RUNS_PER_BATCH
@@ -187,14 +168,14 @@ def _plan_row(row: RowMapping, now: datetime, budget: int, check_payload: bool
     if check_payload and payload is not None and row["payload_ok"] == 0:
         raise ValueError("the payload stored for this trigger is not valid JSON")
     schedule = _schedule_of(row)
-    mode = _member(CatchupMode, row["catchup_mode"])
+    mode = _CATCHUP_MODES.get(row["catchup_mode"]) or CatchupMode(row["catchup_mode"])
     next_fire_at = row["next_fire_at"]
     ahead = next_fire_at > now
     # Ahead: planned as if it were that moment (one fire time, nothing missed).
     plan = plan_fires(schedule, next_fire_at, next_fire_at if ahead else now,
                       row["catchup_window_s"], mode, max_runs=budget)
     overlap = decide_overlap(
-        _member(OverlapPolicy, row["overlap"]),
+        _OVERLAPS.get(row["overlap"]) or OverlapPolicy(row["overlap"]),
         ActiveRuns(queued=bool(row["n_queued"]), running=bool(row["n_running"])),
         len(plan.fire_times))
     coalesced = plan.coalesced if mode is CatchupMode.COALESCE else 1
