@@ -245,10 +245,12 @@ class Dispatcher(Service):
         while (delay := wake - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
-    def forget(self, attempt: Attempt) -> None:
-        """Drop an attempt from the in-flight set (its outcome is written or it was
-        revoked). Another attempt of the same run stays."""
-        if self.inflight.pop(attempt, None) is not None:
+    def forget(self, *attempts: Attempt) -> None:
+        """Drop attempts from the in-flight set (their outcomes are written or they were
+        revoked). Another attempt of the same run stays. A batch of outcomes is one
+        wake-up, not one per run."""
+        forgotten = [a for a in attempts if self.inflight.pop(a, None) is not None]
+        if forgotten:
             self.wakeup.set()
             self.on_slots_freed(self.free_slots())
 

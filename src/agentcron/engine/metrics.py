@@ -117,11 +117,12 @@ class EngineMetrics:
 
     def on_written(self, finished: Iterable[tuple[str | None, Outcome]]) -> None:
         """Outcomes this node wrote, each with its agent's name (None if unknown)."""
+        by_status: dict[str, int] = {}  # one labelled increment per status, not per run
         for agent, outcome in finished:
             status = outcome.status.value
             if outcome.status is RunStatus.FAILED and outcome.retry_delay_s is not None:
                 status = "retrying"
-            self.finished.labels(status=status).inc()
+            by_status[status] = by_status.get(status, 0) + 1
             if agent is None:
                 continue
             usage = outcome.usage
@@ -131,6 +132,8 @@ class EngineMetrics:
                 self.tokens.labels(agent=agent, direction="output").inc(usage.output_tokens)
             if usage.cost_usd:
                 self.cost.labels(agent=agent).inc(usage.cost_usd)
+        for status, count in by_status.items():
+            self.finished.labels(status=status).inc(count)
 
     # -- fires that do not go through the ticker -------------------------------------------
 

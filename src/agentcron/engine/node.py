@@ -211,7 +211,7 @@ class Node:
         for outcome in outcomes:
             if outcome.status is RunStatus.FAILED and outcome.run_id in applied:
                 self._log_failure(outcome)
-            self.dispatcher.forget(Attempt.of(outcome))
+        self.dispatcher.forget(*[Attempt.of(outcome) for outcome in outcomes])
         for outcome in outcomes:
             if outcome.retry_delay_s is not None:
                 # Claim the retry when its backoff is over, not at the next poll.

@@ -50,6 +50,9 @@ class Executors:
 
     def for_agent(self, spec: AgentSpec) -> Executor:
         """The shared executor for ``spec.kind``; ``ValidationError`` for an unknown kind."""
+        executor = self._executors.get(spec.kind)  # asked once per run: no enum call
+        if executor is not None:
+            return executor
         try:
             kind = AgentKind(spec.kind)
         except ValueError:
