@@ -154,3 +154,29 @@ def test_a_call_that_blocks_does_not_hold_up_a_queued_one() -> None:
     finally:
         gate.set()
         pool.shutdown()
+
+
+def test_calls_queued_together_that_block_run_side_by_side() -> None:
+    """Three calls queued in one pass, each waiting for the other two: one taker was asked
+    for when they were queued, and each call it takes with others still waiting asks for
+    one more, so all three run at once (with one taker they would wait for each other until
+    the barrier broke)."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
+    # Its three threads started and idle, so queueing a call never waits for a new thread
+    # to start (which would let the first taker take its call before the others queue).
+    warm = threading.Barrier(3, timeout=20)
+    for done in [pool.submit(warm.wait) for _ in range(3)]:
+        done.result()
+    calls = ThreadCalls(pool)
+    barrier = threading.Barrier(3, timeout=20)
+
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*[calls.run(barrier.wait) for _ in range(3)]))
+
+    try:
+        arrivals = asyncio.run(main())
+    finally:
+        barrier.abort()
+        pool.shutdown()
+    assert sorted(arrivals) == [0, 1, 2]
+
