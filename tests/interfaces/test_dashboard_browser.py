@@ -175,7 +175,10 @@ def test_the_workers_page_shows_a_worker_and_its_state(browser: object,
     SHOTS.mkdir(parents=True, exist_ok=True)
     expect = playwright_api.expect
     with node.client("admin") as admin:
-        admin.put("/api/v1/agents/far", json={"kind": "remote", "config": {}})
+        # The node's zombie timeout is 5 s; a browser slow to start on a busy machine must
+        # not see the worker (silent since its claim) lost, or its run already taken back.
+        admin.put("/api/v1/agents/far", json={"kind": "remote", "config": {},
+                                              "zombie_timeout": "120s"})
         fired = admin.post("/api/v1/agents/far/fire", json={"payload": {"n": 1}})
         assert fired.status_code == 202, fired.text
     _, secret = Access(node.store).create_token("browser-worker", "worker", agents=["far"])
