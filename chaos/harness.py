@@ -452,17 +452,20 @@ class Storm:
                     raise
                 time.sleep(0.2)
 
-    def running_by_node(self, min_age_s: float = 0.0) -> dict[str, int]:
+    def running_by_node(self, min_age_s: float = 0.0,
+                        triggers: list[str] | None = None) -> dict[str, int]:
         """Runs each node holds (``running``) right now, counting only those started at
         least ``min_age_s`` ago on the database's clock (the long ones, when short runs
-        last less)."""
+        last less), and only those of ``triggers`` when given."""
         def counts(conn: Any) -> dict[str, int]:
-            rows = conn.execute(select(runs.c.node_id, func.count())
-                                .where(runs.c.status == RunStatus.RUNNING.value,
-                                       runs.c.node_id.is_not(None),
-                                       runs.c.started_at
-                                       <= func.now() - timedelta(seconds=min_age_s))
-                                .group_by(runs.c.node_id))
+            query = (select(runs.c.node_id, func.count())
+                     .where(runs.c.status == RunStatus.RUNNING.value,
+                            runs.c.node_id.is_not(None),
+                            runs.c.started_at <= func.now() - timedelta(seconds=min_age_s))
+                     .group_by(runs.c.node_id))
+            if triggers is not None:
+                query = query.where(runs.c.trigger_id.in_(triggers))
+            rows = conn.execute(query)
             return {str(node_id): int(n) for node_id, n in rows}
 
         result: dict[str, int] = self.query(counts)
