@@ -134,8 +134,7 @@ class ThreadCalls:
             self._queue.append(call)
             start = self._free == 0
             if start:
-                self._takers += 1
-                self._free += 1
+                self._count_taker(+1)
             watch = not call.inbox.watching
             call.inbox.watching = True
         if start:
@@ -155,8 +154,7 @@ class ThreadCalls:
         with self._lock:
             stuck = bool(self._queue) and self._free == 0 and not self._closed
             if stuck:
-                self._takers += 1
-                self._free += 1
+                self._count_taker(+1)
             inbox.watching = bool(self._queue) and not self._closed
         if stuck:
             with contextlib.suppress(RuntimeError):  # shut down: the queue was dropped
@@ -164,14 +162,17 @@ class ThreadCalls:
         if inbox.watching:
             inbox.loop.call_later(STUCK_AFTER_S, self._watch, inbox)
 
+    def _count_taker(self, change: int) -> None:
+        """Under ``_lock``: a taker is asked for (+1: free until it takes a call) or gone
+        (-1: it was free, having left its last call or never started)."""
+        self._takers += change
+        self._free += change
+
     def _start_taker(self) -> None:
         try:
             submitted = self._pool.submit(self._take)
         except RuntimeError:  # the pool is shut down: nothing will take what is queued
-            with self._lock:
-                self._takers -= 1
-                self._free -= 1
-            self._drop_queued()
+            self._refused()
             raise
         submitted.add_done_callback(self._check_dropped)
 
@@ -181,8 +182,7 @@ class ThreadCalls:
         while True:
             with lock:
                 if not queue or self._closed:
-                    self._takers -= 1
-                    self._free -= 1
+                    self._count_taker(-1)
                     return
                 call = queue.popleft()
                 if call.dropped:
@@ -201,13 +201,13 @@ class ThreadCalls:
         """A taker the pool dropped unstarted (shut down with ``cancel_futures``): the
         queued calls end their callers, as ``run_in_executor``'s would."""
         if submitted.cancelled():
-            with self._lock:
-                self._takers -= 1
-                self._free -= 1
-            self._drop_queued()
+            self._refused()
 
-    def _drop_queued(self) -> None:
+    def _refused(self) -> None:
+        """A taker the pool will not run (it is shut down): no taker will take the queued
+        calls, so each one's caller is cancelled, and later calls are refused."""
         with self._lock:
+            self._count_taker(-1)
             self._closed = True
             dropped = list(self._queue)
             self._queue.clear()
