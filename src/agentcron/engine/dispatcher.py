@@ -249,8 +249,10 @@ class Dispatcher(Service):
         """Drop attempts from the in-flight set (their outcomes are written or they were
         revoked). Another attempt of the same run stays. A batch of outcomes is one
         wake-up, not one per run."""
-        forgotten = [a for a in attempts if self.inflight.pop(a, None) is not None]
-        if forgotten:
+        freed = False
+        for attempt in attempts:
+            freed = self.inflight.pop(attempt, None) is not None or freed
+        if freed:
             self.wakeup.set()
             self.on_slots_freed(self.free_slots())
 

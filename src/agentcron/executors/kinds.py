@@ -50,15 +50,13 @@ class Executors:
 
     def for_agent(self, spec: AgentSpec) -> Executor:
         """The shared executor for ``spec.kind``; ``ValidationError`` for an unknown kind."""
-        executor = self._executors.get(spec.kind)  # asked once per run: no enum call
-        if executor is not None:
-            return executor
-        try:
-            kind = AgentKind(spec.kind)
-        except ValueError:
-            raise ValidationError("kind", f"unknown agent kind {spec.kind!r}") from None
-        executor = self._executors.get(kind)
+        # Asked once per run: a str-valued member hashes as its value, so no enum call.
+        executor = self._executors.get(spec.kind)
         if executor is None:
+            try:
+                kind = AgentKind(spec.kind)
+            except ValueError:
+                raise ValidationError("kind", f"unknown agent kind {spec.kind!r}") from None
             executor = self._executors[kind] = self._create(kind)
         return executor
 
