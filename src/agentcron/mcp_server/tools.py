@@ -205,20 +205,24 @@ class _Tools:
         caller = await self._caller(ctx)
 
         def create() -> dict[str, Any]:
-            when = at if delay is None else self._after(delay, at)
+            # One clock read: the guardrails measure a delay from the moment it counts
+            # from, so a delay of exactly the agent's min_interval passes.
+            now = self.services.now()
+            when = at if delay is None else self._after(delay, at, now)
             spec = TriggerInput(agent=agent, cron=cron, every=every, at=when, tz=tz,
                                 payload=payload, name=name)
-            trigger = create_trigger(self.services, caller, spec)
+            trigger = create_trigger(self.services, caller, spec, now)
             return trigger_json(trigger, self.services.describe(trigger))
 
         return await self._call(create)
 
-    def _after(self, delay: str, at: str | None) -> datetime:
-        """``delay`` from now (the database's clock, which decides what fires when)."""
+    @staticmethod
+    def _after(delay: str, at: str | None, now: datetime) -> datetime:
+        """``delay`` from ``now`` (the database's clock, which decides what fires when)."""
         if at is not None:
             raise ValidationError("delay", "delay and at given together",
                                   "give at (a time) or delay (e.g. 20m), not both")
-        when = self.services.now() + timedelta(seconds=parse_duration(delay, "delay"))
+        when = now + timedelta(seconds=parse_duration(delay, "delay"))
         # Up to the next whole second: a time a person (or a model) reads back plainly.
         return when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
 
