@@ -115,6 +115,27 @@ def test_refusals_are_recorded_on_the_run(store: Store) -> None:
     assert store.list_triggers("b") == []
 
 
+def test_a_one_shot_counts_its_min_interval_from_when_the_attempt_started(
+        store: Store) -> None:
+    """"In 1m" under a 1m min_interval: the run asked for it a minute ahead, so it is
+    created even though the outcome is written 30 s later; 1 s short of that is refused,
+    and so is a time that has passed by the write."""
+    add_agent(store, now=T0, max_concurrency=5, scheduling={"min_interval": "1m"})
+    [run] = _claim(store)  # started at AT
+    written = AT + timedelta(seconds=30)
+    store.finish("n1", [Outcome(run.run_id, run.lease, RunStatus.SUCCEEDED, follow_ups=(
+        _follow_up(store, run.run_id, at=(AT + timedelta(minutes=1)).isoformat()),
+        _follow_up(store, run.run_id, at=(AT + timedelta(seconds=59)).isoformat()),
+        _follow_up(store, run.run_id, at=(AT + timedelta(seconds=20)).isoformat()),
+    ))], written)
+    events = _events(store, run.run_id)
+    assert [kind for kind, _ in events] == ["follow_up", "follow_up_refused",
+                                            "follow_up_refused"]
+    assert store.get_trigger(str(events[0][1])).next_fire_at == AT + timedelta(minutes=1)
+    assert "fires in 59s, under its min_interval 1m" in str(events[1][1])
+    assert "no fire time after now" in str(events[2][1])
+
+
 def test_may_schedule_lets_a_run_schedule_another_agent(store: Store) -> None:
     add_agent(store, now=T0, max_concurrency=5, scheduling={"may_schedule": ["b"]})
     add_agent(store, "b", now=T0, scheduling={"require_approval": True})

@@ -75,7 +75,8 @@ class Candidate:
     agent: str
     kind: str  # TriggerKind value
     gap: timedelta | None
-    """The schedule's smallest gap (``schedule.gaps.smallest_gap``); None: no time left."""
+    """The schedule's smallest gap (``schedule.gaps.smallest_gap``), a one-shot's counted
+    from when it was asked for; None: no time left after now."""
     created_by: str
     by_agent: str | None = None
     """The agent whose run asks (created_by ``run:``), for ``may_schedule``."""

@@ -378,7 +378,8 @@ def finish(
                              o.error)
         for o in final if trigger_of.get(o.run_id) is not None], now) if locked else []
     scheduled = follow_ups.write(
-        conn, outcomes, {row.id: (row.agent, row.attempt) for row in applied_rows},
+        conn, outcomes, {row.id: follow_ups.Asker(row.agent, row.attempt, row.started_at)
+                         for row in applied_rows},
         policies, node_id, now) if scheduling else []
     record_events(conn, [
         RunEvent(o.run_id, now, "retry" if o.retry_delay_s is not None else o.status.value,

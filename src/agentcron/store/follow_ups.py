@@ -9,7 +9,8 @@ writes none (its next attempt asks again); they are recorded as refused.
 Every follow-up is agent-made (created_by ``run:<run id>``, source ``run`` unless the row
 says otherwise) and passes the guardrails (``store/guardrails.py``): the scheduling run's
 agent must list the target in ``may_schedule`` (default: itself), and the target's
-``max_live`` and ``min_interval`` hold; expiry and approval are applied. Each created one
+``max_live`` and ``min_interval`` hold (a one-shot's counted from when the asking attempt
+started); expiry and approval are applied. Each created one
 is a run event ``follow_up`` (its message the trigger id), each refused one
 ``follow_up_refused`` (its message the reason).
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -39,6 +40,15 @@ CREATED = "follow_up"
 REFUSED = "follow_up_refused"
 
 
+class Asker(NamedTuple):
+    """The applied attempt that asked for follow-ups."""
+
+    agent: str
+    attempt: int
+    started_at: datetime | None
+    """When the attempt started: its one-shots' gaps count from here (``guard``)."""
+
+
 def wanted(outcomes: Sequence[Outcome]) -> bool:
     """Whether any outcome carries follow-ups (else ``finish`` does nothing more)."""
     return any(o.follow_ups for o in outcomes)
@@ -53,12 +63,12 @@ def lock_targets(conn: Connection, outcomes: Sequence[Outcome]
         if f.row is not None and "agent" in f.row})
 
 
-def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, tuple[str, int]],
+def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, Asker],
           policies: dict[str, SchedulingPolicy], node_id: str, now: datetime
           ) -> list[RunEvent]:
     """Create the follow-ups of the outcomes that were applied (``applied``: run id ->
-    (the run's agent, its attempt)); returns the run events to record (the caller records
-    them with its own)."""
+    its attempt); returns the run events to record (the caller records them with its
+    own)."""
     events: list[RunEvent] = []
     mine = [o for o in outcomes if o.follow_ups and o.run_id in applied]
     if not mine:
@@ -71,7 +81,7 @@ def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, tupl
                 .where(agents.c.name.in_(sorted(schedulers))))}}
     created = False
     for outcome in mine:
-        agent, attempt = applied[outcome.run_id]
+        agent, attempt, started_at = applied[outcome.run_id]
 
         def event(kind: str, message: str, run_id: str = outcome.run_id,
                   attempt: int = attempt) -> None:
@@ -89,7 +99,7 @@ def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, tupl
             else:
                 try:
                     trigger_id = _create(conn, follow_up.row, outcome.run_id, agent,
-                                         policies, now)
+                                         policies, now, started_at)
                 except GuardrailError as exc:
                     event(REFUSED, f"schedule[{i}]: {exc.reason}")
                 else:
@@ -101,7 +111,8 @@ def write(conn: Connection, outcomes: Sequence[Outcome], applied: dict[str, tupl
 
 
 def _create(conn: Connection, row: dict[str, Any], run_id: str, agent: str,
-            policies: dict[str, SchedulingPolicy], now: datetime) -> str:
+            policies: dict[str, SchedulingPolicy], now: datetime,
+            asked_at: datetime | None) -> str:
     values = {**row}
     # Always agent-made, so never past the guardrails: a row that says otherwise (or
     # nothing) is this run's.
@@ -109,7 +120,7 @@ def _create(conn: Connection, row: dict[str, Any], run_id: str, agent: str,
         values["created_by"] = f"run:{run_id}"
     if values.get("source") in (None, "cli"):
         values["source"] = "run"
-    values = guard(conn, values, now, policies, by_agent=agent)
+    values = guard(conn, values, now, policies, by_agent=agent, asked_at=asked_at)
     if values.get("name") is not None and conn.execute(
             select(triggers.c.id).where(triggers.c.agent == values["agent"],
                                         triggers.c.name == values["name"])).first():

@@ -105,12 +105,17 @@ def _token_refusal(conn: Connection, created_by: str, agent: str, now: datetime
 
 
 def guard(conn: Connection, values: dict[str, Any], now: datetime,
-          policies: dict[str, SchedulingPolicy], by_agent: str | None = None
-          ) -> dict[str, Any]:
+          policies: dict[str, SchedulingPolicy], by_agent: str | None = None,
+          asked_at: datetime | None = None) -> dict[str, Any]:
     """The row to insert for ``values`` (a ``NewTrigger.row()``), with expiry and approval
     applied; ``GuardrailError`` when the policy refuses it. ``policies`` holds the locked
     policies (``lock_policies``) of the target agent and, for a follow-up, of ``by_agent``
-    (the scheduling run's agent). Rows not agent-made are returned unchanged."""
+    (the scheduling run's agent). Rows not agent-made are returned unchanged.
+
+    ``asked_at`` is when the trigger was asked for (a follow-up: when the asking attempt
+    started; default ``now``): a one-shot's gap to its time counts from then, so "in 1m"
+    meets a 1m ``min_interval`` however long the run went on after asking. It must still
+    have a time after ``now``."""
     if not agent_made(values.get("created_by")):
         return values
     agent = values["agent"]
@@ -120,8 +125,10 @@ def guard(conn: Connection, values: dict[str, Any], now: datetime,
     columns: dict[str, Any] = {name: values.get(name) for name in SPEC_FIELDS}
     spec = ScheduleSpec(**{**columns, "kind": TriggerKind(values["kind"])})
     schedule = build_schedule(spec)
+    since = now if asked_at is None else min(asked_at, now)
     candidate = Candidate(agent=agent, kind=str(values["kind"]),
-                          gap=smallest_gap(schedule, now),
+                          gap=smallest_gap(schedule, since)
+                          if schedule.next_after(now) is not None else None,
                           created_by=values["created_by"], by_agent=by_agent)
     reason = _token_refusal(conn, values["created_by"], agent, now) or refusal(
         candidate, policy, live_count(conn, agent, now), now,

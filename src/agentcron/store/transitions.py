@@ -241,7 +241,7 @@ def finish(source: BulkSource, node_id: str) -> Update:
     ``running`` on ``node_id`` under that lease; status ``queued`` is a retry (the node is
     cleared, ``run_after`` set). A success also lands on a run the sweeper cancelled for
     time (``SWEPT_FOR_TIME``), whose reason becomes ``LATE_SUCCESS``. Usage adds up over
-    attempts. Returns (id, attempt, agent, trigger_id) of the runs changed."""
+    attempts. Returns (id, attempt, agent, trigger_id, started_at) of the runs changed."""
     retrying = source["status"] == _QUEUED
     swept_for_time = and_(runs.c.status == _CANCELLED, runs.c.reason == SWEPT_FOR_TIME)
     return (
@@ -270,7 +270,8 @@ def finish(source: BulkSource, node_id: str) -> Update:
             cost_usd=_accumulate(runs.c.cost_usd, source["cost_usd"]),
             model=func.coalesce(source["model"], runs.c.model),
         )
-        .returning(runs.c.id, runs.c.attempt, runs.c.agent, runs.c.trigger_id)
+        .returning(runs.c.id, runs.c.attempt, runs.c.agent, runs.c.trigger_id,
+                   runs.c.started_at)
     )
 
 
