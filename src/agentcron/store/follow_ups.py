@@ -10,9 +10,9 @@ Every follow-up is agent-made (created_by ``run:<run id>``, source ``run`` unles
 says otherwise) and passes the guardrails (``store/guardrails.py``): the scheduling run's
 agent must list the target in ``may_schedule`` (default: itself), and the target's
 ``max_live`` and ``min_interval`` hold (a one-shot's counted from when the asking attempt
-started); expiry and approval are applied. Each created one
-is a run event ``follow_up`` (its message the trigger id), each refused one
-``follow_up_refused`` (its message the reason).
+started); expiry and approval are applied. Each created one is a run event ``follow_up``
+(its message the trigger id), each refused one ``follow_up_refused`` (its message the
+reason).
 
 Lock order: ``lock_targets`` locks the target agents' rows (in name order) before
 ``finish`` locks any trigger or run row, as the documented order (agents -> triggers ->
