@@ -22,6 +22,16 @@ def record(ctx: RunContext) -> dict[str, Any]:
     return {"run_id": ctx.run_id}
 
 
+def mark_started(ctx: RunContext) -> None:
+    """Append the run id to the ledger's ``.started`` file as the attempt begins, so a test
+    can wait for a run to be in flight on its node. A run shown ``running`` is only claimed:
+    a node that drains before its executor has taken the run releases it, not drains it."""
+    ledger = os.environ.get("AGENTCRON_TEST_LEDGER")
+    if ledger:
+        with Path(f"{ledger}.started").open("a") as f:
+            f.write(f"{ctx.run_id} {ctx.attempt} {os.getpid()}\n")
+
+
 def sleepy(ctx: RunContext) -> str:
     """Sleeps payload["seconds"] cooperatively (stops early when cancelled)."""
     seconds = float((ctx.payload or {}).get("seconds", 1.0))
@@ -35,6 +45,7 @@ def sleepy(ctx: RunContext) -> str:
 
 
 async def async_sleepy(ctx: RunContext) -> str:
+    mark_started(ctx)
     await asyncio.sleep(float((ctx.payload or {}).get("seconds", 1.0)))
     record(ctx)
     return "done"

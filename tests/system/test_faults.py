@@ -105,6 +105,14 @@ def _node_ids(store: Store) -> list[str]:
         return [row[0] for row in conn.execute(select(nodes.c.id))]
 
 
+def _wait_in_flight(tmp_path: Path, run_id: str) -> None:
+    """Wait until the node's executor has begun ``run_id`` (``async_sleepy`` marks it), not
+    only claimed it: a drain releases a claimed run its node has not started."""
+    started = tmp_path / "ledger.txt.started"
+    _wait(lambda: started.exists() and run_id in started.read_text().split(), 10,
+          f"the node to begin {run_id}")
+
+
 def _ledger(path: Path) -> list[tuple[str, int, str, str, int]]:
     """(run_id, attempt, trigger_id, scheduled_for, pid) per execution that completed."""
     if not path.exists():
@@ -268,7 +276,7 @@ def test_drain_lets_the_run_in_flight_finish(pg_store: Store, tmp_path: Path,
     _agent(store, "slow", "async_sleepy", timeout="1m")
     node = _node(store, tmp_path, procs, "node-a", drain_timeout="10s")
     run_id = store.fire_now("slow", {"seconds": 2})
-    _wait(lambda: _run(store, run_id)["status"] == RUNNING, 10, "the run to start")
+    _wait_in_flight(tmp_path, run_id)
     signalled_at = store.now()
     code, took = _stopped_within(node, timeout=20)
 
@@ -295,7 +303,7 @@ def test_drain_timeout_releases_the_run_to_another_node(pg_store: Store, tmp_pat
     _agent(store, "slow", "async_sleepy", timeout="1m", max_attempts=1)
     a = _node(store, tmp_path, procs, "node-a", drain_timeout="1s")
     run_id = store.fire_now("slow", {"seconds": 5})
-    _wait(lambda: _run(store, run_id)["status"] == RUNNING, 10, "node-a to start the run")
+    _wait_in_flight(tmp_path, run_id)
     b = _node(store, tmp_path, procs, "node-b")
     code, took = _stopped_within(a, timeout=20)
     assert code == 0, a.log()[-3000:]
@@ -328,7 +336,7 @@ def test_second_signal_exits_at_once(pg_store: Store, tmp_path: Path,
     _agent(store, "slow", "async_sleepy", timeout="5m")
     node = _node(store, tmp_path, procs, "node-a", drain_timeout="60s")
     run_id = store.fire_now("slow", {"seconds": 60})
-    _wait(lambda: _run(store, run_id)["status"] == RUNNING, 10, "the run to start")
+    _wait_in_flight(tmp_path, run_id)
     node.signal(signal.SIGTERM)
     node.wait_for_log("node_draining", timeout=10)
     began = time.monotonic()
